@@ -1,0 +1,171 @@
+"""The check contract.
+
+A *check* is a plugin that measures one thing about a submission (its
+admission, nominal performance, input contract, ...) and returns a
+:class:`~cityx.core.findings.CheckResult`. A *threshold* turns a metric into
+a finding: below ``fail`` (or above, for metrics where lower is better) is
+a high-severity finding, below ``conditional`` a medium one. The *problems*
+of a submission are what admission found wrong before anything ran.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar, final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import CityxError, TargetError, TargetTimeout
+from .findings import CheckResult, CheckStatus, Evidence, Finding, Severity
+from .manifest import Manifest
+from .registry import PluginMeta
+from .schema import FloatArray
+from .seeding import stream
+from .systems import Controller, Predictor
+from .taxonomy import NistFunction, Principle, Tags
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a submission: where (file and field) and what."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledBatch:
+    """Feature rows in schema order with their true labels or values.
+
+    ``rejected`` marks rows that broke the input schema; they are kept
+    out of ``features`` and reported, never silently scored.
+    """
+
+    features: FloatArray
+    truth: NDArray[Any]
+    source: str
+    rejected_rows: int = 0
+    rejected_by_feature: Mapping[str, int] = field(default_factory=dict)
+    rejected_examples: tuple[Mapping[str, Any], ...] = ()
+
+
+class Direction(StrEnum):
+    MIN = "min"  # higher is better: the value must stay at or above the limit
+    MAX = "max"  # lower is better: the value must stay at or below the limit
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    metric: str
+    direction: Direction
+    fail: float | None = None
+    conditional: float | None = None
+
+    def judge(self, value: float | None) -> tuple[Severity, str] | None:
+        """The severity this value earns, with a reason, or None if it is fine."""
+        if value is None:
+            return Severity.MEDIUM, f"{self.metric} could not be measured"
+        worse = (lambda lim: value < lim) if self.direction is Direction.MIN else (
+            lambda lim: value > lim)
+        word = "below" if self.direction is Direction.MIN else "above"
+        if self.fail is not None and worse(self.fail):
+            return Severity.HIGH, f"{self.metric} = {value:.4g} is {word} the fail limit {self.fail:g}"
+        if self.conditional is not None and worse(self.conditional):
+            return (Severity.MEDIUM,
+                    f"{self.metric} = {value:.4g} is {word} the conditional limit "
+                    f"{self.conditional:g}")
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    """Everything a check may use; built by the trial runner."""
+
+    submission_dir: Path
+    manifest: Manifest | None
+    seed: int
+    problems: tuple[Problem, ...] = ()
+    load_error: str | None = None
+    predictor: Predictor | None = None
+    controller: Controller | None = None
+    holdout: LabelledBatch | None = None
+    thresholds: Mapping[str, Threshold] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def rng(self, check_id: str, *labels: str) -> np.random.Generator:
+        return stream(self.seed, "check", check_id, *labels)
+
+
+class Check(ABC):
+    """Base class of check plugins: ``run`` validates, then calls ``_run``."""
+
+    meta: ClassVar[PluginMeta]
+
+    @final
+    def run(self, ctx: CheckContext) -> CheckResult:
+        cid = self.meta.id
+        kind = ctx.manifest.system.kind.value if ctx.manifest else None
+        if self.meta.supports and kind is not None and kind not in self.meta.supports:
+            return CheckResult(cid, CheckStatus.SKIPPED, message=f"not for {kind} submissions")
+        start = time.perf_counter()
+        try:
+            result = self._run(ctx)
+        except TargetError as exc:
+            result = CheckResult(cid, CheckStatus.FAILED, findings=(target_failure(cid, exc),),
+                                 message=str(exc))
+        except CityxError as exc:
+            result = CheckResult(cid, CheckStatus.ERROR, message=str(exc))
+        except Exception as exc:  # a bug in a check must not kill the trial
+            last = traceback.format_exception_only(exc)[-1].strip()
+            result = CheckResult(cid, CheckStatus.ERROR, message=f"internal error: {last}")
+        wall = time.perf_counter() - start
+        return CheckResult(result.check, result.status, result.metrics, result.findings,
+                           result.details, wall, result.message)
+
+    @abstractmethod
+    def _run(self, ctx: CheckContext) -> CheckResult:
+        """Measure, and return metrics and findings."""
+
+
+def target_failure(check_id: str, exc: TargetError) -> Finding:
+    """The finding for a system under test that hung, crashed or answered garbage."""
+    hung = isinstance(exc, TargetTimeout)
+    return Finding(
+        id=f"{check_id}/target-{'timeout' if hung else 'failure'}",
+        check=check_id,
+        title="The system under test stopped answering" if hung
+        else "The system under test failed while being called",
+        severity=Severity.HIGH,
+        severity_reason="a deployed system that hangs or crashes leaves the city without "
+        "its decisions",
+        tags=Tags(Principle.ROBUSTNESS, NistFunction.MEASURE, ("AML.T0029",), ("Art. 15",)),
+        description=str(exc),
+        evidence=Evidence(metrics={"error": type(exc).__name__}),
+    )
+
+
+def status_from(findings: tuple[Finding, ...]) -> CheckStatus:
+    worst = max((f.severity.rank for f in findings), default=-1)
+    return CheckStatus.FAILED if worst > Severity.INFO.rank else CheckStatus.PASSED
+
+
+__all__ = [
+    "Check",
+    "CheckContext",
+    "Direction",
+    "LabelledBatch",
+    "Problem",
+    "Threshold",
+    "status_from",
+    "target_failure",
+]

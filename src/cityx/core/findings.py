@@ -1,0 +1,143 @@
+"""Findings: what a check tried, what happened, and how bad it is.
+
+A *finding* is one observation worth a reader's attention, with a *severity*
+(and the reason for it), *evidence* (numbers, files and the seed to
+reproduce it) and taxonomy tags. A *metric* is a measured number with an
+optional confidence interval. A *check result* gathers a check's metrics
+and findings; a report is a pure function of check results and the policy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from .taxonomy import Tags
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {s: i for i, s in enumerate(Severity)}
+
+
+class CheckStatus(StrEnum):
+    """How a check ended: ``passed`` (no finding above info), ``failed`` (it
+    found problems), ``error`` (the check itself could not run to the end) or
+    ``skipped`` (it does not apply to this submission)."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """A measured value, with a confidence interval when one was estimated."""
+
+    value: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    unit: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("value", "ci_low", "ci_high"):
+            v = getattr(self, name)
+            if v is not None:
+                v = float(v)
+                # Undefined numbers are None, never NaN, so JSON stays valid.
+                object.__setattr__(self, name, None if math.isnan(v) else v)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high,
+                "unit": self.unit}
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What backs a finding: numbers, files, and how to reproduce it."""
+
+    metrics: Mapping[str, float | int | str | None] = field(default_factory=dict)
+    files: tuple[str, ...] = ()
+    seed: int | None = None
+    reproduce: str | None = None
+    examples: tuple[Mapping[str, Any], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"metrics": dict(self.metrics), "files": list(self.files), "seed": self.seed,
+                "reproduce": self.reproduce, "examples": [dict(e) for e in self.examples]}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One observation of a check, with its severity and why."""
+
+    id: str
+    check: str
+    title: str
+    severity: Severity
+    severity_reason: str
+    tags: Tags
+    description: str = ""
+    evidence: Evidence = field(default_factory=Evidence)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "severity", Severity(self.severity))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "check": self.check,
+            "title": self.title,
+            "severity": self.severity.value,
+            "severity_reason": self.severity_reason,
+            "description": self.description,
+            "principle": self.tags.principle.value,
+            "nist": self.tags.nist.value,
+            "atlas": list(self.tags.atlas),
+            "eu_ai_act": list(self.tags.eu_ai_act),
+            "evidence": self.evidence.to_json(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """Everything one check produced."""
+
+    check: str
+    status: CheckStatus
+    metrics: Mapping[str, Metric] = field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+    wall_s: float = 0.0
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", CheckStatus(self.status))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.check,
+            "status": self.status.value,
+            "message": self.message,
+            "metrics": {k: m.to_json() for k, m in self.metrics.items()},
+            "findings": [f.id for f in self.findings],
+            "details": dict(self.details),
+            "wall_s": round(self.wall_s, 4),
+        }
+
+
+__all__ = ["CheckResult", "CheckStatus", "Evidence", "Finding", "Metric", "Severity"]

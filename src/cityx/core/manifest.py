@@ -1,0 +1,178 @@
+"""The submission manifest, ``cityx.toml``.
+
+A *submission* is a folder a vendor hands to the city: the manifest, the
+model *artifact*, its training and holdout data and a *datasheet* (a
+document describing how the data was collected). The manifest is a wire
+format, so it is a pydantic model; its JSON Schema ships in the package as
+``cityx/schemas/submission-manifest.v1.json``.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from .schema import Feature, FeatureType, InputSchema, OutputSpec, Task
+
+MANIFEST_SCHEMA_VERSION = 1
+MANIFEST_FILE = "cityx.toml"
+
+_ID = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+RelPath = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class SystemKind(StrEnum):
+    PREDICTOR = "predictor"
+    CONTROLLER = "controller"
+
+
+class ArtifactFormat(StrEnum):
+    ONNX = "onnx"
+    SKOPS = "skops"
+    LIGHTGBM = "lightgbm"
+    ENTRYPOINT = "entrypoint"
+    PICKLE = "pickle"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class SystemSection(_Strict):
+    id: Annotated[str, StringConstraints(pattern=_ID)] = Field(
+        description="Stable id of the AI system: lowercase letters, digits, '.', '_', '-'."
+    )
+    vendor: Annotated[str, StringConstraints(min_length=1)]
+    version: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    kind: SystemKind
+    intended_use: Annotated[str, StringConstraints(min_length=10)] = Field(
+        description="What the system is for, where and by whom it is used."
+    )
+    contact: Annotated[str, StringConstraints(min_length=3)]
+
+
+class ArtifactSection(_Strict):
+    path: RelPath = Field(description="Artifact file, relative to the submission folder.")
+    format: ArtifactFormat
+    sha256: Sha256 = Field(description="Lowercase hex SHA-256 of the artifact file.")
+    entrypoint: str | None = Field(
+        default=None,
+        description="For format 'entrypoint': 'module:callable' found in the artifact path "
+        "(a .py file or a folder), returning an object with predict(batch).",
+    )
+
+    @model_validator(mode="after")
+    def _entrypoint_only_when_needed(self) -> ArtifactSection:
+        if self.format is ArtifactFormat.ENTRYPOINT:
+            if not self.entrypoint or not re.match(r"^[\w.]+:[\w.]+$", self.entrypoint):
+                raise ValueError("format 'entrypoint' needs entrypoint = 'module:callable'")
+        elif self.entrypoint is not None:
+            raise ValueError("entrypoint is only used with format = 'entrypoint'")
+        return self
+
+
+class FeatureSpec(_Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    type: FeatureType = FeatureType.FLOAT
+    unit: str = ""
+    min: float | None = None
+    max: float | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> FeatureSpec:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class InputsSection(_Strict):
+    features: list[FeatureSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> InputsSection:
+        names = [f.name for f in self.features]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate feature names: {', '.join(dupes)}")
+        return self
+
+
+class OutputsSection(_Strict):
+    task: Task
+    labels: list[str] = Field(default_factory=list)
+    min: float | None = None
+    max: float | None = None
+    unit: str = ""
+    label_column: Annotated[str, StringConstraints(min_length=1)] = Field(
+        description="The column of the training and holdout data holding the truth."
+    )
+
+    @model_validator(mode="after")
+    def _task_fields(self) -> OutputsSection:
+        if self.task is Task.CLASSIFICATION:
+            if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels):
+                raise ValueError("a classifier needs at least two distinct labels")
+        elif self.labels:
+            raise ValueError("labels are only for task = 'classification'")
+        return self
+
+
+class DataSection(_Strict):
+    training: RelPath | None = None
+    holdout: RelPath | None = None
+    datasheet: RelPath
+
+
+class Manifest(_Strict):
+    """The whole ``cityx.toml``."""
+
+    schema_version: Literal[1] = MANIFEST_SCHEMA_VERSION
+    system: SystemSection
+    artifact: ArtifactSection
+    inputs: InputsSection
+    outputs: OutputsSection
+    data: DataSection
+
+    @model_validator(mode="after")
+    def _predictor_needs_holdout(self) -> Manifest:
+        if self.system.kind is SystemKind.PREDICTOR and not self.data.holdout:
+            raise ValueError("a predictor submission must name holdout data in [data]")
+        return self
+
+    def input_schema(self) -> InputSchema:
+        return InputSchema(tuple(Feature(**f.model_dump()) for f in self.inputs.features))
+
+    def output_spec(self) -> OutputSpec:
+        o = self.outputs
+        return OutputSpec(task=o.task, labels=tuple(o.labels), value_min=o.min,
+                          value_max=o.max, unit=o.unit)
+
+
+def manifest_json_schema() -> dict[str, Any]:
+    """The JSON Schema of ``cityx.toml`` (as parsed from TOML)."""
+    schema = Manifest.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://cityx.dev/schemas/submission-manifest.v1.json"
+    schema["title"] = "CityXchange submission manifest (cityx.toml), version 1"
+    return schema
+
+
+__all__ = [
+    "MANIFEST_FILE",
+    "MANIFEST_SCHEMA_VERSION",
+    "ArtifactFormat",
+    "ArtifactSection",
+    "DataSection",
+    "FeatureSpec",
+    "InputsSection",
+    "Manifest",
+    "OutputsSection",
+    "SystemKind",
+    "SystemSection",
+    "manifest_json_schema",
+]
