@@ -32,15 +32,24 @@ from .systems import Controller, Predictor
 from .taxonomy import NistFunction, Principle, Tags
 
 
+class Level(StrEnum):
+    ERROR = "error"  # the submission cannot be admitted until this is fixed
+    WARNING = "warning"  # admitted, but the report shows it
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong with a submission: where (file and field) and what."""
 
     where: str
     message: str
+    level: Level = Level.ERROR
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"where": self.where, "message": self.message, "level": self.level.value}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,15 +84,21 @@ class Threshold:
         """The severity this value earns, with a reason, or None if it is fine."""
         if value is None:
             return Severity.MEDIUM, f"{self.metric} could not be measured"
-        worse = (lambda lim: value < lim) if self.direction is Direction.MIN else (
-            lambda lim: value > lim)
+
+        def worse(limit: float) -> bool:
+            return value < limit if self.direction is Direction.MIN else value > limit
+
         word = "below" if self.direction is Direction.MIN else "above"
         if self.fail is not None and worse(self.fail):
-            return Severity.HIGH, f"{self.metric} = {value:.4g} is {word} the fail limit {self.fail:g}"
+            return (
+                Severity.HIGH,
+                f"{self.metric} = {value:.4g} is {word} the fail limit {self.fail:g}",
+            )
         if self.conditional is not None and worse(self.conditional):
-            return (Severity.MEDIUM,
-                    f"{self.metric} = {value:.4g} is {word} the conditional limit "
-                    f"{self.conditional:g}")
+            return (
+                Severity.MEDIUM,
+                f"{self.metric} = {value:.4g} is {word} the conditional limit {self.conditional:g}",
+            )
         return None
 
 
@@ -95,21 +110,33 @@ class CheckContext:
     manifest: Manifest | None
     seed: int
     problems: tuple[Problem, ...] = ()
-    load_error: str | None = None
+    load_s: float | None = None
     predictor: Predictor | None = None
     controller: Controller | None = None
     holdout: LabelledBatch | None = None
     thresholds: Mapping[str, Threshold] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
 
+    def threshold_for(self, metric: str) -> Threshold | None:
+        """The policy's limit for ``metric``, or for its family (``recall[*]``)."""
+        found = self.thresholds.get(metric)
+        if found is None and metric.endswith("]") and "[" in metric:
+            found = self.thresholds.get(metric[: metric.index("[")] + "[*]")
+        return found
+
     def rng(self, check_id: str, *labels: str) -> np.random.Generator:
         return stream(self.seed, "check", check_id, *labels)
 
 
 class Check(ABC):
-    """Base class of check plugins: ``run`` validates, then calls ``_run``."""
+    """Base class of check plugins: ``run`` validates, then calls ``_run``.
+
+    ``threshold_metrics`` names the metrics a policy may set limits on;
+    a name ending in ``[*]`` stands for a family (``recall[*]``).
+    """
 
     meta: ClassVar[PluginMeta]
+    threshold_metrics: ClassVar[tuple[str, ...]] = ()
 
     @final
     def run(self, ctx: CheckContext) -> CheckResult:
@@ -121,16 +148,24 @@ class Check(ABC):
         try:
             result = self._run(ctx)
         except TargetError as exc:
-            result = CheckResult(cid, CheckStatus.FAILED, findings=(target_failure(cid, exc),),
-                                 message=str(exc))
+            result = CheckResult(
+                cid, CheckStatus.FAILED, findings=(target_failure(cid, exc),), message=str(exc)
+            )
         except CityxError as exc:
             result = CheckResult(cid, CheckStatus.ERROR, message=str(exc))
         except Exception as exc:  # a bug in a check must not kill the trial
             last = traceback.format_exception_only(exc)[-1].strip()
             result = CheckResult(cid, CheckStatus.ERROR, message=f"internal error: {last}")
         wall = time.perf_counter() - start
-        return CheckResult(result.check, result.status, result.metrics, result.findings,
-                           result.details, wall, result.message)
+        return CheckResult(
+            result.check,
+            result.status,
+            result.metrics,
+            result.findings,
+            result.details,
+            wall,
+            result.message,
+        )
 
     @abstractmethod
     def _run(self, ctx: CheckContext) -> CheckResult:
@@ -143,7 +178,8 @@ def target_failure(check_id: str, exc: TargetError) -> Finding:
     return Finding(
         id=f"{check_id}/target-{'timeout' if hung else 'failure'}",
         check=check_id,
-        title="The system under test stopped answering" if hung
+        title="The system under test stopped answering"
+        if hung
         else "The system under test failed while being called",
         severity=Severity.HIGH,
         severity_reason="a deployed system that hangs or crashes leaves the city without "
@@ -164,6 +200,7 @@ __all__ = [
     "CheckContext",
     "Direction",
     "LabelledBatch",
+    "Level",
     "Problem",
     "Threshold",
     "status_from",

@@ -62,8 +62,12 @@ class Metric:
                 object.__setattr__(self, name, None if math.isnan(v) else v)
 
     def to_json(self) -> dict[str, Any]:
-        return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high,
-                "unit": self.unit}
+        return {
+            "value": self.value,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "unit": self.unit,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +81,13 @@ class Evidence:
     examples: tuple[Mapping[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"metrics": dict(self.metrics), "files": list(self.files), "seed": self.seed,
-                "reproduce": self.reproduce, "examples": [dict(e) for e in self.examples]}
+        return {
+            "metrics": dict(self.metrics),
+            "files": list(self.files),
+            "seed": self.seed,
+            "reproduce": self.reproduce,
+            "examples": [dict(e) for e in self.examples],
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,7 +131,7 @@ class DataSection(_Strict):
 class Manifest(_Strict):
     """The whole ``cityx.toml``."""
 
-    schema_version: Literal[1] = MANIFEST_SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     system: SystemSection
     artifact: ArtifactSection
     inputs: InputsSection
@@ -149,8 +149,9 @@ class Manifest(_Strict):
 
     def output_spec(self) -> OutputSpec:
         o = self.outputs
-        return OutputSpec(task=o.task, labels=tuple(o.labels), value_min=o.min,
-                          value_max=o.max, unit=o.unit)
+        return OutputSpec(
+            task=o.task, labels=tuple(o.labels), value_min=o.min, value_max=o.max, unit=o.unit
+        )
 
 
 def manifest_json_schema() -> dict[str, Any]:

@@ -109,7 +109,7 @@ class Registry:
     def ids(self, kind: PluginKind) -> tuple[str, ...]:
         return tuple(sorted(pid for k, pid in self._index() if k is kind))
 
-    def keys(self) -> tuple[tuple[PluginKind, str], ...]:
+    def plugins(self) -> tuple[tuple[PluginKind, str], ...]:
         return tuple(sorted(self._index()))
 
     def load(self, kind: PluginKind, plugin_id: str) -> Any:

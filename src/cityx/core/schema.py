@@ -94,9 +94,7 @@ class InputSchema:
     def violations(self, batch: FloatArray) -> InputViolations:
         """Vectorised check of a batch against types and bounds."""
         if batch.ndim != 2 or batch.shape[1] != len(self.features):
-            raise ValueError(
-                f"batch has shape {batch.shape}, expected (n, {len(self.features)})"
-            )
+            raise ValueError(f"batch has shape {batch.shape}, expected (n, {len(self.features)})")
         finite = np.isfinite(batch)
         with np.errstate(invalid="ignore"):
             out = finite & ((batch < self.lower) | (batch > self.upper))

@@ -32,7 +32,7 @@ class Principle(StrEnum):
     INCLUSIVE_GROWTH = "inclusive_growth"
 
     @property
-    def title(self) -> str:
+    def display_name(self) -> str:
         return _PRINCIPLE_TITLES[self]
 
 

@@ -1,0 +1,1 @@
+"""The ``cityx`` command line: parse, call one library function, render."""

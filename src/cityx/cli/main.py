@@ -1,0 +1,385 @@
+"""``cityx``: the command-line front end.
+
+Every subcommand parses its arguments, calls one library function and
+renders the result; anything it does is available from Python too. With
+``--json`` standard output is exactly one JSON object. Exit status: 0 on
+success, 2 for bad input (one line on standard error), 1 for an internal
+error, 3 when a trial's gate is at or below ``--fail-on`` or an audit log
+fails verification.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from cityx import __version__
+from cityx.core import CityxError, InputError, SystemKind
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_VERDICT = 0, 1, 2, 3
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    root = argparse.ArgumentParser(
+        prog="cityx",
+        formatter_class=fmt,
+        description="CityXchange: test smart-city AI in a simulated city before it goes live.",
+        epilog="examples:\n  cityx demo\n  cityx trial examples/submissions/metro-congestion\n"
+        "  cityx submission validate my-submission\n  cityx audit verify --json",
+    )
+    root.add_argument("--version", action="version", version=f"cityx {__version__}")
+    root.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = root.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(
+        name: str, help_text: str, example: str, handler: Handler, parent: Any = sub
+    ) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = parent.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            formatter_class=fmt,
+            epilog=f"example:\n  {example}",
+        )
+        p.set_defaults(handler=handler)
+        return p
+
+    demo = command(
+        "demo",
+        "Run the default trial(s) on the embedded example and print where the report is.",
+        "cityx demo --out cityx-demo",
+        _demo,
+    )
+    demo.add_argument(
+        "--out", type=Path, default=Path("cityx-demo"), help="output folder (default: cityx-demo)"
+    )
+    demo.add_argument("--store", help="store URL (default: SQLite in the user data folder)")
+    demo.add_argument("--json", action="store_true", help="print one JSON object")
+
+    trial = command(
+        "trial",
+        "Run a trial of a submission under a policy and write results.json and report.html.",
+        "cityx trial examples/submissions/metro-congestion --seed 1 --out out/t1 --fail-on fail",
+        _trial,
+    )
+    trial.add_argument("submission", type=Path, metavar="SUBMISSION_DIR")
+    trial.add_argument(
+        "--data",
+        type=Path,
+        help="holdout data to score instead of the submission's own (.csv or .parquet)",
+    )
+    trial.add_argument(
+        "--policy", type=Path, help="policy TOML (default: the built-in cityx.default policy)"
+    )
+    trial.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+    trial.add_argument("--out", type=Path, help="output folder (default: cityx-trials/TRIAL_ID)")
+    trial.add_argument(
+        "--store",
+        help="store URL: sqlite:///file.db or "
+        "postgresql://user@host:port/db (default: SQLite in the user data folder)",
+    )
+    trial.add_argument("--json", action="store_true", help="print one JSON object")
+    trial.add_argument(
+        "--fail-on",
+        choices=("fail", "conditional"),
+        help="exit 3 when the gate decision is this or worse",
+    )
+    trial.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow pickle/joblib artifacts (they run arbitrary code, in the isolated worker)",
+    )
+    trial.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="time limit of one call to the model, seconds (default: 30)",
+    )
+    trial.add_argument(
+        "--memory-mb",
+        type=int,
+        default=4096,
+        metavar="MB",
+        help="memory limit of the model's worker process (default: 4096)",
+    )
+
+    submission = sub.add_parser(
+        "submission",
+        help="Create or validate a submission folder.",
+        description="Create or validate a submission folder.",
+    )
+    ssub = submission.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    init = command(
+        "init",
+        "Scaffold a submission folder with a commented cityx.toml.",
+        "cityx submission init my-model --kind predictor",
+        _submission_init,
+        ssub,
+    )
+    init.add_argument("dir", type=Path, metavar="DIR")
+    init.add_argument("--kind", choices=[k.value for k in SystemKind], required=True)
+    validate = command(
+        "validate",
+        "Check a submission folder and list every problem with its file and field.",
+        "cityx submission validate my-model --json",
+        _submission_validate,
+        ssub,
+    )
+    validate.add_argument("dir", type=Path, metavar="DIR")
+    validate.add_argument("--json", action="store_true", help="print one JSON object")
+
+    audit = sub.add_parser(
+        "audit",
+        help="Verify the tamper-evident audit log.",
+        description="Verify the tamper-evident audit log.",
+    )
+    asub = audit.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    verify = command(
+        "verify",
+        "Check the audit log's hash chain and name the first bad entry.",
+        "cityx audit verify --store sqlite:///cityx.db --json",
+        _audit_verify,
+        asub,
+    )
+    verify.add_argument("--store", help="store URL (default: SQLite in the user data folder)")
+    verify.add_argument("--json", action="store_true", help="print one JSON object")
+
+    plugins = command(
+        "plugins",
+        "List the registered plugins (checks, targets, ...).",
+        "cityx plugins --json",
+        _plugins,
+    )
+    plugins.add_argument("--json", action="store_true", help="print one JSON object")
+    return root
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError("must be between 0 and 2**63 - 1")
+    return value
+
+
+def _emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps(obj, allow_nan=False) + "\n")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+def _progress_bar(args: argparse.Namespace) -> Callable[[str, int, int], None] | None:
+    if getattr(args, "json", False) or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bar: dict[str, Any] = {}
+
+    def update(step: str, done: int, total: int) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, desc="trial", unit="check", file=sys.stderr, leave=False)
+        bar["bar"].n = done
+        bar["bar"].set_postfix_str(step)
+        if done >= total:
+            bar["bar"].close()
+
+    return update
+
+
+def _run_trial(
+    args: argparse.Namespace, submission: Path, out: Path | None, *, seed: int = 0
+) -> Any:
+    from cityx.runs import TrialPlan, run_trial
+    from cityx.targets import Limits
+
+    limits = Limits(
+        call_timeout_s=getattr(args, "timeout", 30.0), memory_mb=getattr(args, "memory_mb", 4096)
+    )
+    plan = TrialPlan(
+        submission=submission,
+        out=out,
+        data=getattr(args, "data", None),
+        policy=getattr(args, "policy", None),
+        seed=seed,
+        store=args.store,
+        trust_pickle=getattr(args, "trust_pickle", False),
+        limits=limits,
+    )
+    return run_trial(plan, progress=_progress_bar(args))
+
+
+def _trial(args: argparse.Namespace) -> int:
+    outcome = _run_trial(args, args.submission, args.out, seed=args.seed)
+    gate = outcome.gate
+    obj = {
+        "trial_id": outcome.trial_id,
+        "decision": gate.decision.value,
+        "reasons": list(gate.reasons),
+        "results": str(outcome.results_path),
+        "report": str(outcome.report_path),
+    }
+    _emit(
+        args,
+        obj,
+        f"gate: {gate.decision.value}\n"
+        + "".join(f"  - {r}\n" for r in gate.reasons)
+        + f"results: {outcome.results_path}\nreport: {outcome.report_path}",
+    )
+    order = ["pass", "conditional", "fail"]
+    if args.fail_on and order.index(gate.decision.value) >= order.index(args.fail_on):
+        return EXIT_VERDICT
+    return EXIT_OK
+
+
+def demo_submission() -> Path:
+    """The embedded default submission (in the source checkout)."""
+    import cityx
+
+    folder = (
+        Path(cityx.__file__).resolve().parents[2] / "examples" / "submissions" / "metro-congestion"
+    )
+    if not (folder / "cityx.toml").is_file():
+        raise InputError(
+            "the embedded example is not here; run the demo from a source "
+            "checkout (git clone, then make demo)",
+            where=str(folder),
+        )
+    return folder
+
+
+def _demo(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    folder = demo_submission()
+    outcome = _run_trial(args, folder, args.out / "metro-congestion")
+    wall = time.perf_counter() - start
+    trials = [
+        {
+            "submission": "metro-congestion",
+            "trial_id": outcome.trial_id,
+            "decision": outcome.gate.decision.value,
+            "report": str(outcome.report_path),
+            "results": str(outcome.results_path),
+        }
+    ]
+    _emit(
+        args,
+        {"trials": trials, "wall_s": round(wall, 2)},
+        f"metro-congestion: gate {outcome.gate.decision.value}\n"
+        f"report: {outcome.report_path.resolve()}\n(demo took {wall:.1f} s)",
+    )
+    return EXIT_OK
+
+
+def _submission_init(args: argparse.Namespace) -> int:
+    from cityx.submissions import scaffold_submission
+
+    written = scaffold_submission(args.dir, kind=SystemKind(args.kind))
+    sys.stdout.write(
+        "".join(f"wrote {p}\n" for p in written)
+        + f"next: add your artifact and data, then: cityx submission validate "
+        f"{args.dir}\n"
+    )
+    return EXIT_OK
+
+
+def _submission_validate(args: argparse.Namespace) -> int:
+    from cityx.submissions import validate_submission
+
+    result = validate_submission(args.dir)
+    lines = [f"{p.level.value}: {p}" for p in result.problems]
+    status = "valid" if result.ok else f"not valid: {len(result.errors)} error(s)"
+    _emit(args, result.to_json(), "\n".join([*lines, f"{args.dir}: {status}"]))
+    return EXIT_OK if result.ok else EXIT_INPUT
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from cityx.store import Store
+
+    with Store.open(args.store) as store:
+        result = store.verify_audit()
+    text = (
+        f"audit log ok: {result.entries} entries"
+        if result.ok
+        else f"audit log BROKEN at entry {result.first_bad}: {result.reason}"
+    )
+    _emit(args, result.to_json(), text)
+    return EXIT_OK if result.ok else EXIT_VERDICT
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    from cityx.plugins import default_registry
+
+    registry = default_registry()
+    rows = []
+    for kind, pid in registry.plugins():
+        meta = registry.meta(kind, pid)
+        rows.append(
+            {
+                "kind": kind.value,
+                "id": pid,
+                "version": meta.version,
+                "summary": meta.summary,
+                "supports": sorted(meta.supports),
+                "principle": meta.tags.principle.value,
+            }
+        )
+    _emit(
+        args,
+        {"plugins": rows},
+        "\n".join(f"{r['kind']:<8} {r['id']:<22} {r['summary']}" for r in rows),
+    )
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_INPUT
+    try:
+        code: int = args.handler(args)
+        return code
+    except CityxError as exc:
+        return _fail(args, exc, exc.exit_code)
+    except KeyboardInterrupt:
+        return _fail(args, RuntimeError("interrupted"), 130)
+    except Exception as exc:  # an internal error: one line unless asked for more
+        if args.debug or os.environ.get("CITYX_DEBUG"):
+            traceback.print_exc()
+        return _fail(args, exc, EXIT_INTERNAL)
+
+
+def _fail(args: argparse.Namespace, exc: BaseException, code: int) -> int:
+    kind = "error" if code == EXIT_INPUT else "internal error"
+    message = str(exc) if isinstance(exc, CityxError) else f"{type(exc).__name__}: {exc}"
+    message = " ".join(message.split())
+    sys.stderr.write(f"cityx: {kind}: {message}\n")
+    if code == EXIT_INTERNAL and not args.debug:
+        sys.stderr.write("cityx: run again with --debug for the traceback\n")
+    if getattr(args, "json", False):
+        sys.stdout.write(
+            json.dumps(
+                {"error": {"type": type(exc).__name__, "message": message, "exit_code": code}}
+            )
+            + "\n"
+        )
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

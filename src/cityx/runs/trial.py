@@ -1,0 +1,338 @@
+"""Running a trial.
+
+A *trial* is one submission tested against its data (later: a scenario)
+under a policy with a seed. It validates and admits the submission, runs
+the policy's checks in order, decides the gate, and writes ``results.json``
+(schema-versioned), ``report.html`` and ``events.jsonl`` into its output
+folder. The store records the trial as ``incomplete`` when it starts and
+``complete`` only in the same transaction that stores its findings, so a
+run killed half-way leaves a consistent store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from cityx import __version__
+from cityx.core import (
+    Check,
+    CheckContext,
+    CheckResult,
+    LabelledBatch,
+    Manifest,
+    PluginKind,
+    PolicyError,
+    Principle,
+    Registry,
+    SystemKind,
+    check_seed,
+)
+from cityx.data import file_sha256, labelled_batch
+from cityx.governance.gate import GateDecision, decide, principle_status
+from cityx.governance.policy import Policy, load_policy, threshold_allowed
+from cityx.governance.report import write_report
+from cityx.plugins import default_registry
+from cityx.store import Store
+from cityx.submissions import resolve_inside, validate_submission
+from cityx.targets import Limits, open_predictor
+
+from .events import EventLog
+
+RESULTS_SCHEMA_VERSION = 1
+_VERSIONED = (
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "onnxruntime",
+    "skops",
+    "lightgbm",
+    "sqlalchemy",
+    "pydantic",
+)
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrialPlan:
+    """What to run: keyword-only so every option is named at the call site."""
+
+    submission: Path
+    out: Path | None = None
+    data: Path | None = None
+    policy: Path | None = None
+    seed: int = 0
+    store: str | None = None
+    trust_pickle: bool = False
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True, slots=True)
+class TrialOutcome:
+    trial_id: str
+    out: Path
+    results_path: Path
+    report_path: Path
+    gate: GateDecision
+    results: dict[str, Any]
+
+
+def plan_checks(policy: Policy, kind: SystemKind, registry: Registry) -> list[Check]:
+    """Instantiate the policy's enabled checks that apply to ``kind``."""
+    checks: list[Check] = []
+    for check_id, rules in policy.checks.items():
+        cls = registry.load(PluginKind.CHECK, check_id)
+        declared = tuple(getattr(cls, "threshold_metrics", ()))
+        unknown = [m for m in rules.thresholds if not threshold_allowed(m, declared)]
+        if unknown:
+            raise PolicyError(
+                f'checks."{check_id}" sets limits on unknown metric(s) {", ".join(unknown)}',
+                where=policy.path,
+                hint=f"known: {', '.join(declared) or 'none'}",
+            )
+        if rules.enabled and (not cls.meta.supports or kind.value in cls.meta.supports):
+            checks.append(cls())
+    return checks
+
+
+def new_trial_id(now: datetime) -> str:
+    return f"t-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def run_trial(
+    plan: TrialPlan, *, registry: Registry | None = None, progress: Progress | None = None
+) -> TrialOutcome:
+    """Run one trial end to end; raise a CityxError for bad input before writing anything."""
+    started = time.perf_counter()
+    seed = check_seed(plan.seed)
+    registry = registry or default_registry()
+    validation = validate_submission(plan.submission)
+    manifest = validation.raise_for_errors()
+    policy = load_policy(plan.policy)
+    checks = plan_checks(policy, manifest.system.kind, registry)
+    holdout_path = plan.data or _declared_holdout(plan.submission, manifest)
+    holdout = _holdout(holdout_path, manifest)
+    now = datetime.now(UTC)
+    trial_id = new_trial_id(now)
+    out = Path(plan.out) if plan.out else Path("cityx-trials") / trial_id
+    out.mkdir(parents=True, exist_ok=True)
+
+    with Store.open(plan.store) as store:
+        load_start = time.perf_counter()
+        predictor = open_predictor(
+            manifest, plan.submission, limits=plan.limits, trust_pickle=plan.trust_pickle
+        )
+        with predictor, EventLog(out / "events.jsonl", trial_id=trial_id) as events:
+            load_s = time.perf_counter() - load_start
+            submission = _submission_json(plan.submission, manifest, validation.artifact_sha256)
+            store.record_submission(
+                system_id=manifest.system.id,
+                version=manifest.system.version,
+                vendor=manifest.system.vendor,
+                kind=manifest.system.kind.value,
+                sha256=submission["sha256"],
+                path=submission["path"],
+                manifest=manifest.model_dump(mode="json"),
+            )
+            store.begin_trial(
+                trial_id=trial_id,
+                system_id=manifest.system.id,
+                version=manifest.system.version,
+                sha256=submission["sha256"],
+                seed=seed,
+                policy_id=policy.id,
+                policy_sha256=policy.sha256,
+                out_dir=str(out.resolve()),
+                plan={"checks": [c.meta.id for c in checks], "data": str(holdout_path)},
+            )
+            events.emit("trial.started", submission=submission, seed=seed, policy=policy.id)
+            results = _run_checks(
+                checks,
+                policy,
+                events,
+                progress,
+                CheckContext(
+                    submission_dir=plan.submission,
+                    manifest=manifest,
+                    seed=seed,
+                    problems=validation.problems,
+                    load_s=load_s,
+                    predictor=predictor,
+                    holdout=holdout,
+                ),
+            )
+            gate = decide(results, policy)
+            document = _results_json(
+                trial_id=trial_id,
+                now=now,
+                submission=submission,
+                seed=seed,
+                policy=policy,
+                holdout_path=holdout_path,
+                holdout=holdout,
+                checks=checks,
+                results=results,
+                gate=gate,
+                wall_s=time.perf_counter() - started,
+            )
+            results_path = _write_json_atomic(out / "results.json", document)
+            report_path = write_report(document, out / "report.html")
+            store.finish_trial(
+                trial_id=trial_id,
+                results=document,
+                findings=document["findings"],
+                gate=gate.to_json(),
+            )
+            events.emit(
+                "trial.finished",
+                decision=gate.decision.value,
+                results=str(results_path),
+                report=str(report_path),
+            )
+    return TrialOutcome(trial_id, out, results_path, report_path, gate, document)
+
+
+def _declared_holdout(folder: Path, manifest: Manifest) -> Path:
+    rel = manifest.data.holdout
+    path = resolve_inside(folder, rel) if rel else None
+    if path is None:  # validation guarantees it for predictors
+        raise PolicyError("this submission declares no holdout data", where=str(folder))
+    return path
+
+
+def _holdout(path: Path, manifest: Manifest) -> LabelledBatch:
+    return labelled_batch(
+        path, manifest.input_schema(), manifest.output_spec(), manifest.outputs.label_column
+    )
+
+
+def _run_checks(
+    checks: Sequence[Check],
+    policy: Policy,
+    events: EventLog,
+    progress: Progress | None,
+    base: CheckContext,
+) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    for i, check in enumerate(checks):
+        cid = check.meta.id
+        if progress:
+            progress(cid, i, len(checks))
+        rules = policy.checks[cid]
+        ctx = CheckContext(
+            **{**_fields(base), "thresholds": rules.thresholds, "options": rules.options}
+        )
+        events.emit("check.started", check=cid)
+        result = check.run(ctx)
+        events.emit(
+            "check.finished",
+            check=cid,
+            status=result.status.value,
+            findings=[f.id for f in result.findings],
+            wall_s=round(result.wall_s, 4),
+        )
+        results.append(result)
+    if progress:
+        progress("done", len(checks), len(checks))
+    return results
+
+
+def _fields(ctx: CheckContext) -> dict[str, Any]:
+    return {name: getattr(ctx, name) for name in CheckContext.__dataclass_fields__}
+
+
+def _submission_json(folder: Path, manifest: Manifest, sha256: str | None) -> dict[str, Any]:
+    return {
+        "id": manifest.system.id,
+        "version": manifest.system.version,
+        "vendor": manifest.system.vendor,
+        "kind": manifest.system.kind.value,
+        "sha256": sha256 or manifest.artifact.sha256,
+        "intended_use": manifest.system.intended_use,
+        "path": str(folder.resolve()),
+    }
+
+
+def versions() -> dict[str, str]:
+    found = {
+        "cityx": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    for name in _VERSIONED:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "absent"
+    return found
+
+
+def _results_json(
+    *,
+    trial_id: str,
+    now: datetime,
+    submission: dict[str, Any],
+    seed: int,
+    policy: Policy,
+    holdout_path: Path,
+    holdout: LabelledBatch,
+    checks: Sequence[Check],
+    results: Sequence[CheckResult],
+    gate: GateDecision,
+    wall_s: float,
+) -> dict[str, Any]:
+    tested: dict[str, Principle] = {c.meta.id: c.meta.tags.principle for c in checks}
+    return {
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "trial_id": trial_id,
+        "created_at": now.isoformat().replace("+00:00", "Z"),
+        "status": "complete",
+        "wall_s": round(wall_s, 3),
+        "submission": submission,
+        "seed": seed,
+        "versions": versions(),
+        "policy": policy.to_json(),
+        "data": {
+            "holdout": {
+                "path": str(holdout_path),
+                "sha256": file_sha256(holdout_path),
+                "rows": int(holdout.features.shape[0]) + holdout.rejected_rows,
+                "rejected_rows": holdout.rejected_rows,
+            }
+        },
+        "plugins": [f"check:{c.meta.id}@{c.meta.version}" for c in checks],
+        "checks": [r.to_json() for r in results],
+        "findings": [f.to_json() for r in results for f in r.findings],
+        "gate": gate.to_json(),
+        "principles": principle_status(results, tested, policy),
+        "command": " ".join(
+            [
+                "cityx",
+                "trial",
+                submission["path"],
+                "--seed",
+                str(seed),
+                "--policy",
+                policy.path,
+                "--data",
+                str(holdout_path),
+            ]
+        ),
+    }
+
+
+def _write_json_atomic(path: Path, document: dict[str, Any]) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path

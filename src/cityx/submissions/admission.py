@@ -1,0 +1,81 @@
+"""The admission check: the record of how the submission was admitted.
+
+By the time checks run, the submission passed validation (errors stop a
+trial before it starts). This check reports the warnings validation left,
+and flags artifacts that were admitted only because the user trusted
+them: pickles and Python entry points run the vendor's code.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from cityx.core import (
+    ArtifactFormat,
+    Check,
+    CheckContext,
+    CheckResult,
+    Evidence,
+    Finding,
+    Metric,
+    NistFunction,
+    PluginKind,
+    PluginMeta,
+    Principle,
+    Severity,
+    Tags,
+    status_from,
+)
+
+_TAGS = Tags(Principle.ACCOUNTABILITY, NistFunction.GOVERN, (), ("Art. 11",))
+_TRUSTED_CODE = Tags(
+    Principle.SECURITY, NistFunction.MANAGE, ("AML.T0010", "AML.T0011"), ("Art. 15",)
+)
+
+
+class Admission(Check):
+    meta: ClassVar[PluginMeta] = PluginMeta(
+        id="admission",
+        kind=PluginKind.CHECK,
+        version="1",
+        summary="Manifest, file layout, artifact digest, data against the input schema, "
+        "and loading in an isolated worker",
+        tags=_TAGS,
+        supports=frozenset({"predictor", "controller"}),
+    )
+    threshold_metrics = ("warnings",)
+
+    def _run(self, ctx: CheckContext) -> CheckResult:
+        cid = self.meta.id
+        findings = [
+            Finding(
+                id=f"{cid}/warning-{i}",
+                check=cid,
+                title=p.message,
+                severity=Severity.LOW,
+                severity_reason="admitted, but a reviewer should know",
+                tags=_TAGS,
+                evidence=Evidence(metrics={"where": p.where}),
+            )
+            for i, p in enumerate(ctx.problems, start=1)
+        ]
+        fmt = ctx.manifest.artifact.format if ctx.manifest else None
+        if fmt in (ArtifactFormat.PICKLE, ArtifactFormat.ENTRYPOINT):
+            findings.append(
+                Finding(
+                    id=f"{cid}/trusted-code",
+                    check=cid,
+                    title=f"The artifact ({fmt.value}) runs the vendor's own code",
+                    severity=Severity.MEDIUM,
+                    severity_reason="it was loaded only because the user trusted it; prefer ONNX, "
+                    "skops or LightGBM files, which load without running code",
+                    tags=_TRUSTED_CODE,
+                )
+            )
+        found = tuple(findings)
+        metrics = {"warnings": Metric(len(ctx.problems)), "load_s": Metric(ctx.load_s, unit="s")}
+        details = {
+            "format": fmt.value if fmt else None,
+            "sha256": ctx.manifest.artifact.sha256 if ctx.manifest else None,
+        }
+        return CheckResult(cid, status_from(found), metrics, found, details)
