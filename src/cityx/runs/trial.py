@@ -17,7 +17,7 @@ import platform
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -229,9 +229,7 @@ def _run_checks(
         if progress:
             progress(cid, i, len(checks))
         rules = policy.checks[cid]
-        ctx = CheckContext(
-            **{**_fields(base), "thresholds": rules.thresholds, "options": rules.options}
-        )
+        ctx = replace(base, thresholds=rules.thresholds, options=rules.options)
         events.emit("check.started", check=cid)
         result = check.run(ctx)
         events.emit(
@@ -245,10 +243,6 @@ def _run_checks(
     if progress:
         progress("done", len(checks), len(checks))
     return results
-
-
-def _fields(ctx: CheckContext) -> dict[str, Any]:
-    return {name: getattr(ctx, name) for name in CheckContext.__dataclass_fields__}
 
 
 def _submission_json(folder: Path, manifest: Manifest, sha256: str | None) -> dict[str, Any]:
