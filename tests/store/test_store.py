@@ -194,3 +194,9 @@ def test_passwords_are_hidden_in_errors() -> None:
     with pytest.raises(StoreError) as info:
         Store.open("postgresql://u:s3cret@127.0.0.1:1/x")
     assert "s3cret" not in str(info.value)
+
+
+def test_postgres_without_its_extra_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(StoreError, match=r"pip install 'cityx\[postgres\]'"):
+        Store.open("postgresql://postgres@127.0.0.1:5432/postgres")

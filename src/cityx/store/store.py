@@ -118,6 +118,14 @@ class Store:
         if url.get_backend_name() == "sqlite":
             self._engine = self._sqlite_engine(url)
         elif url.get_backend_name() == "postgresql":
+            try:
+                import psycopg  # noqa: F401  (the optional extra's driver)
+            except ImportError as exc:
+                raise StoreError(
+                    "PostgreSQL support is not installed",
+                    where=self.safe_url,
+                    hint="pip install 'cityx[postgres]'",
+                ) from exc
             self._engine = sa.create_engine(
                 url, connect_args={"connect_timeout": 5}, pool_pre_ping=True
             )
