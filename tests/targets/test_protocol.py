@@ -1,0 +1,144 @@
+"""Framing, limits and the adapter table: the parts that need no worker."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+from cityx.core import InputError, PluginKind, TargetError, TargetOutputError
+from cityx.targets import BUILTIN_TARGETS, Limits, TargetModel
+from cityx.targets.protocol import (
+    PREFIX,
+    Message,
+    body_size,
+    decode,
+    encode,
+    read_message,
+    write_frame,
+)
+
+
+def test_messages_round_trip_with_numbers_and_text() -> None:
+    arrays = {
+        "batch": np.arange(12, dtype=np.float64).reshape(4, 3),
+        "labels": np.array(["free", "heavy"]),
+        "empty": np.empty((0, 5)),
+    }
+    frame = encode(Message({"op": "call", "method": "predict", "payload": {"k": 1}}, arrays))
+    assert body_size(frame[: PREFIX.size]) == len(frame) - PREFIX.size
+    back = decode(frame[PREFIX.size :])
+    assert back.header == {"op": "call", "method": "predict", "payload": {"k": 1}}
+    assert set(back.arrays) == set(arrays)
+    for name, array in arrays.items():
+        np.testing.assert_array_equal(back.arrays[name], array)
+        assert back.arrays[name].dtype == array.dtype
+
+
+def test_frames_cross_a_pipe_whole() -> None:
+    big = np.random.default_rng(0).random((50_000, 4))  # bigger than a pipe's buffer
+    read_fd, write_fd = os.pipe()
+
+    def writer() -> None:  # the other end, as the worker would be
+        write_frame(write_fd, encode(Message({"op": "x"}, {"big": big})))
+        os.close(write_fd)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        got = read_message(read_fd)
+        thread.join()
+        np.testing.assert_array_equal(got.arrays["big"], big)
+        with pytest.raises(EOFError):
+            read_message(read_fd)
+    finally:
+        os.close(read_fd)
+
+
+def test_object_arrays_never_travel() -> None:
+    with pytest.raises(ValueError, match="pickle"):
+        encode(Message({}, {"bad": np.array([{"a": 1}], dtype=object)}))
+
+
+@pytest.mark.parametrize(
+    "prefix", [b"hello world!", b"CXW1" + b"\xff" * 8], ids=["not-a-frame", "absurd-length"]
+)
+def test_garbage_prefixes_are_refused(prefix: bytes) -> None:
+    with pytest.raises(ValueError, match="frame"):
+        body_size(prefix)
+
+
+def test_damaged_bodies_are_refused() -> None:
+    frame = encode(Message({"op": "x"}, {"a": np.ones(3)}))
+    with pytest.raises(ValueError, match=r"malformed frame|cut short|stray"):
+        decode(frame[PREFIX.size : -5])
+    with pytest.raises(ValueError, match="must be a JSON object"):
+        decode(b"\x00\x00\x00\x05[1,2]")
+    with pytest.raises(ValueError, match="malformed frame"):
+        decode(b"\x00\x00\x00\x05{1,2}")
+
+
+def test_limits_are_keyword_only_and_validated() -> None:
+    assert Limits() == Limits(memory_mb=4096, cpu_s=600, call_timeout_s=30.0, load_timeout_s=60.0)
+    with pytest.raises(TypeError):
+        Limits(1024)  # type: ignore[misc]
+    for bad in (
+        {"memory_mb": 100},
+        {"memory_mb": True},
+        {"cpu_s": 0},
+        {"call_timeout_s": 0},
+        {"load_timeout_s": float("inf")},
+        {"threads": 0},
+    ):
+        with pytest.raises(InputError, match=next(iter(bad))):
+            Limits(**bad)  # type: ignore[arg-type]
+
+
+def test_the_adapter_table_matches_the_plugin_registry() -> None:
+    from cityx.plugins import BUILTINS, default_registry
+
+    registered = {pid: ref for (kind, pid), ref in BUILTINS.items() if kind is PluginKind.TARGET}
+    assert registered == BUILTIN_TARGETS
+    registry = default_registry()
+    for fmt in BUILTIN_TARGETS:
+        cls = registry.load(PluginKind.TARGET, fmt)
+        assert issubclass(cls, TargetModel)
+        assert cls.meta.id == fmt and cls.meta.supports == {"predictor"}
+
+
+def test_output_checks_name_what_is_wrong() -> None:
+    from cityx.core import OutputSpec, Task
+    from cityx.targets.outputs import to_prediction
+
+    spec = OutputSpec(task=Task.CLASSIFICATION, labels=("a", "b"))
+    values = np.array(["a", "b", "a"])
+    ok = to_prediction(
+        {"classes": ["b", "a"]},
+        {"values": values, "scores": np.full((3, 2), 0.5)},
+        rows=3,
+        spec=spec,
+        where="m",
+    )
+    assert ok.classes == ("b", "a") and ok.scores is not None
+    with pytest.raises(TargetOutputError, match=r"classes the manifest does not declare: 'c'"):
+        to_prediction(
+            {"classes": ["a", "c"]},
+            {"values": values, "scores": np.full((3, 2), 0.5)},
+            rows=3,
+            spec=spec,
+            where="m",
+        )
+    with pytest.raises(TargetOutputError, match=r"scores of shape \(3, 3\)"):
+        to_prediction(
+            {"classes": ["a", "b"]},
+            {"values": values, "scores": np.ones((3, 3))},
+            rows=3,
+            spec=spec,
+            where="m",
+        )
+    regression = OutputSpec(task=Task.REGRESSION)
+    with pytest.raises(TargetOutputError, match=r"instead of numbers"):
+        to_prediction({}, {"values": values}, rows=3, spec=regression, where="m")
+    assert issubclass(TargetOutputError, TargetError)
