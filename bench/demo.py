@@ -23,8 +23,21 @@ def main() -> int:
         store = f"sqlite:///{Path(tmp) / 'bench.db'}"
         start = time.perf_counter()
         run = subprocess.run(
-            [sys.executable, "-m", "cityx.cli.main", "demo", "--out", str(Path(tmp) / "demo"),
-             "--store", store, "--json"], capture_output=True, text=True, check=False)
+            [
+                sys.executable,
+                "-m",
+                "cityx.cli.main",
+                "demo",
+                "--out",
+                str(Path(tmp) / "demo"),
+                "--store",
+                store,
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         wall = time.perf_counter() - start
     result = {
         "benchmark": "demo",

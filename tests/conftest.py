@@ -24,8 +24,15 @@ def make_rows(n: int, seed: int) -> pd.DataFrame:
     weekend = rng.integers(0, 2, n)
     score = occupancy / 100 + (70 - speed) / 140 + rng.normal(0, 0.08, n)
     congestion = np.select([score < 0.45, score < 0.85], ["free", "moderate"], "heavy")
-    return pd.DataFrame({"flow": flow.astype(int), "occupancy": occupancy, "speed": speed,
-                         "weekend": weekend, "congestion": congestion})
+    return pd.DataFrame(
+        {
+            "flow": flow.astype(int),
+            "occupancy": occupancy,
+            "speed": speed,
+            "weekend": weekend,
+            "congestion": congestion,
+        }
+    )
 
 
 MANIFEST = """\
@@ -80,16 +87,28 @@ datasheet = "datasheet.md"
 """
 
 
-def write_submission(folder: Path, artifact: bytes, *, name: str, fmt: str,
-                     entrypoint: str | None = None, holdout_rows: int = 400) -> Path:
+def write_submission(
+    folder: Path,
+    artifact: bytes,
+    *,
+    name: str,
+    fmt: str,
+    entrypoint: str | None = None,
+    holdout_rows: int = 400,
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / name).write_bytes(artifact)
     make_rows(600, 1).to_csv(folder / "train.csv", index=False)
     make_rows(holdout_rows, 2).to_csv(folder / "holdout.csv", index=False)
     (folder / "datasheet.md").write_text("# Datasheet\nSynthetic rows for tests.\n")
-    (folder / "cityx.toml").write_text(MANIFEST.format(
-        path=name, format=fmt, sha256=hashlib.sha256(artifact).hexdigest(),
-        entrypoint=f'entrypoint = "{entrypoint}"' if entrypoint else ""))
+    (folder / "cityx.toml").write_text(
+        MANIFEST.format(
+            path=name,
+            format=fmt,
+            sha256=hashlib.sha256(artifact).hexdigest(),
+            entrypoint=f'entrypoint = "{entrypoint}"' if entrypoint else "",
+        )
+    )
     return folder
 
 
@@ -102,8 +121,9 @@ def onnx_model_bytes() -> bytes:
     x = train[list(FEATURES)].to_numpy(dtype=np.float32)
     model = GradientBoostingClassifier(n_estimators=20, max_depth=2, random_state=0)
     model.fit(x, train["congestion"].to_numpy())
-    onx = to_onnx(model, x[:1], options={id(model): {"zipmap": False}},
-                  target_opset={"": 17, "ai.onnx.ml": 3})
+    onx = to_onnx(
+        model, x[:1], options={id(model): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3}
+    )
     return bytes(onx.SerializeToString())
 
 
@@ -112,7 +132,7 @@ def tiny_submission(tmp_path: Path, onnx_model_bytes: bytes) -> Path:
     return write_submission(tmp_path / "tiny", onnx_model_bytes, name="model.onnx", fmt="onnx")
 
 
-ENTRYPOINT = '''\
+ENTRYPOINT = """\
 import time
 
 import numpy as np
@@ -128,7 +148,7 @@ class Model:
 
 def load():
     return Model()
-'''
+"""
 
 
 @pytest.fixture
@@ -137,8 +157,9 @@ def entrypoint_submission(tmp_path: Path) -> Callable[[str], Path]:
 
     def build(body: str = "pass") -> Path:
         code = ENTRYPOINT.format(body=textwrap.dedent(body).strip()).encode()
-        return write_submission(tmp_path / "entry", code, name="model.py", fmt="entrypoint",
-                                entrypoint="model:load")
+        return write_submission(
+            tmp_path / "entry", code, name="model.py", fmt="entrypoint", entrypoint="model:load"
+        )
 
     return build
 

@@ -18,8 +18,13 @@ from cityx.core import (
     Task,
 )
 
-SCHEMA = InputSchema((Feature("flow", FeatureType.INT, min=0, max=250),
-                      Feature("speed", min=0, max=70), Feature("weekend", FeatureType.BOOL)))
+SCHEMA = InputSchema(
+    (
+        Feature("flow", FeatureType.INT, min=0, max=250),
+        Feature("speed", min=0, max=70),
+        Feature("weekend", FeatureType.BOOL),
+    )
+)
 
 
 class Rule:
@@ -43,8 +48,10 @@ class Rule:
 def run(predictor: Rule) -> tuple[dict[str, float | None], dict[str, Severity]]:
     ctx = CheckContext(submission_dir=Path("."), manifest=None, seed=0, predictor=predictor)
     result = InputContract().run(ctx)
-    return ({k: m.value for k, m in result.metrics.items()},
-            {f.id: f.severity for f in result.findings})
+    return (
+        {k: m.value for k, m in result.metrics.items()},
+        {f.id: f.severity for f in result.findings},
+    )
 
 
 def test_probes_respect_types_and_bounds() -> None:
@@ -62,8 +69,10 @@ def test_a_model_that_scores_anything_gets_low_findings() -> None:
     assert metrics["valid_inputs_answered"] == 1.0
     assert metrics["out_of_range_scored"] == 1.0 and metrics["malformed_scored"] == 1.0
     assert metrics["repeatable_outputs"] == 1.0
-    assert findings == {"input.contract/out_of_range_scored": Severity.LOW,
-                        "input.contract/malformed_scored": Severity.LOW}
+    assert findings == {
+        "input.contract/out_of_range_scored": Severity.LOW,
+        "input.contract/malformed_scored": Severity.LOW,
+    }
 
 
 def test_a_model_that_refuses_malformed_input_is_credited() -> None:

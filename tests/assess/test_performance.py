@@ -49,8 +49,14 @@ def noisy(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def context(truth: np.ndarray, pred: np.ndarray, seed: int = 0, **kw: object) -> CheckContext:
-    return CheckContext(submission_dir=Path("."), manifest=None, seed=seed,
-                        predictor=LookupPredictor(pred), holdout=labelled(truth), **kw)  # type: ignore[arg-type]
+    return CheckContext(
+        submission_dir=Path("."),
+        manifest=None,
+        seed=seed,
+        predictor=LookupPredictor(pred),
+        holdout=labelled(truth),
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def test_metrics_equal_scikit_learn() -> None:
@@ -58,8 +64,7 @@ def test_metrics_equal_scikit_learn() -> None:
     result = NominalPerformance().run(context(truth, pred))
     m = result.metrics
     assert m["accuracy"].value == pytest.approx(accuracy_score(truth, pred), abs=1e-12)
-    assert m["macro_f1"].value == pytest.approx(f1_score(truth, pred, average="macro"),
-                                                abs=1e-12)
+    assert m["macro_f1"].value == pytest.approx(f1_score(truth, pred, average="macro"), abs=1e-12)
     recalls = recall_score(truth, pred, average=None, labels=list(LABELS))
     for label, expected in zip(LABELS, recalls, strict=True):
         assert m[f"recall[{label}]"].value == pytest.approx(expected, abs=1e-12)
@@ -98,8 +103,10 @@ def test_batched_confusion_matches_one_at_a_time() -> None:
 
 def test_thresholds_make_findings_with_reasons() -> None:
     truth, pred = noisy(800)
-    limits = {"accuracy": Threshold("accuracy", Direction.MIN, fail=0.95),
-              "recall[*]": Threshold("recall[*]", Direction.MIN, conditional=0.99)}
+    limits = {
+        "accuracy": Threshold("accuracy", Direction.MIN, fail=0.95),
+        "recall[*]": Threshold("recall[*]", Direction.MIN, conditional=0.99),
+    }
     result = NominalPerformance().run(context(truth, pred, thresholds=limits))
     by_id = {f.id: f for f in result.findings}
     assert by_id["performance.nominal/accuracy"].severity is Severity.HIGH
@@ -112,8 +119,13 @@ def test_regression_metrics() -> None:
     rng = np.random.default_rng(2)
     truth = rng.normal(50, 10, 1000)
     pred = truth + rng.normal(1.0, 2.0, 1000)
-    ctx = CheckContext(submission_dir=Path("."), manifest=None, seed=0,
-                       predictor=LookupPredictor(pred, Task.REGRESSION), holdout=labelled(truth))
+    ctx = CheckContext(
+        submission_dir=Path("."),
+        manifest=None,
+        seed=0,
+        predictor=LookupPredictor(pred, Task.REGRESSION),
+        holdout=labelled(truth),
+    )
     result = NominalPerformance().run(ctx)
     residual = pred - truth
     assert result.metrics["mae"].value == pytest.approx(np.abs(residual).mean())

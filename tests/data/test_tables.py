@@ -9,8 +9,9 @@ import pytest
 from cityx.core import DataError, Feature, FeatureType, InputSchema, OutputSpec, Task
 from cityx.data import labelled_batch, read_table
 
-SCHEMA = InputSchema((Feature("flow", FeatureType.INT, min=0, max=250),
-                      Feature("speed", min=0, max=70)))
+SCHEMA = InputSchema(
+    (Feature("flow", FeatureType.INT, min=0, max=250), Feature("speed", min=0, max=70))
+)
 OUT = OutputSpec(Task.CLASSIFICATION, ("free", "heavy"))
 
 
@@ -24,8 +25,11 @@ def write(tmp_path: Path, df: pd.DataFrame, name: str = "d.csv") -> Path:
 
 
 def rows(**override: list[object]) -> pd.DataFrame:
-    base: dict[str, list[object]] = {"flow": [10, 20, 30], "speed": [50.0, 40.0, 10.0],
-                                     "label": ["free", "free", "heavy"]}
+    base: dict[str, list[object]] = {
+        "flow": [10, 20, 30],
+        "speed": [50.0, 40.0, 10.0],
+        "label": ["free", "free", "heavy"],
+    }
     base.update(override)
     return pd.DataFrame(base)
 
@@ -58,8 +62,9 @@ def test_missing_column_suggests_the_close_one(tmp_path: Path) -> None:
 
 def test_unknown_labels_are_named(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="jammed"):
-        labelled_batch(write(tmp_path, rows(label=["free", "jammed", "heavy"])), SCHEMA, OUT,
-                       "label")
+        labelled_batch(
+            write(tmp_path, rows(label=["free", "jammed", "heavy"])), SCHEMA, OUT, "label"
+        )
 
 
 def test_out_of_bounds_rows_are_rejected_and_reported_not_scored(tmp_path: Path) -> None:
@@ -84,14 +89,18 @@ def test_regression_truth_must_be_numeric(tmp_path: Path) -> None:
     assert batch.truth.dtype == np.float64
 
 
-@pytest.mark.parametrize(("name", "content", "match"), [
-    ("d.parquet", b"not parquet", "cannot read parquet"),
-    ("d.xlsx", b"", "unsupported file type"),
-    ("d.csv", b"", "cannot read csv"),
-    ("d.csv", b"flow,speed,label\n", "no rows"),
-])
-def test_unreadable_files_are_one_line_errors(tmp_path: Path, name: str, content: bytes,
-                                              match: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "content", "match"),
+    [
+        ("d.parquet", b"not parquet", "cannot read parquet"),
+        ("d.xlsx", b"", "unsupported file type"),
+        ("d.csv", b"", "cannot read csv"),
+        ("d.csv", b"flow,speed,label\n", "no rows"),
+    ],
+)
+def test_unreadable_files_are_one_line_errors(
+    tmp_path: Path, name: str, content: bytes, match: str
+) -> None:
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(DataError, match=match) as info:

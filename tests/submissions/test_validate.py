@@ -34,8 +34,9 @@ def test_typos_name_the_field_and_suggest(tiny_submission: Path) -> None:
     toml = tiny_submission / "cityx.toml"
     toml.write_text(toml.read_text().replace("intended_use", "intendd_use"))
     errors = messages(tiny_submission)
-    assert any("[system].intendd_use: unknown field (did you mean 'intended_use'?)" in e
-               for e in errors)
+    assert any(
+        "[system].intendd_use: unknown field (did you mean 'intended_use'?)" in e for e in errors
+    )
     assert any("[system].intended_use: required field is missing" in e for e in errors)
 
 
@@ -55,8 +56,9 @@ def test_digest_mismatch_is_caught(tiny_submission: Path) -> None:
 def test_paths_may_not_escape_the_folder(tiny_submission: Path, tmp_path: Path) -> None:
     shutil.copy(tiny_submission / "holdout.csv", tmp_path / "outside.csv")
     toml = tiny_submission / "cityx.toml"
-    toml.write_text(toml.read_text().replace('holdout = "holdout.csv"',
-                                             'holdout = "../outside.csv"'))
+    toml.write_text(
+        toml.read_text().replace('holdout = "holdout.csv"', 'holdout = "../outside.csv"')
+    )
     assert any("outside the submission folder" in e for e in messages(tiny_submission))
 
 

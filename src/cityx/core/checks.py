@@ -191,8 +191,9 @@ def target_failure(check_id: str, exc: TargetError) -> Finding:
 
 
 def status_from(findings: tuple[Finding, ...]) -> CheckStatus:
+    """``failed`` once a finding is medium or worse; low and info ones are notes."""
     worst = max((f.severity.rank for f in findings), default=-1)
-    return CheckStatus.FAILED if worst > Severity.INFO.rank else CheckStatus.PASSED
+    return CheckStatus.FAILED if worst >= Severity.MEDIUM.rank else CheckStatus.PASSED
 
 
 __all__ = [

@@ -34,8 +34,8 @@ _RANK = {s: i for i, s in enumerate(Severity)}
 
 
 class CheckStatus(StrEnum):
-    """How a check ended: ``passed`` (no finding above info), ``failed`` (it
-    found problems), ``error`` (the check itself could not run to the end) or
+    """How a check ended: ``passed`` (no finding above low), ``failed`` (a
+    medium or worse finding), ``error`` (the check itself could not run to the end) or
     ``skipped`` (it does not apply to this submission)."""
 
     PASSED = "passed"

@@ -1,5 +1,20 @@
-"""Persistence: SQLite by default, PostgreSQL for a shared deployment."""
+"""Persistence: SQLite by default, PostgreSQL for a shared deployment.
 
-from .store import Store, TrialRecord, default_store_url
+Open a store with :meth:`Store.open` (a store URL, or None for
+:func:`default_store_url`); it migrates the schema, records submissions and
+trials, and keeps the hash-chained audit log (:mod:`cityx.core.audit`).
+"""
 
-__all__ = ["Store", "TrialRecord", "default_store_url"]
+from cityx.core.audit import AuditEntry, AuditHead, AuditVerification
+
+from ._store import ACTOR, Store, TrialRecord, default_store_url
+
+__all__ = [
+    "ACTOR",
+    "AuditEntry",
+    "AuditHead",
+    "AuditVerification",
+    "Store",
+    "TrialRecord",
+    "default_store_url",
+]

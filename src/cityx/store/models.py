@@ -1,17 +1,46 @@
-"""The store's tables.
+"""The store's tables, as typed SQLAlchemy models.
 
-``submissions`` and ``trials`` hold what was tested; ``findings`` and
-``gate_decisions`` what a complete trial found and decided; ``audit_log``
-the hash-chained record of every change (payload stored as the canonical
-JSON that was hashed, so verification recomputes exactly the same bytes).
+- ``submissions``: what was submitted (one row per system id, version and
+  artifact digest).
+- ``trials``: one run of the checks against a submission; its *status* is
+  ``incomplete`` from the moment it starts until the transaction that stores
+  its findings and gate decision marks it ``complete``.
+- ``findings`` and ``gate_decisions``: what a complete trial found and decided.
+- ``audit_log``: the hash-chained record of every change. The payload is
+  stored as the exact canonical JSON text that was hashed, never as a JSON
+  column, because a database may normalise JSON (key order, numbers) and
+  verification must recompute the very same bytes.
+- ``audit_head``: a single row holding the number of entries and the newest
+  hash. Appends lock it, so two writers never both extend the same entry, and
+  verification compares the chain's end with it, which catches a naive
+  truncation (a thorough attacker can rewrite it too: keep a head elsewhere).
+
+Timestamps are ISO-8601 UTC strings (``2026-11-29T04:17:17.123456Z``): the
+same text in SQLite and PostgreSQL, and they sort in time order.
+
+The migrations in ``migrations/versions`` create these tables; a test checks
+that they agree with these models.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+INCOMPLETE = "incomplete"
+COMPLETE = "complete"
+HEAD_ROW = 1
 
 
 class Base(DeclarativeBase):
@@ -20,35 +49,38 @@ class Base(DeclarativeBase):
 
 class SubmissionRow(Base):
     __tablename__ = "submissions"
-    __table_args__ = (UniqueConstraint("system_id", "version", "sha256"),)
+    __table_args__ = (
+        UniqueConstraint("system_id", "version", "sha256", name="uq_submissions_identity"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    system_id: Mapped[str] = mapped_column(String(64))
-    version: Mapped[str] = mapped_column(String(64))
+    system_id: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(100))
     vendor: Mapped[str] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
     sha256: Mapped[str] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(Text)
     manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
-    recorded_at: Mapped[str] = mapped_column(String(40))
+    recorded_at: Mapped[str] = mapped_column(String(32))
 
 
 class TrialRow(Base):
     __tablename__ = "trials"
+    __table_args__ = (
+        CheckConstraint(f"status IN ('{INCOMPLETE}', '{COMPLETE}')", name="ck_trials_status"),
+    )
 
-    trial_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    system_id: Mapped[str] = mapped_column(String(64), index=True)
-    version: Mapped[str] = mapped_column(String(64))
-    sha256: Mapped[str] = mapped_column(String(64))
+    trial_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
     seed: Mapped[int] = mapped_column(BigInteger)
     policy_id: Mapped[str] = mapped_column(Text)
     policy_sha256: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), index=True)
     out_dir: Mapped[str] = mapped_column(Text)
     plan: Mapped[dict[str, Any]] = mapped_column(JSON)
-    results: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    started_at: Mapped[str] = mapped_column(String(40), index=True)
-    finished_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    results: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    started_at: Mapped[str] = mapped_column(String(32), index=True)
+    finished_at: Mapped[str | None] = mapped_column(String(32))
 
 
 class FindingRow(Base):
@@ -56,10 +88,12 @@ class FindingRow(Base):
 
     trial_id: Mapped[str] = mapped_column(ForeignKey("trials.trial_id"), primary_key=True)
     finding_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    check_id: Mapped[str] = mapped_column(String(100))
+    # Findings come back in the order the trial gave them (a report's order).
+    ordinal: Mapped[int] = mapped_column(Integer)
+    check_id: Mapped[str] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(Text)
     severity: Mapped[str] = mapped_column(String(16))
-    principle: Mapped[str] = mapped_column(String(32))
+    principle: Mapped[str] = mapped_column(String(64))
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
@@ -70,17 +104,26 @@ class GateRow(Base):
     decision: Mapped[str] = mapped_column(String(16))
     reasons: Mapped[list[str]] = mapped_column(JSON)
     policy_id: Mapped[str] = mapped_column(Text)
-    decided_at: Mapped[str] = mapped_column(String(40))
+    decided_at: Mapped[str] = mapped_column(String(32))
 
 
 class AuditRow(Base):
     __tablename__ = "audit_log"
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    at: Mapped[str] = mapped_column(String(40))
+    at: Mapped[str] = mapped_column(String(32))
     actor: Mapped[str] = mapped_column(Text)
-    action: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(100))
     subject: Mapped[str] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    __tablename__ = "audit_head"
+    __table_args__ = (CheckConstraint(f"id = {HEAD_ROW}", name="ck_audit_head_single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    entries: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cityx.cli.main import main
+
+
+def cityx(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cityx.cli.main", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["demo"],
+        ["trial"],
+        ["submission", "init"],
+        ["submission", "validate"],
+        ["audit", "verify"],
+        ["plugins"],
+    ],
+)
+def test_every_command_has_help_with_an_example(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "example" in out and "cityx" in out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("cityx ")
+
+
+def test_trial_json_is_one_object_and_fail_on_sets_the_exit(
+    tiny_submission: Path, tmp_path: Path, store_url: str
+) -> None:
+    run = cityx(
+        "trial",
+        str(tiny_submission),
+        "--out",
+        str(tmp_path / "o"),
+        "--store",
+        store_url,
+        "--json",
+        "--fail-on",
+        "conditional",
+    )
+    doc = json.loads(run.stdout)
+    assert set(doc) == {"trial_id", "decision", "reasons", "results", "report"}
+    assert run.returncode == (3 if doc["decision"] != "pass" else 0)
+    assert Path(doc["report"]).is_file()
+
+
+def test_bad_input_is_one_line_and_exit_2(tiny_submission: Path, store_url: str) -> None:
+    (tiny_submission / "model.onnx").write_bytes(b"tampered")
+    run = cityx("trial", str(tiny_submission), "--store", store_url)
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "digest mismatch" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_validate_lists_problems(tmp_path: Path) -> None:
+    assert cityx("submission", "init", str(tmp_path / "s"), "--kind", "predictor").returncode == 0
+    run = cityx("submission", "validate", str(tmp_path / "s"), "--json")
+    doc = json.loads(run.stdout)
+    assert run.returncode == 2 and not doc["ok"]
+    assert all({"where", "message", "level"} == set(p) for p in doc["problems"])
+
+
+def test_audit_verify_json_contract(tiny_submission: Path, tmp_path: Path, store_url: str) -> None:
+    assert (
+        cityx(
+            "trial", str(tiny_submission), "--out", str(tmp_path / "o"), "--store", store_url
+        ).returncode
+        == 0
+    )
+    run = cityx("audit", "verify", "--store", store_url, "--json")
+    doc = json.loads(run.stdout)
+    assert run.returncode == 0
+    assert set(doc) == {"ok", "entries", "first_bad", "reason"} and doc["ok"]
+    assert doc["entries"] >= 4
+
+
+def test_audit_verify_catches_an_edited_entry(
+    tiny_submission: Path, tmp_path: Path, store_url: str
+) -> None:
+    import sqlite3
+
+    assert (
+        cityx(
+            "trial", str(tiny_submission), "--out", str(tmp_path / "o"), "--store", store_url
+        ).returncode
+        == 0
+    )
+    db = sqlite3.connect(store_url.removeprefix("sqlite:///"))
+    with db:
+        db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+    db.close()
+    run = cityx("audit", "verify", "--store", store_url, "--json")
+    doc = json.loads(run.stdout)
+    assert run.returncode == 3 and doc["ok"] is False and doc["first_bad"] == 2
+
+
+def test_an_unreachable_store_is_bad_input(tiny_submission: Path) -> None:
+    run = cityx("audit", "verify", "--store", "postgresql://postgres@127.0.0.1:1/nope")
+    assert run.returncode == 2 and run.stderr.startswith("cityx: error:")
+
+
+@pytest.mark.slow
+def test_demo_runs_and_prints_the_report(tmp_path: Path, store_url: str) -> None:
+    run = cityx("demo", "--out", str(tmp_path / "demo"), "--store", store_url, "--json")
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(run.stdout)
+    (trial,) = doc["trials"]
+    assert Path(trial["report"]).is_file() and trial["decision"] in {"pass", "conditional"}
