@@ -23,9 +23,17 @@ from typing import Any
 from cityx import __version__
 from cityx.core import CityxError, InputError, SystemKind
 
-EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_VERDICT = 0, 1, 2, 3
-
-Handler = Callable[[argparse.Namespace], int]
+from .common import (
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_VERDICT,
+    Handler,
+    add_command,
+    add_group,
+    emit,
+    seed,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,15 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     def command(
         name: str, help_text: str, example: str, handler: Handler, parent: Any = sub
     ) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = parent.add_parser(
-            name,
-            help=help_text,
-            description=help_text,
-            formatter_class=fmt,
-            epilog=f"example:\n  {example}",
-        )
-        p.set_defaults(handler=handler)
-        return p
+        return add_command(parent, name, help_text, example, handler)
 
     demo = command(
         "demo",
@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     trial.add_argument(
         "--policy", type=Path, help="policy TOML (default: the built-in cityx.default policy)"
     )
-    trial.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+    trial.add_argument("--seed", type=seed, default=0, help="random seed (default: 0)")
     trial.add_argument("--out", type=Path, help="output folder (default: cityx-trials/TRIAL_ID)")
     trial.add_argument(
         "--store",
@@ -114,12 +114,7 @@ def _parser() -> argparse.ArgumentParser:
         help="memory limit of the model's worker process (default: 4096)",
     )
 
-    submission = sub.add_parser(
-        "submission",
-        help="Create or validate a submission folder.",
-        description="Create or validate a submission folder.",
-    )
-    ssub = submission.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    ssub = add_group(sub, "submission", "Create or validate a submission folder.")
     init = command(
         "init",
         "Scaffold a submission folder with a commented cityx.toml.",
@@ -139,12 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("dir", type=Path, metavar="DIR")
     validate.add_argument("--json", action="store_true", help="print one JSON object")
 
-    audit = sub.add_parser(
-        "audit",
-        help="Verify the tamper-evident audit log.",
-        description="Verify the tamper-evident audit log.",
-    )
-    asub = audit.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    asub = add_group(sub, "audit", "Verify the tamper-evident audit log.")
     verify = command(
         "verify",
         "Check the audit log's hash chain and name the first bad entry.",
@@ -163,23 +153,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     plugins.add_argument("--json", action="store_true", help="print one JSON object")
     return root
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError("must be between 0 and 2**63 - 1")
-    return value
-
-
-def _emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
-    if getattr(args, "json", False):
-        sys.stdout.write(json.dumps(obj, allow_nan=False) + "\n")
-    else:
-        sys.stdout.write(text + "\n")
 
 
 def _progress_bar(args: argparse.Namespace) -> Callable[[str, int, int], None] | None:
@@ -232,7 +205,7 @@ def _trial(args: argparse.Namespace) -> int:
         "results": str(outcome.results_path),
         "report": str(outcome.report_path),
     }
-    _emit(
+    emit(
         args,
         obj,
         f"gate: {gate.decision.value}\n"
@@ -275,7 +248,7 @@ def _demo(args: argparse.Namespace) -> int:
             "results": str(outcome.results_path),
         }
     ]
-    _emit(
+    emit(
         args,
         {"trials": trials, "wall_s": round(wall, 2)},
         f"metro-congestion: gate {outcome.gate.decision.value}\n"
@@ -302,7 +275,7 @@ def _submission_validate(args: argparse.Namespace) -> int:
     result = validate_submission(args.dir)
     lines = [f"{p.level.value}: {p}" for p in result.problems]
     status = "valid" if result.ok else f"not valid: {len(result.errors)} error(s)"
-    _emit(args, result.to_json(), "\n".join([*lines, f"{args.dir}: {status}"]))
+    emit(args, result.to_json(), "\n".join([*lines, f"{args.dir}: {status}"]))
     return EXIT_OK if result.ok else EXIT_INPUT
 
 
@@ -316,7 +289,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
         if result.ok
         else f"audit log BROKEN at entry {result.first_bad}: {result.reason}"
     )
-    _emit(args, result.to_json(), text)
+    emit(args, result.to_json(), text)
     return EXIT_OK if result.ok else EXIT_VERDICT
 
 
@@ -337,7 +310,7 @@ def _plugins(args: argparse.Namespace) -> int:
                 "principle": meta.tags.principle.value,
             }
         )
-    _emit(
+    emit(
         args,
         {"plugins": rows},
         "\n".join(f"{r['kind']:<8} {r['id']:<22} {r['summary']}" for r in rows),
