@@ -29,6 +29,7 @@ def cityx(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[st
         ["submission", "init"],
         ["submission", "validate"],
         ["audit", "verify"],
+        ["audit", "head"],
         ["plugins"],
     ],
 )
@@ -130,3 +131,27 @@ def test_demo_runs_and_prints_the_report(tmp_path: Path, store_url: str) -> None
     doc = json.loads(run.stdout)
     (trial,) = doc["trials"]
     assert Path(trial["report"]).is_file() and trial["decision"] in {"pass", "conditional"}
+
+
+def test_an_anchor_reveals_a_truncated_log(
+    tiny_submission: Path, tmp_path: Path, store_url: str
+) -> None:
+    import sqlite3
+
+    assert (
+        cityx(
+            "trial", str(tiny_submission), "--out", str(tmp_path / "o"), "--store", store_url
+        ).returncode
+        == 0
+    )
+    anchor = cityx("audit", "head", "--store", store_url).stdout.strip()
+    db = sqlite3.connect(store_url.removeprefix("sqlite:///"))
+    with db:
+        last = db.execute("SELECT max(seq) FROM audit_log").fetchone()[0]
+        prev = db.execute("SELECT hash FROM audit_log WHERE seq = ?", (last - 1,)).fetchone()[0]
+        db.execute("DELETE FROM audit_log WHERE seq = ?", (last,))
+        db.execute("UPDATE audit_head SET entries = ?, hash = ?", (last - 1, prev))
+    db.close()
+    assert cityx("audit", "verify", "--store", store_url).returncode == 0  # chain alone: fine
+    run = cityx("audit", "verify", "--store", store_url, "--anchor", anchor, "--json")
+    assert run.returncode == 3 and json.loads(run.stdout)["ok"] is False

@@ -22,6 +22,7 @@ from typing import Any
 
 from cityx import __version__
 from cityx.core import CityxError, InputError, SystemKind
+from cityx.core.audit import AuditHead
 
 from .common import (
     EXIT_INPUT,
@@ -143,7 +144,23 @@ def _parser() -> argparse.ArgumentParser:
         asub,
     )
     verify.add_argument("--store", help="store URL (default: SQLite in the user data folder)")
+    verify.add_argument(
+        "--anchor",
+        type=_anchor,
+        metavar="N:HASH",
+        help="a head printed earlier by 'cityx audit head': the log must still hold it "
+        "(this is what reveals a truncated log)",
+    )
     verify.add_argument("--json", action="store_true", help="print one JSON object")
+    head = command(
+        "head",
+        "Print the audit log's entry count and newest hash, to keep somewhere else.",
+        "cityx audit head --json",
+        _audit_head,
+        asub,
+    )
+    head.add_argument("--store", help="store URL (default: SQLite in the user data folder)")
+    head.add_argument("--json", action="store_true", help="print one JSON object")
 
     plugins = command(
         "plugins",
@@ -283,7 +300,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
     from cityx.store import Store
 
     with Store.open(args.store) as store:
-        result = store.verify_audit()
+        result = store.verify_audit(anchor=args.anchor)
     text = (
         f"audit log ok: {result.entries} entries"
         if result.ok
@@ -291,6 +308,22 @@ def _audit_verify(args: argparse.Namespace) -> int:
     )
     emit(args, result.to_json(), text)
     return EXIT_OK if result.ok else EXIT_VERDICT
+
+
+def _anchor(text: str) -> AuditHead:
+    entries, _, digest = text.partition(":")
+    if not entries.isdigit() or len(digest) != 64:
+        raise argparse.ArgumentTypeError("expected N:HASH, as printed by 'cityx audit head'")
+    return AuditHead(int(entries), digest.lower())
+
+
+def _audit_head(args: argparse.Namespace) -> int:
+    from cityx.store import Store
+
+    with Store.open(args.store) as store:
+        head = store.head()
+    emit(args, {"entries": head.entries, "hash": head.hash}, f"{head.entries}:{head.hash}")
+    return EXIT_OK
 
 
 def _plugins(args: argparse.Namespace) -> int:
