@@ -69,6 +69,14 @@ def test_trial_json_is_one_object_and_fail_on_sets_the_exit(
     assert Path(doc["report"]).is_file()
 
 
+@pytest.fixture
+def trialled_store(tiny_submission: Path, tmp_path: Path, store_url: str) -> str:
+    """A store holding one complete trial, run through the CLI."""
+    run = cityx("trial", str(tiny_submission), "--out", str(tmp_path / "o"), "--store", store_url)
+    assert run.returncode == 0, run.stderr
+    return store_url
+
+
 def test_bad_input_is_one_line_and_exit_2(tiny_submission: Path, store_url: str) -> None:
     (tiny_submission / "model.onnx").write_bytes(b"tampered")
     run = cityx("trial", str(tiny_submission), "--store", store_url)
@@ -85,14 +93,8 @@ def test_validate_lists_problems(tmp_path: Path) -> None:
     assert all({"where", "message", "level"} == set(p) for p in doc["problems"])
 
 
-def test_audit_verify_json_contract(tiny_submission: Path, tmp_path: Path, store_url: str) -> None:
-    assert (
-        cityx(
-            "trial", str(tiny_submission), "--out", str(tmp_path / "o"), "--store", store_url
-        ).returncode
-        == 0
-    )
-    run = cityx("audit", "verify", "--store", store_url, "--json")
+def test_audit_verify_json_contract(trialled_store: str) -> None:
+    run = cityx("audit", "verify", "--store", trialled_store, "--json")
     doc = json.loads(run.stdout)
     assert run.returncode == 0
     assert set(doc) == {"ok", "entries", "first_bad", "reason"} and doc["ok"]
@@ -100,16 +102,11 @@ def test_audit_verify_json_contract(tiny_submission: Path, tmp_path: Path, store
 
 
 def test_audit_verify_catches_an_edited_entry(
-    tiny_submission: Path, tmp_path: Path, store_url: str
+    trialled_store: str,
 ) -> None:
     import sqlite3
 
-    assert (
-        cityx(
-            "trial", str(tiny_submission), "--out", str(tmp_path / "o"), "--store", store_url
-        ).returncode
-        == 0
-    )
+    store_url = trialled_store
     db = sqlite3.connect(store_url.removeprefix("sqlite:///"))
     with db:
         db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
@@ -134,16 +131,11 @@ def test_demo_runs_and_prints_the_report(tmp_path: Path, store_url: str) -> None
 
 
 def test_an_anchor_reveals_a_truncated_log(
-    tiny_submission: Path, tmp_path: Path, store_url: str
+    trialled_store: str,
 ) -> None:
     import sqlite3
 
-    assert (
-        cityx(
-            "trial", str(tiny_submission), "--out", str(tmp_path / "o"), "--store", store_url
-        ).returncode
-        == 0
-    )
+    store_url = trialled_store
     anchor = cityx("audit", "head", "--store", store_url).stdout.strip()
     db = sqlite3.connect(store_url.removeprefix("sqlite:///"))
     with db:
