@@ -2,18 +2,26 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+RUNTIME := $(VENV)/.installed
 STAMP  := $(VENV)/.installed-dev
 OUT    ?= cityx-demo
 
 .PHONY: demo test lint typecheck unit services bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-demo: $(STAMP)
+# The demo needs the package alone; the tests also need the dev tools and extras.
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(RUNTIME) $(STAMP)
+
+demo: $(RUNTIME)
 	$(BIN)/cityx demo --out $(OUT)
 
 # PostgreSQL runs on the development machines and CI; start it if it is down.
