@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -181,7 +182,9 @@ def _progress_bar(args: argparse.Namespace) -> Callable[[str, int, int], None] |
 
     def update(step: str, done: int, total: int) -> None:
         if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, desc="trial", unit="check", file=sys.stderr, leave=False)
+            # shutil falls back to 80 columns where a terminal reports none.
+            width = shutil.get_terminal_size().columns
+            bar["bar"] = tqdm(total=total, desc="trial", unit="check", file=sys.stderr, ncols=width)
         bar["bar"].n = done
         bar["bar"].set_postfix_str(step)
         if done >= total:
