@@ -1,0 +1,169 @@
+"""Benchmark: the SUMO world's speed against a bare libsumo loop.
+
+For cologne8 and ingolstadt21 (RESCO), side by side in one run:
+
+- ``bare``: libsumo on the scenario's own .sumocfg with its fixed-time
+  signals, nothing but ``simulationStep()``;
+- ``world-fixed``: our :class:`TrafficWorld` with the same fixed-time
+  signals, plus detectors, SUMO's outputs and an observation every step;
+- ``world-max-pressure``: the same with max-pressure deciding every step
+  through the safety envelope.
+
+Each variant runs in a fresh process (libsumo holds one simulation per
+process); the loop alone is timed, in CPU seconds of that process (the
+machine is shared, and wall time swings with the neighbours' load), and
+each variant runs ``--repeat`` times, interleaved; the median is reported.
+Goals: world-fixed within 10 % of bare; max-pressure at 1,000 steps/s or
+more on cologne8. Prints one JSON object.
+
+    .venv/bin/python bench/world.py --seconds 3600
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SCENARIOS = ("cologne8", "ingolstadt21")
+VARIANTS = ("bare", "world-fixed", "world-max-pressure")
+GOAL_OVERHEAD = 0.10
+GOAL_MAX_PRESSURE_STEPS_PER_S = 1000.0
+
+
+def _variant(scenario_name: str, variant: str, seconds: int, seed: int, folder: Path) -> dict:
+    from cityx.core.seeding import derive_seed
+    from cityx.worlds.traffic import (
+        MaxPressure,
+        SignalMode,
+        TrafficWorld,
+        WorldOptions,
+        get_scenario,
+        prepare_run,
+    )
+    from cityx.worlds.traffic.sumo_env import load_libsumo
+
+    scenario = get_scenario(scenario_name)
+    run = prepare_run(scenario, folder, seed=seed, seconds=seconds)
+    if variant == "bare":
+        sumo = load_libsumo()
+        sumo.start(
+            [
+                "sumo",
+                "-c",
+                str(scenario.config),
+                "--seed",  # the world's own SUMO seed: both loops simulate the same traffic
+                str(derive_seed(seed, "sumo") % 2**31),
+                "--step-length",
+                "1",
+                "--end",
+                f"{run.begin + seconds:g}",
+                "--no-step-log",
+                "true",
+                "--no-warnings",
+                "true",
+            ]
+        )
+        start = time.process_time()
+        for _ in range(seconds):
+            sumo.simulationStep()
+        loop = time.process_time() - start
+        sumo.close()
+        return {"steps": seconds, "loop_s": loop}
+    mode = SignalMode.ENVELOPE if variant == "world-max-pressure" else SignalMode.PROGRAM
+    world = TrafficWorld(run, WorldOptions(seconds=seconds, mode=mode))
+    controller = MaxPressure(run.network) if mode is SignalMode.ENVELOPE else None
+    observation = world.reset(seed)
+    start = time.process_time()
+    while not world.done:
+        observation = world.step(controller.act(observation) if controller else None)
+    loop = time.process_time() - start
+    world.close()
+    return {"steps": world.steps, "loop_s": loop}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=3600, help="simulated seconds (3600)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=2, help="runs per variant (median)")
+    parser.add_argument(
+        "--variant", nargs=2, metavar=("SCENARIO", "VARIANT"), help=argparse.SUPPRESS
+    )
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.variant:
+        obj = _variant(args.variant[0], args.variant[1], args.seconds, args.seed, args.folder)
+        sys.stdout.write(json.dumps(obj) + "\n")
+        return 0
+
+    env = dict(os.environ, LIBSUMO_AS_TRACI="quiet")
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="cityx-bench-") as tmp:
+        for scenario in SCENARIOS:
+            rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
+            for k in range(args.repeat):
+                for variant in VARIANTS:
+                    folder = Path(tmp) / f"{scenario}-{variant}-{k}"
+                    done = subprocess.run(
+                        [
+                            sys.executable,
+                            __file__,
+                            "--seconds",
+                            str(args.seconds),
+                            "--seed",
+                            str(args.seed),
+                            "--variant",
+                            scenario,
+                            variant,
+                            "--folder",
+                            str(folder),
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        env=env,
+                    )
+                    row = json.loads(done.stdout.strip().splitlines()[-1])
+                    rates[variant].append(row["steps"] / row["loop_s"])
+            results[scenario] = {
+                v: {"steps_per_s": round(statistics.median(r), 1), "runs": [round(x, 1) for x in r]}
+                for v, r in rates.items()
+            }
+            bare = results[scenario]["bare"]["steps_per_s"]
+            for variant in VARIANTS[1:]:
+                results[scenario][variant]["overhead_vs_bare"] = round(
+                    bare / results[scenario][variant]["steps_per_s"] - 1, 3
+                )
+    cologne_mp = results["cologne8"]["world-max-pressure"]["steps_per_s"]
+    worst_fixed = max(results[s]["world-fixed"]["overhead_vs_bare"] for s in SCENARIOS)
+    report = {
+        "benchmark": "world",
+        "seconds": args.seconds,
+        "seed": args.seed,
+        "repeat": args.repeat,
+        "timing": "CPU seconds of the simulating process",
+        "results": results,
+        "goals": {
+            "world_fixed_overhead_max": GOAL_OVERHEAD,
+            "world_fixed_overhead_worst": worst_fixed,
+            "world_fixed_overhead_met": worst_fixed <= GOAL_OVERHEAD,
+            "max_pressure_cologne8_steps_per_s_min": GOAL_MAX_PRESSURE_STEPS_PER_S,
+            "max_pressure_cologne8_steps_per_s": cologne_mp,
+            "max_pressure_met": cologne_mp >= GOAL_MAX_PRESSURE_STEPS_PER_S,
+        },
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+    }
+    sys.stdout.write(json.dumps(report) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""The SUMO city sandbox: scenarios, the world loop, baselines, the envelope, KPIs.
+
+Importing this package loads no simulator. Words used across it:
+*scenario* (network + demand, :mod:`.scenarios`), *intersection*, *phase*
+and *group* (:mod:`.network`), *signal mode* and *observation*
+(:mod:`.world`), *safety envelope* (:mod:`.safety`), *baseline*
+(:mod:`.controllers`), *trip*, *backlog* and *teleport* (:mod:`.kpis`).
+"""
+
+from .controllers import BASELINES, MaxPressure, make_controller
+from .kpis import Kpis, compute_kpis
+from .network import Intersection, NetworkInfo, Phase
+from .runner import WorldResult, WorldSpec, run_world, simulate
+from .safety import Refusal, SafetyEnvelope, SafetyReport
+from .scenarios import (
+    PreparedRun,
+    Scenario,
+    ScenarioSource,
+    get_scenario,
+    list_scenarios,
+    prepare_run,
+)
+from .sumo_env import SumoTools, sumo_tools
+from .world import SignalMode, TrafficWorld, WorldOptions
+
+__all__ = [
+    "BASELINES",
+    "Intersection",
+    "Kpis",
+    "MaxPressure",
+    "NetworkInfo",
+    "Phase",
+    "PreparedRun",
+    "Refusal",
+    "SafetyEnvelope",
+    "SafetyReport",
+    "Scenario",
+    "ScenarioSource",
+    "SignalMode",
+    "SumoTools",
+    "TrafficWorld",
+    "WorldOptions",
+    "WorldResult",
+    "WorldSpec",
+    "compute_kpis",
+    "get_scenario",
+    "list_scenarios",
+    "make_controller",
+    "prepare_run",
+    "run_world",
+    "simulate",
+    "sumo_tools",
+]

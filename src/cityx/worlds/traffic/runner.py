@@ -1,0 +1,322 @@
+"""Running one world in a child process: one simulation per process.
+
+:func:`run_world` writes the :class:`WorldSpec` into the run folder and
+starts ``python -m cityx.worlds.traffic._worker RUN_FOLDER``, which prepares
+the scenario, runs the world to the end and writes ``result.json`` (or
+``error.json`` for an error it raised on purpose). libsumo runs inside that
+child, so a simulator crash kills only the child: the parent then raises
+:class:`~cityx.worlds.WorldCrashed` carrying a result marked incomplete,
+computed from the outputs SUMO had written, which stay in the run folder.
+:func:`simulate` is the child's body, usable in-process too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from cityx.core.errors import CityxError, InputError
+from cityx.core.seeding import check_seed
+
+from ..errors import ScenarioError, WorldCrashed, WorldError
+from .kpis import Kpis, compute_kpis
+from .network import NetworkInfo
+from .safety import SafetyReport
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class WorldSpec:
+    """What to run: scenario (name or .sumocfg path), baseline controller, length, seed."""
+
+    scenario: str
+    controller: str = "fixed"
+    seconds: int = 600
+    seed: int = 0
+    demand: float = 1.0
+    out: Path | None = None
+    min_green_s: float = 5.0
+    max_green_s: float = 90.0
+    emissions: bool = False
+
+    def __post_init__(self) -> None:
+        check_seed(self.seed)
+        if self.seconds <= 0:
+            raise InputError(f"seconds must be positive, got {self.seconds}", where="seconds")
+        if not self.demand > 0:
+            raise InputError(f"demand must be a positive factor, got {self.demand}", where="demand")
+
+    def to_json(self) -> dict[str, Any]:
+        obj = asdict(self)
+        obj["out"] = str(self.out) if self.out is not None else None
+        return obj
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> WorldSpec:
+        values = dict(obj)
+        values["out"] = Path(values["out"]) if values.get("out") else None
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class WorldResult:
+    """A run's KPIs, safety report and speed; ``complete`` is False after a crash."""
+
+    spec: WorldSpec
+    kpis: Kpis
+    safety: SafetyReport | None
+    steps: int
+    wall_s: float
+    sim_steps_per_s: float
+    sumo_version: str
+    out: Path
+    complete: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        safety = (
+            {"enforced": True, **self.safety.to_json()}
+            if self.safety is not None
+            else {"enforced": False}
+        )
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "scenario": self.spec.scenario,
+            "controller": self.spec.controller,
+            "seed": self.spec.seed,
+            "seconds": self.spec.seconds,
+            "demand": self.spec.demand,
+            "complete": self.complete,
+            "kpis": self.kpis.to_json(),
+            "safety": safety,
+            "steps": self.steps,
+            "wall_s": round(self.wall_s, 3),
+            "sim_steps_per_s": round(self.sim_steps_per_s, 1),
+            "sumo_version": self.sumo_version,
+            "out": str(self.out),
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], spec: WorldSpec) -> WorldResult:
+        safety = obj["safety"]
+        return cls(
+            spec=spec,
+            kpis=Kpis.from_json(obj["kpis"], complete=bool(obj["complete"])),
+            safety=SafetyReport.from_json(safety) if safety.get("enforced") else None,
+            steps=int(obj["steps"]),
+            wall_s=float(obj["wall_s"]),
+            sim_steps_per_s=float(obj["sim_steps_per_s"]),
+            sumo_version=str(obj["sumo_version"]),
+            out=Path(obj["out"]),
+            complete=bool(obj["complete"]),
+        )
+
+
+def check_controller(name: str) -> None:
+    """Refuse what is not a baseline, with a clear word for submission folders."""
+    from .controllers import BASELINES
+
+    if name in BASELINES:
+        return
+    if Path(name).is_dir():
+        raise InputError(
+            "running a submitted controller in the world is not supported yet",
+            where=name,
+            hint=f"use a baseline: {', '.join(BASELINES)}",
+        )
+    raise InputError(f"unknown controller {name!r}", hint=f"known: {', '.join(BASELINES)}")
+
+
+def simulate(spec: WorldSpec) -> WorldResult:
+    """Prepare and run the world in this process (libsumo: once per process)."""
+    from .controllers import make_controller
+    from .scenarios import get_scenario, prepare_run
+    from .sumo_env import sumo_tools
+    from .world import TrafficWorld, WorldOptions
+
+    start = time.perf_counter()
+    check_controller(spec.controller)
+    out = spec.out or Path(tempfile.mkdtemp(prefix="cityx-world-"))
+    out.mkdir(parents=True, exist_ok=True)
+    scenario = get_scenario(spec.scenario)
+    run = prepare_run(
+        scenario,
+        out,
+        seed=spec.seed,
+        seconds=spec.seconds,
+        demand=spec.demand,
+        min_green_s=spec.min_green_s,
+        max_green_s=spec.max_green_s,
+    )
+    mode, controller = make_controller(spec.controller, run.network)
+    world = TrafficWorld(
+        run,
+        WorldOptions(
+            seconds=spec.seconds,
+            mode=mode,
+            min_green_s=spec.min_green_s,
+            max_green_s=spec.max_green_s,
+            emissions=spec.emissions,
+        ),
+    )
+    observation = world.reset(spec.seed)
+    loop_start = time.perf_counter()
+    try:
+        if controller is None:
+            while not world.done:
+                world.step()
+        else:
+            while not world.done:
+                observation = world.step(controller.act(observation))
+    finally:
+        loop_s = time.perf_counter() - loop_start
+        world.close()
+    kpis = compute_kpis(out, run.network)
+    return WorldResult(
+        spec=replace(spec, out=out),
+        kpis=kpis,
+        safety=world.safety(),
+        steps=world.steps,
+        wall_s=time.perf_counter() - start,
+        sim_steps_per_s=world.steps / loop_s if loop_s > 0 else 0.0,
+        sumo_version=sumo_tools().version,
+        out=out,
+        complete=kpis.complete,
+    )
+
+
+def run_world(
+    spec: WorldSpec,
+    *,
+    timeout_s: float | None = None,
+    on_spawn: Callable[[int], None] | None = None,
+) -> WorldResult:
+    """Run ``spec`` in a child process and return its result.
+
+    Raises :class:`ScenarioError`/:class:`InputError` for bad input and
+    :class:`WorldCrashed` when the child dies or overruns ``timeout_s``.
+    ``on_spawn`` is called with the child's process id (its own process group).
+    """
+    from .scenarios import get_scenario
+
+    start = time.perf_counter()
+    check_controller(spec.controller)
+    get_scenario(spec.scenario)  # bad names fail here, before a process is spent on them
+    out = (spec.out or Path(tempfile.mkdtemp(prefix="cityx-world-"))).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    spec = replace(spec, out=out)
+    for stale in ("result.json", "error.json"):
+        (out / stale).unlink(missing_ok=True)
+    (out / "spec.json").write_text(json.dumps(spec.to_json(), indent=1))
+    env = dict(os.environ)
+    env.setdefault("LIBSUMO_AS_TRACI", "quiet")
+    with open(out / "child.log", "wb") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "cityx.worlds.traffic._worker", str(out)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # its own process group: killed as one
+        )
+        if on_spawn is not None:
+            on_spawn(child.pid)
+        try:
+            code = child.wait(timeout=timeout_s)
+            reason = f"exit code {code}" if code >= 0 else f"signal {signal.Signals(-code).name}"
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            code, reason = -signal.SIGKILL, f"no result after {timeout_s:g} s"
+    result_file, error_file = out / "result.json", out / "error.json"
+    if code == 0 and result_file.is_file():
+        result = WorldResult.from_json(json.loads(result_file.read_text()), spec)
+        return replace(result, wall_s=time.perf_counter() - start)
+    if error_file.is_file():
+        raise _error_from_json(json.loads(error_file.read_text()))
+    partial = _partial(spec, out, time.perf_counter() - start)
+    tail = " ".join((out / "child.log").read_text(errors="replace").split()[-30:])
+    raise WorldCrashed(
+        f"the simulation of {spec.scenario!r} with {spec.controller!r} died ({reason})"
+        + (f": {tail}" if tail else ""),
+        where=str(out),
+        hint="partial outputs are kept in this folder",
+        partial=partial,
+    )
+
+
+def _partial(spec: WorldSpec, out: Path, wall_s: float) -> WorldResult | None:
+    try:
+        network = NetworkInfo.from_json(json.loads((out / "network.json").read_text()))
+    except (OSError, ValueError, KeyError):
+        return None
+    kpis = compute_kpis(out, network)
+    return WorldResult(
+        spec=spec,
+        kpis=replace(kpis, complete=False),
+        safety=None,
+        steps=0,
+        wall_s=wall_s,
+        sim_steps_per_s=0.0,
+        sumo_version="unknown",
+        out=out,
+        complete=False,
+    )
+
+
+_ERRORS: dict[str, type[CityxError]] = {
+    "ScenarioError": ScenarioError,
+    "InputError": InputError,
+    "WorldError": WorldError,
+}
+
+
+def _error_from_json(obj: Mapping[str, Any]) -> CityxError:
+    cls = _ERRORS.get(str(obj.get("type")), WorldError)
+    if cls is WorldError and int(obj.get("exit_code", 1)) == 2:
+        cls = InputError
+    return cls(str(obj["message"]), where=obj.get("where"), hint=obj.get("hint"))
+
+
+def child_main(folder: Path) -> int:
+    """The child's body: run the spec in ``folder``, write result.json or error.json."""
+    spec = WorldSpec.from_json(json.loads((folder / "spec.json").read_text()))
+    try:
+        result = simulate(spec)
+    except CityxError as exc:
+        (folder / "error.json").write_text(
+            json.dumps(
+                {
+                    "type": type(exc).__name__,
+                    "message": exc.message,
+                    "where": exc.where,
+                    "hint": exc.hint,
+                    "exit_code": exc.exit_code,
+                }
+            )
+        )
+        return 1
+    # Written last and atomically: its presence means the run completed.
+    tmp = folder / "result.json.tmp"
+    tmp.write_text(json.dumps(result.to_json(), indent=1, allow_nan=False))
+    tmp.replace(folder / "result.json")
+    return 0
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "WorldResult",
+    "WorldSpec",
+    "check_controller",
+    "run_world",
+    "simulate",
+]
