@@ -31,6 +31,11 @@ def cityx(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[st
         ["audit", "verify"],
         ["audit", "head"],
         ["plugins"],
+        ["scenarios", "list"],
+        ["world", "run"],
+        ["interop", "keygen"],
+        ["interop", "sign"],
+        ["interop", "verify"],
     ],
 )
 def test_every_command_has_help_with_an_example(

@@ -25,6 +25,7 @@ from cityx import __version__
 from cityx.core import CityxError, InputError, SystemKind
 from cityx.core.audit import AuditHead
 
+from . import interop, world
 from .common import (
     EXIT_INPUT,
     EXIT_INTERNAL,
@@ -170,6 +171,8 @@ def _parser() -> argparse.ArgumentParser:
         _plugins,
     )
     plugins.add_argument("--json", action="store_true", help="print one JSON object")
+    world.register(sub)
+    interop.register(sub)
     return root
 
 

@@ -1,0 +1,104 @@
+"""Secure interoperability: signed, schema-checked messages between vendors' systems.
+
+Detectors, the AI under test and signal controllers exchange *envelopes*:
+compact JWS (Ed25519) whose claims carry one NGSI-LD entity (see
+:mod:`.messages`, :mod:`.envelope`). Receivers hold a *trust store* of
+issuers' public keys with validity windows, revocations and permissions
+(:mod:`.trust`), and run every envelope through the verification pipeline
+(:mod:`.verify`), which answers with a :class:`Verdict` and a stable reason
+code, never an exception. :mod:`.bus` carries envelopes over a transport.
+"""
+
+from .bus import (
+    TOPIC_ROOT,
+    InMemoryTransport,
+    Message,
+    Rejection,
+    SecureChannel,
+    Transport,
+    topic_for,
+    topic_matches,
+)
+from .canonical import StrictJSONError, canonical_json, payload_digest, strict_loads
+from .envelope import (
+    ENVELOPE_VERSION,
+    TYP,
+    AiInfo,
+    Claims,
+    Provenance,
+    Signer,
+    claims_problem,
+    sign,
+)
+from .errors import InteropError, KeyFileError, MessageError, TrustStoreError
+from .keys import ALG, KeyFiles, SigningKey, generate_key, load_signing_key, write_key_files
+from .messages import (
+    Catalog,
+    Limits,
+    MessageType,
+    SchemaEngine,
+    check_plausible,
+    schema_id,
+    signal_phase_command,
+    traffic_flow_observed,
+)
+from .trust import (
+    TRUST_FORMAT,
+    StaticTrustStore,
+    TrustedKey,
+    TrustStore,
+    load_trust,
+    trust_document,
+)
+from .verify import Policy, Reason, Verdict, Verifier
+
+__all__ = [
+    "ALG",
+    "ENVELOPE_VERSION",
+    "TOPIC_ROOT",
+    "TRUST_FORMAT",
+    "TYP",
+    "AiInfo",
+    "Catalog",
+    "Claims",
+    "InMemoryTransport",
+    "InteropError",
+    "KeyFileError",
+    "KeyFiles",
+    "Limits",
+    "Message",
+    "MessageError",
+    "MessageType",
+    "Policy",
+    "Provenance",
+    "Reason",
+    "Rejection",
+    "SchemaEngine",
+    "SecureChannel",
+    "Signer",
+    "SigningKey",
+    "StaticTrustStore",
+    "StrictJSONError",
+    "Transport",
+    "TrustStore",
+    "TrustStoreError",
+    "TrustedKey",
+    "Verdict",
+    "Verifier",
+    "canonical_json",
+    "check_plausible",
+    "claims_problem",
+    "generate_key",
+    "load_signing_key",
+    "load_trust",
+    "payload_digest",
+    "schema_id",
+    "sign",
+    "signal_phase_command",
+    "strict_loads",
+    "topic_for",
+    "topic_matches",
+    "traffic_flow_observed",
+    "trust_document",
+    "write_key_files",
+]

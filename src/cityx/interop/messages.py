@@ -1,0 +1,462 @@
+"""Message types: their JSON Schemas and their physical plausibility.
+
+A *message* carries one *entity* in NGSI-LD *normalised* form: an object with
+``id`` (``urn:ngsi-ld:TYPE:...``), ``type`` and *attributes*, each a
+*Property* (``{"type": "Property", "value": ...}``), a *Relationship*
+(``{"type": "Relationship", "object": "urn:ngsi-ld:..."}``) or a
+*GeoProperty* (GeoJSON in ``value``). Where a FIWARE Smart Data Model exists
+we follow it (``TrafficFlowObserved``, ``Road``, ``RoadSegment``); where none
+does we define our own (``SignalPhaseCommand``, ``SignalStateObserved``).
+
+Each type has a versioned *schema* (JSON Schema draft 2020-12, ``$id``
+ending in ``/v1``) shipped as package data in ``cityx/interop/schemas``. A
+*schema check* says whether an entity has the right shape; a *plausibility
+check* says whether what it claims can physically be true (a speed of
+400 km/h, an occupancy of 1.3, an observation dated in the future). The two
+are separate on purpose: a well-formed lie is the interesting attack.
+
+Two *engines* run the same schemas: ``jsonschema-rs`` (compiled, about two
+orders of magnitude faster, used when installed) and ``jsonschema`` (pure
+Python, the reference). Both are set up so their answers agree, including
+on ``$`` in patterns, which Python's ``re`` lets match before a final newline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from importlib import resources
+from typing import Any, Protocol
+
+from .errors import MessageError
+
+SCHEMA_BASE = "https://cityx.dev/schemas/interop"
+_COMMON_SCHEMA = "ngsi-ld"
+
+
+class MessageType(StrEnum):
+    """The entity types the interoperability layer knows."""
+
+    TRAFFIC_FLOW_OBSERVED = "TrafficFlowObserved"
+    ROAD = "Road"
+    ROAD_SEGMENT = "RoadSegment"
+    SIGNAL_PHASE_COMMAND = "SignalPhaseCommand"
+    SIGNAL_STATE_OBSERVED = "SignalStateObserved"
+
+
+class SchemaEngine(StrEnum):
+    """Which JSON Schema implementation checks entities."""
+
+    AUTO = "auto"
+    JSONSCHEMA = "jsonschema"
+    JSONSCHEMA_RS = "jsonschema-rs"
+
+
+def schema_id(message_type: str, version: int = 1) -> str:
+    """The ``$id`` of a type's schema: ``https://cityx.dev/schemas/interop/TYPE/v1``."""
+    return f"{SCHEMA_BASE}/{message_type}/v{version}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Physical bounds for the plausibility checks.
+
+    The defaults are deliberately loose (a lane carries at most about 0.6
+    vehicles per second, we allow 1.0): the check catches the impossible,
+    not the unusual.
+    """
+
+    clock_skew_s: float = 5.0
+    max_speed_kmh: float = 250.0
+    max_flow_veh_per_s: float = 1.0
+    max_lane_id: int = 63
+    max_lanes: int = 16
+    max_phase_index: int = 63
+    min_phase_s: float = 5.0
+    max_phase_s: float = 300.0
+    max_phase_elapsed_s: float = 3600.0
+
+
+class _Engine(Protocol):
+    def first_error(self, entity: Any) -> str | None: ...
+
+
+def _schema_texts() -> dict[str, str]:
+    folder = resources.files("cityx.interop") / "schemas"
+    texts = {}
+    for name in [_COMMON_SCHEMA, *MessageType]:
+        texts[name] = (folder / f"{name}.v1.json").read_text(encoding="utf-8")
+    return texts
+
+
+class Catalog:
+    """The compiled schemas of the message types, looked up by type name.
+
+    Build it once with :meth:`builtin` (it reads the package's schema
+    files) and share it: compiling is the slow part, checking is fast.
+    """
+
+    def __init__(
+        self,
+        schemas: Mapping[str, Mapping[str, Any]],
+        common: Mapping[str, Any],
+        *,
+        engine: SchemaEngine = SchemaEngine.AUTO,
+    ) -> None:
+        self._ids = {name: str(schema["$id"]) for name, schema in schemas.items()}
+        self.engine = _pick_engine(SchemaEngine(engine))
+        build = _RustEngine if self.engine is SchemaEngine.JSONSCHEMA_RS else _PythonEngine
+        self._engines: dict[str, _Engine] = {
+            name: build(schema, common) for name, schema in schemas.items()
+        }
+
+    @classmethod
+    def builtin(cls, *, engine: SchemaEngine = SchemaEngine.AUTO) -> Catalog:
+        """The schemas shipped with ``cityx`` (``cityx/interop/schemas/*.v1.json``)."""
+        texts = _schema_texts()
+        common = json.loads(texts.pop(_COMMON_SCHEMA))
+        return cls({name: json.loads(text) for name, text in texts.items()}, common, engine=engine)
+
+    def types(self) -> tuple[str, ...]:
+        return tuple(sorted(self._ids))
+
+    def schema_id(self, message_type: str) -> str | None:
+        """The schema id for a type, or None when the type is unknown."""
+        return self._ids.get(message_type)
+
+    def first_error(self, message_type: str, entity: Any) -> str | None:
+        """None when ``entity`` fits the type's schema, else the first problem found.
+
+        Raises KeyError for an unknown type (ask :meth:`schema_id` first).
+        """
+        return self._engines[message_type].first_error(entity)
+
+    def check(self, message_type: str, entity: Any) -> None:
+        """Raise :class:`MessageError` unless ``entity`` is a valid ``message_type``."""
+        if message_type not in self._ids:
+            raise MessageError(
+                f"unknown message type {message_type!r}", hint=f"known: {', '.join(self.types())}"
+            )
+        problem = self.first_error(message_type, entity)
+        if problem is not None:
+            raise MessageError(f"not a valid {message_type}: {problem}", where=message_type)
+
+
+def _pick_engine(engine: SchemaEngine) -> SchemaEngine:
+    if engine is not SchemaEngine.AUTO:
+        return engine
+    try:
+        import jsonschema_rs  # noqa: F401
+    except ImportError:
+        return SchemaEngine.JSONSCHEMA
+    return SchemaEngine.JSONSCHEMA_RS
+
+
+def _location(path: list[str | int]) -> str:
+    return "/" + "/".join(str(p) for p in path)
+
+
+class _RustEngine:
+    def __init__(self, schema: Mapping[str, Any], common: Mapping[str, Any]) -> None:
+        import jsonschema_rs
+
+        registry = jsonschema_rs.Registry([(str(common["$id"]), dict(common))])
+        # offline: a $ref we do not ship must fail, never be fetched.
+        self._validator = jsonschema_rs.validator_for(dict(schema), registry=registry, offline=True)
+
+    def first_error(self, entity: Any) -> str | None:
+        try:
+            if self._validator.is_valid(entity):
+                return None
+            for error in self._validator.iter_errors(entity):
+                return f"{_location(error.instance_path)}: {error.message}"
+        except ValueError as exc:  # a value the engine cannot convert (a non-string key)
+            return f"not JSON data: {exc}"
+        return "does not match the schema"
+
+
+class _PythonEngine:
+    def __init__(self, schema: Mapping[str, Any], common: Mapping[str, Any]) -> None:
+        import jsonschema
+        from jsonschema import Draft202012Validator
+        from referencing import Registry, Resource
+
+        def pattern(
+            validator: Any, patrn: str, instance: Any, schema: Mapping[str, Any]
+        ) -> Iterator[jsonschema.ValidationError]:
+            # ECMA-262 "$" is the end of the text; Python's also matches before a final "\n".
+            if validator.is_type(instance, "string") and not re.search(_ecma_end(patrn), instance):
+                yield jsonschema.ValidationError(f"{instance!r} does not match {patrn!r}")
+
+        cls = jsonschema.validators.extend(Draft202012Validator, {"pattern": pattern})  # type: ignore[no-untyped-call]
+        registry: Registry[Any] = Registry().with_resource(
+            str(common["$id"]), Resource.from_contents(dict(common))
+        )
+        self._validator = cls(dict(schema), registry=registry)
+
+    def first_error(self, entity: Any) -> str | None:
+        import jsonschema
+
+        error = jsonschema.exceptions.best_match(self._validator.iter_errors(entity))
+        if error is None:
+            return None
+        return f"{_location(list(error.absolute_path))}: {error.message}"
+
+
+def _ecma_end(pattern: str) -> str:
+    return (
+        pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith(r"\$") else pattern
+    )
+
+
+# -- plausibility ---------------------------------------------------------------------------------
+
+Plausibility = Callable[[Mapping[str, Any], str, float, Limits], None]
+
+
+def check_plausible(
+    entity: Mapping[str, Any], *, issuer: str, now: float, limits: Limits
+) -> str | None:
+    """None when a schema-valid entity could be true, else why it cannot.
+
+    ``issuer`` is the envelope's ``iss`` (a command must name its sender);
+    ``now`` is seconds since the epoch. Call only after the schema check.
+    """
+    check = _PLAUSIBILITY.get(str(entity.get("type")))
+    try:
+        _geometry(entity)
+        if check is not None:
+            check(entity, issuer, now, limits)
+    except _Implausible as exc:
+        return str(exc)
+    return None
+
+
+def _value(entity: Mapping[str, Any], name: str) -> Any:
+    # type() is, not isinstance(Mapping): JSON gives dicts, and the ABC check is slow.
+    attribute = entity.get(name)
+    return attribute.get("value") if type(attribute) is dict else None
+
+
+def instant(value: Any) -> float | None:
+    """Seconds since the epoch of a date-time value (text or typed literal), or None."""
+    if type(value) is dict:
+        value = value.get("@value")
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except (ValueError, OverflowError, OSError):  # not a date, or outside the platform's range
+        return None
+
+
+class _Implausible(Exception):
+    pass
+
+
+def _date(entity: Mapping[str, Any], name: str, now: float, limits: Limits) -> float | None:
+    """The instant of date attribute ``name`` (None if absent); raises when it cannot be true."""
+    if name not in entity:
+        return None
+    at = instant(_value(entity, name))
+    if at is None:
+        raise _Implausible(f"{name} is not a real date-time")
+    if at > now + limits.clock_skew_s:
+        raise _Implausible(f"{name} is {at - now:.1f} s in the future")
+    return at
+
+
+def _number(value: Any) -> float | None:
+    kind = type(value)
+    return float(value) if kind is int or kind is float else None
+
+
+def _traffic_flow(entity: Mapping[str, Any], issuer: str, now: float, limits: Limits) -> None:
+    _date(entity, "dateObserved", now, limits)
+    start = _date(entity, "dateObservedFrom", now, limits)
+    end = _date(entity, "dateObservedTo", now, limits)
+    speed = _number(_value(entity, "averageVehicleSpeed"))
+    if speed is not None and not 0.0 <= speed <= limits.max_speed_kmh:
+        raise _Implausible(f"averageVehicleSpeed {speed} km/h is outside 0..{limits.max_speed_kmh}")
+    occupancy = _number(_value(entity, "occupancy"))
+    if occupancy is not None and not 0.0 <= occupancy <= 1.0:
+        raise _Implausible(f"occupancy {occupancy} is outside 0..1")
+    lane = _number(_value(entity, "laneId"))
+    if lane is not None and not 0 <= lane <= limits.max_lane_id:
+        raise _Implausible(f"laneId {lane:g} is outside 0..{limits.max_lane_id}")
+    if start is not None and end is not None:
+        if end < start:
+            raise _Implausible("dateObservedTo is before dateObservedFrom")
+        intensity = _number(_value(entity, "intensity")) or 0.0
+        most = (end - start) * limits.max_flow_veh_per_s
+        if intensity > most:
+            raise _Implausible(
+                f"intensity {intensity:g} vehicles in {end - start:g} s exceeds {most:g}"
+            )
+
+
+def _road_segment(entity: Mapping[str, Any], issuer: str, now: float, limits: Limits) -> None:
+    lanes = _number(_value(entity, "totalLaneNumber"))
+    if lanes is not None and not 1 <= lanes <= limits.max_lanes:
+        raise _Implausible(f"totalLaneNumber {lanes:g} is outside 1..{limits.max_lanes}")
+    limit = _number(_value(entity, "maximumAllowedSpeed"))
+    if limit is not None and not 0.0 < limit <= limits.max_speed_kmh:
+        raise _Implausible(
+            f"maximumAllowedSpeed {limit} km/h is outside (0, {limits.max_speed_kmh}]"
+        )
+    _road(entity, issuer, now, limits)
+
+
+def _road(entity: Mapping[str, Any], issuer: str, now: float, limits: Limits) -> None:
+    length = _number(_value(entity, "length"))
+    if length is not None and length <= 0.0:
+        raise _Implausible(f"length {length} km is not positive")
+
+
+def _phase_command(entity: Mapping[str, Any], issuer: str, now: float, limits: Limits) -> None:
+    _date(entity, "dateIssued", now, limits)
+    # A command that names another sender is a relayed or forged order.
+    if _value(entity, "issuedBy") != issuer:
+        raise _Implausible(f"issuedBy {_value(entity, 'issuedBy')!r} is not the sender {issuer!r}")
+    phase = _number(_value(entity, "phaseIndex"))
+    if phase is not None and phase > limits.max_phase_index:
+        raise _Implausible(f"phaseIndex {phase:g} is above {limits.max_phase_index}")
+    duration = _number(_value(entity, "duration"))
+    if duration is not None and not limits.min_phase_s <= duration <= limits.max_phase_s:
+        raise _Implausible(
+            f"duration {duration} s is outside {limits.min_phase_s}..{limits.max_phase_s}"
+        )
+
+
+def _signal_state(entity: Mapping[str, Any], issuer: str, now: float, limits: Limits) -> None:
+    _date(entity, "dateObserved", now, limits)
+    phase = _number(_value(entity, "phaseIndex"))
+    if phase is not None and phase > limits.max_phase_index:
+        raise _Implausible(f"phaseIndex {phase:g} is above {limits.max_phase_index}")
+    elapsed = _number(_value(entity, "phaseElapsed"))
+    if elapsed is not None and not 0.0 <= elapsed <= limits.max_phase_elapsed_s:
+        raise _Implausible(f"phaseElapsed {elapsed} s is outside 0..{limits.max_phase_elapsed_s}")
+
+
+def _geometry(entity: Mapping[str, Any]) -> None:
+    for name, attribute in entity.items():
+        if type(attribute) is not dict or attribute.get("type") != "GeoProperty":
+            continue
+        geometry = attribute.get("value")
+        if type(geometry) is not dict:
+            continue
+        coordinates = geometry.get("coordinates")
+        points = [coordinates] if geometry.get("type") == "Point" else coordinates
+        for point in points if type(points) is list else ():
+            ok = type(point) is list and len(point) >= 2
+            lon, lat = (_number(point[0]), _number(point[1])) if ok else (None, None)
+            if lon is None or lat is None:
+                raise _Implausible(f"{name} has a position that is not two numbers")
+            # Written so that NaN fails too (it never comes from strict JSON, but a caller's dict).
+            if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
+                raise _Implausible(f"{name} has longitude {lon}, latitude {lat}: off the globe")
+
+
+_PLAUSIBILITY: Mapping[str, Plausibility] = {
+    MessageType.TRAFFIC_FLOW_OBSERVED: _traffic_flow,
+    MessageType.ROAD: _road,
+    MessageType.ROAD_SEGMENT: _road_segment,
+    MessageType.SIGNAL_PHASE_COMMAND: _phase_command,
+    MessageType.SIGNAL_STATE_OBSERVED: _signal_state,
+}
+
+
+# -- builders -------------------------------------------------------------------------------------
+
+
+def _prop(value: Any, **extra: Any) -> dict[str, Any]:
+    return {"type": "Property", "value": value, **extra}
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def traffic_flow_observed(
+    entity_id: str,
+    *,
+    road_segment: str,
+    lane_id: int,
+    observed_at: float,
+    period_s: float,
+    intensity: int,
+    occupancy: float | None = None,
+    average_speed_kmh: float | None = None,
+    congested: bool | None = None,
+    location: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """A normalised ``TrafficFlowObserved`` entity; ``entity_id`` is the part after the type."""
+    entity: dict[str, Any] = {
+        "id": f"urn:ngsi-ld:TrafficFlowObserved:{entity_id}",
+        "type": MessageType.TRAFFIC_FLOW_OBSERVED.value,
+        "laneId": _prop(lane_id),
+        "dateObserved": _prop(_iso(observed_at)),
+        "dateObservedFrom": _prop(_iso(observed_at - period_s)),
+        "dateObservedTo": _prop(_iso(observed_at)),
+        "intensity": _prop(intensity),
+        "refRoadSegment": {
+            "type": "Relationship",
+            "object": f"urn:ngsi-ld:RoadSegment:{road_segment}",
+        },
+    }
+    if occupancy is not None:
+        entity["occupancy"] = _prop(occupancy)
+    if average_speed_kmh is not None:
+        entity["averageVehicleSpeed"] = _prop(average_speed_kmh, unitCode="KMH")
+    if congested is not None:
+        entity["congested"] = _prop(congested)
+    if location is not None:
+        entity["location"] = {
+            "type": "GeoProperty",
+            "value": {"type": "Point", "coordinates": list(location)},
+        }
+    return entity
+
+
+def signal_phase_command(
+    entity_id: str,
+    *,
+    intersection: str,
+    phase_index: int,
+    duration_s: float,
+    reason: str,
+    issued_by: str,
+    issued_at: float,
+) -> dict[str, Any]:
+    """A ``SignalPhaseCommand`` entity; ``issued_by`` must be the sender's issuer URN."""
+    return {
+        "id": f"urn:ngsi-ld:SignalPhaseCommand:{entity_id}",
+        "type": MessageType.SIGNAL_PHASE_COMMAND.value,
+        "refIntersection": {
+            "type": "Relationship",
+            "object": f"urn:ngsi-ld:Intersection:{intersection}",
+        },
+        "phaseIndex": _prop(phase_index),
+        "duration": _prop(duration_s, unitCode="SEC"),
+        "reason": _prop(reason),
+        "issuedBy": _prop(issued_by),
+        "dateIssued": _prop(_iso(issued_at)),
+    }
+
+
+__all__ = [
+    "SCHEMA_BASE",
+    "Catalog",
+    "Limits",
+    "MessageType",
+    "SchemaEngine",
+    "check_plausible",
+    "instant",
+    "schema_id",
+    "signal_phase_command",
+    "traffic_flow_observed",
+]
