@@ -12,9 +12,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# The demo needs the package alone; the tests also need the dev tools and extras.
+# The demo needs the package and the sandbox; the tests also need the dev tools.
 $(RUNTIME): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[sumo]'
 	touch $(RUNTIME)
 
 $(STAMP): pyproject.toml | $(BIN)/python
@@ -24,11 +24,15 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(RUNTIME)
 	$(BIN)/cityx demo --out $(OUT)
 
-# PostgreSQL runs on the development machines and CI; start it if it is down.
-services:
+# PostgreSQL and Mosquitto run on the development machines and CI; start them if down.
+services: $(STAMP)
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
 	  echo "PostgreSQL did not come up at 127.0.0.1:5432" >&2; exit 1
+	@$(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 1883), 2).close()" 2>/dev/null \
+	  || mosquitto -d -c /etc/mosquitto/mosquitto.conf
+	@for i in $$(seq 1 30); do $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 1883), 2).close()" 2>/dev/null && exit 0; sleep 1; done; \
+	  echo "Mosquitto did not come up at 127.0.0.1:1883" >&2; exit 1
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
@@ -37,7 +41,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src
 
-unit: $(STAMP) services
+unit: services
 	$(BIN)/pytest --cov=cityx --cov-report=term:skip-covered
 
 test: lint typecheck unit
