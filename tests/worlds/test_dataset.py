@@ -1,0 +1,171 @@
+"""``cityx world dataset``: detector time series with next-interval congestion labels.
+
+One small dataset (grid3x3, 2 seeds x demand 1 and 2, 600 s cut into 60 s
+intervals) is built once in-process; the CLI builds it again in a child
+process, which must give the same bytes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cityx.core.errors import InputError
+from cityx.worlds.traffic.dataset import (
+    COLUMNS,
+    FEATURES,
+    LABELS,
+    DatasetSpec,
+    DatasetSummary,
+    build_dataset,
+    congestion_state,
+    read_metadata,
+)
+
+from .conftest import needs_sumo
+
+SPEC = DatasetSpec(
+    scenario="grid3x3", seconds=600, seeds=2, demands=(1.0, 2.0), interval_s=60, workers=2
+)
+CLI_ARGS = [
+    "--scenario",
+    "grid3x3",
+    "--seconds",
+    "600",
+    "--seeds",
+    "2",
+    "--demand",
+    "1,2",
+    "--interval",
+    "60",
+    "--workers",
+    "2",
+]
+
+
+def cityx(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cityx.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[DatasetSummary, pd.DataFrame]:
+    needs_sumo()
+    out = tmp_path_factory.mktemp("dataset") / "grid.parquet"
+    summary = build_dataset(SPEC, out)
+    return summary, pd.read_parquet(out)
+
+
+def test_columns_dtypes_and_no_missing_values(
+    built: tuple[DatasetSummary, pd.DataFrame],
+) -> None:
+    summary, frame = built
+    assert list(frame.columns) == [name for name, _ in COLUMNS]
+    for name, kind in COLUMNS:
+        if kind == "string":
+            assert pd.api.types.is_string_dtype(frame[name]), name
+        else:
+            assert str(frame[name].dtype) == kind, name
+    assert not frame.isna().any().any()
+    assert np.isfinite(frame[list(FEATURES)].to_numpy(dtype=float)).all()
+    # 36 approaches x 4 runs, 10 intervals each minus the unlabelled last.
+    assert summary.runs == 4 and summary.places == len(frame) // 9
+    assert len(frame) == summary.rows and summary.rows > 500
+    assert set(frame["congestion"]) <= set(LABELS)
+    assert set(frame["congestion_next"]) <= set(LABELS)
+    assert set(frame["district"]) <= {"NE", "NW", "SE", "SW"}
+    assert frame["interval_start_s"].max() == 600 - 2 * 60
+    assert (frame["flow_veh"] >= 0).all() and (frame["speed_ratio"] >= 0).all()
+
+
+def test_more_congestion_at_double_demand(built: tuple[DatasetSummary, pd.DataFrame]) -> None:
+    _, frame = built
+    congested = frame["congestion_next"] != "free"
+    share = congested.groupby(frame["demand"]).mean()
+    assert share[2.0] > share[1.0]
+    heavy = (frame["congestion_next"] == "heavy").groupby(frame["demand"]).mean()
+    assert heavy[2.0] > heavy[1.0]
+
+
+def test_label_is_the_next_interval_state_of_the_same_place(
+    built: tuple[DatasetSummary, pd.DataFrame],
+) -> None:
+    _, frame = built
+    assert (frame["congestion"] == congestion_state(frame["speed_ratio"].to_numpy())).all()
+    place = ["scenario", "demand", "seed", "intersection", "approach"]
+    nxt = frame.assign(interval_start_s=frame["interval_start_s"] - SPEC.interval_s)[
+        [*place, "interval_start_s", "congestion"]
+    ].rename(columns={"congestion": "state_then"})
+    joined = frame.merge(nxt, on=[*place, "interval_start_s"], how="inner")
+    # Every row but each place's last kept one has its next interval in the file.
+    assert len(joined) == len(frame) - frame.groupby(place).ngroups
+    assert (joined["congestion_next"] == joined["state_then"]).all()
+
+
+def test_metadata_records_inputs_and_versions(
+    built: tuple[DatasetSummary, pd.DataFrame],
+) -> None:
+    summary, _ = built
+    meta = read_metadata(summary.out)
+    assert meta["scenario"] == "grid3x3" and meta["controller"] == "fixed"
+    assert meta["seeds"] == [0, 1] and meta["demand"] == [1.0, 2.0]
+    assert meta["interval_s"] == 60 and meta["sumo_version"] == summary.sumo_version
+    assert meta["cityx_version"] == summary.cityx_version
+
+
+def test_cli_gives_byte_identical_output(
+    built: tuple[DatasetSummary, pd.DataFrame], tmp_path: Path
+) -> None:
+    summary, _ = built
+    out = tmp_path / "again.parquet"
+    done = cityx("world", "dataset", *CLI_ARGS, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert f"{summary.rows} rows" in done.stdout
+    assert out.read_bytes() == summary.out.read_bytes()
+    assert [p.name for p in tmp_path.iterdir()] == ["again.parquet"]  # no temp file left
+
+
+def test_cli_help_has_an_example() -> None:
+    done = cityx("world", "dataset", "--help")
+    assert done.returncode == 0
+    assert "example:" in done.stdout and "cityx world dataset --scenario" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--scenario", "nowhere", "--seconds", "600", "--seeds", "1"], "unknown scenario"),
+        (
+            ["--scenario", "grid3x3", "--seconds", "100", "--seeds", "1", "--interval", "60"],
+            "two intervals",
+        ),
+        (
+            ["--scenario", "grid3x3", "--seconds", "600", "--seeds", "1", "--demand", "1,0"],
+            "positive",
+        ),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(args: list[str], words: str, tmp_path: Path) -> None:
+    out = tmp_path / "x.parquet"
+    done = cityx("world", "dataset", *args, "--out", str(out))
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and words in done.stderr
+    assert not out.exists()
+
+
+def test_unwritable_output_fails_before_simulating(tmp_path: Path) -> None:
+    needs_sumo()
+    with pytest.raises(InputError, match="cannot write"):
+        build_dataset(SPEC, tmp_path / "missing" / "x.parquet")
+    with pytest.raises(InputError, match="folder"):
+        build_dataset(SPEC, tmp_path)
+    assert list(tmp_path.iterdir()) == []
