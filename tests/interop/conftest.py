@@ -132,3 +132,74 @@ def claimed(signer: Signer) -> Callable[..., dict[str, Any]]:
         return signer.claims(entity or flow(), **options).to_json()
 
     return build
+
+
+# -- MQTT: brokers for tests/interop/test_mqtt.py --------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def mtls_broker(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A mosquitto on a free port that requires a client certificate (trustme CA)."""
+    import getpass
+    import shutil
+    import socket
+    import subprocess
+    import time
+    from types import SimpleNamespace
+
+    import trustme
+
+    folder = tmp_path_factory.mktemp("mtls")
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    client = ca.issue_cert("cityx-test-client")
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+    server.cert_chain_pems[0].write_to_path(str(folder / "server.pem"))
+    server.private_key_pem.write_to_path(str(folder / "server.key"))
+    client.cert_chain_pems[0].write_to_path(str(folder / "client.pem"))
+    client.private_key_pem.write_to_path(str(folder / "client.key"))
+    port = free_port()
+    config = folder / "mosquitto.conf"
+    config.write_text(
+        f"listener {port} 127.0.0.1\n"
+        f"cafile {folder / 'ca.pem'}\n"
+        f"certfile {folder / 'server.pem'}\n"
+        f"keyfile {folder / 'server.key'}\n"
+        "require_certificate true\n"
+        "allow_anonymous true\n"
+        "persistence false\n"
+        # Run as whoever runs the tests: mosquitto started as root would drop
+        # to user "mosquitto", which cannot read pytest's private temp folder.
+        f"user {getpass.getuser()}\n"
+    )
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    process = subprocess.Popen(
+        [binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("test mosquitto with TLS did not start") from None
+                time.sleep(0.05)
+        yield SimpleNamespace(
+            url=f"mqtts://127.0.0.1:{port}",
+            ca=folder / "ca.pem",
+            cert=folder / "client.pem",
+            key=folder / "client.key",
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=5)
