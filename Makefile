@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 RUNTIME := $(VENV)/.installed
 STAMP  := $(VENV)/.installed-dev
 OUT    ?= cityx-demo
+FUZZ_S ?= 30
 
-.PHONY: demo test lint typecheck unit services bench clean
+.PHONY: demo test lint typecheck unit fuzz services bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +36,8 @@ services: $(STAMP)
 	  echo "Mosquitto did not come up at 127.0.0.1:1883" >&2; exit 1
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples fuzz
+	$(BIN)/ruff format --check src tests bench examples fuzz
 
 typecheck: $(STAMP)
 	$(BIN)/mypy src
@@ -44,7 +45,11 @@ typecheck: $(STAMP)
 unit: services
 	$(BIN)/pytest --cov=cityx --cov-report=term:skip-covered
 
-test: lint typecheck unit
+# A bounded run of the envelope verifier's fuzz target (atheris/libFuzzer).
+fuzz: $(STAMP)
+	$(BIN)/python fuzz/verify.py -max_total_time=$(FUZZ_S) -rss_limit_mb=2048
+
+test: lint typecheck unit fuzz
 
 bench: $(STAMP)
 	$(BIN)/python bench/demo.py

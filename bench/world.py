@@ -5,7 +5,8 @@ For cologne8 and ingolstadt21 (RESCO), side by side in one run:
 - ``bare``: libsumo on the scenario's own .sumocfg with its fixed-time
   signals, nothing but ``simulationStep()``;
 - ``world-fixed``: our :class:`TrafficWorld` with the same fixed-time
-  signals, plus detectors, SUMO's outputs and an observation every step;
+  signals, plus detectors and SUMO's outputs (a baseline SUMO runs
+  itself needs no observation, so none is built);
 - ``world-max-pressure``: the same with max-pressure deciding every step
   through the safety envelope.
 
@@ -78,12 +79,15 @@ def _variant(scenario_name: str, variant: str, seconds: int, seed: int, folder: 
         sumo.close()
         return {"steps": seconds, "loop_s": loop}
     mode = SignalMode.ENVELOPE if variant == "world-max-pressure" else SignalMode.PROGRAM
-    world = TrafficWorld(run, WorldOptions(seconds=seconds, mode=mode))
     controller = MaxPressure(run.network) if mode is SignalMode.ENVELOPE else None
+    # As cityx world run does: a baseline SUMO runs itself is not observed.
+    options = WorldOptions(seconds=seconds, mode=mode, observe=controller is not None)
+    world = TrafficWorld(run, options)
     observation = world.reset(seed)
     start = time.process_time()
     while not world.done:
-        observation = world.step(controller.act(observation) if controller else None)
+        action = controller.act(observation) if controller and observation else None
+        observation = world.step(action)
     loop = time.process_time() - start
     world.close()
     return {"steps": world.steps, "loop_s": loop}

@@ -131,8 +131,11 @@ def test_demo_runs_and_prints_the_report(tmp_path: Path, store_url: str) -> None
     run = cityx("demo", "--out", str(tmp_path / "demo"), "--store", store_url, "--json")
     assert run.returncode == 0, run.stderr
     doc = json.loads(run.stdout)
-    (trial,) = doc["trials"]
-    assert Path(trial["report"]).is_file() and trial["decision"] in {"pass", "conditional"}
+    assert [t["submission"] for t in doc["trials"]] == ["metro-congestion", "acme-signals"]
+    for trial in doc["trials"]:
+        assert Path(trial["report"]).is_file() and trial["decision"] in {"pass", "conditional"}
+    controller = json.loads(Path(doc["trials"][1]["results"]).read_text())
+    assert any(c["id"] == "sandbox.nominal" for c in controller["checks"])
 
 
 def test_an_anchor_reveals_a_truncated_log(

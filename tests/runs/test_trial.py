@@ -51,6 +51,7 @@ def test_a_trial_writes_results_report_events_and_store(
         "admission",
         "performance.nominal",
         "input.contract",
+        "fairness.groups",
     }
     for check in results["checks"]:
         assert {"id", "status", "metrics", "findings"} <= set(check)

@@ -92,3 +92,35 @@ def test_out_of_range_rows_are_a_warning_not_an_error(tiny_submission: Path) -> 
     result = validate_submission(tiny_submission)
     assert result.ok
     assert [p.level for p in result.problems] == [Level.WARNING]
+
+
+ACME = Path(__file__).resolve().parents[2] / "examples" / "submissions" / "acme-signals"
+
+
+def test_the_controller_example_validates_without_warnings() -> None:
+    result = validate_submission(ACME)
+    assert result.ok and not result.problems
+    manifest = result.manifest
+    assert manifest is not None and manifest.controller is not None
+    assert manifest.controller.observation == "phase-candidates/v1"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (('score_label = "yes"', 'score_label = "maybe"'), "score_label must be one of"),
+        (("[controller]", "[controllr]"), "unknown field"),
+        (('observation = "phase-candidates/v1"', 'observation = "lanes/v9"'), "phase-candidates/v1"),
+    ],
+)
+def test_controller_sections_are_checked(
+    tmp_path: Path, edit: tuple[str, str], message: str
+) -> None:
+    folder = tmp_path / "acme"
+    shutil.copytree(ACME, folder, ignore=shutil.ignore_patterns("data"))
+    (folder / "data").mkdir()
+    toml = folder / "cityx.toml"
+    toml.write_text(toml.read_text().replace(*edit))
+    result = validate_submission(folder)
+    assert not result.ok
+    assert any(message in str(p) for p in result.errors), result.errors

@@ -47,9 +47,14 @@ def test_every_command_has_help_with_an_example(
     assert "example:\n  cityx " in capsys.readouterr().out
 
 
-def test_a_submission_folder_as_controller_is_refused_clearly(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="not supported yet"):
+def test_a_folder_that_is_no_submission_is_refused_clearly(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"cityx\.toml"):
         cli(["world", "run", "--scenario", "grid3x3", "--controller", str(tmp_path)])
+
+
+def test_a_bus_is_for_submitted_controllers(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not a baseline"):
+        cli(["world", "run", "--scenario", "grid3x3", "--controller", "fixed", "--bus", "memory"])
 
 
 @pytest.mark.slow

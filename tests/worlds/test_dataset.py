@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import pandas as pd
 import pytest
 
 from cityx.core.errors import InputError
+from cityx.worlds.errors import ScenarioError
 from cityx.worlds.traffic.dataset import (
     COLUMNS,
     FEATURES,
@@ -26,6 +28,7 @@ from cityx.worlds.traffic.dataset import (
     congestion_state,
     read_metadata,
 )
+from cityx.worlds.traffic.scenarios import get_scenario, prepare_run
 
 from .conftest import needs_sumo
 
@@ -87,20 +90,19 @@ def test_columns_dtypes_and_no_missing_values(
     assert (frame["flow_veh"] >= 0).all() and (frame["speed_ratio"] >= 0).all()
 
 
-def test_more_congestion_at_double_demand(built: tuple[DatasetSummary, pd.DataFrame]) -> None:
+def test_more_delay_at_double_demand(built: tuple[DatasetSummary, pd.DataFrame]) -> None:
     _, frame = built
-    congested = frame["congestion_next"] != "free"
-    share = congested.groupby(frame["demand"]).mean()
-    assert share[2.0] > share[1.0]
-    heavy = (frame["congestion_next"] == "heavy").groupby(frame["demand"]).mean()
-    assert heavy[2.0] > heavy[1.0]
+    # Ten minutes from an empty grid do not reach congestion; delay still grows with demand.
+    delay = frame.groupby("demand")["delay_s"].mean()
+    assert delay[2.0] > delay[1.0] > 0
+    assert (frame["delay_s"] >= 0).all() and (frame["delay_s"] <= SPEC.interval_s).all()
 
 
 def test_label_is_the_next_interval_state_of_the_same_place(
     built: tuple[DatasetSummary, pd.DataFrame],
 ) -> None:
     _, frame = built
-    assert (frame["congestion"] == congestion_state(frame["speed_ratio"].to_numpy())).all()
+    assert (frame["congestion"] == congestion_state(frame["delay_s"].to_numpy())).all()
     place = ["scenario", "demand", "seed", "intersection", "approach"]
     nxt = frame.assign(interval_start_s=frame["interval_start_s"] - SPEC.interval_s)[
         [*place, "interval_start_s", "congestion"]
@@ -109,6 +111,32 @@ def test_label_is_the_next_interval_state_of_the_same_place(
     # Every row but each place's last kept one has its next interval in the file.
     assert len(joined) == len(frame) - frame.groupby(place).ngroups
     assert (joined["congestion_next"] == joined["state_then"]).all()
+
+
+def test_congestion_state_uses_the_hcm_delay_bands() -> None:
+    delay = np.array([0.0, 10.0, 35.0, 35.01, 80.0, 80.01, 300.0])
+    states = congestion_state(delay)
+    assert list(states) == ["free", "free", "free", "moderate", "moderate", "heavy", "heavy"]
+
+
+def test_prepare_run_writes_the_asked_detector_period(tmp_path: Path) -> None:
+    needs_sumo()
+    grid = get_scenario("grid3x3")
+
+    def periods(folder: Path) -> set[str]:
+        root = ET.parse(folder / "detectors.add.xml").getroot()
+        return {element.get("period", "") for element in root}
+
+    default = prepare_run(grid, tmp_path / "a", seed=0, seconds=60)
+    assert periods(default.folder) == {"300"}
+    asked = prepare_run(grid, tmp_path / "b", seed=0, seconds=60, detector_period_s=180)
+    assert periods(asked.folder) == {"180"}
+    # Only the period differs: the same detectors in the same places.
+    text = (asked.folder / "detectors.add.xml").read_text().replace('"180"', '"300"')
+    assert text == (default.folder / "detectors.add.xml").read_text()
+    for bad in (0, -60, 1.5, True):
+        with pytest.raises(ScenarioError, match="detector period"):
+            prepare_run(grid, tmp_path / "c", seed=0, seconds=60, detector_period_s=bad)
 
 
 def test_metadata_records_inputs_and_versions(
@@ -120,6 +148,7 @@ def test_metadata_records_inputs_and_versions(
     assert meta["seeds"] == [0, 1] and meta["demand"] == [1.0, 2.0]
     assert meta["interval_s"] == 60 and meta["sumo_version"] == summary.sumo_version
     assert meta["cityx_version"] == summary.cityx_version
+    assert meta["schema_version"] == 2 and "delay_s <= 35" in meta["label_rule"]
 
 
 def test_cli_gives_byte_identical_output(

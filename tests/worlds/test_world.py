@@ -141,7 +141,7 @@ def test_bad_inputs_fail_before_a_child_is_started(tmp_path: Path) -> None:
         run_world(WorldSpec(scenario="atlantis", out=tmp_path / "x"))
     with pytest.raises(InputError, match="unknown controller 'magic'"):
         run_world(WorldSpec(scenario="grid3x3", controller="magic", out=tmp_path / "y"))
-    with pytest.raises(InputError, match="not supported yet"):
+    with pytest.raises(InputError, match=r"runs through cityx\.runs"):
         run_world(WorldSpec(scenario="grid3x3", controller=str(tmp_path), out=tmp_path / "z"))
     assert not (tmp_path / "x").exists()
 

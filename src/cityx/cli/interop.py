@@ -2,6 +2,9 @@
 
 ``verify`` exits 0 when the envelope is accepted, 3 when it is rejected
 (the reason code is printed) and 2 when its input cannot be read.
+``conformance`` runs the vendor conformance suite against an endpoint:
+0 when every case passes, 3 when any fails, 2 when the endpoint cannot be
+reached. ``serve`` runs our reference endpoint, which passes them all.
 """
 
 from __future__ import annotations
@@ -9,17 +12,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_OK, EXIT_VERDICT, Subparsers, add_command, add_group, emit
+from .common import EXIT_OK, EXIT_VERDICT, Subparsers, add_command, add_group, emit, seed
 
 _AUD = "urn:cityx:city:cologne:tmc"
 _KEY = "keys/urn_cityx_vendor_acme_detector-12.AbCdEfGhIjKl.key.jwk"
 
 
 def register(sub: Subparsers) -> None:
-    """Add ``cityx interop keygen|sign|verify``."""
+    """Add ``cityx interop keygen|sign|verify|conformance|serve``."""
     group = add_group(sub, "interop", "Sign and verify messages exchanged between systems.")
 
     keygen = add_command(
@@ -75,6 +79,84 @@ def register(sub: Subparsers) -> None:
         "--max-age", type=float, default=60.0, metavar="S", help="oldest iat accepted (default: 60)"
     )
     verify.add_argument("--json", action="store_true", help="print one JSON object")
+    _register_conformance(group)
+
+
+_CONFORMANCE_AUD = "urn:cityx:conformance:receiver"  # = conformance.AUDIENCE, kept lazy
+
+
+def _register_conformance(group: Subparsers) -> None:
+    conformance = add_command(
+        group,
+        "conformance",
+        "Run the interop conformance suite against a vendor's endpoint (HTTP or MQTT 5); "
+        "exit 0 if every case passes, 3 if any fails. First give the endpoint the suite's "
+        "trust documents (--write-trust DIR).",
+        "cityx interop conformance --write-trust conformance-trust\n"
+        "  cityx interop conformance --target http://127.0.0.1:8080/ --json\n"
+        "  cityx interop conformance --target mqtt://127.0.0.1:1883/vendor/acme --case replay-jti",
+        _conformance,
+    )
+    what = conformance.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--target",
+        metavar="URL",
+        help="the endpoint: http://HOST:PORT/PATH or mqtt://HOST:PORT/PREFIX",
+    )
+    what.add_argument(
+        "--write-trust",
+        type=Path,
+        metavar="DIR",
+        help="write the trust documents the endpoint must load, then exit",
+    )
+    what.add_argument("--list", action="store_true", help="list the cases and exit")
+    conformance.add_argument(
+        "--aud",
+        default=_CONFORMANCE_AUD,
+        metavar="URN",
+        help=f"the endpoint's receiver URN (default: {_CONFORMANCE_AUD})",
+    )
+    conformance.add_argument(
+        "--seed", type=seed, default=0, help="seed of the suite's issuer keys (default: 0)"
+    )
+    conformance.add_argument(
+        "--case", action="append", metavar="ID", help="run only this case (repeatable)"
+    )
+    conformance.add_argument(
+        "--timeout", type=float, default=5.0, metavar="S", help="per request (default: 5)"
+    )
+    conformance.add_argument(
+        "--require-reasons",
+        action="store_true",
+        help="fail a rejection that gives no reason code",
+    )
+    conformance.add_argument("--json", action="store_true", help="print one JSON object")
+
+    serve = add_command(
+        group,
+        "serve",
+        "Run the reference endpoint (our verification pipeline) for the conformance suite, "
+        "over HTTP or MQTT 5, until interrupted.",
+        f"cityx interop serve --trust conformance-trust --aud {_CONFORMANCE_AUD} "
+        "--http 127.0.0.1:8080",
+        _serve,
+    )
+    serve.add_argument(
+        "--trust", type=Path, required=True, metavar="JWKS_OR_DIR", help="trust document or folder"
+    )
+    serve.add_argument("--aud", required=True, metavar="URN", help="this receiver's URN")
+    where = serve.add_mutually_exclusive_group(required=True)
+    where.add_argument("--http", metavar="HOST:PORT", help="listen for HTTP POSTs here")
+    where.add_argument("--mqtt", metavar="URL", help="answer on mqtt://HOST:PORT/PREFIX")
+    serve.add_argument(
+        "--max-age", type=float, default=60.0, metavar="S", help="oldest iat accepted (default: 60)"
+    )
+    serve.add_argument(
+        "--duration",
+        type=float,
+        metavar="S",
+        help="stop after this many seconds (default: run until interrupted)",
+    )
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -146,6 +228,69 @@ def _verify(args: argparse.Namespace) -> int:
         text = f"rejected: {verdict.reason}: {verdict.detail}"
     emit(args, verdict.to_json(), text)
     return EXIT_OK if verdict.accepted else EXIT_VERDICT
+
+
+def _conformance(args: argparse.Namespace) -> int:
+    from cityx.interop.conformance import SUITE, SUITE_VERSION, open_endpoint, run_suite
+    from cityx.interop.conformance import write_trust as write
+
+    if args.list:
+        cases = [{"id": c.id, "title": c.title, "expected": str(c.expected)} for c in SUITE]
+        lines = [f"{c['id']:<22} {c['expected']:<28} {c['title']}" for c in cases]
+        emit(args, {"suite": SUITE_VERSION, "cases": cases}, "\n".join(lines))
+        return EXIT_OK
+    if args.write_trust is not None:
+        paths = write(args.write_trust, seed=args.seed)
+        emit(
+            args,
+            {"trust": [str(p) for p in paths], "seed": args.seed, "audience": args.aud},
+            f"wrote {len(paths)} trust documents to {args.write_trust}; load them in the "
+            f"endpoint and give it the receiver URN {args.aud}",
+        )
+        return EXIT_OK
+    endpoint = open_endpoint(args.target)
+    try:
+        report = run_suite(
+            endpoint,
+            seed=args.seed,
+            audience=args.aud,
+            cases=args.case,
+            timeout_s=args.timeout,
+            require_reasons=args.require_reasons,
+        )
+    finally:
+        endpoint.close()
+    lines = [f"{'PASS' if r.passed else 'FAIL'}  {r.id:<22} {r.reason}" for r in report.cases]
+    lines.append(f"{report.passed} passed, {report.failed} failed ({report.suite}, {args.target})")
+    emit(args, report.to_json(), "\n".join(lines))
+    return EXIT_OK if report.ok else EXIT_VERDICT
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from cityx.interop import Policy, load_trust
+    from cityx.interop.endpoint import HttpServer, MqttServer, parse_listen, reference_handler
+
+    handler = reference_handler(
+        load_trust(args.trust), audience=args.aud, policy=Policy(max_age_s=args.max_age)
+    )
+    server: HttpServer | MqttServer
+    if args.http is not None:
+        host, port = parse_listen(args.http)
+        server = HttpServer(handler, host=host, port=port)
+    else:
+        server = MqttServer(handler, args.mqtt)
+    with server.start():
+        sys.stdout.write(f"serving the reference endpoint at {server.url} (Ctrl-C to stop)\n")
+        sys.stdout.flush()
+        try:
+            if args.duration is not None:
+                time.sleep(args.duration)
+            else:
+                while True:
+                    time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return EXIT_OK
 
 
 __all__ = ["register"]

@@ -25,7 +25,7 @@ from cityx import __version__
 from cityx.core import CityxError, InputError, SystemKind
 from cityx.core.audit import AuditHead
 
-from . import interop, world
+from . import fairness, interop, redteam, world
 from .common import (
     EXIT_INPUT,
     EXIT_INTERNAL,
@@ -59,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = command(
         "demo",
-        "Run the default trial(s) on the embedded example and print where the report is.",
+        "Run the default trials on the embedded examples (a congestion predictor, a signal "
+        "controller in SUMO) and print where the reports are.",
         "cityx demo --out cityx-demo",
         _demo,
     )
@@ -68,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--store", help="store URL (default: SQLite in the user data folder)")
     demo.add_argument("--json", action="store_true", help="print one JSON object")
+    demo.add_argument(
+        "--workers", type=int, default=2, metavar="N", help="parallel SUMO runs (default: 2)"
+    )
 
     trial = command(
         "trial",
@@ -115,6 +119,13 @@ def _parser() -> argparse.ArgumentParser:
         default=4096,
         metavar="MB",
         help="memory limit of the model's worker process (default: 4096)",
+    )
+    trial.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="parallel SUMO runs of a controller trial (default: 2)",
     )
 
     ssub = add_group(sub, "submission", "Create or validate a submission folder.")
@@ -173,6 +184,8 @@ def _parser() -> argparse.ArgumentParser:
     plugins.add_argument("--json", action="store_true", help="print one JSON object")
     world.register(sub)
     interop.register(sub)
+    redteam.register(sub)
+    fairness.register(sub)
     return root
 
 
@@ -214,6 +227,7 @@ def _run_trial(
         store=args.store,
         trust_pickle=getattr(args, "trust_pickle", False),
         limits=limits,
+        workers=getattr(args, "workers", 2),
     )
     return run_trial(plan, progress=_progress_bar(args))
 
@@ -241,13 +255,15 @@ def _trial(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def demo_submission() -> Path:
-    """The embedded default submission (in the source checkout)."""
+# The demo's trials, in order: a predictor, then a controller in the sandbox.
+DEMO_SUBMISSIONS = ("metro-congestion", "acme-signals")
+
+
+def demo_submission(name: str = DEMO_SUBMISSIONS[0]) -> Path:
+    """An embedded example submission (in the source checkout)."""
     import cityx
 
-    folder = (
-        Path(cityx.__file__).resolve().parents[2] / "examples" / "submissions" / "metro-congestion"
-    )
+    folder = Path(cityx.__file__).resolve().parents[2] / "examples" / "submissions" / name
     if not (folder / "cityx.toml").is_file():
         raise InputError(
             "the embedded example is not here; run the demo from a source "
@@ -258,24 +274,32 @@ def demo_submission() -> Path:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from cityx.governance.aiverify import export_trial
+
     start = time.perf_counter()
-    folder = demo_submission()
-    outcome = _run_trial(args, folder, args.out / "metro-congestion")
-    wall = time.perf_counter() - start
-    trials = [
-        {
-            "submission": "metro-congestion",
+    trials, lines = [], []
+    for name in DEMO_SUBMISSIONS:
+        outcome = _run_trial(args, demo_submission(name), args.out / name)
+        entry = {
+            "submission": name,
             "trial_id": outcome.trial_id,
             "decision": outcome.gate.decision.value,
             "report": str(outcome.report_path),
             "results": str(outcome.results_path),
         }
-    ]
+        lines += [f"{name}: gate {outcome.gate.decision.value}"]
+        lines += [f"  report: {outcome.report_path.resolve()}"]
+        if outcome.results["submission"]["kind"] == "predictor":
+            # Fairness results in AI Verify's own format, for its portal.
+            written = export_trial(outcome.out, outcome.out / "aiverify")
+            entry["aiverify"] = [str(p) for p in written]
+            lines += [f"  AI Verify export: {(outcome.out / 'aiverify').resolve()}"]
+        trials.append(entry)
+    wall = time.perf_counter() - start
     emit(
         args,
         {"trials": trials, "wall_s": round(wall, 2)},
-        f"metro-congestion: gate {outcome.gate.decision.value}\n"
-        f"report: {outcome.report_path.resolve()}\n(demo took {wall:.1f} s)",
+        "\n".join([*lines, f"(demo took {wall:.1f} s)"]),
     )
     return EXIT_OK
 

@@ -1,8 +1,8 @@
 """``cityx scenarios`` and ``cityx world``: the SUMO city sandbox from the shell.
 
 ``cityx scenarios list`` shows the scenario catalogue; ``cityx world run``
-runs one scenario with one baseline controller in a child process and
-prints its KPIs and safety report (one JSON object with ``--json``);
+runs one scenario with a baseline or a controller submission in a child
+process and prints its KPIs and safety report (one JSON object with ``--json``);
 ``cityx world dataset`` runs seeds x demand levels and writes a Parquet
 file of detector time series with next-interval congestion labels.
 """
@@ -13,6 +13,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from cityx.core import InputError
 
 from .common import EXIT_OK, Subparsers, add_command, add_group, emit, seed
 
@@ -33,8 +35,10 @@ def register(sub: Subparsers) -> None:
     run = add_command(
         world,
         "run",
-        "Run a scenario with a baseline controller and print KPIs and the safety report.",
-        "cityx world run --scenario cologne1 --controller max-pressure --seconds 600 --seed 1",
+        "Run a scenario with a baseline or a submitted controller and print KPIs and the "
+        "safety report.",
+        "cityx world run --scenario cologne1 --controller max-pressure --seconds 600 --seed 1\n"
+        "  cityx world run --scenario cologne3 --controller examples/submissions/acme-signals",
         _world_run,
     )
     run.add_argument(
@@ -46,8 +50,8 @@ def register(sub: Subparsers) -> None:
     run.add_argument(
         "--controller",
         default="fixed",
-        metavar="NAME",
-        help="fixed, actuated or max-pressure (default: fixed)",
+        metavar="NAME|DIR",
+        help="fixed, actuated, max-pressure or a controller submission folder (default: fixed)",
     )
     run.add_argument("--seconds", type=int, default=600, help="simulated seconds (default: 600)")
     run.add_argument("--seed", type=seed, default=0, help="random seed (default: 0)")
@@ -58,6 +62,13 @@ def register(sub: Subparsers) -> None:
         "--out", type=Path, help="run folder for SUMO's outputs (default: a temp folder)"
     )
     run.add_argument("--emissions", action="store_true", help="measure CO2 (slower)")
+    run.add_argument(
+        "--bus",
+        metavar="memory|mqtt://HOST:PORT",
+        help="wire a submitted controller through signed messages on this bus: detectors "
+        "publish signed TrafficFlowObserved, the controller's commands are signed and "
+        "verified before the signals obey them (see docs/interop.md)",
+    )
     run.add_argument("--json", action="store_true", help="print one JSON object")
 
     dataset = add_command(
@@ -132,7 +143,8 @@ def _scenarios_list(args: argparse.Namespace) -> int:
 
 
 def _world_run(args: argparse.Namespace) -> int:
-    from cityx.worlds.traffic import WorldSpec, run_world
+    from cityx.runs.sandbox import run_submitted_world
+    from cityx.worlds.traffic import BASELINES, WorldSpec, run_world
 
     spec = WorldSpec(
         scenario=args.scenario,
@@ -143,8 +155,16 @@ def _world_run(args: argparse.Namespace) -> int:
         out=args.out,
         emissions=args.emissions,
     )
-    result = run_world(spec)
+    if spec.controller in BASELINES:
+        if args.bus:
+            raise InputError("--bus wires a submitted controller, not a baseline", where="--bus")
+        result = run_world(spec)
+    else:
+        result = run_submitted_world(spec, bus=args.bus)
     obj = result.to_json()
+    wiring = result.out / "interop.json"
+    if wiring.is_file():
+        obj["interop"] = json.loads(wiring.read_text())
     o = result.kpis.overall
     safety = obj["safety"]
     lines = [
@@ -164,6 +184,12 @@ def _world_run(args: argparse.Namespace) -> int:
         ),
         f"  {obj['sim_steps_per_s']} steps/s; outputs in {result.out}",
     ]
+    if "interop" in obj:
+        wired = obj["interop"]
+        lines.insert(
+            -1,
+            f"  messages  observations {wired['observations']}, commands {wired['commands']}",
+        )
     emit(args, obj, "\n".join(lines))
     return EXIT_OK
 

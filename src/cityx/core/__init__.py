@@ -42,6 +42,10 @@ from .systems import (
     Observation,
     Prediction,
     Predictor,
+    WorldCell,
+    WorldHook,
+    WorldOutcome,
+    WorldRunner,
 )
 from .taxonomy import NistFunction, Principle, Tags
 
@@ -96,6 +100,10 @@ __all__ = [
     "TargetTimeout",
     "Task",
     "Threshold",
+    "WorldCell",
+    "WorldHook",
+    "WorldOutcome",
+    "WorldRunner",
     "check_seed",
     "derive_seed",
     "manifest_json_schema",

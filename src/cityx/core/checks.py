@@ -28,7 +28,7 @@ from .manifest import Manifest
 from .registry import PluginMeta
 from .schema import FloatArray
 from .seeding import stream
-from .systems import Controller, Predictor
+from .systems import Controller, Predictor, WorldRunner
 from .taxonomy import NistFunction, Principle, Tags
 
 
@@ -113,6 +113,7 @@ class CheckContext:
     load_s: float | None = None
     predictor: Predictor | None = None
     controller: Controller | None = None
+    world: WorldRunner | None = None
     holdout: LabelledBatch | None = None
     thresholds: Mapping[str, Threshold] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)

@@ -126,6 +126,29 @@ class DataSection(_Strict):
     training: RelPath | None = None
     holdout: RelPath | None = None
     datasheet: RelPath
+    sensitive: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
+        default_factory=list,
+        description="Sensitive columns of the holdout data (district, time-of-day band, ...) "
+        "that group fairness is measured by; read beside the model's inputs, not given to it.",
+    )
+
+
+class ControllerSection(_Strict):
+    """How a controller submission plugs into the sandbox.
+
+    The model scores *phase candidates* (one row per intersection and green
+    phase, see ``cityx.worlds.traffic.candidates``); each intersection asks
+    for its best-scoring phase. A classifier ranks by its score for
+    ``score_label``; a regressor by its value.
+    """
+
+    observation: Literal["phase-candidates/v1"] = Field(
+        description="The observation contract the model's input features come from."
+    )
+    score_label: str | None = Field(
+        default=None,
+        description="For a classifier: the label whose score ranks the candidates.",
+    )
 
 
 class Manifest(_Strict):
@@ -137,11 +160,30 @@ class Manifest(_Strict):
     inputs: InputsSection
     outputs: OutputsSection
     data: DataSection
+    controller: ControllerSection | None = None
 
     @model_validator(mode="after")
     def _predictor_needs_holdout(self) -> Manifest:
         if self.system.kind is SystemKind.PREDICTOR and not self.data.holdout:
             raise ValueError("a predictor submission must name holdout data in [data]")
+        return self
+
+    @model_validator(mode="after")
+    def _controller_section(self) -> Manifest:
+        section = self.controller
+        if self.system.kind is SystemKind.CONTROLLER:
+            if section is None:
+                raise ValueError("a controller submission needs a [controller] section")
+            if self.outputs.task is Task.CLASSIFICATION:
+                if section.score_label not in self.outputs.labels:
+                    raise ValueError(
+                        f"[controller].score_label must be one of the labels "
+                        f"{self.outputs.labels}, got {section.score_label!r}"
+                    )
+            elif section.score_label is not None:
+                raise ValueError("[controller].score_label is only for a classifier")
+        elif section is not None:
+            raise ValueError("[controller] is only for kind = 'controller'")
         return self
 
     def input_schema(self) -> InputSchema:
@@ -168,6 +210,7 @@ __all__ = [
     "MANIFEST_SCHEMA_VERSION",
     "ArtifactFormat",
     "ArtifactSection",
+    "ControllerSection",
     "DataSection",
     "FeatureSpec",
     "InputsSection",

@@ -8,9 +8,9 @@ with whole batches; neither is ever called one row at a time in a loop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -60,7 +60,7 @@ class Predictor(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class IntersectionObservation:
-    """What one signalised intersection's detectors report at a step."""
+    """What one signalised intersection's detectors report at a step, by lane."""
 
     intersection: str
     phase: int
@@ -73,11 +73,45 @@ class IntersectionObservation:
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """The world as the controller sees it: all intersections at one time."""
+    """The world as the controller sees it: all intersections at one time, as arrays.
+
+    Intersection ``k`` is ``intersection_ids[k]``; its detected incoming lanes
+    are ``lanes[lane_start[k]:lane_start[k + 1]]``, and the lane columns
+    (``counts``, ``occupancy``, ``halting``, ``mean_speed``) follow ``lanes``.
+    Arrays keep a step's observation cheap to build and to batch into one
+    model call; :attr:`intersections` gives the per-intersection view.
+    """
 
     time_s: float
     time_of_day_s: float
-    intersections: tuple[IntersectionObservation, ...]
+    intersection_ids: tuple[str, ...]
+    lanes: tuple[str, ...]
+    lane_start: NDArray[np.int64]  # len(intersection_ids) + 1 offsets into ``lanes``
+    phase: NDArray[np.int64]
+    phase_age_s: FloatArray
+    counts: FloatArray
+    occupancy: FloatArray
+    halting: FloatArray
+    mean_speed: FloatArray
+
+    @property
+    def intersections(self) -> tuple[IntersectionObservation, ...]:
+        out = []
+        for k, tls in enumerate(self.intersection_ids):
+            lo, hi = int(self.lane_start[k]), int(self.lane_start[k + 1])
+            lanes = self.lanes[lo:hi]
+            out.append(
+                IntersectionObservation(
+                    intersection=tls,
+                    phase=int(self.phase[k]),
+                    phase_age_s=float(self.phase_age_s[k]),
+                    counts=dict(zip(lanes, self.counts[lo:hi].tolist(), strict=True)),
+                    occupancy=dict(zip(lanes, self.occupancy[lo:hi].tolist(), strict=True)),
+                    halting=dict(zip(lanes, self.halting[lo:hi].tolist(), strict=True)),
+                    mean_speed=dict(zip(lanes, self.mean_speed[lo:hi].tolist(), strict=True)),
+                )
+            )
+        return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +128,65 @@ class Controller(Protocol):
     def act(self, observation: Observation) -> Action: ...
 
 
+@runtime_checkable
+class WorldHook(Protocol):
+    """Something that sits between the world and the controller: an attack or a guard.
+
+    ``observe`` is on the sensor path: it returns the observation the
+    controller will see (an attack tampers with it; a runtime guard returns
+    it unchanged and records what it flags). ``before_step`` is on the world
+    path, called with the running simulator (libsumo) before each step (an
+    attack may insert real vehicles). ``report`` says what it did; it is
+    kept with the run's result. A hook never sees the controller's code.
+    """
+
+    def observe(self, observation: Observation) -> Observation: ...
+
+    def before_step(self, simulation: Any, time_s: float) -> None: ...
+
+    def report(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WorldCell:
+    """One simulation of a trial: a controller on a scenario, seed and demand level.
+
+    ``controller`` is ``"submission"`` for the system under test, else a
+    baseline's name.
+    """
+
+    scenario: str
+    controller: str
+    seed: int
+    demand: float
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorldOutcome:
+    """A cell's KPIs (overall and by group kind and group), safety report and state.
+
+    A KPI is None where it is undefined (a mean over no trips).
+
+    ``error`` says why a cell did not finish (``complete`` is then False and
+    the KPIs, if any, are partial).
+    """
+
+    cell: WorldCell
+    kpis: Mapping[str, float | None]
+    by_group: Mapping[str, Mapping[str, Mapping[str, float | None]]] = field(default_factory=dict)
+    safety: Mapping[str, Any] = field(default_factory=dict)
+    complete: bool = True
+    error: str | None = None
+    out: str | None = None
+
+
+class WorldRunner(Protocol):
+    """Runs cells of a trial in the sandbox, in parallel where it can."""
+
+    def run(self, cells: Sequence[WorldCell]) -> list[WorldOutcome]: ...
+
+
 __all__ = [
     "Action",
     "Controller",
@@ -101,4 +194,8 @@ __all__ = [
     "Observation",
     "Prediction",
     "Predictor",
+    "WorldCell",
+    "WorldHook",
+    "WorldOutcome",
+    "WorldRunner",
 ]

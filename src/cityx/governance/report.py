@@ -60,7 +60,11 @@ _GATE = {
 }
 # Detail keys a chart or a dedicated table already shows.
 _DRAWN = frozenset({"labels", "confusion", "residual_quantiles", "probes", "outcomes"})
-_DEDICATED = frozenset({"rejected_by_feature"})
+_DEDICATED = frozenset(
+    {"rejected_by_feature", "comparisons", "cells", "by_label", "counts", "counts_order"}
+)
+# Per-group rates shown in a fairness table, in this order.
+_GROUP_RATES = ("n", "tpr", "fpr", "ppv", "selection_rate", "accuracy", "base_rate")
 _JSON_CUT = 300
 
 
@@ -746,6 +750,57 @@ def _detail_tables(cid: str, details: Mapping[str, Any]) -> tuple[Table, ...]:
                 tuple((str(k), fmt_value(v)) for k, v in rest),
             )
         )
+    for base, raw in _mapping(details.get("comparisons")).items():
+        table = _mapping(raw)
+        rows = []
+        for kpi, row in table.items():
+            if not isinstance(row, Mapping):
+                continue
+            change = fmt_value(row.get("change"))
+            low, high = row.get("ci_low"), row.get("ci_high")
+            interval = f"[{fmt_value(low)}, {fmt_value(high)}]" if low is not None else ""
+            pct = row.get("change_pct")
+            rows.append(
+                (
+                    str(kpi),
+                    fmt_value(row.get("submission")),
+                    fmt_value(row.get(base)),
+                    f"{change} {interval}".strip(),
+                    "" if pct is None else f"{fmt_value(pct)} %",
+                )
+            )
+        tables.append(
+            Table(
+                f"Submission against {base}: means over {fmt_value(table.get('pairs'))} paired "
+                "runs; change = submission minus baseline [95 % interval]; negative waiting "
+                "and time loss are gains",
+                ("KPI", "Submission", base, "Change", "Change %"),
+                tuple(rows),
+                frozenset({1, 2, 3, 4}),
+            )
+        )
+    for label, raw in _mapping(details.get("by_label")).items():
+        one = _mapping(raw)
+        groups = _mapping(one.get("groups"))
+        ratios = _mapping(one.get("ratios"))
+        rows = [
+            (str(g), *(fmt_value(_mapping(v).get(r)) for r in _GROUP_RATES))
+            for g, v in groups.items()
+        ]
+        rows.append(("ratio min/max", "", *(fmt_value(ratios.get(r)) for r in _GROUP_RATES[1:])))
+        tables.append(
+            Table(
+                f"Fairness for {label!r} (one against the rest) by "
+                f"{' x '.join(map(str, _sequence(one.get('sensitive'))))}: rates per group; "
+                "undefined where a group has no case to rate",
+                ("Group", *_GROUP_RATES),
+                tuple(rows),
+                frozenset(range(1, len(_GROUP_RATES) + 1)),
+            )
+        )
+        warnings = tuple((_text(w),) for w in _sequence(one.get("warnings")))
+        if warnings:
+            tables.append(Table(f"Fairness warnings for {label!r}", ("Warning",), warnings))
     rejected = _mapping(details.get("rejected_by_feature"))
     if rejected:
         tables.append(

@@ -7,6 +7,8 @@ issuers' public keys with validity windows, revocations and permissions
 (:mod:`.trust`), and run every envelope through the verification pipeline
 (:mod:`.verify`), which answers with a :class:`Verdict` and a stable reason
 code, never an exception. :mod:`.bus` carries envelopes over a transport.
+:mod:`.conformance` is the vendor conformance suite and :mod:`.endpoint`
+our reference receiver that passes it.
 """
 
 from .bus import (
@@ -50,6 +52,7 @@ from .trust import (
     load_trust,
     trust_document,
 )
+from .trust_db import DbTrustStore, TrustRecords
 from .verify import Policy, Reason, Verdict, Verifier
 
 __all__ = [
@@ -61,6 +64,7 @@ __all__ = [
     "AiInfo",
     "Catalog",
     "Claims",
+    "DbTrustStore",
     "InMemoryTransport",
     "InteropError",
     "KeyFileError",
@@ -80,6 +84,7 @@ __all__ = [
     "StaticTrustStore",
     "StrictJSONError",
     "Transport",
+    "TrustRecords",
     "TrustStore",
     "TrustStoreError",
     "TrustedKey",

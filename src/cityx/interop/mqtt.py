@@ -16,6 +16,16 @@ Words used here:
     broker-side state kept under the client id: subscriptions and QoS 1
     messages queued while the client is away. We connect with clean start
     false and a session expiry, so a short disconnect loses nothing.
+*reconnect*
+    paho's network thread reconnects on its own after the broker drops the
+    connection or restarts, waiting ``reconnect_min_s`` doubling up to
+    ``reconnect_max_s`` between tries. QoS 1 messages published meanwhile
+    are kept by the client and sent once it is back; the broker keeps the
+    session's queued messages across its own restart when it runs with
+    ``persistence true`` (otherwise they die with it: MQTT cannot help).
+    :attr:`MqttTransport.connections` counts the CONNACKs and
+    :attr:`MqttTransport.session_present` says whether the broker still
+    had our session at the last one.
 *redelivery*
     QoS 1 is at-least-once: after a lost PUBACK the same bytes may arrive
     twice. The transport keeps a bounded set of SHA-256 digests of the
@@ -135,6 +145,8 @@ class MqttTransport:
         # matching callback, whatever the number of copies the broker sends.
         self._seen = _Seen(self.options.dedup_window)
         self._pending: deque[paho.MQTTMessageInfo] = deque()
+        self.connections = 0
+        self.session_present: bool | None = None
 
     # -- life cycle -------------------------------------------------------
 
@@ -286,6 +298,8 @@ class MqttTransport:
             patterns = sorted({p for p, _ in self._subscriptions})
         for pattern in patterns:
             client.subscribe(pattern, qos=QOS)
+        self.session_present = bool(flags.session_present)
+        self.connections += 1
         self._connected.set()
 
     def _on_disconnect(

@@ -12,7 +12,9 @@ Globs: ``*`` matches any run of characters within a topic level (no ``/``),
 literal. ``["*"]`` for types and ``["**"]`` for topics allow everything.
 
 The verifier sees the store through one method, :meth:`TrustStore.key`, so
-a database-backed store can replace the file-based one.
+the database-backed :class:`~cityx.interop.trust_db.DbTrustStore` replaces
+the file-based one without the verifier knowing; trust documents are how
+keys travel into and out of it.
 
 A *trust document* (``*.json``; ``cityx interop keygen`` writes one) is a
 JWKS with the issuer beside its keys::

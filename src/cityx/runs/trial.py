@@ -1,8 +1,9 @@
 """Running a trial.
 
-A *trial* is one submission tested against its data (later: a scenario)
-under a policy with a seed. It validates and admits the submission, runs
-the policy's checks in order, decides the gate, and writes ``results.json``
+A *trial* is one submission tested under a policy with a seed: a
+predictor against its holdout data, a controller in the SUMO sandbox
+against the baselines (:mod:`.sandbox` runs its worlds). It validates and
+admits the submission, runs the policy's checks in order, decides the gate, and writes ``results.json``
 (schema-versioned), ``report.html`` and ``events.jsonl`` into its output
 folder. The store records the trial as ``incomplete`` when it starts and
 ``complete`` only in the same transaction that stores its findings, so a
@@ -17,6 +18,7 @@ import platform
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -44,9 +46,10 @@ from cityx.governance.report import write_report
 from cityx.plugins import default_registry
 from cityx.store import Store
 from cityx.submissions import resolve_inside, validate_submission
-from cityx.targets import Limits, open_predictor
+from cityx.targets import Limits, open_predictor, open_scorer
 
 from .events import EventLog
+from .sandbox import SandboxRunner
 
 RESULTS_SCHEMA_VERSION = 1
 _VERSIONED = (
@@ -75,6 +78,7 @@ class TrialPlan:
     store: str | None = None
     trust_pickle: bool = False
     limits: Limits = field(default_factory=Limits)
+    workers: int = 2  # parallel world runs of a controller trial
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +124,9 @@ def run_trial(
     manifest = validation.raise_for_errors()
     policy = load_policy(plan.policy)
     checks = plan_checks(policy, manifest.system.kind, registry)
-    holdout_path = plan.data or _declared_holdout(plan.submission, manifest)
-    holdout = _holdout(holdout_path, manifest)
+    controller = manifest.system.kind is SystemKind.CONTROLLER
+    holdout_path = None if controller else plan.data or _declared_holdout(plan.submission, manifest)
+    holdout = _holdout(holdout_path, manifest) if holdout_path else None
     now = datetime.now(UTC)
     trial_id = new_trial_id(now)
     out = Path(plan.out) if plan.out else Path("cityx-trials") / trial_id
@@ -129,10 +134,23 @@ def run_trial(
 
     with Store.open(plan.store) as store:
         load_start = time.perf_counter()
-        predictor = open_predictor(
-            manifest, plan.submission, limits=plan.limits, trust_pickle=plan.trust_pickle
+        if controller:
+            # Loaded once here to prove it loads safely; each world run opens its own.
+            with open_scorer(
+                manifest, plan.submission, limits=plan.limits, trust_pickle=plan.trust_pickle
+            ):
+                pass
+        predictor = (
+            None
+            if controller
+            else open_predictor(
+                manifest, plan.submission, limits=plan.limits, trust_pickle=plan.trust_pickle
+            )
         )
-        with predictor, EventLog(out / "events.jsonl", trial_id=trial_id) as events:
+        with (
+            predictor if predictor is not None else nullcontext(),
+            EventLog(out / "events.jsonl", trial_id=trial_id) as events,
+        ):
             load_s = time.perf_counter() - load_start
             submission = _submission_json(plan.submission, manifest, validation.artifact_sha256)
             store.record_submission(
@@ -153,7 +171,10 @@ def run_trial(
                 policy_id=policy.id,
                 policy_sha256=policy.sha256,
                 out_dir=str(out.resolve()),
-                plan={"checks": [c.meta.id for c in checks], "data": str(holdout_path)},
+                plan={
+                    "checks": [c.meta.id for c in checks],
+                    "data": str(holdout_path) if holdout_path else None,
+                },
             )
             events.emit("trial.started", submission=submission, seed=seed, policy=policy.id)
             results = _run_checks(
@@ -169,6 +190,9 @@ def run_trial(
                     load_s=load_s,
                     predictor=predictor,
                     holdout=holdout,
+                    world=SandboxRunner(plan.submission, out / "world", workers=plan.workers)
+                    if controller
+                    else None,
                 ),
             )
             gate = decide(results, policy)
@@ -278,8 +302,8 @@ def _results_json(
     submission: dict[str, Any],
     seed: int,
     policy: Policy,
-    holdout_path: Path,
-    holdout: LabelledBatch,
+    holdout_path: Path | None,
+    holdout: LabelledBatch | None,
     checks: Sequence[Check],
     results: Sequence[CheckResult],
     gate: GateDecision,
@@ -303,7 +327,9 @@ def _results_json(
                 "rows": int(holdout.features.shape[0]) + holdout.rejected_rows,
                 "rejected_rows": holdout.rejected_rows,
             }
-        },
+        }
+        if holdout_path is not None and holdout is not None
+        else {},
         "plugins": [f"check:{c.meta.id}@{c.meta.version}" for c in checks],
         "checks": [r.to_json() for r in results],
         "findings": [f.to_json() for r in results for f in r.findings],
@@ -318,8 +344,7 @@ def _results_json(
                 str(seed),
                 "--policy",
                 policy.path,
-                "--data",
-                str(holdout_path),
+                *(["--data", str(holdout_path)] if holdout_path is not None else []),
             ]
         ),
     }

@@ -12,6 +12,9 @@ Words used here:
 - the *audit log* is the append-only, hash-chained record of every change
   (see :mod:`cityx.core.audit`); its *head* is the number of entries and the
   newest hash.
+- *trusted keys* and *revocations* are the rows of the database-backed
+  trust store (:mod:`cityx.interop.trust_db` gives them meaning); importing
+  and revoking are audited like every other change.
 
 Every write is one transaction that also appends its audit entries: the
 store never holds a change without its record, nor a record without its
@@ -64,6 +67,18 @@ from ._engine import (
     parse_store_url,
 )
 from ._errors import store_error
+from ._trust import (
+    KEY_FIELDS,
+    REVOCATION_FIELDS,
+    TrustKeyRecord,
+    TrustRevocationRecord,
+    check_fields,
+    issuers_of,
+    key_records,
+    revocation_records,
+    revoke,
+    upsert_key,
+)
 from .models import (
     COMPLETE,
     HEAD_ROW,
@@ -636,6 +651,73 @@ class Store:
                 .order_by(FindingRow.ordinal)
             ).all()
         return [dict(r.body) for r in rows]
+
+    # -- trust store (rows for cityx.interop.trust_db) --------------------------------
+
+    def put_trust(
+        self,
+        *,
+        issuer: str,
+        keys: Sequence[Mapping[str, Any]],
+        revoked: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Add or update ``issuer``'s keys and record revocations, in one transaction.
+
+        ``keys`` items hold kid, x, not_before, not_after (ISO text or None),
+        types and topics; ``revoked`` items hold kid, at and reason. A kid
+        that belongs to another issuer is refused; an earlier revocation of a
+        kid wins over a later one. Keys are never deleted.
+        """
+        check_fields(keys, KEY_FIELDS, "trusted key")
+        check_fields(revoked, REVOCATION_FIELDS, "revocation")
+        now = _now()
+        with self._write() as conn:
+            owners = issuers_of(conn, [str(k["kid"]) for k in keys])
+            for key in keys:
+                owner = owners.get(str(key["kid"]), issuer)
+                if owner != issuer:
+                    raise StoreError(
+                        f"kid {key['kid']} already belongs to {owner}, not {issuer}",
+                        where=self.display_url,
+                        hint="a key belongs to one issuer: generate a new key",
+                    )
+                upsert_key(conn, issuer, key, exists=str(key["kid"]) in owners, now=now)
+            changed = [
+                str(r["kid"])
+                for r in revoked
+                if revoke(conn, str(r["kid"]), str(r["at"]), str(r["reason"]), now=now)
+            ]
+            self._append(
+                conn,
+                actor=self.actor,
+                action="trust.imported",
+                subject=issuer,
+                payload={"keys": sorted(str(k["kid"]) for k in keys), "revoked": sorted(changed)},
+            )
+
+    def revoke_trust_key(self, *, kid: str, at: str, reason: str) -> bool:
+        """Revoke ``kid`` from ``at`` (ISO text); False if an earlier revocation stands."""
+        with self._write() as conn:
+            changed = revoke(conn, kid, at, reason, now=_now())
+            if changed:
+                self._append(
+                    conn,
+                    actor=self.actor,
+                    action="trust.key.revoked",
+                    subject=kid,
+                    payload={"at": at, "reason": reason},
+                )
+            return changed
+
+    def trust_keys(self) -> list[TrustKeyRecord]:
+        """Every trusted key, by issuer and kid."""
+        with self._transaction(write=False) as conn:
+            return key_records(conn)
+
+    def trust_revocations(self) -> list[TrustRevocationRecord]:
+        """Every revocation, by kid."""
+        with self._transaction(write=False) as conn:
+            return revocation_records(conn)
 
     @staticmethod
     def _submission_id(conn: Connection, system_id: str, version: str, sha256: str) -> int | None:

@@ -14,6 +14,15 @@
   hash. Appends lock it, so two writers never both extend the same entry, and
   verification compares the chain's end with it, which catches a naive
   truncation (a thorough attacker can rewrite it too: keep a head elsewhere).
+- ``trust_keys`` and ``trust_revocations``: the database-backed trust store
+  of :mod:`cityx.interop.trust_db`. A *trusted key* is an Ed25519 public key
+  (``x``, its RFC 7638 thumbprint ``kid``) of one *issuer* (a vendor's
+  system), with a *validity window* (``not_before`` .. ``not_after``, either
+  open) and *permissions* (glob lists of the message ``types`` and
+  ``topics`` it may sign). A *revocation* names a kid and the time it takes
+  effect; it is kept apart from the keys so that revoking a kid the store
+  does not hold yet still applies once it arrives. Keys are never deleted:
+  retire them with a window or a revocation.
 
 Timestamps are ISO-8601 UTC strings (``2026-11-29T04:17:17.123456Z``): the
 same text in SQLite and PostgreSQL, and they sort in time order.
@@ -127,3 +136,26 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     entries: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class TrustKeyRow(Base):
+    __tablename__ = "trust_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(256), index=True)
+    x: Mapped[str] = mapped_column(String(64))
+    not_before: Mapped[str | None] = mapped_column(String(32))
+    not_after: Mapped[str | None] = mapped_column(String(32))
+    types: Mapped[list[str]] = mapped_column(JSON)
+    topics: Mapped[list[str]] = mapped_column(JSON)
+    added_at: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[str] = mapped_column(String(32))
+
+
+class TrustRevocationRow(Base):
+    __tablename__ = "trust_revocations"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[str] = mapped_column(String(32))

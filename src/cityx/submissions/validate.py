@@ -17,7 +17,6 @@ from cityx.core import (
     Manifest,
     ManifestError,
     Problem,
-    SystemKind,
 )
 from cityx.data import file_sha256, inspect_table, read_table
 
@@ -99,14 +98,6 @@ def validate_submission(folder: Path) -> Validation:
             Problem(
                 f"{toml}: [data].training",
                 "no training data named: the poisoning and fairness audits cannot run",
-                Level.WARNING,
-            )
-        )
-    if manifest.system.kind is SystemKind.CONTROLLER:
-        found.append(
-            Problem(
-                f"{toml}: [system].kind",
-                "controller trials need the SUMO sandbox, which this version does not have yet",
                 Level.WARNING,
             )
         )

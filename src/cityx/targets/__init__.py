@@ -17,6 +17,7 @@ from __future__ import annotations
 from .isolated import IsolatedPredictor, open_predictor
 from .limits import Limits
 from .model import LoadRequest, RawPrediction, TargetModel
+from .scorer import IsolatedScorer, open_scorer
 
 # Artifact format -> adapter, as lazy "module:Class" references; the worker
 # resolves the adapter through this table, so nothing loads until it is used.
@@ -31,9 +32,11 @@ BUILTIN_TARGETS: dict[str, str] = {
 __all__ = [
     "BUILTIN_TARGETS",
     "IsolatedPredictor",
+    "IsolatedScorer",
     "Limits",
     "LoadRequest",
     "RawPrediction",
     "TargetModel",
     "open_predictor",
+    "open_scorer",
 ]

@@ -292,8 +292,28 @@ def open_predictor(
 
     ``trusted`` names types to accept in a skops file beyond those skops
     trusts; ``trust_pickle`` accepts pickles and any type in a skops file.
-    The artifact must lie inside ``submission_dir``.
+    The artifact must lie inside ``submission_dir``. A controller's model
+    opens with :func:`cityx.targets.open_scorer`.
     """
+    return _open(
+        manifest,
+        submission_dir,
+        SystemKind.PREDICTOR,
+        limits=limits,
+        trust_pickle=trust_pickle,
+        trusted=trusted,
+    )
+
+
+def _open(
+    manifest: Manifest,
+    submission_dir: Path,
+    kind: SystemKind,
+    *,
+    limits: Limits,
+    trust_pickle: bool,
+    trusted: Sequence[str],
+) -> IsolatedPredictor:
     request = LoadRequest.for_submission(
         manifest,
         submission_dir,
@@ -301,11 +321,11 @@ def open_predictor(
         trusted=trusted,
         threads=limits.threads,
     )
-    if manifest.system.kind is not SystemKind.PREDICTOR:
+    if manifest.system.kind is not kind:
         raise TargetLoadError(
-            f"a {manifest.system.kind.value} cannot be opened as a predictor",
+            f"a {manifest.system.kind.value} submission cannot be opened as a {kind.value}",
             where=request.where,
-            hint="controllers are not supported by cityx.targets yet",
+            hint="open_predictor opens predictors, open_scorer controllers",
         )
     return IsolatedPredictor(
         request=request,

@@ -6,6 +6,6 @@ simulator; SUMO is loaded when a world is prepared or run (the optional
 extra ``cityx[sumo]``).
 """
 
-from .errors import ScenarioError, WorldCrashed, WorldError
+from .errors import ControllerFailed, ScenarioError, WorldCrashed, WorldError
 
-__all__ = ["ScenarioError", "WorldCrashed", "WorldError"]
+__all__ = ["ControllerFailed", "ScenarioError", "WorldCrashed", "WorldError"]

@@ -4,7 +4,8 @@
     ├── InputError
     │   └── ScenarioError     an unknown scenario name, or a scenario file that is broken
     └── WorldError            the simulator is missing, failed to start or crashed
-        └── WorldCrashed      the simulation's child process died; partial outputs are kept
+        └── WorldCrashed      the run stopped before its end; partial outputs are kept
+            └── ControllerFailed  the controller under test crashed, hung or answered nonsense
 
 Messages are one line and name the scenario or file they are about.
 """
@@ -24,7 +25,7 @@ class WorldError(CityxError):
 
 
 class WorldCrashed(WorldError):
-    """The child process that ran the simulation died before it finished.
+    """The run stopped before its end: the simulation's child process died.
 
     ``partial`` holds what could be read from the outputs written so far
     (marked ``complete=False``), or ``None`` when nothing could be read.
@@ -35,8 +36,13 @@ class WorldCrashed(WorldError):
         self.partial = partial
 
 
+class ControllerFailed(WorldCrashed):
+    """The controller under test crashed, overran its per-step timeout or gave an
+    answer the sandbox cannot use; the simulation was ended and its outputs kept."""
+
+
 class ScenarioError(InputError):
     """A scenario name is unknown or a scenario's files are broken."""
 
 
-__all__ = ["ScenarioError", "WorldCrashed", "WorldError"]
+__all__ = ["ControllerFailed", "ScenarioError", "WorldCrashed", "WorldError"]

@@ -17,15 +17,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-
-import numpy as np
-from numpy.typing import NDArray
 
 from cityx.core.errors import InputError
 from cityx.core.systems import Action, Controller, Observation
 
-from .network import GREEN, NetworkInfo
+from .candidates import PhaseCandidates
+from .network import NetworkInfo
 from .world import SignalMode
 
 BASELINES: Mapping[str, SignalMode] = {
@@ -35,68 +32,23 @@ BASELINES: Mapping[str, SignalMode] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class _Incidence:
-    lanes: tuple[str, ...]  # the column order of ``matrix`` (every detected lane)
-    matrix: NDArray[np.float64]  # green phase rows x lanes: +movements in, -movements out
-    phases: NDArray[np.int64]  # program phase index of each row
-    starts: tuple[int, ...]  # first row of each intersection (and one past the last)
-
-
-def _incidence(network: NetworkInfo) -> _Incidence:
-    lanes = tuple(lane for i in network.intersections for lane in i.lanes)
-    column = {lane: k for k, lane in enumerate(lanes)}
-    rows: list[NDArray[np.float64]] = []
-    phases: list[int] = []
-    starts = [0]
-    for intersection in network.intersections:
-        for p in intersection.green_phases:
-            row = np.zeros(len(lanes))
-            for letter, (lane_in, lane_out) in zip(
-                intersection.phases[p].state, intersection.links, strict=False
-            ):
-                if letter in GREEN:
-                    if lane_in in column:
-                        row[column[lane_in]] += 1.0
-                    if lane_out in column:
-                        row[column[lane_out]] -= 1.0
-            rows.append(row)
-            phases.append(p)
-        starts.append(len(rows))
-    matrix = np.vstack(rows) if rows else np.zeros((0, len(lanes)))
-    return _Incidence(lanes, matrix, np.asarray(phases, dtype=np.int64), tuple(starts))
-
-
 class MaxPressure:
-    """Max-pressure signal control over all intersections at once (vectorised)."""
+    """Max-pressure signal control over all intersections at once (vectorised).
+
+    Each green phase's pressure is a row of the candidates' incidence matrix
+    times the queues; :meth:`PhaseCandidates.choose` picks each
+    intersection's best, keeping the current phase on a tie.
+    """
 
     def __init__(self, network: NetworkInfo) -> None:
         self.network = network
-        self._incidence: _Incidence | None = None
+        self._candidates: PhaseCandidates | None = None
 
     def act(self, observation: Observation) -> Action:
-        inc = self._incidence
-        if inc is None:
-            inc = self._incidence = _incidence(self.network)
-        queue = np.fromiter(
-            (q for o in observation.intersections for q in o.halting.values()),
-            dtype=np.float64,
-            count=len(inc.lanes),
-        )
-        pressure = inc.matrix @ queue
-        phases: dict[str, int] = {}
-        for k, o in enumerate(observation.intersections):
-            lo, hi = inc.starts[k], inc.starts[k + 1]
-            if hi == lo:
-                continue
-            segment = pressure[lo:hi]
-            best = float(segment.max())
-            current = np.flatnonzero(inc.phases[lo:hi] == o.phase)
-            if current.size and segment[current[0]] >= best:
-                phases[o.intersection] = o.phase
-            else:
-                phases[o.intersection] = int(inc.phases[lo + int(segment.argmax())])
-        return Action(phases=phases)
+        c = self._candidates
+        if c is None:
+            c = self._candidates = PhaseCandidates.from_network(self.network)
+        return c.choose(observation, c.incidence @ observation.halting)
 
 
 def make_controller(name: str, network: NetworkInfo) -> tuple[SignalMode, Controller | None]:

@@ -8,10 +8,18 @@ child, so a simulator crash kills only the child: the parent then raises
 :class:`~cityx.worlds.WorldCrashed` carrying a result marked incomplete,
 computed from the outputs SUMO had written, which stay in the run folder.
 :func:`simulate` is the child's body, usable in-process too.
+
+A controller other than a baseline is opened in the child by a *controller
+factory*, named in the spec as ``"module:function"`` so that this package
+needs no import of the layer that knows how to open submissions. When the
+controller fails (crash, per-step timeout, an answer the sandbox cannot
+use) the simulation is ended, its outputs are kept, and the parent raises
+:class:`~cityx.worlds.ControllerFailed` with the partial result.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -20,14 +28,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from cityx.core.errors import CityxError, InputError
 from cityx.core.seeding import check_seed
+from cityx.core.systems import Controller, WorldHook
 
-from ..errors import ScenarioError, WorldCrashed, WorldError
+from ..errors import ControllerFailed, ScenarioError, WorldCrashed, WorldError
 from .kpis import Kpis, compute_kpis
 from .network import NetworkInfo
 from .safety import SafetyReport
@@ -37,7 +46,19 @@ SCHEMA_VERSION = 1
 
 @dataclass(frozen=True, slots=True)
 class WorldSpec:
-    """What to run: scenario (name or .sumocfg path), baseline controller, length, seed."""
+    """What to run: scenario (name or .sumocfg path), controller, length, seed.
+
+    ``controller`` is a baseline's name, or what ``controller_factory``
+    (``"module:function"``, called in the child with the controller string,
+    the run's :class:`NetworkInfo`, the run folder and ``controller_options``
+    as keywords) knows how to open, such as a submission folder.
+
+    ``hooks`` are :class:`~cityx.core.WorldHook` factories, each
+    ``("module:function", options)``, called in the child with the network,
+    the run folder and ``seed`` plus the options as keywords; they run in
+    order on the sensor path (attacks first, then guards) and before each
+    step.
+    """
 
     scenario: str
     controller: str = "fixed"
@@ -48,6 +69,10 @@ class WorldSpec:
     min_green_s: float = 5.0
     max_green_s: float = 90.0
     emissions: bool = False
+    detector_period_s: int = 300  # aggregation period of the e1/e2 output files
+    controller_factory: str | None = None
+    controller_options: Mapping[str, Any] = field(default_factory=dict)
+    hooks: tuple[tuple[str, Mapping[str, Any]], ...] = ()
 
     def __post_init__(self) -> None:
         check_seed(self.seed)
@@ -59,12 +84,15 @@ class WorldSpec:
     def to_json(self) -> dict[str, Any]:
         obj = asdict(self)
         obj["out"] = str(self.out) if self.out is not None else None
+        obj["controller_options"] = dict(self.controller_options)
+        obj["hooks"] = [[ref, dict(options)] for ref, options in self.hooks]
         return obj
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> WorldSpec:
         values = dict(obj)
         values["out"] = Path(values["out"]) if values.get("out") else None
+        values["hooks"] = tuple((str(r), dict(o)) for r, o in values.get("hooks", ()))
         return cls(**values)
 
 
@@ -81,6 +109,7 @@ class WorldResult:
     sumo_version: str
     out: Path
     complete: bool = True
+    hooks: tuple[Mapping[str, Any], ...] = ()  # each hook's report, in order
 
     def to_json(self) -> dict[str, Any]:
         safety = (
@@ -103,6 +132,7 @@ class WorldResult:
             "sim_steps_per_s": round(self.sim_steps_per_s, 1),
             "sumo_version": self.sumo_version,
             "out": str(self.out),
+            "hooks": [dict(h) for h in self.hooks],
         }
 
     @classmethod
@@ -118,33 +148,50 @@ class WorldResult:
             sumo_version=str(obj["sumo_version"]),
             out=Path(obj["out"]),
             complete=bool(obj["complete"]),
+            hooks=tuple(obj.get("hooks", ())),
         )
 
 
-def check_controller(name: str) -> None:
-    """Refuse what is not a baseline, with a clear word for submission folders."""
+def check_controller(name: str, *, factory: str | None = None) -> None:
+    """Refuse what is neither a baseline nor something ``factory`` opens."""
     from .controllers import BASELINES
 
-    if name in BASELINES:
+    if name in BASELINES or factory is not None:
         return
     if Path(name).is_dir():
         raise InputError(
-            "running a submitted controller in the world is not supported yet",
+            "a submitted controller runs through cityx.runs (cityx world run does that)",
             where=name,
-            hint=f"use a baseline: {', '.join(BASELINES)}",
+            hint="from Python: cityx.runs.sandbox.run_submitted_world",
         )
-    raise InputError(f"unknown controller {name!r}", hint=f"known: {', '.join(BASELINES)}")
+    raise InputError(
+        f"unknown controller {name!r}",
+        hint=f"a baseline ({', '.join(BASELINES)}) or a controller submission folder",
+    )
+
+
+ControllerFactory = Callable[..., Controller]  # (controller, network, folder, **options)
+
+
+def _factory(reference: str) -> Callable[..., Any]:
+    module, _, name = reference.partition(":")
+    factory: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return factory
 
 
 def simulate(spec: WorldSpec) -> WorldResult:
-    """Prepare and run the world in this process (libsumo: once per process)."""
-    from .controllers import make_controller
+    """Prepare and run the world in this process (libsumo: once per process).
+
+    Raises :class:`ControllerFailed` with the partial result when the
+    controller fails; the simulation is ended first so SUMO's outputs hold.
+    """
+    from .controllers import BASELINES, make_controller
     from .scenarios import get_scenario, prepare_run
     from .sumo_env import sumo_tools
-    from .world import TrafficWorld, WorldOptions
+    from .world import SignalMode, TrafficWorld, WorldOptions
 
     start = time.perf_counter()
-    check_controller(spec.controller)
+    check_controller(spec.controller, factory=spec.controller_factory)
     out = spec.out or Path(tempfile.mkdtemp(prefix="cityx-world-"))
     out.mkdir(parents=True, exist_ok=True)
     scenario = get_scenario(spec.scenario)
@@ -156,8 +203,19 @@ def simulate(spec: WorldSpec) -> WorldResult:
         demand=spec.demand,
         min_green_s=spec.min_green_s,
         max_green_s=spec.max_green_s,
+        detector_period_s=spec.detector_period_s,
     )
-    mode, controller = make_controller(spec.controller, run.network)
+    controller: Controller | None
+    if spec.controller in BASELINES:
+        mode, controller = make_controller(spec.controller, run.network)
+    else:
+        assert spec.controller_factory is not None  # check_controller said so
+        mode = SignalMode.ENVELOPE
+        factory = _factory(spec.controller_factory)
+        controller = factory(spec.controller, run.network, out, **spec.controller_options)
+    hooks: list[WorldHook] = [
+        _factory(ref)(run.network, out, seed=spec.seed, **options) for ref, options in spec.hooks
+    ]
     world = TrafficWorld(
         run,
         WorldOptions(
@@ -166,32 +224,61 @@ def simulate(spec: WorldSpec) -> WorldResult:
             min_green_s=spec.min_green_s,
             max_green_s=spec.max_green_s,
             emissions=spec.emissions,
+            observe=controller is not None,
         ),
     )
+    failure: str | None = None
     observation = world.reset(spec.seed)
     loop_start = time.perf_counter()
     try:
-        if controller is None:
+        if controller is None and not hooks:
             while not world.done:
+                world.step()
+        elif controller is None:
+            while not world.done:
+                for hook in hooks:
+                    hook.before_step(world.simulation, world.time_s)
                 world.step()
         else:
             while not world.done:
-                observation = world.step(controller.act(observation))
+                assert observation is not None
+                for hook in hooks:
+                    observation = hook.observe(observation)
+                    hook.before_step(world.simulation, observation.time_s)
+                try:
+                    action = controller.act(observation)
+                except (CityxError, ValueError) as exc:
+                    message = exc.message if isinstance(exc, CityxError) else str(exc)
+                    failure = f"at t={observation.time_s:g} s: {message}"
+                    break
+                observation = world.step(action)
     finally:
         loop_s = time.perf_counter() - loop_start
         world.close()
+        close = getattr(controller, "close", None)
+        if callable(close):
+            close()
     kpis = compute_kpis(out, run.network)
-    return WorldResult(
+    result = WorldResult(
         spec=replace(spec, out=out),
-        kpis=kpis,
+        kpis=replace(kpis, complete=kpis.complete and failure is None),
         safety=world.safety(),
         steps=world.steps,
         wall_s=time.perf_counter() - start,
         sim_steps_per_s=world.steps / loop_s if loop_s > 0 else 0.0,
         sumo_version=sumo_tools().version,
         out=out,
-        complete=kpis.complete,
+        complete=kpis.complete and failure is None,
+        hooks=tuple(hook.report() for hook in hooks),
     )
+    if failure is not None:
+        raise ControllerFailed(
+            f"the controller {spec.controller!r} failed {failure}",
+            where=str(out),
+            hint="the simulation was ended there; its partial outputs are kept in this folder",
+            partial=result,
+        )
+    return result
 
 
 def run_world(
@@ -209,7 +296,7 @@ def run_world(
     from .scenarios import get_scenario
 
     start = time.perf_counter()
-    check_controller(spec.controller)
+    check_controller(spec.controller, factory=spec.controller_factory)
     get_scenario(spec.scenario)  # bad names fail here, before a process is spent on them
     out = (spec.out or Path(tempfile.mkdtemp(prefix="cityx-world-"))).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -242,7 +329,7 @@ def run_world(
         result = WorldResult.from_json(json.loads(result_file.read_text()), spec)
         return replace(result, wall_s=time.perf_counter() - start)
     if error_file.is_file():
-        raise _error_from_json(json.loads(error_file.read_text()))
+        raise _error_from_json(json.loads(error_file.read_text()), spec)
     partial = _partial(spec, out, time.perf_counter() - start)
     tail = " ".join((out / "child.log").read_text(errors="replace").split()[-30:])
     raise WorldCrashed(
@@ -280,11 +367,20 @@ _ERRORS: dict[str, type[CityxError]] = {
 }
 
 
-def _error_from_json(obj: Mapping[str, Any]) -> CityxError:
+def _error_from_json(obj: Mapping[str, Any], spec: WorldSpec) -> CityxError:
+    message, where, hint = str(obj["message"]), obj.get("where"), obj.get("hint")
+    if obj.get("type") == "ControllerFailed":
+        partial = obj.get("partial")
+        return ControllerFailed(
+            message,
+            where=where,
+            hint=hint,
+            partial=WorldResult.from_json(partial, spec) if partial else None,
+        )
     cls = _ERRORS.get(str(obj.get("type")), WorldError)
     if cls is WorldError and int(obj.get("exit_code", 1)) == 2:
         cls = InputError
-    return cls(str(obj["message"]), where=obj.get("where"), hint=obj.get("hint"))
+    return cls(message, where=where, hint=hint)
 
 
 def child_main(folder: Path) -> int:
@@ -293,17 +389,16 @@ def child_main(folder: Path) -> int:
     try:
         result = simulate(spec)
     except CityxError as exc:
-        (folder / "error.json").write_text(
-            json.dumps(
-                {
-                    "type": type(exc).__name__,
-                    "message": exc.message,
-                    "where": exc.where,
-                    "hint": exc.hint,
-                    "exit_code": exc.exit_code,
-                }
-            )
-        )
+        error: dict[str, Any] = {
+            "type": type(exc).__name__,
+            "message": exc.message,
+            "where": exc.where,
+            "hint": exc.hint,
+            "exit_code": exc.exit_code,
+        }
+        if isinstance(exc, WorldCrashed) and exc.partial is not None:
+            error["partial"] = exc.partial.to_json()
+        (folder / "error.json").write_text(json.dumps(error, allow_nan=False))
         return 1
     # Written last and atomically: its presence means the run completed.
     tmp = folder / "result.json.tmp"
@@ -314,6 +409,7 @@ def child_main(folder: Path) -> int:
 
 __all__ = [
     "SCHEMA_VERSION",
+    "ControllerFactory",
     "WorldResult",
     "WorldSpec",
     "check_controller",

@@ -42,7 +42,7 @@ from .network import Intersection, NetworkInfo, Phase, e1_id, e2_id
 
 E1_SETBACK_M = 5.0  # induction loop this far before the stop line
 E2_LENGTH_M = 100.0  # lane-area detector over at most this much of the lane's end
-DETECTOR_PERIOD_S = 300  # aggregation period of the detectors' own output files
+DETECTOR_PERIOD_S = 300  # default aggregation period of the detectors' own output files
 DEFAULT_MIN_GREEN_S = 5.0
 DEFAULT_MAX_GREEN_S = 90.0
 
@@ -237,13 +237,26 @@ def prepare_run(
     demand: float = 1.0,
     min_green_s: float = DEFAULT_MIN_GREEN_S,
     max_green_s: float = DEFAULT_MAX_GREEN_S,
+    detector_period_s: int = DETECTOR_PERIOD_S,
 ) -> PreparedRun:
-    """Copy (or generate) the scenario into ``folder`` and add detectors and groups."""
+    """Copy (or generate) the scenario into ``folder`` and add detectors and groups.
+
+    ``detector_period_s`` is the aggregation period of the detectors' output
+    files (``e1.out.xml``, ``e2.out.xml``); the world itself reads the
+    detectors live, so it changes only what those files hold.
+    """
     from .sumo_env import load_sumolib, sumo_tools
 
     check_seed(seed)
     if not demand > 0:
         raise ScenarioError(f"demand must be a positive scale factor, got {demand}")
+    if isinstance(detector_period_s, bool) or not (
+        isinstance(detector_period_s, int) and detector_period_s > 0
+    ):
+        raise ScenarioError(
+            f"the detector period must be a positive whole number of seconds, "
+            f"got {detector_period_s!r}"
+        )
     copy_dir = folder / "scenario"
     copy_dir.mkdir(parents=True, exist_ok=True)
     if scenario.source is ScenarioSource.BUILTIN:
@@ -275,7 +288,7 @@ def prepare_run(
             where=str(scenario.files[1] if scenario.files else files.net),
         )
     detectors = folder / "detectors.add.xml"
-    _write_detectors(detectors, net, network)
+    _write_detectors(detectors, net, network, period_s=detector_period_s)
     actuated = folder / "actuated.add.xml"
     _write_actuated(actuated, network, min_green_s=min_green_s, max_green_s=max_green_s)
     (folder / "network.json").write_text(_dumps(network.to_json()))
@@ -404,7 +417,7 @@ def _vehicle_classes(paths: Iterable[Path]) -> dict[str, str]:
     return found
 
 
-def _write_detectors(path: Path, net: Any, network: NetworkInfo) -> None:
+def _write_detectors(path: Path, net: Any, network: NetworkInfo, *, period_s: int) -> None:
     lines = ["<additional>"]
     for intersection in network.intersections:
         for lane_id in intersection.lanes:
@@ -414,12 +427,12 @@ def _write_detectors(path: Path, net: Any, network: NetworkInfo) -> None:
             e2_len = min(length, E2_LENGTH_M)
             lines.append(
                 f'  <inductionLoop id={quoteattr(e1_id(lane_id))} lane={lane} pos="{e1_pos:.2f}"'
-                f' period="{DETECTOR_PERIOD_S}" file="e1.out.xml" friendlyPos="true"/>'
+                f' period="{period_s}" file="e1.out.xml" friendlyPos="true"/>'
             )
             lines.append(
                 f"  <laneAreaDetector id={quoteattr(e2_id(lane_id))} lane={lane}"
                 f' pos="{length - e2_len:.2f}" length="{e2_len:.2f}"'
-                f' period="{DETECTOR_PERIOD_S}" file="e2.out.xml" friendlyPos="true"/>'
+                f' period="{period_s}" file="e2.out.xml" friendlyPos="true"/>'
             )
     lines += ["</additional>", ""]
     path.write_text("\n".join(lines))

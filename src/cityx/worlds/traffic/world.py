@@ -30,8 +30,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cityx.core.seeding import check_seed, derive_seed
-from cityx.core.systems import Action, IntersectionObservation, Observation
+from cityx.core.systems import Action, Observation
 
 from ..errors import WorldError
 from .network import e1_id, e2_id
@@ -72,6 +74,8 @@ class WorldOptions:
     min_green_s: float = 5.0
     max_green_s: float = 90.0
     emissions: bool = False
+    # Without a controller nobody reads observations: skip the subscriptions.
+    observe: bool = True
 
     def __post_init__(self) -> None:
         if self.seconds <= 0:
@@ -91,10 +95,12 @@ class TrafficWorld:
         self._steps = 0
         self._phase: dict[str, int] = {}
         self._phase_since: dict[str, float] = {}
-        self._layout = tuple(
-            (i.id, i.lanes, tuple(map(e1_id, i.lanes)), tuple(map(e2_id, i.lanes)))
-            for i in run.network.intersections
-        )
+        intersections = run.network.intersections
+        self._ids = tuple(i.id for i in intersections)
+        self._lanes = tuple(lane for i in intersections for lane in i.lanes)
+        self._lane_start = np.cumsum([0, *(len(i.lanes) for i in intersections)], dtype=np.int64)
+        self._e1 = tuple(map(e1_id, self._lanes))
+        self._e2 = tuple(map(e2_id, self._lanes))
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -148,7 +154,7 @@ class TrafficWorld:
             command += ["--device.emissions.probability", "1"]
         return command
 
-    def reset(self, seed: int | None = None) -> Observation:
+    def reset(self, seed: int | None = None) -> Observation | None:
         """Start SUMO (a fresh simulation) and return the first observation."""
         from .sumo_env import load_libsumo
 
@@ -170,11 +176,13 @@ class TrafficWorld:
         self._end = self.run.begin + self.options.seconds
         self._steps = 0
         network = self.run.network
+        observe = self.options.observe
         for intersection in network.intersections:
-            for lane in intersection.lanes:
-                sumo.inductionloop.subscribe(e1_id(lane), [_VEHICLE_NUMBER])
-                sumo.lanearea.subscribe(e2_id(lane), [_OCCUPANCY, _HALTING, _MEAN_SPEED])
-            sumo.trafficlight.subscribe(intersection.id, [_CURRENT_PHASE])
+            if observe:
+                for lane in intersection.lanes:
+                    sumo.inductionloop.subscribe(e1_id(lane), [_VEHICLE_NUMBER])
+                    sumo.lanearea.subscribe(e2_id(lane), [_OCCUPANCY, _HALTING, _MEAN_SPEED])
+                sumo.trafficlight.subscribe(intersection.id, [_CURRENT_PHASE])
             if self.options.mode is SignalMode.ACTUATED:
                 sumo.trafficlight.setProgram(intersection.id, ACTUATED_PROGRAM)
         # Subscriptions answer from the next step; read the start state directly.
@@ -189,7 +197,17 @@ class TrafficWorld:
             self._envelope.reset(self._phase)
         else:
             self._envelope = None
-        return self._observe(first=True)
+        return self._observe(first=True) if observe else None
+
+    @property
+    def time_s(self) -> float:
+        """Simulated seconds (SUMO's clock, which starts at the scenario's begin)."""
+        return self._time
+
+    @property
+    def simulation(self) -> Any:
+        """The running libsumo module (None when closed), for world-path hooks."""
+        return self._sumo
 
     @property
     def done(self) -> bool:
@@ -199,8 +217,11 @@ class TrafficWorld:
     def steps(self) -> int:
         return self._steps
 
-    def step(self, action: Action | None = None) -> Observation:
-        """Show the signals for one second (through the envelope) and observe."""
+    def step(self, action: Action | None = None) -> Observation | None:
+        """Show the signals for one second (through the envelope) and observe.
+
+        Returns None when the world was made with ``observe=False``.
+        """
         sumo = self._sumo
         if sumo is None:
             raise WorldError("the world is not running: call reset() first")
@@ -211,7 +232,7 @@ class TrafficWorld:
         sumo.simulationStep()
         self._steps += 1
         self._time = float(sumo.simulation.getTime())
-        return self._observe()
+        return self._observe() if self.options.observe else None
 
     def close(self) -> None:
         """End the simulation; SUMO then writes its remaining outputs."""
@@ -254,33 +275,34 @@ class TrafficWorld:
             areas = sumo.lanearea.getAllSubscriptionResults()
             phases = sumo.trafficlight.getAllSubscriptionResults()
         envelope = self._envelope
-        empty: dict[int, float] = {}
-        out = []
-        # The hot path: one dict lookup per detector, then columns by zip.
-        for tls, lanes, e1s, e2s in self._layout:
-            if envelope is not None:
-                phase, age, _ = envelope.phase(tls)
-            else:
-                phase = int(phases.get(tls, empty).get(_CURRENT_PHASE, self._phase[tls]))
+        if envelope is not None:
+            phase_age = [envelope.phase(tls)[:2] for tls in self._ids]
+        else:
+            phase_age = []
+            empty_phase: dict[int, int] = {}
+            for tls in self._ids:
+                phase = int(phases.get(tls, empty_phase).get(_CURRENT_PHASE, self._phase[tls]))
                 if phase != self._phase[tls]:
                     self._phase[tls], self._phase_since[tls] = phase, now - 1.0
-                age = now - self._phase_since[tls]
-            e1 = [loops.get(k, empty) for k in e1s]
-            e2 = [areas.get(k, empty) for k in e2s]
-            out.append(
-                IntersectionObservation(
-                    intersection=tls,
-                    phase=phase,
-                    phase_age_s=float(age),
-                    counts=dict(zip(lanes, [r.get(_VEHICLE_NUMBER, 0) for r in e1], strict=True)),
-                    occupancy=dict(zip(lanes, [r.get(_OCCUPANCY, 0.0) for r in e2], strict=True)),
-                    halting=dict(zip(lanes, [r.get(_HALTING, 0) for r in e2], strict=True)),
-                    mean_speed=dict(
-                        zip(lanes, [r.get(_MEAN_SPEED, -1.0) for r in e2], strict=True)
-                    ),
-                )
-            )
-        return Observation(time_s=now, time_of_day_s=now % _DAY_S, intersections=tuple(out))
+                phase_age.append((phase, now - self._phase_since[tls]))
+        # The hot path: one lookup per detector into flat lists, then arrays.
+        empty: dict[int, float] = {}
+        e1 = [loops.get(k, empty) for k in self._e1]
+        e2 = [areas.get(k, empty) for k in self._e2]
+        n = len(self._lanes)
+        return Observation(
+            time_s=now,
+            time_of_day_s=now % _DAY_S,
+            intersection_ids=self._ids,
+            lanes=self._lanes,
+            lane_start=self._lane_start,
+            phase=np.fromiter((p for p, _ in phase_age), np.int64, len(phase_age)),
+            phase_age_s=np.fromiter((a for _, a in phase_age), np.float64, len(phase_age)),
+            counts=np.fromiter((r.get(_VEHICLE_NUMBER, 0) for r in e1), np.float64, n),
+            occupancy=np.fromiter((r.get(_OCCUPANCY, 0.0) for r in e2), np.float64, n),
+            halting=np.fromiter((r.get(_HALTING, 0) for r in e2), np.float64, n),
+            mean_speed=np.fromiter((r.get(_MEAN_SPEED, -1.0) for r in e2), np.float64, n),
+        )
 
 
 __all__ = ["OUTPUTS", "SignalMode", "TrafficWorld", "WorldOptions"]

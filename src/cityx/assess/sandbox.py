@@ -1,0 +1,236 @@
+"""Nominal performance of a controller in the SUMO sandbox, against the baselines.
+
+The check runs the submitted controller and each *baseline* (fixed-time,
+actuated, max-pressure) on the same *cells* (scenario x seed x demand
+level: the same seed gives the same vehicles), and reports for each
+baseline the *paired difference* of each KPI, submission minus baseline,
+over the cells: its mean with a 95 % Student-t confidence interval, and
+the relative change in percent (the mean of the per-cell changes). A
+negative change in waiting or time loss is a gain. Backlog and teleports
+stand beside every mean, since a controller can look better by keeping
+vehicles out of the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from cityx.core import (
+    Check,
+    CheckContext,
+    CheckResult,
+    Evidence,
+    Finding,
+    Metric,
+    NistFunction,
+    PluginKind,
+    PluginMeta,
+    Principle,
+    RunError,
+    Severity,
+    Tags,
+    WorldCell,
+    WorldOutcome,
+    status_from,
+)
+
+_TAGS = Tags(Principle.ROBUSTNESS, NistFunction.MEASURE, (), ("Art. 15",))
+_SAFETY = Tags(Principle.SAFETY, NistFunction.MEASURE, (), ("Art. 15",))
+
+SUBMISSION = "submission"
+DEFAULTS: Mapping[str, Any] = {
+    "scenario": "cologne3",
+    "seeds": [1, 2, 3],
+    "demands": [1.0, 1.3],
+    "seconds": 600,
+    "baselines": ["fixed", "actuated", "max-pressure"],
+}
+# KPI -> (metric stem, compared relatively as well as absolutely)
+COMPARED: Mapping[str, tuple[str, bool]] = {
+    "mean_waiting_s": ("waiting", True),
+    "mean_time_loss_s": ("time_loss", True),
+    "p95_waiting_s": ("p95_waiting", True),
+    "mean_travel_time_s": ("travel_time", True),
+    "arrived": ("arrived", False),
+    "backlog": ("backlog", False),
+    "teleports": ("teleports", False),
+}
+# Two-sided 97.5 % quantiles of Student's t by degrees of freedom (1..30); above, normal.
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def paired(diffs: Sequence[float]) -> Metric:
+    """Mean of paired differences with a 95 % t interval (no interval for one pair)."""
+    d = np.asarray(diffs, dtype=np.float64)
+    if d.size == 0:
+        return Metric(None)
+    mean = float(d.mean())
+    if d.size == 1:
+        return Metric(mean)
+    t = _T975[d.size - 2] if d.size - 1 <= len(_T975) else 1.96
+    half = t * float(d.std(ddof=1)) / np.sqrt(d.size)
+    return Metric(mean, mean - half, mean + half)
+
+
+class SandboxNominal(Check):
+    meta: ClassVar[PluginMeta] = PluginMeta(
+        id="sandbox.nominal",
+        kind=PluginKind.CHECK,
+        version="1",
+        summary="The controller against fixed-time, actuated and max-pressure control in SUMO "
+        "over seeds and demand levels: paired KPI differences with 95 % intervals",
+        tags=_TAGS,
+        supports=frozenset({"controller"}),
+    )
+    threshold_metrics = (
+        *(f"{stem}_change_pct[*]" for stem, relative in COMPARED.values() if relative),
+        *(f"{stem}_change[*]" for stem, _ in COMPARED.values()),
+        "collisions",
+        "failed_runs",
+    )
+
+    def _run(self, ctx: CheckContext) -> CheckResult:
+        if ctx.world is None:
+            raise RunError("the sandbox check needs a world runner (cityx[sumo])")
+        options = {**DEFAULTS, **ctx.options}
+        baselines = [str(b) for b in options["baselines"]]
+        cells = [
+            WorldCell(
+                str(options["scenario"]), c, int(seed), float(demand), int(options["seconds"])
+            )
+            for c in (SUBMISSION, *baselines)
+            for demand in options["demands"]
+            for seed in options["seeds"]
+        ]
+        outcomes = ctx.world.run(cells)
+        by_cell = {(o.cell.controller, o.cell.seed, o.cell.demand): o for o in outcomes}
+        mine = [o for o in outcomes if o.cell.controller == SUBMISSION]
+        failed = [o for o in mine if not o.complete]
+        metrics: dict[str, Metric] = {
+            "failed_runs": Metric(len(failed)),
+            "collisions": Metric(sum(o.kpis.get("collisions") or 0.0 for o in mine if o.complete)),
+        }
+        comparisons: dict[str, Any] = {}
+        for base in baselines:
+            pairs = [
+                (o, by_cell[(base, o.cell.seed, o.cell.demand)])
+                for o in mine
+                if o.complete and by_cell[(base, o.cell.seed, o.cell.demand)].complete
+            ]
+            comparisons[base] = _compare(pairs, metrics, base)
+        findings = [
+            _judge(ctx, self.meta.id, name, m, options) for name, m in sorted(metrics.items())
+        ]
+        findings.extend(_failure(self.meta.id, o, ctx.seed) for o in failed)
+        found = tuple(f for f in findings if f is not None)
+        details = {
+            "scenario": options["scenario"],
+            "seeds": list(options["seeds"]),
+            "demands": list(options["demands"]),
+            "seconds": int(options["seconds"]),
+            "baselines": baselines,
+            "comparisons": comparisons,
+            "cells": [_cell_json(o) for o in outcomes],
+        }
+        return CheckResult(self.meta.id, status_from(found), metrics, found, details)
+
+
+def _compare(
+    pairs: Sequence[tuple[WorldOutcome, WorldOutcome]], metrics: dict[str, Metric], base: str
+) -> dict[str, Any]:
+    table: dict[str, Any] = {"pairs": len(pairs)}
+    for kpi, (stem, relative) in COMPARED.items():
+        # Undefined KPIs (None) become NaN and leave the comparison.
+        mine = np.array([a.kpis.get(kpi) for a, _ in pairs], dtype=np.float64)
+        theirs = np.array([b.kpis.get(kpi) for _, b in pairs], dtype=np.float64)
+        keep = np.isfinite(mine) & np.isfinite(theirs)
+        diff = paired((mine - theirs)[keep].tolist())
+        metrics[f"{stem}_change[{base}]"] = diff
+        row = {"submission": _mean(mine[keep]), base: _mean(theirs[keep]), "change": diff.value}
+        row.update(ci_low=diff.ci_low, ci_high=diff.ci_high)
+        if relative:
+            ok = keep & (theirs > 0)
+            pct = paired((100.0 * (mine[ok] - theirs[ok]) / theirs[ok]).tolist())
+            metrics[f"{stem}_change_pct[{base}]"] = Metric(pct.value, pct.ci_low, pct.ci_high, "%")
+            row["change_pct"] = pct.value
+        table[kpi] = row
+    return table
+
+
+def _mean(values: np.ndarray[Any, Any]) -> float | None:
+    return float(values.mean()) if values.size else None
+
+
+def _judge(
+    ctx: CheckContext, check_id: str, name: str, metric: Metric, options: Mapping[str, Any]
+) -> Finding | None:
+    threshold = ctx.threshold_for(name)
+    verdict = threshold.judge(metric.value) if threshold else None
+    if verdict is None:
+        return None
+    severity, reason = verdict
+    ci = "" if metric.ci_low is None else f" (95% CI {metric.ci_low:.3g} to {metric.ci_high:.3g})"
+    value = "undefined" if metric.value is None else f"{metric.value:.3g}{metric.unit or ''}"
+    return Finding(
+        id=f"{check_id}/{name}",
+        check=check_id,
+        title=f"In the sandbox, {name} is {value}{ci}",
+        severity=severity,
+        severity_reason=reason,
+        tags=_SAFETY if name in ("collisions", "failed_runs") else _TAGS,
+        description=f"Paired over {options['scenario']} runs with seeds {options['seeds']} and "
+        f"demand levels {options['demands']}, {options['seconds']} s each: the submission "
+        "minus the baseline named in brackets; the interval is Student's t over the pairs.",
+        evidence=Evidence(
+            metrics={name: metric.value, "ci_low": metric.ci_low, "ci_high": metric.ci_high},
+            seed=ctx.seed,
+            reproduce=f"cityx world run --scenario {options['scenario']} --controller SUBMISSION "
+            f"--seconds {options['seconds']} --seed {options['seeds'][0]} "
+            f"--demand {options['demands'][0]}",
+        ),
+    )
+
+
+def _failure(check_id: str, outcome: WorldOutcome, seed: int) -> Finding:
+    c = outcome.cell
+    return Finding(
+        id=f"{check_id}/failed-run-seed{c.seed}-demand{c.demand:g}",
+        check=check_id,
+        title=f"The controller failed in {c.scenario} (seed {c.seed}, demand {c.demand:g}): "
+        f"{outcome.error}",
+        severity=Severity.HIGH,
+        severity_reason="a controller that crashes, hangs or gives unusable answers cannot run "
+        "a city's signals",
+        tags=_SAFETY,
+        evidence=Evidence(
+            metrics=dict(outcome.kpis),
+            files=(outcome.out,) if outcome.out else (),
+            seed=seed,
+            reproduce=f"cityx world run --scenario {c.scenario} --controller SUBMISSION "
+            f"--seconds {c.seconds} --seed {c.seed} --demand {c.demand:g}",
+        ),
+    )
+
+
+def _cell_json(o: WorldOutcome) -> dict[str, Any]:
+    return {
+        "controller": o.cell.controller,
+        "scenario": o.cell.scenario,
+        "seed": o.cell.seed,
+        "demand": o.cell.demand,
+        "seconds": o.cell.seconds,
+        "complete": o.complete,
+        "error": o.error,
+        "kpis": dict(o.kpis),
+        "safety": dict(o.safety),
+    }
+
+
+__all__ = ["COMPARED", "DEFAULTS", "SandboxNominal", "paired"]

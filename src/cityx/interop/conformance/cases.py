@@ -1,0 +1,513 @@
+"""The published conformance cases and the issuer keys they are signed with.
+
+A *case* is one named check of a receiver (the *endpoint* under test): one
+or more *steps*, each an envelope sent to it, and the *expected outcome* of
+the last step: *accepted*, or *rejected* with one reason code of
+:class:`~cityx.interop.verify.Reason`. Earlier steps prime the endpoint
+(the first copy of a replayed envelope) and must be accepted.
+
+The *suite* is the versioned list of cases (:data:`SUITE_VERSION`): a case
+id never changes meaning; a new check gets a new id, a changed one a new
+suite version.
+
+The *issuers* are the suite's own senders, with Ed25519 keys derived from
+a seed, so the trust documents written for one seed match every run with
+that seed. Only ``jti`` values and times change between runs (they come
+from the clock, so a long-lived endpoint does not see a second run as a
+replay of the first):
+
+=============  ===========================================================
+``sender``     trusted for every type on ``cityx/v1/conformance/**``
+``limited``    trusted for ``SignalStateObserved`` only
+``revoked``    in the trust documents, revoked since 2020-01-01
+``expired``    valid from 2020-01-01 to 2021-01-01 only
+``stranger``   not in the trust documents at all
+``forger``     not trusted; signs in the name of ``sender``'s kid
+=============  ===========================================================
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from joserfc.jwk import OKPKey
+
+from cityx.core.seeding import derive_seed
+
+from ..canonical import payload_digest
+from ..envelope import ENVELOPE_VERSION, LEGACY_ALG, TYP
+from ..errors import InteropError
+from ..keys import ALG, SigningKey
+from ..messages import schema_id, signal_phase_command, traffic_flow_observed
+from ..trust import trust_document
+from ..verify import Reason
+from .protocol import Request
+
+SUITE_VERSION = "cityx.conformance/v1"
+AUDIENCE = "urn:cityx:conformance:receiver"
+"""The receiver URN the suite addresses by default (the endpoint's ``--aud``)."""
+CITY = "conformance"
+MAX_BYTES = 64 * 1024
+"""The envelope size limit the suite expects the endpoint to enforce."""
+
+_ISSUER_PREFIX = "urn:cityx:conformance:"
+_FLOW = "TrafficFlowObserved"
+_ELSEWHERE = "urn:cityx:city:elsewhere:tmc"
+_REVOKED_AT = "2020-01-01T00:00:00Z"
+
+
+# -- issuers ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Issuer:
+    """One of the suite's senders: its signing key and the raw private key."""
+
+    name: str
+    key: SigningKey
+    private: Ed25519PrivateKey
+
+    @property
+    def urn(self) -> str:
+        return self.key.issuer
+
+
+_ISSUER_NAMES = ("sender", "limited", "revoked", "expired", "stranger", "forger")
+
+
+def make_issuers(seed: int) -> dict[str, Issuer]:
+    """The suite's issuers, their keys derived from ``seed`` (same seed, same keys)."""
+    issuers = {}
+    for name in _ISSUER_NAMES:
+        rng = np.random.default_rng(derive_seed(seed, "conformance/key", name))
+        private = Ed25519PrivateKey.from_private_bytes(rng.bytes(32))
+        jwk = OKPKey.import_key(private)
+        key = SigningKey(f"{_ISSUER_PREFIX}{name}", jwk.thumbprint(), jwk)
+        issuers[name] = Issuer(name, key, private)
+    return issuers
+
+
+def trust_documents(seed: int) -> dict[str, dict[str, Any]]:
+    """The trust documents an endpoint must load, by file name."""
+    issuers = make_issuers(seed)
+    topic = f"cityx/v1/{CITY}/**"
+    docs = {
+        "sender": trust_document(issuers["sender"].key, topics=[topic]),
+        "limited": trust_document(issuers["limited"].key, types=["SignalStateObserved"]),
+        "revoked": trust_document(issuers["revoked"].key, topics=[topic]),
+        "expired": trust_document(
+            issuers["expired"].key,
+            topics=[topic],
+            not_before="2020-01-01T00:00:00Z",
+            not_after="2021-01-01T00:00:00Z",
+        ),
+    }
+    docs["revoked"]["revoked"] = [
+        {"kid": issuers["revoked"].key.kid, "at": _REVOKED_AT, "reason": "conformance case"}
+    ]
+    return {f"conformance-{name}.trust.json": doc for name, doc in docs.items()}
+
+
+def write_trust(folder: Path, *, seed: int = 0) -> list[Path]:
+    """Write the suite's trust documents into ``folder``; returns their paths.
+
+    Existing files of the same names are replaced: they hold public keys
+    only, and a different seed must be able to take their place.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, document in trust_documents(seed).items():
+            path = folder / name
+            path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+            paths.append(path)
+    except OSError as exc:
+        raise InteropError(
+            f"cannot write the trust documents: {exc.strerror or exc}", where=str(folder)
+        ) from exc
+    return paths
+
+
+# -- steps and cases --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """The outcome a case expects: accepted (``reason`` None) or rejected for ``reason``."""
+
+    reason: Reason | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.reason is None
+
+    def __str__(self) -> str:
+        return "accepted" if self.reason is None else f"rejected ({self.reason.value})"
+
+
+class Context:
+    """What the cases are built from: the issuers, the audience, the clock, a jti stream.
+
+    Sequence numbers rise across the whole run and start at the clock in
+    microseconds, like :class:`~cityx.interop.envelope.Signer`'s.
+    """
+
+    def __init__(
+        self,
+        issuers: Mapping[str, Issuer],
+        *,
+        audience: str,
+        clock: Callable[[], float],
+        nonce: int,
+    ) -> None:
+        self.issuers = issuers
+        self.audience = audience
+        self._clock = clock
+        self._seq = 0
+        self._rng = np.random.default_rng(nonce)
+
+    @property
+    def now(self) -> int:
+        return int(self._clock())
+
+    def next_seq(self) -> int:
+        self._seq = max(self._seq + 1, int(self._clock() * 1_000_000))
+        return self._seq
+
+    def jti(self) -> str:
+        return _b64(self._rng.bytes(16))
+
+    def topic(self, issuer: str = "sender", message_type: str = _FLOW) -> str:
+        return f"cityx/v1/{CITY}/{message_type}/{self.issuers[issuer].urn}"
+
+    def flow(self, **extra: Any) -> dict[str, Any]:
+        entity = traffic_flow_observed(
+            "conformance-lane-1",
+            road_segment="conformance-km1",
+            lane_id=1,
+            observed_at=self.now - 1,
+            period_s=60,
+            intensity=14,
+            occupancy=0.2,
+            average_speed_kmh=48.0,
+            location=(6.9603, 50.9375),
+        )
+        entity.update(extra)
+        return entity
+
+    def claims(
+        self,
+        issuer: str = "sender",
+        *,
+        entity: Mapping[str, Any] | None = None,
+        detached: bool = False,
+        **changes: Any,
+    ) -> dict[str, Any]:
+        """Well-formed claims from ``issuer`` for ``entity`` (a flow by default)."""
+        body = dict(entity if entity is not None else self.flow())
+        kind = str(body["type"])
+        now = self.now
+        claims: dict[str, Any] = {
+            "v": ENVELOPE_VERSION,
+            "jti": self.jti(),
+            "iss": self.issuers[issuer].urn,
+            "aud": self.audience,
+            "iat": now,
+            "exp": now + 60,
+            "seq": self.next_seq(),
+            "type": kind,
+            "schema": schema_id(kind),
+            "prov": {"device": f"{_ISSUER_PREFIX}device-1", "observed_at": now - 1},
+            "topic": self.topic(issuer, kind),
+        }
+        if detached:
+            claims["payload_sha256"] = payload_digest(body)
+        else:
+            claims["payload"] = body
+        claims.update(changes)
+        return claims
+
+    def sign(
+        self,
+        claims: Mapping[str, Any],
+        issuer: str = "sender",
+        *,
+        alg: str = ALG,
+        kid_of: str | None = None,
+    ) -> str:
+        """A compact JWS of ``claims`` with ``issuer``'s private key, under ``kid_of``'s kid."""
+        header = {"alg": alg, "kid": self.issuers[kid_of or issuer].key.kid, "typ": TYP}
+        return compact(header, claims, self.issuers[issuer].private)
+
+    def step(self, issuer: str = "sender", **changes: Any) -> Request:
+        """A step with a signed envelope from ``issuer``, arriving on its signed topic."""
+        claims = self.claims(issuer, **changes)
+        return Request(self.sign(claims, issuer), claims.get("topic"))
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def compact(
+    header: Mapping[str, Any], claims: Mapping[str, Any], private: Ed25519PrivateKey | None
+) -> str:
+    """A compact JWS put together by hand: the suite must send what no signer would."""
+    signing_input = f"{_b64(_json(header))}.{_b64(_json(claims))}"
+    signature = b"" if private is None else private.sign(signing_input.encode("ascii"))
+    return f"{signing_input}.{_b64(signature)}"
+
+
+Build = Callable[[Context], list[Request]]
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One published check: an id, what it tests, the expected outcome, how to build its steps."""
+
+    id: str
+    title: str
+    expected: Expected
+    build: Build
+
+
+def _valid_detached(c: Context) -> list[Request]:
+    entity = c.flow()
+    claims = c.claims(entity=entity, detached=True)
+    return [Request(c.sign(claims), claims["topic"], entity)]
+
+
+def _valid_command(c: Context) -> list[Request]:
+    urn = c.issuers["sender"].urn
+    entity = signal_phase_command(
+        "conformance-1",
+        intersection="conformance-j1",
+        phase_index=2,
+        duration_s=30.0,
+        reason="conformance",
+        issued_by=urn,
+        issued_at=c.now - 1,
+    )
+    return [c.step(entity=entity)]
+
+
+def _legacy(c: Context) -> list[Request]:
+    claims = c.claims()
+    return [Request(c.sign(claims, alg=LEGACY_ALG), claims["topic"])]
+
+
+def _forged(c: Context) -> list[Request]:
+    claims = c.claims()
+    return [Request(c.sign(claims, "forger", kid_of="sender"), claims["topic"])]
+
+
+def _tampered(c: Context) -> list[Request]:
+    claims = c.claims()
+    token = c.sign(claims)
+    changed = c.sign({**claims, "aud": _ELSEWHERE})
+    # The signature of one set of claims on another: what editing a token in flight gives.
+    head, body, _ = changed.split(".")
+    return [Request(f"{head}.{body}.{token.rsplit('.', 1)[1]}", claims["topic"])]
+
+
+def _replay_jti(c: Context) -> list[Request]:
+    first = c.step()
+    return [first, first]
+
+
+def _replay_seq(c: Context) -> list[Request]:
+    later = c.claims()
+    earlier = c.claims(seq=later["seq"] - 1)
+    return [Request(c.sign(later), later["topic"]), Request(c.sign(earlier), earlier["topic"])]
+
+
+def _digest_mismatch(c: Context) -> list[Request]:
+    entity = c.flow()
+    claims = c.claims(entity=entity, detached=True)
+    changed = {**entity, "intensity": {"type": "Property", "value": 15}}
+    return [Request(c.sign(claims), claims["topic"], changed)]
+
+
+def _issuer_mismatch(c: Context) -> list[Request]:
+    claims = c.claims(iss=c.issuers["limited"].urn)
+    return [Request(c.sign(claims), claims["topic"])]
+
+
+def _stale(c: Context) -> list[Request]:
+    return [c.step(iat=c.now - 3600, exp=c.now - 3540)]
+
+
+def _future(c: Context) -> list[Request]:
+    return [c.step(iat=c.now + 3600, exp=c.now + 3660)]
+
+
+def _unpermitted_type(c: Context) -> list[Request]:
+    return [c.step("limited")]
+
+
+def _unpermitted_topic(c: Context) -> list[Request]:
+    topic = f"cityx/v1/elsewhere/{_FLOW}/{c.issuers['sender'].urn}"
+    return [c.step(topic=topic)]
+
+
+def _topic_mismatch(c: Context) -> list[Request]:
+    claims = c.claims()
+    return [Request(c.sign(claims), c.topic("limited"))]
+
+
+def _unknown_type(c: Context) -> list[Request]:
+    entity = {"id": "urn:ngsi-ld:ParkingSpot:conformance-1", "type": "ParkingSpot"}
+    return [c.step(entity=entity)]
+
+
+def _schema_invalid(c: Context) -> list[Request]:
+    entity = c.flow()
+    del entity["dateObserved"]
+    entity["intensity"] = {"type": "Property", "value": "fourteen"}
+    return [c.step(entity=entity)]
+
+
+def _implausible(c: Context) -> list[Request]:
+    speed = {"type": "Property", "value": 400.0, "unitCode": "KMH"}
+    return [c.step(entity=c.flow(averageVehicleSpeed=speed))]
+
+
+def _oversize(c: Context) -> list[Request]:
+    # Well signed and otherwise acceptable: only its length is wrong.
+    note = {"type": "Property", "value": "x" * MAX_BYTES}
+    return [c.step(entity=c.flow(note=note))]
+
+
+def _not_jws(c: Context) -> list[Request]:
+    return [Request("this is not a JWS", c.topic())]
+
+
+def _alg_none(c: Context) -> list[Request]:
+    claims = c.claims()
+    header = {"alg": "none", "kid": c.issuers["sender"].key.kid, "typ": TYP}
+    return [Request(compact(header, claims, None), claims["topic"])]
+
+
+def _alg_hs256(c: Context) -> list[Request]:
+    # The classic confusion: an HMAC "signed" with the public key's bytes.
+    claims = c.claims()
+    header = {"alg": "HS256", "kid": c.issuers["sender"].key.kid, "typ": TYP}
+    signing_input = f"{_b64(_json(header))}.{_b64(_json(claims))}"
+    secret = c.issuers["sender"].key.public_jwk()["x"].encode()
+    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return [Request(f"{signing_input}.{_b64(mac)}", claims["topic"])]
+
+
+def _wrong_typ(c: Context) -> list[Request]:
+    claims = c.claims()
+    header = {"alg": ALG, "kid": c.issuers["sender"].key.kid, "typ": "JWT"}
+    return [Request(compact(header, claims, c.issuers["sender"].private), claims["topic"])]
+
+
+def _case(case_id: str, title: str, reason: Reason | None, build: Build) -> Case:
+    return Case(case_id, title, Expected(reason), build)
+
+
+_R = Reason
+SUITE: tuple[Case, ...] = (
+    _case("valid-flow", "a well-formed TrafficFlowObserved", None, lambda c: [c.step()]),
+    _case("valid-detached", "a detached payload matching its digest", None, _valid_detached),
+    _case("valid-command", "a SignalPhaseCommand from its issuer", None, _valid_command),
+    _case("valid-legacy-eddsa", "alg EdDSA, the RFC 8037 name", None, _legacy),
+    _case(
+        "valid-audience-list",
+        "aud is a list that names the receiver",
+        None,
+        lambda c: [c.step(aud=[_ELSEWHERE, c.audience])],
+    ),
+    _case("not-jws", "text that is no compact JWS", _R.MALFORMED, _not_jws),
+    _case("wrong-typ", "typ JWT instead of cityx-msg+jws", _R.MALFORMED, _wrong_typ),
+    _case("oversize", "a signed envelope over 64 KiB", _R.OVERSIZE, _oversize),
+    _case("alg-none", "alg none with an empty signature", _R.ALG_NOT_ALLOWED, _alg_none),
+    _case("alg-hs256", "HS256 keyed with the public key", _R.ALG_NOT_ALLOWED, _alg_hs256),
+    _case(
+        "unknown-key",
+        "signed by a key not in the trust store",
+        _R.UNKNOWN_KEY,
+        lambda c: [c.step("stranger")],
+    ),
+    _case("revoked-key", "signed by a revoked key", _R.REVOKED_KEY, lambda c: [c.step("revoked")]),
+    _case(
+        "expired-key",
+        "signed by a key past its not_after",
+        _R.KEY_EXPIRED,
+        lambda c: [c.step("expired")],
+    ),
+    _case("forged-signature", "a trusted kid, another key's signature", _R.BAD_SIGNATURE, _forged),
+    _case("tampered-claims", "claims edited after signing", _R.BAD_SIGNATURE, _tampered),
+    _case("issuer-mismatch", "iss is not the key's issuer", _R.ISSUER_MISMATCH, _issuer_mismatch),
+    _case(
+        "digest-mismatch",
+        "a detached payload that differs from its digest",
+        _R.DIGEST_MISMATCH,
+        _digest_mismatch,
+    ),
+    _case("future-dated", "iat an hour ahead", _R.FUTURE_DATED, _future),
+    _case("stale", "issued an hour ago, expired", _R.STALE, _stale),
+    _case("replay-jti", "the same envelope twice", _R.REPLAYED_JTI, _replay_jti),
+    _case("replay-sequence", "a new jti with a lower seq", _R.SEQ_NOT_RISING, _replay_seq),
+    _case(
+        "wrong-audience",
+        "addressed to another receiver",
+        _R.WRONG_AUDIENCE,
+        lambda c: [c.step(aud=_ELSEWHERE)],
+    ),
+    _case("unpermitted-type", "a type the key may not sign", _R.NOT_PERMITTED, _unpermitted_type),
+    _case("unpermitted-topic", "a topic the key may not use", _R.NOT_PERMITTED, _unpermitted_topic),
+    _case("topic-mismatch", "arrived on another topic", _R.NOT_PERMITTED, _topic_mismatch),
+    _case("unknown-type", "a type with no schema", _R.UNKNOWN_TYPE, _unknown_type),
+    _case("schema-invalid", "an entity that breaks its schema", _R.SCHEMA_INVALID, _schema_invalid),
+    _case("implausible", "a speed of 400 km/h", _R.IMPLAUSIBLE, _implausible),
+)
+"""The published suite, in the order it runs."""
+
+
+def select(ids: Iterable[str] | None = None) -> tuple[Case, ...]:
+    """The suite's cases, or only those named (in suite order); unknown ids are an error."""
+    if ids is None:
+        return SUITE
+    wanted = list(ids)
+    known = {case.id for case in SUITE}
+    unknown = [i for i in wanted if i not in known]
+    if unknown:
+        raise InteropError(
+            f"unknown conformance case {unknown[0]!r}",
+            hint="cityx interop conformance --list shows the ids",
+        )
+    return tuple(case for case in SUITE if case.id in wanted)
+
+
+__all__ = [
+    "AUDIENCE",
+    "CITY",
+    "MAX_BYTES",
+    "SUITE",
+    "SUITE_VERSION",
+    "Case",
+    "Context",
+    "Expected",
+    "Issuer",
+    "compact",
+    "make_issuers",
+    "select",
+    "trust_documents",
+    "write_trust",
+]
