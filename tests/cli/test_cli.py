@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cityx.cli.main import main
+from cityx.cli.main import _parser, main
 
 
 def cityx(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -20,24 +21,17 @@ def cityx(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[st
     )
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        [],
-        ["demo"],
-        ["trial"],
-        ["submission", "init"],
-        ["submission", "validate"],
-        ["audit", "verify"],
-        ["audit", "head"],
-        ["plugins"],
-        ["scenarios", "list"],
-        ["world", "run"],
-        ["interop", "keygen"],
-        ["interop", "sign"],
-        ["interop", "verify"],
-    ],
-)
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[list[str]]:
+    """The root and every command that runs something (groups only list theirs)."""
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    found = [list(path)] if not groups or not path else []
+    for action in groups:
+        for name, sub in action.choices.items():
+            found += _commands(sub, (*path, name))
+    return found
+
+
+@pytest.mark.parametrize("argv", _commands(_parser()), ids=lambda a: " ".join(a) or "cityx")
 def test_every_command_has_help_with_an_example(
     argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -133,9 +127,13 @@ def test_demo_runs_and_prints_the_report(tmp_path: Path, store_url: str) -> None
     doc = json.loads(run.stdout)
     assert [t["submission"] for t in doc["trials"]] == ["metro-congestion", "acme-signals"]
     for trial in doc["trials"]:
-        assert Path(trial["report"]).is_file() and trial["decision"] in {"pass", "conditional"}
+        assert Path(trial["report"]).is_file()
+    assert doc["trials"][0]["decision"] in {"pass", "conditional"}
+    assert Path(doc["trials"][0]["aiverify"][0]).is_file()
+    # The controller beats the baselines, but its red-team campaign may fail the gate.
     controller = json.loads(Path(doc["trials"][1]["results"]).read_text())
-    assert any(c["id"] == "sandbox.nominal" for c in controller["checks"])
+    ran = {c["id"]: c["status"] for c in controller["checks"]}
+    assert ran["sandbox.nominal"] == "passed" and "redteam.campaign" in ran
 
 
 def test_an_anchor_reveals_a_truncated_log(

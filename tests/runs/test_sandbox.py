@@ -143,7 +143,8 @@ fail_at = "high"
 conditional_at = "medium"
 [checks."admission"]
 [checks."sandbox.nominal"]
-options = { scenario = "cologne1", seeds = [1, 2], demands = [1.0], seconds = 300, baselines = ["fixed", "max-pressure"] }
+options = { scenario = "cologne1", seeds = [1, 2], demands = [1.0], seconds = 300, \
+baselines = ["fixed", "max-pressure"] }
 "time_loss_change_pct[fixed]" = { fail_above = 10.0 }
 failed_runs = { fail_above = 0 }
 """
@@ -157,6 +158,10 @@ failed_runs = { fail_above = 0 }
     # Imitating max-pressure beats the fixed-time plan on time loss.
     assert fixed["mean_time_loss_s"]["change"] < 0
     assert check["metrics"]["failed_runs"]["value"] == 0
+    # Fairness: the waiting of the least and most served districts, and who pays.
+    assert 0 <= check["metrics"]["district_waiting_ratio"]["value"] <= 1
+    assert check["metrics"]["group_waiting_increase_s[fixed]"]["value"] >= 0
+    assert set(check["details"]["fairness"]["who_pays"]) == {"fixed", "max-pressure"}
     assert good.gate.decision.value == "pass"
     assert "Submission against fixed" in good.report_path.read_text()
 

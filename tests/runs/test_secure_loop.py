@@ -12,7 +12,7 @@ import pytest
 from cityx.core.systems import Action, Observation
 from cityx.interop import InMemoryTransport, Signer, generate_key
 from cityx.interop.messages import Catalog, signal_phase_command
-from cityx.runs.secure_loop import CITY, SIGNALS, SecureLoop
+from cityx.runs.secure_loop import SIGNALS, SecureLoop
 
 from ..worlds.test_candidates import LANES, NETWORK, observe
 
@@ -81,7 +81,9 @@ def test_a_forged_command_is_not_obeyed(tmp_path: Path) -> None:
     bus = InMemoryTransport()
     loop = SecureLoop(Recorder(), NETWORK, folder=tmp_path, interval_s=5, transport=bus)
     loop.act(observe([0] * 6))
-    attacker = Signer(generate_key("urn:cityx:vendor:mallory:controller"), catalog=Catalog.builtin())
+    attacker = Signer(
+        generate_key("urn:cityx:vendor:mallory:controller"), catalog=Catalog.builtin()
+    )
     forged = signal_phase_command(
         "A-1",
         intersection="A",
@@ -91,7 +93,7 @@ def test_a_forged_command_is_not_obeyed(tmp_path: Path) -> None:
         issued_by=attacker.key.issuer,
         issued_at=1.0e9,
     )
-    topic = f"cityx/v1/{CITY}/SignalPhaseCommand/x"
+    topic = f"cityx/v1/{loop.city}/SignalPhaseCommand/x"
     bus.publish(topic, attacker.sign(forged, audience=SIGNALS, topic=topic).encode())
     assert loop.act(observe([0] * 6, t=3601.0)).phases == {"A": 2, "B": 0}
     loop.close()

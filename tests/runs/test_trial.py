@@ -52,6 +52,7 @@ def test_a_trial_writes_results_report_events_and_store(
         "performance.nominal",
         "input.contract",
         "fairness.groups",
+        "poisoning.audit",
     }
     for check in results["checks"]:
         assert {"id", "status", "metrics", "findings"} <= set(check)

@@ -110,7 +110,10 @@ def test_the_controller_example_validates_without_warnings() -> None:
     [
         (('score_label = "yes"', 'score_label = "maybe"'), "score_label must be one of"),
         (("[controller]", "[controllr]"), "unknown field"),
-        (('observation = "phase-candidates/v1"', 'observation = "lanes/v9"'), "phase-candidates/v1"),
+        (
+            ('observation = "phase-candidates/v1"', 'observation = "lanes/v9"'),
+            "phase-candidates/v1",
+        ),
     ],
 )
 def test_controller_sections_are_checked(

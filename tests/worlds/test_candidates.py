@@ -35,7 +35,9 @@ NETWORK = NetworkInfo(intersections=(A, B))
 LANES = ("n_0", "s_0", "e_0", "w_0", "ab_0", "c_0")
 
 
-def observe(halting: list[float], phase: tuple[int, int] = (0, 0), t: float = 3600.0) -> Observation:
+def observe(
+    halting: list[float], phase: tuple[int, int] = (0, 0), t: float = 3600.0
+) -> Observation:
     n = len(LANES)
     return Observation(
         time_s=t,

@@ -45,6 +45,13 @@ DEMANDS = (1.0, 1.5)
 SECONDS = 900
 EVERY_S = 10
 MODEL_SEED = 7
+INTENDED_USE = (
+    "Adaptive signal control for urban signalised intersections: every second it picks the "
+    "next green phase of each intersection from lane-area detector queues and occupancy, "
+    "through the city's safety envelope (minimum green, yellow and all-red clearances); it "
+    "replaces fixed-time plans on networks like Cologne's, under a traffic operator's "
+    "supervision."
+)
 # Labels as words: the manifest's classes are strings.
 NO, YES = "no", "yes"
 FEATURE_NAMES = tuple(f.name for f in FEATURES)
@@ -122,7 +129,7 @@ id = "acme-signals"
 vendor = "Acme Signals GmbH"
 version = "1.0.0"
 kind = "controller"
-intended_use = "Adaptive signal control for urban signalised intersections: every second it picks the next green phase of each intersection from lane-area detector queues and occupancy, through the city's safety envelope (minimum green, yellow and all-red clearances); it replaces fixed-time plans on networks like Cologne's, under a traffic operator's supervision."
+intended_use = "{INTENDED_USE}"
 contact = "assurance@acme-signals.example"
 
 [artifact]

@@ -9,6 +9,11 @@ the relative change in percent (the mean of the per-cell changes). A
 negative change in waiting or time loss is a gain. Backlog and teleports
 stand beside every mean, since a controller can look better by keeping
 vehicles out of the network.
+
+Fairness of a controller (see :mod:`.fairness.controllers`): per cell, the
+ratio of the least to the most waiting district (1: equal treatment) and,
+against the fixed-time plan, the largest increase in a group's mean
+waiting, whoever pays for the city's gain; both averaged over the cells.
 """
 
 from __future__ import annotations
@@ -38,12 +43,13 @@ from cityx.core import (
 )
 
 _TAGS = Tags(Principle.ROBUSTNESS, NistFunction.MEASURE, (), ("Art. 15",))
+_FAIRNESS = Tags(Principle.FAIRNESS, NistFunction.MEASURE, (), ("Art. 10",))
 _SAFETY = Tags(Principle.SAFETY, NistFunction.MEASURE, (), ("Art. 15",))
 
 SUBMISSION = "submission"
 DEFAULTS: Mapping[str, Any] = {
     "scenario": "cologne3",
-    "seeds": [1, 2, 3],
+    "seeds": [1, 2],
     "demands": [1.0, 1.3],
     "seconds": 600,
     "baselines": ["fixed", "actuated", "max-pressure"],
@@ -94,6 +100,8 @@ class SandboxNominal(Check):
         *(f"{stem}_change[*]" for stem, _ in COMPARED.values()),
         "collisions",
         "failed_runs",
+        "district_waiting_ratio",
+        "group_waiting_increase_s[*]",
     )
 
     def _run(self, ctx: CheckContext) -> CheckResult:
@@ -125,6 +133,7 @@ class SandboxNominal(Check):
                 if o.complete and by_cell[(base, o.cell.seed, o.cell.demand)].complete
             ]
             comparisons[base] = _compare(pairs, metrics, base)
+        fairness = _fairness(mine, by_cell, baselines, metrics)
         findings = [
             _judge(ctx, self.meta.id, name, m, options) for name, m in sorted(metrics.items())
         ]
@@ -137,6 +146,7 @@ class SandboxNominal(Check):
             "seconds": int(options["seconds"]),
             "baselines": baselines,
             "comparisons": comparisons,
+            "fairness": fairness,
             "cells": [_cell_json(o) for o in outcomes],
         }
         return CheckResult(self.meta.id, status_from(found), metrics, found, details)
@@ -164,6 +174,40 @@ def _compare(
     return table
 
 
+def _fairness(
+    mine: Sequence[WorldOutcome],
+    by_cell: Mapping[tuple[str, int, float], WorldOutcome],
+    baselines: Sequence[str],
+    metrics: dict[str, Metric],
+) -> dict[str, Any]:
+    """District waiting ratio of the submission, and who pays against each baseline."""
+    from pathlib import Path
+
+    from .fairness.controllers import controller_fairness
+
+    ratios: list[float] = []
+    increases: dict[str, list[float]] = {b: [] for b in baselines}
+    payers: dict[str, list[dict[str, Any]]] = {b: [] for b in baselines}
+    for o in mine:
+        if not o.complete or o.out is None:
+            continue
+        report = controller_fairness(Path(o.out))
+        ratio = report["by"]["district"]["spread"]["waiting_s"]["ratio"]
+        if ratio is not None:
+            ratios.append(float(ratio))
+        for base in baselines:
+            other = by_cell.get((base, o.cell.seed, o.cell.demand))
+            if other is None or not other.complete or other.out is None:
+                continue
+            pays = controller_fairness(Path(o.out), Path(other.out))["baseline"]["who_pays"]
+            increases[base].append(max([p["delta_mean_waiting_s"] for p in pays], default=0.0))
+            payers[base] += [{**p, "seed": o.cell.seed, "demand": o.cell.demand} for p in pays]
+    metrics["district_waiting_ratio"] = paired(ratios)
+    for base, values in increases.items():
+        metrics[f"group_waiting_increase_s[{base}]"] = Metric(paired(values).value, unit="s")
+    return {"district_waiting_ratio": ratios, "who_pays": payers}
+
+
 def _mean(values: np.ndarray[Any, Any]) -> float | None:
     return float(values.mean()) if values.size else None
 
@@ -184,7 +228,11 @@ def _judge(
         title=f"In the sandbox, {name} is {value}{ci}",
         severity=severity,
         severity_reason=reason,
-        tags=_SAFETY if name in ("collisions", "failed_runs") else _TAGS,
+        tags=_SAFETY
+        if name in ("collisions", "failed_runs")
+        else _FAIRNESS
+        if name.startswith(("district_", "group_"))
+        else _TAGS,
         description=f"Paired over {options['scenario']} runs with seeds {options['seeds']} and "
         f"demand levels {options['demands']}, {options['seconds']} s each: the submission "
         "minus the baseline named in brackets; the interval is Student's t over the pairs.",

@@ -25,7 +25,7 @@ from cityx import __version__
 from cityx.core import CityxError, InputError, SystemKind
 from cityx.core.audit import AuditHead
 
-from . import fairness, interop, redteam, world
+from . import campaign, fairness, interop, poison, redteam, world
 from .common import (
     EXIT_INPUT,
     EXIT_INTERNAL,
@@ -184,8 +184,9 @@ def _parser() -> argparse.ArgumentParser:
     plugins.add_argument("--json", action="store_true", help="print one JSON object")
     world.register(sub)
     interop.register(sub)
-    redteam.register(sub)
+    campaign.add_run_command(redteam.register(sub))
     fairness.register(sub)
+    poison.register(sub)
     return root
 
 

@@ -141,6 +141,39 @@ def recall_chart(
         return _svg(fig, key, "Bar chart of recall per class with 95 % confidence intervals")
 
 
+def impact_chart(
+    key: str, series: Mapping[str, Sequence[tuple[float, float | None, float | None, float | None]]]
+) -> str:
+    """Impact against intensity: per attack, (intensity, change %, low, high) points."""
+    colours = (BLUE, DARK, MUTED, "#b35806", "#542788", "#1b7837", "#c51b7d")
+    with _style():
+        fig = Figure(figsize=(6.4, 3.2))
+        ax = fig.add_subplot()
+        for k, (attack, points) in enumerate(sorted(series.items())):
+            pts = [p for p in points if p[1] is not None and _defined(p[1])]
+            if not pts:
+                continue
+            xs = [p[0] for p in pts]
+            ys = [float(p[1]) for p in pts if p[1] is not None]
+            colour = colours[k % len(colours)]
+            ax.plot(xs, ys, marker="o", color=colour, label=attack, zorder=3)
+            for x, y, lo, hi in pts:
+                if lo is not None and hi is not None and _defined(lo) and _defined(hi):
+                    assert y is not None
+                    ax.errorbar(
+                        [x], [y], yerr=[[max(y - lo, 0.0)], [max(hi - y, 0.0)]],
+                        fmt="none", ecolor=colour, elinewidth=1.0, capsize=4, zorder=2,
+                    )  # fmt: skip
+        ax.axhline(0.0, color=GRID, zorder=1)
+        ax.set_xlabel("attack intensity")
+        ax.set_ylabel("time loss change, %")
+        ax.grid(axis="y", color=GRID, zorder=0)
+        ax.set_axisbelow(True)
+        ax.legend(loc="upper left", fontsize="small", frameon=False)
+        ax.set_title("Impact against intensity (bars: 95 % interval over seeds)", loc="left")
+        return _svg(fig, key, "Line chart of each attack's impact on time loss by intensity")
+
+
 def confusion_heatmap(key: str, labels: Sequence[str], matrix: Sequence[Sequence[int]]) -> str:
     """Confusion counts as a heatmap, rows = true class, columns = predicted."""
     k = len(labels)

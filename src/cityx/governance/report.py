@@ -61,7 +61,14 @@ _GATE = {
 # Detail keys a chart or a dedicated table already shows.
 _DRAWN = frozenset({"labels", "confusion", "residual_quantiles", "probes", "outcomes"})
 _DEDICATED = frozenset(
-    {"rejected_by_feature", "comparisons", "cells", "by_label", "counts", "counts_order"}
+    {
+        "rejected_by_feature",
+        "comparisons",
+        "cells",
+        "by_label",
+        "counts",
+        "counts_order",
+    }
 )
 # Per-group rates shown in a fairness table, in this order.
 _GROUP_RATES = ("n", "tpr", "fpr", "ppv", "selection_rate", "accuracy", "base_rate")
@@ -653,6 +660,22 @@ def _plots(key: str, metrics: Mapping[str, Any], details: Mapping[str, Any]) -> 
                 ),
             )
         )
+    attacks = _campaign_groups(details)
+    if attacks:
+        series: dict[str, list[tuple[float, float | None, float | None, float | None]]] = {}
+        for g in attacks:
+            change = _mapping(g.get("change_pct"))
+            series.setdefault(_text(g.get("attack")), []).append(
+                (
+                    _as_float(g.get("intensity")) or 0.0,
+                    _as_float(change.get("value")),
+                    _as_float(change.get("ci_low")),
+                    _as_float(change.get("ci_high")),
+                )
+            )
+        found.append(
+            Plot("Impact against intensity", Markup(plots.impact_chart(f"{key}-impact", series)))
+        )
     outcomes = _mapping(details.get("outcomes"))
     probes = _mapping(details.get("probes"))
     if outcomes and all(isinstance(v, Mapping) for v in outcomes.values()):
@@ -739,9 +762,17 @@ def _classification_plots(
     return found
 
 
+def _campaign_groups(details: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A red-team campaign's per-attack groups, when ``details`` holds them."""
+    groups = [_mapping(g) for g in _sequence(details.get("groups")) if isinstance(g, Mapping)]
+    return groups if groups and all("change_pct" in g for g in groups) else []
+
+
 def _detail_tables(cid: str, details: Mapping[str, Any]) -> tuple[Table, ...]:
     tables: list[Table] = []
-    rest = [(k, v) for k, v in details.items() if k not in _DRAWN | _DEDICATED]
+    attacks = _campaign_groups(details)
+    shown = _DRAWN | _DEDICATED | ({"groups"} if attacks else set())
+    rest = [(k, v) for k, v in details.items() if k not in shown]
     if rest:
         tables.append(
             Table(
@@ -752,7 +783,7 @@ def _detail_tables(cid: str, details: Mapping[str, Any]) -> tuple[Table, ...]:
         )
     for base, raw in _mapping(details.get("comparisons")).items():
         table = _mapping(raw)
-        rows = []
+        rows: list[tuple[str, ...]] = []
         for kpi, row in table.items():
             if not isinstance(row, Mapping):
                 continue
@@ -777,6 +808,34 @@ def _detail_tables(cid: str, details: Mapping[str, Any]) -> tuple[Table, ...]:
                 ("KPI", "Submission", base, "Change", "Change %"),
                 tuple(rows),
                 frozenset({1, 2, 3, 4}),
+            )
+        )
+    if attacks:
+        rows = []
+        for g in attacks:
+            impact = _mapping(g.get("change_pct"))
+            detected = _mapping(g.get("detection_rate"))
+            cost = _mapping(g.get("cost"))
+            rows.append(
+                (
+                    f"{_text(g.get('attack'))} on {_text(g.get('scenario'))}",
+                    fmt_value(g.get("intensity")),
+                    f"{fmt_value(impact.get('value'))} [{fmt_value(impact.get('ci_low'))}, "
+                    f"{fmt_value(impact.get('ci_high'))}]",
+                    fmt_value(g.get("success_rate")),
+                    fmt_value(detected.get("guard")),
+                    fmt_value(detected.get("interop")),
+                    f"{fmt_value(cost.get('sensors'))} sensors, "
+                    f"{fmt_value(cost.get('magnitude'))} {_text(cost.get('unit'))}",
+                )
+            )
+        tables.append(
+            Table(
+                "Red-team campaign: each attack against the same seeds unattacked; change of "
+                "mean time loss in % [95 % interval over seeds]",
+                ("Attack", "Intensity", "Change %", "Success", "Guard", "Interop", "Cost"),
+                tuple(rows),
+                frozenset({1, 2, 3, 4, 5}),
             )
         )
     for label, raw in _mapping(details.get("by_label")).items():

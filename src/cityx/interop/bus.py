@@ -13,8 +13,9 @@ type, or ``cityx/v1/cologne/#`` for everything in a city.
 
 A *secure channel* signs on send (the topic goes into the signed claims)
 and verifies on receive: handlers see only accepted messages; every
-rejection is kept (the latest ``keep`` of them), counted by reason, and
-passed to ``on_reject``.
+rejection is kept (the latest ``keep`` of them), counted by reason, logged
+and passed to ``on_reject``; with a :class:`~.ledger.MessageLedger`,
+accepted envelopes enter the audit log as digests.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .envelope import Signer
+from .ledger import MessageLedger
 from .verify import Reason, Verifier
 
 TOPIC_ROOT = "cityx/v1"
@@ -119,12 +121,14 @@ class SecureChannel:
         verifier: Verifier | None = None,
         on_reject: Callable[[Rejection], None] | None = None,
         keep: int = 10_000,
+        ledger: MessageLedger | None = None,
     ) -> None:
         self.transport = transport
         self.city = city
         self.signer = signer
         self.verifier = verifier
         self.on_reject = on_reject
+        self.ledger = ledger or MessageLedger(None)  # logs rejections even without a store
         # Bounded: a flood of forged envelopes must not grow memory without limit.
         self.rejections: deque[Rejection] = deque(maxlen=keep)
         self.rejected: Counter[Reason] = Counter()
@@ -147,6 +151,7 @@ class SecureChannel:
         def receive(topic: str, data: bytes) -> None:
             verdict = verifier.verify(data, topic=topic)
             if verdict.accepted and verdict.claims is not None:
+                self.ledger.accepted(topic, data, verdict.claims)
                 handler(Message(topic, verdict.claims, verdict.claims["payload"]))
                 return
             reason = verdict.reason or Reason.MALFORMED
@@ -154,6 +159,7 @@ class SecureChannel:
             rejection = Rejection(topic, reason, verdict.detail, issuer)
             self.rejections.append(rejection)
             self.rejected[reason] += 1
+            self.ledger.rejected(topic, reason.value, verdict.detail, issuer)
             if self.on_reject is not None:
                 self.on_reject(rejection)
 

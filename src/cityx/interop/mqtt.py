@@ -38,6 +38,7 @@ Words used here:
 from __future__ import annotations
 
 import hashlib
+import socket
 import ssl
 import threading
 import time
@@ -292,6 +293,10 @@ class MqttTransport:
         if reason_code.is_failure:
             self._refused = str(reason_code)
             return
+        sock = client.socket()
+        if isinstance(sock, socket.socket):
+            # Small packets one at a time: Nagle plus delayed ACKs would hold some ~40 ms.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # The session usually still holds our subscriptions; subscribing again
         # is harmless and covers an expired session.
         with self._lock:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import threading
 import time
 from collections import Counter
@@ -53,7 +54,7 @@ from cityx.worlds.traffic import NetworkInfo
 if TYPE_CHECKING:
     from cityx.attacks.world import AttackedTransport
 
-CITY = "sandbox"
+CITY = "sandbox"  # the issuer URNs' city; each loop's topics get a run tag of their own
 SIGNALS = "urn:cityx:city:sandbox:signals"
 _WAIT_S = 5.0  # how long to wait for a networked bus to deliver one interval's messages
 
@@ -92,6 +93,8 @@ class SecureLoop:
             self.transport = self._attack
         self._close_transport = close_transport
         catalog = Catalog.builtin()
+        # Topics unique to this run: runs sharing a broker must not hear each other.
+        self.city = f"{CITY}-{secrets.token_hex(4)}"
         self.ids = tuple(i.id for i in network.intersections)
         self.lanes = tuple(lane for i in network.intersections for lane in i.lanes)
         self._lane_index = {lane: k for k, lane in enumerate(self.lanes)}
@@ -110,19 +113,19 @@ class SecureLoop:
         self.stats: dict[str, Counter[str]] = {"observations": Counter(), "commands": Counter()}
         self._lock = threading.Condition()
         self._detectors = {
-            tls: SecureChannel(self.transport, city=CITY, signer=Signer(k, catalog=catalog))
+            tls: SecureChannel(self.transport, city=self.city, signer=Signer(k, catalog=catalog))
             for tls, k in detector_keys.items()
         }
         self._controller = SecureChannel(
             self.transport,
-            city=CITY,
+            city=self.city,
             signer=Signer(controller_key, catalog=catalog),
             verifier=Verifier(trust, audience=self.controller_urn, catalog=catalog),
             on_reject=lambda r: self._rejected("observations", r),
         )
         self._signals = SecureChannel(
             self.transport,
-            city=CITY,
+            city=self.city,
             verifier=Verifier(trust, audience=SIGNALS, catalog=catalog),
             on_reject=lambda r: self._rejected("commands", r),
         )
@@ -131,8 +134,10 @@ class SecureLoop:
         self._commands: dict[str, int] = {}
         self._pending = 0
         self._unsubscribe = [
-            self._controller.subscribe(f"cityx/v1/{CITY}/TrafficFlowObserved/#", self._observed),
-            self._signals.subscribe(f"cityx/v1/{CITY}/SignalPhaseCommand/#", self._commanded),
+            self._controller.subscribe(
+                f"cityx/v1/{self.city}/TrafficFlowObserved/#", self._observed
+            ),
+            self._signals.subscribe(f"cityx/v1/{self.city}/SignalPhaseCommand/#", self._commanded),
         ]
         n = len(self.lanes)
         self._sum = np.zeros((3, n))  # counts, occupancy, speed (non-empty seconds)

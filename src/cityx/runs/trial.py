@@ -3,11 +3,12 @@
 A *trial* is one submission tested under a policy with a seed: a
 predictor against its holdout data, a controller in the SUMO sandbox
 against the baselines (:mod:`.sandbox` runs its worlds). It validates and
-admits the submission, runs the policy's checks in order, decides the gate, and writes ``results.json``
-(schema-versioned), ``report.html`` and ``events.jsonl`` into its output
-folder. The store records the trial as ``incomplete`` when it starts and
-``complete`` only in the same transaction that stores its findings, so a
-run killed half-way leaves a consistent store.
+admits the submission, runs the policy's checks in order, decides the gate,
+and writes ``results.json`` (schema-versioned), ``report.html`` and
+``events.jsonl`` into its output folder. The store records the trial as
+``incomplete`` when it starts and ``complete`` only in the same transaction
+that stores its findings, so a run killed half-way leaves a consistent
+store.
 """
 
 from __future__ import annotations

@@ -1,0 +1,236 @@
+"""Runtime guards: flag implausible or inconsistent observations before a controller acts.
+
+A *runtime guard* is a :class:`~cityx.core.WorldHook` placed after any
+attack on the sensor path. It returns each observation unchanged and
+*flags* lanes whose readings break physics or disagree with other
+readings. Its *checks*, each a few numpy operations over all lanes:
+
+- ``count_rate``: more vehicles over a loop in one second than can pass it;
+- ``over_capacity``: more halting vehicles than the lane-area detector
+  holds (its length over the 6 m the shortest queued car takes, plus the
+  two vehicles part-covering its ends);
+- ``queue_without_occupancy``: a queue of n cars covers at least n car
+  lengths of the detector, so its occupancy cannot be far lower;
+- ``empty_with_queue``: the detector says "empty" (speed -1) yet reports
+  a queue or occupancy;
+- ``queue_jump``: the queue grew or shrank by more vehicles in one second
+  than can enter or leave it (conservation between the approach and the
+  stop line);
+- ``vanished``: a queue of several cars turned into an empty detector in
+  one second;
+- ``no_discharge``: a queue that does not move, with nothing over the
+  stop-line loop, through ``no_discharge_s`` seconds of its own green;
+- ``stuck``: a lane that reads a queue or occupancy exactly constant for
+  ``stuck_s`` seconds while the other lanes of its intersection see
+  traffic (a dead detector that reads "empty" looks like an empty lane:
+  this guard cannot tell them apart).
+
+``report()`` says how many steps and lane-seconds it flagged, by check and
+lane, and from when: times are seconds since the run's first observation.
+With ``attack_start_s`` it also splits the flags into before and after
+that time; *detection* is a flag after an attack started, read against
+the same guard's flags on the paired unattacked run (false alarms).
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cityx.core.systems import Observation
+
+GUARD_FACTORY = f"{__name__}:runtime_guard"
+CHECKS = (
+    "count_rate",
+    "over_capacity",
+    "queue_without_occupancy",
+    "empty_with_queue",
+    "queue_jump",
+    "vanished",
+    "no_discharge",
+    "stuck",
+)
+_MIN_JAM_M = 6.0  # the least road a queued vehicle takes (a short car and its gap)
+_CAR_M = 5.0
+_DEFAULT_E2_M = 100.0
+
+
+def _e2_lengths(folder: Path, lanes: tuple[str, ...]) -> NDArray[np.float64]:
+    lengths = dict.fromkeys(lanes, _DEFAULT_E2_M)
+    path = folder / "detectors.add.xml"
+    if path.is_file():
+        for node in ET.parse(path).getroot().iter("laneAreaDetector"):
+            lane = node.get("lane")
+            if lane in lengths:
+                lengths[lane] = float(node.get("length", _DEFAULT_E2_M))
+    return np.fromiter((lengths[lane] for lane in lanes), np.float64, len(lanes))
+
+
+def _green_table(network: Any) -> NDArray[np.bool_]:
+    """``table[p, j]``: lane ``j`` has a green movement in its intersection's phase ``p``."""
+    lanes = [(i, lane) for i in network.intersections for lane in i.lanes]
+    phases = max((len(i.phases) for i in network.intersections), default=0)
+    table = np.zeros((max(phases, 1), len(lanes)), dtype=bool)
+    for j, (i, lane) in enumerate(lanes):
+        links = [k for k, (src, _) in enumerate(i.links) if src == lane]
+        for p, phase in enumerate(i.phases):
+            table[p, j] = any(phase.state[k] in "Gg" for k in links if k < len(phase.state))
+    return table
+
+
+class RuntimeGuard:
+    """Plausibility and consistency checks on every observation; never changes one."""
+
+    def __init__(
+        self,
+        network: Any,
+        folder: Path,
+        *,
+        max_count_per_s: float = 2.0,
+        max_queue_jump: float = 3.0,
+        no_discharge_s: float = 20.0,
+        stuck_s: float = 180.0,
+        stuck_neighbour_counts: float = 10.0,
+        attack_start_s: float | None = None,
+    ) -> None:
+        self.lanes = tuple(lane for i in network.intersections for lane in i.lanes)
+        n = len(self.lanes)
+        self.owner = np.fromiter(
+            (k for k, i in enumerate(network.intersections) for _ in i.lanes), np.int64, n
+        )
+        self.n_intersections = len(network.intersections)
+        self.e2_m = _e2_lengths(folder, self.lanes)
+        # Short vehicles and the two part-covered at the detector's ends: a margin.
+        self.capacity = np.ceil(self.e2_m / _MIN_JAM_M) + 2.0
+        self.green = _green_table(network)
+        self.max_count = max_count_per_s
+        self.max_jump = max_queue_jump
+        self.no_discharge_s = no_discharge_s
+        self.stuck_s = stuck_s
+        self.stuck_neighbour_counts = stuck_neighbour_counts
+        self.attack_start_s = attack_start_s
+        self._t0: float | None = None
+        self._prev: NDArray[np.float64] | None = None
+        self._blocked_s = np.zeros(n)
+        self._since = np.zeros(n)  # relative time of each lane's last change
+        self._traffic = np.zeros(self.n_intersections)  # cumulative counts per intersection
+        self._traffic_at_change = np.zeros(n)
+        self.steps = 0
+        self.flagged_steps = 0
+        self.flagged_before = 0
+        self.flagged_after = 0
+        self.first_flag_s: float | None = None
+        self.first_flag_after_s: float | None = None
+        self.by_check: Counter[str] = Counter()
+        self.by_lane = np.zeros(n, dtype=np.int64)
+
+    def observe(self, observation: Observation) -> Observation:
+        o = observation
+        if self._t0 is None:
+            self._t0 = o.time_s
+        t = o.time_s - self._t0
+        self.steps += 1
+        flags = self._check(o, t)
+        hit = np.zeros(len(self.lanes), dtype=bool)
+        for name, mask in flags.items():
+            k = int(mask.sum())
+            if k:
+                self.by_check[name] += k
+                hit |= mask
+        if hit.any():
+            self.by_lane += hit
+            self.flagged_steps += 1
+            if self.first_flag_s is None:
+                self.first_flag_s = t
+            if self.attack_start_s is not None:
+                if t >= self.attack_start_s:
+                    self.flagged_after += 1
+                    if self.first_flag_after_s is None:
+                        self.first_flag_after_s = t
+                else:
+                    self.flagged_before += 1
+        return observation
+
+    def _check(self, o: Observation, t: float) -> dict[str, NDArray[np.bool_]]:
+        counts, occ, halting, speed = o.counts, o.occupancy, o.halting, o.mean_speed
+        now = np.stack([counts, occ, halting, speed])
+        prev = self._prev
+        self._prev = now
+        queue_cover = 100.0 * (halting - 1.0) * _CAR_M / self.e2_m
+        flags = {
+            "count_rate": counts > self.max_count,
+            "over_capacity": halting > self.capacity,
+            "queue_without_occupancy": (halting >= 2) & (occ < 0.5 * queue_cover),
+            "empty_with_queue": (speed < 0) & ((halting > 0) | (occ > 0)),
+        }
+        # Per-lane green from each intersection's phase; no green is known during a clearance.
+        phase = np.clip(o.phase, 0, self.green.shape[0] - 1)[self.owner]
+        green = self.green[phase, np.arange(len(self.lanes))] & (o.phase_age_s[self.owner] >= 5)
+        blocked = green & (halting >= 2) & (counts == 0)
+        if prev is not None:
+            blocked &= halting >= prev[2]
+        self._blocked_s = np.where(blocked, self._blocked_s + 1.0, 0.0)
+        flags["no_discharge"] = self._blocked_s >= self.no_discharge_s
+        # Stuck: unchanged readings while the rest of the intersection had traffic.
+        traffic = np.bincount(self.owner, weights=counts, minlength=self.n_intersections)
+        self._traffic += traffic
+        if prev is None:
+            self._since[:] = t
+            self._traffic_at_change[:] = self._traffic[self.owner]
+            flags["stuck"] = np.zeros(len(self.lanes), dtype=bool)
+            return flags
+        changed = (now != prev).any(axis=0)
+        self._since = np.where(changed, t, self._since)
+        self._traffic_at_change = np.where(
+            changed, self._traffic[self.owner], self._traffic_at_change
+        )
+        others = self._traffic[self.owner] - self._traffic_at_change
+        # An empty lane may stay empty for long; a constant queue or occupancy may not.
+        busy = (halting > 0) | (occ > 0)
+        flags["stuck"] = (
+            busy & (t - self._since >= self.stuck_s) & (others >= self.stuck_neighbour_counts)
+        )
+        jump = np.abs(halting - prev[2])
+        flags["queue_jump"] = jump > self.max_jump
+        flags["vanished"] = (prev[2] >= 3) & (speed < 0) & (occ <= 0)
+        return flags
+
+    def before_step(self, simulation: Any, time_s: float) -> None:
+        return None
+
+    def report(self) -> Mapping[str, Any]:
+        lanes = {
+            lane: int(n) for lane, n in zip(self.lanes, self.by_lane.tolist(), strict=True) if n
+        }
+        return {
+            "kind": "guard",
+            "guard": "runtime",
+            "steps": self.steps,
+            "flagged_steps": self.flagged_steps,
+            "flagged_steps_before": self.flagged_before,
+            "flagged_steps_after": self.flagged_after,
+            "attack_start_s": self.attack_start_s,
+            "first_flag_s": self.first_flag_s,
+            "first_flag_after_s": self.first_flag_after_s,
+            "checks": {name: int(self.by_check[name]) for name in CHECKS},
+            "lanes": lanes,
+        }
+
+
+def runtime_guard(network: Any, folder: Path, *, seed: int, **options: Any) -> RuntimeGuard:
+    """The hook factory: a :class:`RuntimeGuard` (it draws nothing random; ``seed`` is unused)."""
+    del seed
+    for name, value in options.items():
+        if value is not None and (not isinstance(value, int | float) or not math.isfinite(value)):
+            raise ValueError(f"guard option {name} must be a number, got {value!r}")
+    return RuntimeGuard(network, folder, **options)
+
+
+__all__ = ["CHECKS", "GUARD_FACTORY", "RuntimeGuard", "runtime_guard"]

@@ -1,0 +1,47 @@
+"""Training-data poisoning countermeasures: detect, sanitise, scan models, prove provenance.
+
+:func:`audit` runs an ensemble of model-agnostic detectors over a training
+table and ranks rows and sources, with a verdict (clean, poisoned or
+undetermined); :func:`sanitise` and :func:`retrain_and_compare` drop the
+flagged rows and measure what that buys; :func:`scan_model` searches a
+trained model for small trigger patterns; :func:`sign_manifest` and
+:func:`verify_manifest` sign and check a per-source dataset manifest.
+"""
+
+from ._data import AuditData, prepare, robust_z
+from .audit import AuditReport, SourceScore, Verdict, audit
+from .detectors import DetectorScores
+from .provenance import (
+    ProvenanceCheck,
+    dataset_manifest,
+    read_table,
+    sign_manifest,
+    source_digests,
+    verify_manifest,
+)
+from .sanitise import RetrainComparison, retrain_and_compare, robust_weights, sanitise
+from .scan import ScanReport, TriggerCandidate, scan_model
+
+__all__ = [
+    "AuditData",
+    "AuditReport",
+    "DetectorScores",
+    "ProvenanceCheck",
+    "RetrainComparison",
+    "ScanReport",
+    "SourceScore",
+    "TriggerCandidate",
+    "Verdict",
+    "audit",
+    "dataset_manifest",
+    "prepare",
+    "read_table",
+    "retrain_and_compare",
+    "robust_weights",
+    "robust_z",
+    "sanitise",
+    "scan_model",
+    "sign_manifest",
+    "source_digests",
+    "verify_manifest",
+]

@@ -1,0 +1,142 @@
+"""The training table as the detectors see it.
+
+Words used here:
+
+- *features*: the numeric columns that describe traffic (not the label,
+  the source columns or a run's identity such as seed or demand);
+- *robust z*: ``(x - median) / (1.4826 * MAD)``, a z-score that a few
+  poisoned rows cannot shift (the median and the median absolute deviation
+  have a 50 % breakdown point), so thresholds need no poison rate;
+- *z* of a feature: the robust z of its logarithm (``log1p``) when it is never
+  negative, since counts, occupancies and queues are skewed and their tails
+  would otherwise pass for outliers;
+- *series*: the rows of one source in one run, in time order; *run*: the
+  rows sharing the run columns (scenario, seed, demand, controller).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from cityx.core import DataError
+
+ID_COLUMNS = frozenset(
+    {"scenario", "seed", "demand", "controller", "interval_start_s", "time_of_day_s", "time_s"}
+)
+TIME_COLUMNS = ("interval_start_s", "time_s", "time_of_day_s")
+RUN_COLUMNS = ("scenario", "seed", "demand", "controller")
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+
+def robust_z(values: FloatArray, axis: int = 0) -> FloatArray:
+    """Robust z-scores along ``axis`` (see the module docstring)."""
+    med = np.median(values, axis=axis, keepdims=True)
+    mad = 1.4826 * np.median(np.abs(values - med), axis=axis, keepdims=True)
+    std = np.std(values, axis=axis, keepdims=True)
+    # A feature constant for most rows has MAD 0: fall back on the sd, then on 1.
+    scale = np.where(mad > 1e-9, mad, np.where(std > 1e-9, std, 1.0))
+    return np.asarray((values - med) / scale, dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditData:
+    """Arrays the detectors share; built once by :func:`prepare`."""
+
+    features: tuple[str, ...]
+    x: FloatArray  # raw feature values (n, d)
+    z: FloatArray  # per-feature robust z (n, d)
+    y: IntArray  # class code per row
+    classes: tuple[str, ...]
+    source: IntArray  # source code per row (all 0 without a source column)
+    sources: tuple[str, ...]
+    series: IntArray | None  # series code per row, None without a time column
+    order: IntArray | None  # row positions sorted by (series, time)
+    moment: IntArray | None  # code of (run, time) per row: rows observed together
+    site: IntArray | None  # code of (run, time, first source column): same intersection
+
+    @property
+    def n(self) -> int:
+        return int(self.y.size)
+
+
+def _codes(table: pd.DataFrame, cols: Sequence[str]) -> IntArray:
+    if not cols:
+        return np.zeros(len(table), dtype=np.int64)
+    return np.asarray(
+        pd.MultiIndex.from_frame(table[list(cols)].astype(str)).factorize()[0], dtype=np.int64
+    )
+
+
+def prepare(table: pd.DataFrame, *, label: str, source_cols: Sequence[str] = ()) -> AuditData:
+    """Check the table and build the arrays; bad input is one clear DataError."""
+    if label not in table.columns:
+        raise DataError(
+            f"no label column {label!r}; columns are: {', '.join(map(str, table.columns))}",
+            where="--label",
+        )
+    missing = [c for c in source_cols if c not in table.columns]
+    if missing:
+        raise DataError(f"no source column {', '.join(missing)}", where="--source-col")
+    bad_labels = int(table[label].isna().sum())
+    if bad_labels:
+        raise DataError(f"{bad_labels} rows have no label", where=f"column {label}")
+    skip = {label, *source_cols, *ID_COLUMNS}
+    features = tuple(
+        str(c)
+        for c in table.columns
+        if c not in skip
+        and pd.api.types.is_numeric_dtype(table[c])
+        and not pd.api.types.is_bool_dtype(table[c])
+    )
+    if not features:
+        raise DataError("no numeric feature column to audit", where="data")
+    x = table[list(features)].to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        cols = [features[j] for j in np.flatnonzero(bad.any(axis=0))]
+        rows = np.flatnonzero(bad.any(axis=1))
+        raise DataError(
+            f"{rows.size} rows have NaN or infinite values (first at row {rows[0]}) in "
+            f"{', '.join(cols)}",
+            where="data",
+            hint="drop or repair them before the audit",
+        )
+    y_codes, classes = pd.factorize(table[label].astype(str), sort=True)
+    source = _codes(table, source_cols)
+    sources = (
+        tuple(
+            "/".join(map(str, k)) if isinstance(k, tuple) else str(k)
+            for k in pd.MultiIndex.from_frame(table[list(source_cols)].astype(str)).factorize()[1]
+        )
+        if source_cols
+        else ("all",)
+    )
+    time_col = next((c for c in TIME_COLUMNS if c in table.columns), None)
+    run_cols = [c for c in RUN_COLUMNS if c in table.columns]
+    series = order = moment = site = None
+    if time_col is not None:
+        series = _codes(table, [*run_cols, *source_cols])
+        t = table[time_col].to_numpy(dtype=np.float64)
+        order = np.lexsort((t, series)).astype(np.int64)
+        moment = _codes(table, [*run_cols, time_col])
+        site = _codes(table, [*run_cols, time_col, *source_cols[:1]]) if source_cols else moment
+    return AuditData(
+        features=features,
+        x=x,
+        z=robust_z(np.where((x >= 0).all(axis=0), np.log1p(np.maximum(x, 0.0)), x)),
+        y=np.asarray(y_codes, dtype=np.int64),
+        classes=tuple(str(c) for c in classes),
+        source=source,
+        sources=sources,
+        series=series,
+        order=order,
+        moment=moment,
+        site=site,
+    )

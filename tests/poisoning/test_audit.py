@@ -1,0 +1,102 @@
+"""The poisoning audit on golden datasets, and its answers to bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cityx.attacks.poisoning import CompromisedSensors, LabelFlip
+from cityx.core import DataError
+from cityx.defenses.poisoning import Verdict, audit, retrain_and_compare, sanitise
+
+from .conftest import LABEL, SOURCES
+
+
+def _split(base: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    trusted = np.random.default_rng(0).random(len(base)) < 0.15
+    return base[~trusted].reset_index(drop=True), base[trusted].reset_index(drop=True)
+
+
+def test_clean_data_with_a_trusted_set_is_clean(base: pd.DataFrame) -> None:
+    rows, trusted = _split(base)
+    report = audit(rows, label=LABEL, source_cols=SOURCES, trusted=trusted)
+    assert report.verdict is Verdict.CLEAN, report.reasons
+    assert report.flagged.mean() < 0.02
+    assert not any(s.flagged for s in report.sources)
+
+
+def test_clean_data_alone_is_never_called_poisoned(base: pd.DataFrame) -> None:
+    report = audit(base, label=LABEL, source_cols=SOURCES)
+    assert report.verdict in {Verdict.CLEAN, Verdict.UNDETERMINED}
+    body = report.to_json()
+    assert set(body) >= {"rows", "flagged", "sources", "verdict", "detectors", "wall_s"}
+    assert sorted(r["index"] for r in body["rows"]) == list(range(len(base)))
+    scores = [r["score"] for r in body["rows"]]
+    assert scores == sorted(scores, reverse=True)
+    assert len(body["sources"]) == 36
+
+
+def test_label_flips_are_found_with_a_trusted_set(base: pd.DataFrame) -> None:
+    rows, trusted = _split(base)
+    poisoned = LabelFlip().poison(rows, label=LABEL, params={"rate": 0.1}, seed=7)
+    report = audit(poisoned.table, label=LABEL, source_cols=SOURCES, trusted=trusted)
+    assert report.verdict is Verdict.POISONED
+    hits = (report.flagged & poisoned.truth).sum()
+    # Precision well above the 10 % base rate; recall is modest (see docs/poisoning.md).
+    assert hits / report.flagged.sum() > 0.4
+    assert hits / poisoned.truth.sum() > 0.1
+
+
+def test_compromised_sensors_are_named(base: pd.DataFrame) -> None:
+    poisoned = CompromisedSensors().poison(
+        base, label=LABEL, source_cols=SOURCES, params={"rate": 0.1, "drift": 1.0}, seed=2
+    )
+    report = audit(poisoned.table, label=LABEL, source_cols=SOURCES)
+    assert report.verdict is Verdict.POISONED
+    named = [s.source for s in report.sources if s.flagged]
+    assert set(named) & set(poisoned.details["sources"])
+    # Ranked first: the top-scored sources include a compromised one.
+    assert {s.source for s in report.sources[:3]} & set(poisoned.details["sources"])
+    # A trusted set must not switch source attribution off.
+    _, trusted = _split(base)
+    with_trusted = audit(poisoned.table, label=LABEL, source_cols=SOURCES, trusted=trusted)
+    assert {s.source for s in with_trusted.sources if s.flagged} & set(poisoned.details["sources"])
+
+
+def test_sanitising_drops_flagged_rows_and_retrains(base: pd.DataFrame) -> None:
+    poisoned = LabelFlip().poison(base, label=LABEL, params={"rate": 0.1}, seed=8)
+    clean = sanitise(poisoned.table, poisoned.truth)
+    assert len(clean) == len(base) - poisoned.truth.sum()
+    features = ["occupancy_pct", "halting_veh", "delay_s", "mean_speed_kmh"]
+    result = retrain_and_compare(
+        poisoned.table, poisoned.truth, label=LABEL, features=features, test=base.tail(500)
+    )
+    assert result.rows_dropped == poisoned.truth.sum()
+    assert 0.0 <= result.accuracy_before <= 1.0 and result.attack_success_before is None
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda t: t.drop(columns=[LABEL]), "no label column"),
+        (lambda t: t.assign(delay_s=t["delay_s"].where(t.index != 5)), "NaN"),
+        (lambda t: t.assign(**{LABEL: t[LABEL].where(t.index != 3)}), "no label"),
+    ],
+)
+def test_bad_input_is_one_clear_error(base: pd.DataFrame, change: object, match: str) -> None:
+    with pytest.raises(DataError, match=match):
+        audit(change(base), label=LABEL, source_cols=SOURCES)  # type: ignore[operator]
+
+
+def test_single_class_small_data_and_one_source_are_undetermined(base: pd.DataFrame) -> None:
+    one_class = base.assign(**{LABEL: "free"})
+    report = audit(one_class, label=LABEL)
+    assert report.verdict is Verdict.UNDETERMINED and "single class" in report.reasons[0]
+    small = audit(base.head(50), label=LABEL)
+    assert small.verdict is Verdict.UNDETERMINED and "too few" in small.reasons[0]
+    one_source = audit(
+        base.assign(intersection="A0", approach="x"), label=LABEL, source_cols=SOURCES
+    )
+    assert any("1 source(s)" in r for r in one_source.reasons)
+    assert not any(s.flagged for s in one_source.sources)

@@ -1,0 +1,54 @@
+"""The ``poisoning.audit`` check on a submission whose training data has compromised sensors."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from cityx.attacks.poisoning import CompromisedSensors
+from cityx.core import CheckContext, CheckStatus, PluginKind, Severity
+from cityx.defenses.poisoning.check import PoisoningAudit
+from cityx.plugins import default_registry
+from cityx.submissions.manifest_file import read_manifest
+
+from .conftest import LABEL, SOURCES
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "submissions" / "metro-congestion"
+
+
+def _context(folder: Path) -> CheckContext:
+    manifest, problems = read_manifest(folder)
+    assert manifest is not None, problems
+    return CheckContext(submission_dir=folder, manifest=manifest, seed=0)
+
+
+def test_registered_and_finds_compromised_sensors(tmp_path: Path, base: pd.DataFrame) -> None:
+    assert default_registry().load(PluginKind.CHECK, "poisoning.audit") is PoisoningAudit
+    folder = tmp_path / "sub"
+    shutil.copytree(EXAMPLE, folder)
+    poisoned = CompromisedSensors().poison(
+        base, label=LABEL, source_cols=SOURCES, params={"rate": 0.1, "drift": 1.0}, seed=2
+    )
+    training = _context(folder).manifest
+    assert training is not None and training.data.training is not None
+    poisoned.table.to_csv(folder / str(training.data.training), index=False)
+    result = PoisoningAudit().run(_context(folder))
+    assert result.status is CheckStatus.FAILED, result.message
+    finding = next(f for f in result.findings if f.id.endswith("compromised-sources"))
+    assert finding.severity is Severity.HIGH
+    assert any(s in finding.title for s in poisoned.details["sources"])
+    assert result.details["verdict"] == "poisoned"
+    assert result.metrics["compromised_sources"].value >= 1
+
+
+def test_skipped_without_training_data(tmp_path: Path) -> None:
+    folder = tmp_path / "sub"
+    shutil.copytree(EXAMPLE, folder)
+    text = (folder / "cityx.toml").read_text()
+    (folder / "cityx.toml").write_text(
+        "\n".join(line for line in text.splitlines() if not line.startswith("training ="))
+    )
+    result = PoisoningAudit().run(_context(folder))
+    assert result.status is CheckStatus.SKIPPED

@@ -1,0 +1,184 @@
+"""Campaign plans, pairing and impact, findings: without SUMO (see test_campaign_sumo.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cityx.core import InputError, Severity
+from cityx.runs.campaign import (
+    CLEAN,
+    CampaignPlan,
+    Cell,
+    Thresholds,
+    reproduce_command,
+    summarise,
+)
+
+
+def plan(**changes: Any) -> CampaignPlan:
+    values: dict[str, Any] = {
+        "controller": "max-pressure",
+        "scenarios": ("cologne1",),
+        "attacks": ("world.phantom-queue",),
+        "intensities": (0.5, 1.0),
+        "seeds": (1, 2, 3),
+        "seconds": 120,
+    }
+    values.update(changes)
+    return CampaignPlan(**values)
+
+
+def test_the_grid_pairs_every_attacked_cell_with_a_clean_one() -> None:
+    cells = plan().cells()
+    assert len(cells) == 3 + 2 * 3
+    assert [c.attack for c in cells[:3]] == [CLEAN] * 3
+    assert len({c.key for c in cells}) == len(cells)
+    assert Cell("cologne1", "world.stale", 0.5, 2).key.endswith("/world.stale/i0.5/s2")
+    assert plan().attack_start_s == 30 and plan(start_s=10).attack_start_s == 10
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"attacks": ("world.nope",)}, "unknown world attack 'world.nope'"),
+        ({"intensities": (1.5,)}, "'intensity' must be a number in \\[0, 1\\]"),
+        ({"attacks": ("message.tamper",)}, "only a submitted controller"),
+        ({"controller": "smart"}, "unknown controller 'smart'"),
+        ({"seeds": ()}, "seeds must be a non-empty list"),
+        ({"seconds": 0}, "seconds must be positive"),
+    ],
+)
+def test_bad_plans_are_one_clear_input_error(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        plan(**changes)
+
+
+def test_a_plan_from_toml_with_a_seed_count_and_flag_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "plan.toml"
+    path.write_text(
+        'controller = "fixed"\nscenarios = ["cologne1"]\n'
+        'attacks = ["world.phantom-vehicles", "world.stale"]\nintensities = [0.2]\n'
+        'seeds = 3\nseconds = 90\n[params."world.stale"]\nmax_delay_s = 30\n'
+        "[thresholds]\nsuccess_pct = 5.0\n"
+    )
+    p = CampaignPlan.from_toml(path, seconds=60, controller=None)
+    assert p.seeds == (1, 2, 3) and p.seconds == 60 and p.controller == "fixed"
+    assert p.thresholds.success_pct == 5.0
+    assert p.attack_params("world.stale", 0.2)["max_delay_s"] == 30
+    assert CampaignPlan.from_json(p.to_json()) == p
+    path.write_text('controller = "fixed"\nscenario = ["x"]\n')
+    with pytest.raises(InputError, match="unknown plan key\\(s\\) scenario"):
+        CampaignPlan.from_toml(path)
+    path.write_text("controller = ")
+    with pytest.raises(InputError, match="not valid TOML"):
+        CampaignPlan.from_toml(path)
+
+
+def record(attack: str, seed: int, loss: float, **extra: Any) -> dict[str, Any]:
+    cell = Cell("cologne1", attack, 0.0 if attack == CLEAN else 1.0, seed)
+    return {
+        **cell.to_json(),
+        "key": cell.key,
+        "status": "ok",
+        "error": None,
+        "kpis": {"mean_time_loss_s": loss, "mean_waiting_s": loss / 2, "backlog": 0, "bus": None},
+        "hooks": extra.get("hooks", []),
+        "interop": extra.get("interop"),
+    }
+
+
+def guard(after: int) -> dict[str, Any]:
+    return {
+        "kind": "guard",
+        "flagged_steps_after": after,
+        "attack_start_s": 30.0,
+        "first_flag_after_s": 42.0 if after else None,
+        "checks": {},
+    }
+
+
+def test_impact_is_paired_by_seed_with_success_detection_and_a_finding(tmp_path: Path) -> None:
+    p = plan(intensities=(1.0,), seeds=(1, 2, 3))
+    attack_hook = {"kind": "attack", "cost": {"sensors": 2, "magnitude": 5.0, "unit": "veh"}}
+    records = [
+        record(CLEAN, 1, 20.0, hooks=[guard(1)]),
+        record(CLEAN, 2, 40.0, hooks=[guard(0)]),
+        record(CLEAN, 3, 10.0, hooks=[guard(0)]),
+        record("world.phantom-queue", 1, 30.0, hooks=[attack_hook, guard(1)]),  # +50 %
+        record("world.phantom-queue", 2, 48.0, hooks=[attack_hook, guard(9)]),  # +20 %
+        record("world.phantom-queue", 3, 10.5, hooks=[attack_hook, guard(3)]),  # +5 %
+    ]
+    result = summarise(p, records, out=tmp_path)
+    cells = {c["seed"]: c for c in result.cells}
+    assert cells[1]["delta"]["mean_time_loss_s"] == 10.0 and cells[1]["delta"]["bus"] is None
+    assert cells[2]["change_pct"]["mean_time_loss_s"] == pytest.approx(20.0)
+    assert [cells[s]["success"] for s in (1, 2, 3)] == [True, True, False]
+    # Guard flags are read against the clean run's false alarms.
+    assert [cells[s]["detected"] for s in (1, 2, 3)] == [False, True, True]
+    assert cells[2]["detection"]["guard_delay_s"] == 12.0
+    (group,) = result.groups
+    assert group["success_rate"] == pytest.approx(2 / 3)
+    assert group["change_pct"]["value"] == pytest.approx(25.0)
+    assert group["change_pct"]["ci_low"] < 25.0 < group["change_pct"]["ci_high"]
+    assert group["delta"]["mean_time_loss_s"]["value"] == pytest.approx((10 + 8 + 0.5) / 3)
+    assert group["detection_rate"]["guard"] == pytest.approx(2 / 3)
+    assert group["cost"] == {"sensors": 2, "magnitude": 5.0, "unit": "veh"}
+    (finding,) = result.findings
+    assert finding.severity is Severity.HIGH  # 25 % against 10/25/50
+    assert finding.tags.atlas == ("AML.T0043", "AML.T0015")
+    assert finding.evidence.reproduce == (
+        "cityx redteam run max-pressure --scenario cologne1 --attacks world.phantom-queue "
+        "--intensity 1 --seeds 3 --seconds 120"
+    )
+    assert result.to_json()["schema_version"] == 1
+
+
+def test_no_finding_below_the_threshold_and_failed_cells_are_kept_apart(tmp_path: Path) -> None:
+    p = plan(intensities=(1.0,), seeds=(1, 2))
+    bad = record("world.phantom-queue", 2, 0.0)
+    bad.update(status="failed", error="the simulation died", kpis={})
+    records = [
+        record(CLEAN, 1, 20.0),
+        record(CLEAN, 2, 20.0),
+        record("world.phantom-queue", 1, 21.0),
+        bad,
+    ]
+    result = summarise(p, records, out=tmp_path)
+    assert not result.findings
+    assert [f["error"] for f in result.failed] == ["the simulation died"]
+    assert result.groups[0]["n"] == 1
+    assert {c["seed"]: c["status"] for c in result.cells} == {1: "ok", 2: "failed"}
+
+
+def test_interop_rejections_count_as_detection(tmp_path: Path) -> None:
+    clean = record(CLEAN, 1, 20.0, interop={"observations": {"accepted": 10}})
+    attacked = record(
+        "world.phantom-queue",
+        1,
+        20.0,
+        interop={"observations": {"accepted": 5, "rejected:bad_signature": 5}},
+    )
+    (cell,) = summarise(plan(seeds=(1,), intensities=(1.0,)), [clean, attacked], out=tmp_path).cells
+    assert cell["detected"] and cell["detection"]["interop"] and not cell["detection"]["guard"]
+    assert cell["detection"]["rejected_messages"] == 5
+
+
+def test_severity_follows_the_thresholds_and_commands_carry_the_options() -> None:
+    t = Thresholds(success_pct=5, high_pct=20, critical_pct=40)
+    assert [t.severity(x) for x in (5, 20, 40)] == [
+        Severity.MEDIUM,
+        Severity.HIGH,
+        Severity.CRITICAL,
+    ]
+    with pytest.raises(InputError, match="thresholds"):
+        Thresholds(success_pct=30, high_pct=20)
+    command = reproduce_command(
+        plan(seeds=(4, 7), share=0.5, demand=1.5), "a b", "world.stale", 0.25
+    )
+    assert command.endswith(
+        "--scenario 'a b' --attacks world.stale --intensity 0.25 --seeds 4,7 --seconds 120 "
+        "--demand 1.5 --share 0.5"
+    )
