@@ -182,7 +182,8 @@ class TrafficWorld:
                 for lane in intersection.lanes:
                     sumo.inductionloop.subscribe(e1_id(lane), [_VEHICLE_NUMBER])
                     sumo.lanearea.subscribe(e2_id(lane), [_OCCUPANCY, _HALTING, _MEAN_SPEED])
-                sumo.trafficlight.subscribe(intersection.id, [_CURRENT_PHASE])
+                if self.options.mode is not SignalMode.ENVELOPE:  # else the envelope knows
+                    sumo.trafficlight.subscribe(intersection.id, [_CURRENT_PHASE])
             if self.options.mode is SignalMode.ACTUATED:
                 sumo.trafficlight.setProgram(intersection.id, ACTUATED_PROGRAM)
         # Subscriptions answer from the next step; read the start state directly.
@@ -273,7 +274,7 @@ class TrafficWorld:
         else:
             loops = sumo.inductionloop.getAllSubscriptionResults()
             areas = sumo.lanearea.getAllSubscriptionResults()
-            phases = sumo.trafficlight.getAllSubscriptionResults()
+            phases = {} if self._envelope else sumo.trafficlight.getAllSubscriptionResults()
         envelope = self._envelope
         if envelope is not None:
             phase_age = [envelope.phase(tls)[:2] for tls in self._ids]
