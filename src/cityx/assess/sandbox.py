@@ -183,7 +183,7 @@ def _fairness(
     """District waiting ratio of the submission, and who pays against each baseline."""
     from pathlib import Path
 
-    from .fairness.controllers import controller_fairness
+    from .fairness.controllers import against, run_report
 
     ratios: list[float] = []
     increases: dict[str, list[float]] = {b: [] for b in baselines}
@@ -191,7 +191,7 @@ def _fairness(
     for o in mine:
         if not o.complete or o.out is None:
             continue
-        report = controller_fairness(Path(o.out))
+        report = run_report(Path(o.out))  # each run's trips are read once
         ratio = report["by"]["district"]["spread"]["waiting_s"]["ratio"]
         if ratio is not None:
             ratios.append(float(ratio))
@@ -199,7 +199,7 @@ def _fairness(
             other = by_cell.get((base, o.cell.seed, o.cell.demand))
             if other is None or not other.complete or other.out is None:
                 continue
-            pays = controller_fairness(Path(o.out), Path(other.out))["baseline"]["who_pays"]
+            pays = against(report, run_report(Path(other.out)))["baseline"]["who_pays"]
             increases[base].append(max([p["delta_mean_waiting_s"] for p in pays], default=0.0))
             payers[base] += [{**p, "seed": o.cell.seed, "demand": o.cell.demand} for p in pays]
     metrics["district_waiting_ratio"] = paired(ratios)

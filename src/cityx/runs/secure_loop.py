@@ -307,9 +307,4 @@ def _trusted(key: SigningKey, types: tuple[str, ...]) -> TrustedKey:
     return TrustedKey(kid=key.kid, issuer=key.issuer, x=jwk["x"], types=types)
 
 
-def wrap(controller: Controller, network: NetworkInfo, folder: Path, **options: Any) -> SecureLoop:
-    """``controller`` behind the secure loop (see :class:`SecureLoop`)."""
-    return SecureLoop(controller, network, folder=folder, **options)
-
-
-__all__ = ["CITY", "SIGNALS", "SecureLoop", "wrap"]
+__all__ = ["CITY", "SIGNALS", "SecureLoop"]

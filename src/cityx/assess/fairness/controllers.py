@@ -191,18 +191,32 @@ def _kind_report(run: RunTrips, kind: str) -> dict[str, Any]:
 
 def controller_fairness(run_dir: Path, baseline_dir: Path | None = None) -> dict[str, Any]:
     """The fairness report of one world run, against a baseline run if given."""
-    run = read_run(run_dir)
-    report = _run_report(run)
+    report = run_report(run_dir)
     if baseline_dir is not None:
-        base = read_run(baseline_dir)
-        if (base.scenario, base.seed, base.seconds) != (run.scenario, run.seed, run.seconds):
-            report["warnings"].append(
-                f"the baseline ran {base.scenario} seed {base.seed} for {base.seconds} s, the run "
-                f"{run.scenario} seed {run.seed} for {run.seconds} s: differences mix in "
-                "demand, not only the controller"
-            )
-        report["baseline"] = _comparison(report, _run_report(base))
+        report = against(report, run_report(baseline_dir))
     return report
+
+
+def run_report(run_dir: Path) -> dict[str, Any]:
+    """The fairness report of one world run (read once; compare with :func:`against`)."""
+    return _run_report(read_run(run_dir))
+
+
+def against(report: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
+    """``report`` with its ``baseline`` comparison to the ``base`` run's report."""
+    out = {**report, "warnings": list(report["warnings"])}
+    if (base["scenario"], base["seed"], base["seconds"]) != (
+        report["scenario"],
+        report["seed"],
+        report["seconds"],
+    ):
+        out["warnings"].append(
+            f"the baseline ran {base['scenario']} seed {base['seed']} for {base['seconds']} s, "
+            f"the run {report['scenario']} seed {report['seed']} for {report['seconds']} s: "
+            "differences mix in demand, not only the controller"
+        )
+    out["baseline"] = _comparison(report, base)
+    return out
 
 
 def _run_report(run: RunTrips) -> dict[str, Any]:
@@ -287,9 +301,11 @@ def _delta(now: float | None, before: float | None) -> float | None:
 __all__ = [
     "GROUP_KINDS",
     "RunTrips",
+    "against",
     "controller_fairness",
     "gini",
     "group_stats",
     "jain",
     "read_run",
+    "run_report",
 ]

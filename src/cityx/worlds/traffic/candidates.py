@@ -81,7 +81,6 @@ class PhaseCandidates:
     intersection_ids: tuple[str, ...]
     row_intersection: NDArray[np.int64]  # intersection index of each row
     row_phase: NDArray[np.int64]  # program phase index of each row
-    starts: NDArray[np.int64]  # first row of each intersection, and one past the last
     served: FloatArray  # rows x lanes, 1 where the phase serves the lane
     entered: FloatArray  # rows x lanes, 1 where a served movement enters the lane
     incidence: FloatArray  # rows x lanes, movements in minus movements out
@@ -125,7 +124,6 @@ class PhaseCandidates:
             intersection_ids=tuple(i.id for i in network.intersections),
             row_intersection=np.asarray(row_i, dtype=np.int64),
             row_phase=np.asarray(row_p, dtype=np.int64),
-            starts=np.asarray(starts, dtype=np.int64),
             served=np.vstack(served),
             entered=np.vstack(entered),
             incidence=np.vstack(incidence),

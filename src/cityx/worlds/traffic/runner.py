@@ -170,9 +170,6 @@ def check_controller(name: str, *, factory: str | None = None) -> None:
     )
 
 
-ControllerFactory = Callable[..., Controller]  # (controller, network, folder, **options)
-
-
 def _factory(reference: str) -> Callable[..., Any]:
     module, _, name = reference.partition(":")
     factory: Callable[..., Any] = getattr(importlib.import_module(module), name)
@@ -409,7 +406,6 @@ def child_main(folder: Path) -> int:
 
 __all__ = [
     "SCHEMA_VERSION",
-    "ControllerFactory",
     "WorldResult",
     "WorldSpec",
     "check_controller",
