@@ -6,8 +6,11 @@ our seeded attack plugins (backdoor, label flips, clean-label, compromised
 sensors; 5 % and 10 %), plus the adaptive (smooth, manifold) backdoor
 reported separately. F1 is over the poisoned rows. The peers run in their
 own virtual environment (created on demand under /tmp; an install or run
-that fails is reported as unavailable with its reason). The wall time of
-our audit on 10,000 rows is measured too. Prints one JSON object.
+that fails is reported as unavailable with its reason); ART's activation
+defences get a small PyTorch network trained on the same features. The wall
+time of our audit on 10,000 rows is measured too. Prints one JSON object
+with the goals (F1 >= 0.9 in every non-adaptive scenario, 0.2 above the
+best peer, under 30 s for 10,000 rows).
 
     .venv/bin/python bench/poisoning.py [--peers-venv /tmp/cityx-poisoning-peers] [--no-peers]
 """
@@ -41,7 +44,15 @@ SCENARIOS: dict[str, tuple[type, dict[str, float]]] = {
     "compromised-sensors": (CompromisedSensors, {}),
     "adaptive-backdoor (smooth manifold trigger)": (Backdoor, {"shape": 4, "amplitude": 2.0}),
 }
-PEER_PACKAGES = ["adversarial-robustness-toolbox==1.20.1", "cleanlab", "scikit-learn", "packaging"]
+OURS = ("ours", "ours+trusted")
+GOAL_F1, GOAL_MARGIN, GOAL_WALL_S = 0.9, 0.2, 30.0
+PEER_PACKAGES = [
+    "adversarial-robustness-toolbox==1.20.1",
+    "cleanlab",
+    "scikit-learn",
+    "packaging",
+    "torch==2.13.0",  # a CPU wheel on these machines; the activation defences need a network
+]
 
 # Runs inside the peers' venv: reads an npz, writes the flagged rows per peer.
 PEER_SCRIPT = r"""
@@ -88,15 +99,36 @@ def roni():
     defence = RONIDefense(clf, x, onehot(y, k), x_val, onehot(y_val, k), perf_func=accuracy)
     _, clean = defence.detect_poison()
     return np.flatnonzero(np.asarray(clean) == 0)
+_NETWORK = []
+def network():
+    # The two activation-based defences need a neural network: a small MLP on the same
+    # features, trained once per table (seeded).
+    if not _NETWORK:
+        import torch
+        from art.estimators.classification import PyTorchClassifier
+        torch.manual_seed(0)
+        xf = x.astype(np.float32)
+        model = torch.nn.Sequential(
+            torch.nn.Linear(x.shape[1], 64), torch.nn.ReLU(),
+            torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, k))
+        clf = PyTorchClassifier(
+            model=model, loss=torch.nn.CrossEntropyLoss(),
+            optimizer=torch.optim.Adam(model.parameters(), lr=1e-3), input_shape=(x.shape[1],),
+            nb_classes=k, preprocessing=(xf.mean(0), xf.std(0) + 1e-6))
+        clf.fit(xf, onehot(y, k).astype(np.float32), nb_epochs=20, batch_size=128, verbose=False)
+        _NETWORK.append(clf)
+    return _NETWORK[0]
 def activation():
     from art.defences.detector.poison import ActivationDefence
-    clf = art_classifier(); clf.fit(x, onehot(y, k))
-    _, clean = ActivationDefence(clf, x, onehot(y, k)).detect_poison(nb_clusters=2, nb_dims=4)
+    xf = x.astype(np.float32)
+    _, clean = ActivationDefence(network(), xf, onehot(y, k)).detect_poison(
+        nb_clusters=2, nb_dims=10, reduce="PCA")
     return np.flatnonzero(np.asarray(clean) == 0)
 def spectral():
     from art.defences.detector.poison import SpectralSignatureDefense
-    clf = art_classifier(); clf.fit(x, onehot(y, k))
-    defence = SpectralSignatureDefense(clf, x, onehot(y, k), expected_pp_poison=0.1)
+    # Told the poison rate bound (0.1), which our audit is never told.
+    defence = SpectralSignatureDefense(
+        network(), x.astype(np.float32), onehot(y, k), expected_pp_poison=0.1)
     _, clean = defence.detect_poison()
     return np.flatnonzero(np.asarray(clean) == 0)
 run("cleanlab", cleanlab_issues)
@@ -113,7 +145,7 @@ def f1(flagged: np.ndarray, truth: np.ndarray) -> float:
     if tp == 0:
         return 0.0
     precision, recall = tp / flagged.sum(), tp / truth.sum()
-    return round(2 * precision * recall / (precision + recall), 3)
+    return round(float(2 * precision * recall / (precision + recall)), 3)
 
 
 def peers_python(venv: Path) -> tuple[Path | None, str]:
@@ -122,7 +154,7 @@ def peers_python(venv: Path) -> tuple[Path | None, str]:
         made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True)
         if made.returncode:
             return None, f"venv: {made.stderr.decode()[-200:]}"
-    check = subprocess.run([str(python), "-c", "import art, cleanlab"], capture_output=True)
+    check = subprocess.run([str(python), "-c", "import art, cleanlab, torch"], capture_output=True)
     if check.returncode:
         pip = subprocess.run(
             [str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES], capture_output=True
@@ -216,10 +248,14 @@ def main() -> None:
                     "art.ActivationDefence",
                     "art.SpectralSignatureDefense",
                 ]
-                if rate == 0.05 and name == "label-flip":
-                    # RONI retrains once per row: minutes per table, so one scenario only.
-                    which.append("art.RONI")
                 peers = run_peers(python, poisoned.table, trusted, which, args.peer_timeout)
+                if rate == 0.05 and name == "label-flip":
+                    # RONI retrains once per row: minutes per table, so one scenario only,
+                    # in a run of its own so that its timeout takes no other peer with it.
+                    roni = run_peers(
+                        python, poisoned.table, trusted, ["art.RONI"], args.peer_timeout
+                    )
+                    peers["art.RONI"] = roni.get("art.RONI", {"error": "no result"})
                 for peer, got in peers.items():
                     if "flagged" in got:
                         mask = np.zeros(truth.size, dtype=bool)
@@ -227,12 +263,38 @@ def main() -> None:
                         entry[peer] = {"f1": f1(mask, truth), "wall_s": round(got["wall_s"], 2)}
                     else:
                         entry[peer] = {"unavailable": got["error"]}
+            best_peer = max(
+                (
+                    v["f1"]
+                    for k, v in entry.items()
+                    if k not in OURS and isinstance(v, dict) and "f1" in v
+                ),
+                default=None,
+            )
+            if best_peer is not None:
+                entry["best_peer_f1"] = best_peer
+                entry["margin_over_best_peer"] = round(entry["ours"]["f1"] - best_peer, 3)
             results[f"{name} @ {rate:.0%}"] = entry
             print(f"{name} @ {rate:.0%}: {entry}", file=sys.stderr)
+    # The goal: F1 >= 0.9 and 0.2 above the best peer in every scenario but the adaptive
+    # one, which is reported on its own.
+    judged = {k: v for k, v in results.items() if not k.startswith("adaptive")}
+    goals = {
+        "f1_min": GOAL_F1,
+        "worst_f1": min(v["ours"]["f1"] for v in judged.values()),
+        "worst_margin_over_best_peer": min(
+            (v["margin_over_best_peer"] for v in judged.values() if "margin_over_best_peer" in v),
+            default=None,
+        ),
+        "adaptive_worst_f1": min(
+            v["ours"]["f1"] for k, v in results.items() if k.startswith("adaptive")
+        ),
+    }
     clean = audit(rows, label=LABEL, source_cols=SOURCES, seed=args.seed)
     big = pd.concat([base, base.assign(seed=base["seed"] + 10)], ignore_index=True).head(10_000)
     start = time.perf_counter()
     audit(big, label=LABEL, source_cols=SOURCES, seed=args.seed)
+    wall = time.perf_counter() - start
     print(
         json.dumps(
             {
@@ -242,7 +304,14 @@ def main() -> None:
                 "scenarios": results,
                 "clean_table_verdict": clean.verdict.value,
                 "clean_table_flagged_share": round(float(clean.flagged.mean()), 4),
-                "wall_s_10000_rows": round(time.perf_counter() - start, 2),
+                "wall_s_10000_rows": round(wall, 2),
+                "goals": {
+                    **goals,
+                    "f1_met": bool(goals["worst_f1"] >= GOAL_F1),
+                    "margin_met": goals["worst_margin_over_best_peer"] is not None
+                    and bool(goals["worst_margin_over_best_peer"] >= GOAL_MARGIN),
+                    "wall_met": bool(wall <= GOAL_WALL_S),
+                },
                 "cpus": os.cpu_count(),
             }
         )

@@ -134,6 +134,13 @@ def test_demo_runs_and_prints_the_report(tmp_path: Path, store_url: str) -> None
     controller = json.loads(Path(doc["trials"][1]["results"]).read_text())
     ran = {c["id"]: c["status"] for c in controller["checks"]}
     assert ran["sandbox.nominal"] == "passed" and "redteam.campaign" in ran
+    # The poisoning drill: a backdoor in metro-congestion's training data is found, and
+    # sanitising takes the trigger's success down.
+    drill = doc["poisoning_drill"]
+    assert drill["verdict"] == "poisoned" and drill["decision"] == "fail"
+    assert drill["f1"] >= 0.9 and "Before and after sanitising" in Path(drill["report"]).read_text()
+    before_after = drill["sanitising"]
+    assert before_after["attack_success_after"] < before_after["attack_success_before"] - 0.5
 
 
 def test_an_anchor_reveals_a_truncated_log(

@@ -11,6 +11,7 @@ from cityx.attacks.poisoning import CompromisedSensors
 from cityx.core import CheckContext, CheckStatus, PluginKind, Severity
 from cityx.defenses.poisoning.check import PoisoningAudit
 from cityx.plugins import default_registry
+from cityx.runs.drill import poisoning_drill
 from cityx.submissions.manifest_file import read_manifest
 
 from .conftest import LABEL, SOURCES
@@ -52,3 +53,28 @@ def test_skipped_without_training_data(tmp_path: Path) -> None:
     )
     result = PoisoningAudit().run(_context(folder))
     assert result.status is CheckStatus.SKIPPED
+
+
+def test_a_backdoor_is_named_with_its_trigger_and_sanitising_undoes_it(tmp_path: Path) -> None:
+    drill = poisoning_drill(EXAMPLE, tmp_path, rate=0.05, seed=1)
+    original = pd.read_csv(EXAMPLE / "data" / "train.csv")
+    assert len(original) == drill.poisoned.size  # the example itself is untouched
+    result = PoisoningAudit().run(_context(drill.submission))
+    assert result.status is CheckStatus.FAILED
+    trigger = result.details["trigger"]
+    assert trigger["target"] == "heavy"
+    assert {"occupancy_pct", "halting_veh", "max_jam_m"} <= set(trigger["offsets"])
+    flagged = set(result.details["flagged_rows"])
+    poisoned = set(drill.poisoned.nonzero()[0].tolist())
+    assert len(flagged & poisoned) / len(flagged | poisoned) > 0.9
+    sanitising = result.details["sanitising"]
+    assert sanitising["attack_success_before"] > 0.8
+    assert sanitising["attack_success_after"] < 0.2
+    assert sanitising["accuracy_after"] >= sanitising["accuracy_before"] - 0.02
+
+
+def test_clean_training_data_is_clean_and_not_retrained(tmp_path: Path) -> None:
+    result = PoisoningAudit().run(_context(EXAMPLE))
+    assert result.status is CheckStatus.PASSED, [f.title for f in result.findings]
+    assert result.details["verdict"] == "clean"
+    assert result.details["sanitising"] is None and result.details["trigger"] is None

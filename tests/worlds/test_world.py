@@ -66,6 +66,23 @@ def test_only_max_pressure_goes_through_the_envelope(
     fixed = json.loads((baseline_runs["fixed"].out / "command.json").read_text())
     assert "actuated.add.xml" in " ".join(actuated)
     assert "actuated.add.xml" not in " ".join(fixed)
+    # Detectors only where something reads them: max-pressure observes, the baselines SUMO
+    # runs itself do not (and write no detector output).
+    for name, observed in (("fixed", False), ("actuated", False), ("max-pressure", True)):
+        command = json.loads((baseline_runs[name].out / "command.json").read_text())
+        assert ("detectors.add.xml" in " ".join(command)) is observed, name
+        assert (baseline_runs[name].out / "e1.out.xml").is_file() is observed, name
+
+
+def test_detectors_can_be_kept_for_a_baseline(tmp_path: Path) -> None:
+    needs_sumo()
+    spec = WorldSpec(scenario="grid3x3", seconds=120, seed=1, out=tmp_path, detectors=True)
+    result = run_world(spec)
+    assert result.complete and (tmp_path / "e2.out.xml").stat().st_size > 0
+    from cityx.worlds.traffic import WorldOptions
+
+    with pytest.raises(ValueError, match="observing needs the detectors"):
+        WorldOptions(seconds=10, observe=True, detectors=False)
 
 
 def test_same_seed_gives_the_same_kpis_across_processes(

@@ -296,13 +296,65 @@ def _demo(args: argparse.Namespace) -> int:
             entry["aiverify"] = [str(p) for p in written]
             lines += [f"  AI Verify export: {(outcome.out / 'aiverify').resolve()}"]
         trials.append(entry)
+    drill, drill_lines = _demo_drill(args)
+    lines += drill_lines
     wall = time.perf_counter() - start
     emit(
         args,
-        {"trials": trials, "wall_s": round(wall, 2)},
+        {"trials": trials, "poisoning_drill": drill, "wall_s": round(wall, 2)},
         "\n".join([*lines, f"(demo took {wall:.1f} s)"]),
     )
     return EXIT_OK
+
+
+def _demo_drill(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    """The red team backdoors a copy of metro-congestion's training data; does the audit see?"""
+    import numpy as np
+
+    from cityx.runs.drill import poisoning_drill
+
+    folder = args.out / "poisoning-drill"
+    drill = poisoning_drill(demo_submission("metro-congestion"), folder, rate=0.05, seed=1)
+    outcome = _run_trial(
+        argparse.Namespace(**{**vars(args), "policy": drill.policy}),
+        drill.submission,
+        folder / "trial",
+    )
+    check = next(c for c in outcome.results["checks"] if c["id"] == "poisoning.audit")
+    details = check.get("details") or {}
+    flagged = np.zeros(drill.poisoned.size, dtype=bool)
+    flagged[details.get("flagged_rows", [])] = True
+    hits = int((flagged & drill.poisoned).sum())
+    f1 = 2 * hits / max(int(flagged.sum() + drill.poisoned.sum()), 1)
+    before_after = details.get("sanitising") or {}
+    entry = {
+        "attack": drill.attack,
+        "rate": drill.rate,
+        "poisoned_rows": int(drill.poisoned.sum()),
+        "flagged_rows": int(flagged.sum()),
+        "f1": round(f1, 3),
+        "verdict": details.get("verdict"),
+        "decision": outcome.gate.decision.value,
+        "trigger": details.get("trigger"),
+        "sanitising": before_after,
+        "report": str(outcome.report_path),
+    }
+
+    def pair(key: str) -> str:
+        a, b = before_after.get(f"{key}_before"), before_after.get(f"{key}_after")
+        return "n/a" if a is None or b is None else f"{a:.3f} -> {b:.3f}"
+
+    lines = [
+        f"poisoning drill (metro-congestion training data, {drill.attack} on "
+        f"{drill.rate:.0%} of rows): audit {details.get('verdict')}, gate "
+        f"{outcome.gate.decision.value}",
+        f"  flagged {int(flagged.sum())} rows, {hits} of the {int(drill.poisoned.sum())} "
+        f"poisoned (F1 {f1:.2f})",
+        f"  before -> after sanitising: accuracy {pair('accuracy')}, attack success "
+        f"{pair('attack_success')}",
+        f"  report: {outcome.report_path.resolve()}",
+    ]
+    return entry, lines
 
 
 def _submission_init(args: argparse.Namespace) -> int:

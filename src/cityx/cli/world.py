@@ -63,6 +63,12 @@ def register(sub: Subparsers) -> None:
     )
     run.add_argument("--emissions", action="store_true", help="measure CO2 (slower)")
     run.add_argument(
+        "--detectors",
+        action="store_true",
+        help="attach the induction loops and lane-area detectors even when no controller "
+        "reads them, to keep their e1.out.xml/e2.out.xml (slower)",
+    )
+    run.add_argument(
         "--bus",
         metavar="memory|mqtt://HOST:PORT",
         help="wire a submitted controller through signed messages on this bus: detectors "
@@ -154,6 +160,7 @@ def _world_run(args: argparse.Namespace) -> int:
         demand=args.demand,
         out=args.out,
         emissions=args.emissions,
+        detectors=args.detectors,
     )
     if spec.controller in BASELINES:
         if args.bus:

@@ -68,6 +68,9 @@ _DEDICATED = frozenset(
         "by_label",
         "counts",
         "counts_order",
+        "sanitising",
+        "trigger",
+        "flagged_rows",
     }
 )
 # Per-group rates shown in a fairness table, in this order.
@@ -860,6 +863,48 @@ def _detail_tables(cid: str, details: Mapping[str, Any]) -> tuple[Table, ...]:
         warnings = tuple((_text(w),) for w in _sequence(one.get("warnings")))
         if warnings:
             tables.append(Table(f"Fairness warnings for {label!r}", ("Warning",), warnings))
+    trigger = _mapping(details.get("trigger"))
+    if trigger:
+        effects = _mapping(trigger.get("effects"))
+        tables.append(
+            Table(
+                f"Trigger candidate towards {_text(trigger.get('target'))!r}: median jump of the "
+                f"readings at {fmt_value(trigger.get('rows'))} flagged rows after an unflagged "
+                "one",
+                ("Reading", "Jump", "Robust spreads"),
+                tuple(
+                    (str(k), fmt_value(v), fmt_value(effects.get(k)))
+                    for k, v in _mapping(trigger.get("offsets")).items()
+                ),
+                frozenset({1, 2}),
+            )
+        )
+    sanitising = _mapping(details.get("sanitising"))
+    if "accuracy_before" in sanitising:
+        tables.append(
+            Table(
+                f"Before and after sanitising ({fmt_value(sanitising.get('rows_dropped'))} "
+                f"flagged rows dropped): {_text(sanitising.get('model'))}, scored on "
+                f"{fmt_value(sanitising.get('holdout_rows'))} holdout rows; attack success = "
+                "share of other-label holdout rows the trigger candidate turns into its target",
+                ("Measure", "Before", "After"),
+                (
+                    (
+                        "Accuracy",
+                        fmt_value(sanitising.get("accuracy_before")),
+                        fmt_value(sanitising.get("accuracy_after")),
+                    ),
+                    (
+                        "Attack success",
+                        fmt_value(sanitising.get("attack_success_before")),
+                        fmt_value(sanitising.get("attack_success_after")),
+                    ),
+                ),
+                frozenset({1, 2}),
+            )
+        )
+    elif sanitising:
+        tables.append(Table("Sanitising", ("Note",), ((_text(sanitising.get("note")),),)))
     rejected = _mapping(details.get("rejected_by_feature"))
     if rejected:
         tables.append(

@@ -2,7 +2,8 @@
 
 :func:`audit` runs an ensemble of model-agnostic detectors over a training
 table and ranks rows and sources, with a verdict (clean, poisoned or
-undetermined); :func:`sanitise` and :func:`retrain_and_compare` drop the
+undetermined); :func:`find_data_trigger` reads a backdoor's trigger off the
+flagged rows; :func:`sanitise` and :func:`retrain_and_compare` drop the
 flagged rows and measure what that buys; :func:`scan_model` searches a
 trained model for small trigger patterns; :func:`sign_manifest` and
 :func:`verify_manifest` sign and check a per-source dataset manifest.
@@ -21,10 +22,12 @@ from .provenance import (
 )
 from .sanitise import RetrainComparison, retrain_and_compare, robust_weights, sanitise
 from .scan import ScanReport, TriggerCandidate, scan_model
+from .triggers import DataTrigger, find_data_trigger
 
 __all__ = [
     "AuditData",
     "AuditReport",
+    "DataTrigger",
     "DetectorScores",
     "ProvenanceCheck",
     "RetrainComparison",
@@ -34,6 +37,7 @@ __all__ = [
     "Verdict",
     "audit",
     "dataset_manifest",
+    "find_data_trigger",
     "prepare",
     "read_table",
     "retrain_and_compare",

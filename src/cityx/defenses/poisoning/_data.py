@@ -60,6 +60,7 @@ class AuditData:
     order: IntArray | None  # row positions sorted by (series, time)
     moment: IntArray | None  # code of (run, time) per row: rows observed together
     site: IntArray | None  # code of (run, time, first source column): same intersection
+    time: FloatArray | None = None  # the time column's value per row
 
     @property
     def n(self) -> int:
@@ -120,7 +121,7 @@ def prepare(table: pd.DataFrame, *, label: str, source_cols: Sequence[str] = ())
     )
     time_col = next((c for c in TIME_COLUMNS if c in table.columns), None)
     run_cols = [c for c in RUN_COLUMNS if c in table.columns]
-    series = order = moment = site = None
+    series = order = moment = site = t = None
     if time_col is not None:
         series = _codes(table, [*run_cols, *source_cols])
         t = table[time_col].to_numpy(dtype=np.float64)
@@ -139,4 +140,5 @@ def prepare(table: pd.DataFrame, *, label: str, source_cols: Sequence[str] = ())
         order=order,
         moment=moment,
         site=site,
+        time=t,
     )

@@ -30,10 +30,12 @@ import pandas as pd
 from ._data import AuditData, FloatArray, prepare, robust_z
 from .detectors import (
     DetectorScores,
+    bounds,
     class_isolation,
     confident_learning,
     cross_sensor,
     label_consistency,
+    next_interval,
     out_of_fold_proba,
     physical,
     source_drift,
@@ -47,11 +49,14 @@ MIN_PER_CLASS = 10
 SOURCE_Z = 3.5
 # Trends away from peers are common in real traffic: only a strong one flags a source.
 DRIFT_Z = 4.5
+DRIFT_SHARE = 0.25
 # A clean table of real detector data still has rows past the thresholds: next-interval
 # congestion is partly unpredictable, so some labels look flipped (about 5 % on the SUMO
 # tables of the tests). Without a trusted set only a flagged share well beyond that is
 # evidence; with one, the thresholds are calibrated and the bars drop.
 CLEAN_SHARE, POISONED_SHARE = 0.03, 0.10
+# When the next interval checks most labels, a clean table flags about 1 % of its rows.
+CHECKED_CLEAN_SHARE, CHECKED_POISONED_SHARE = 0.02, 0.04
 TRUSTED_CLEAN_SHARE, TRUSTED_POISONED_SHARE = 0.01, 0.02
 MIN_FLAGGED = 10
 
@@ -157,22 +162,29 @@ def audit(
     if trusted is not None and len(trusted) >= 20:
         # Thresholds from the trusted rows: each detector's 99.5th percentile there is 1.0.
         q = np.quantile(levels[n_rows:], 0.995, axis=0)
+        # A label's disagreement with its next interval is a probability rule, not a tail.
+        q[[r.name in RULES for r in results]] = 1.0
         levels = levels / np.where(q > 1e-9, q, 1.0)[None, :]
         notes.append(f"thresholds calibrated on {len(trusted)} trusted rows")
     levels = levels[:n_rows]
-    score = _combine(levels, [r.name for r in results])
+    checked = _checked(results)[:n_rows]
+    score = _combine(levels, [r.name for r in results], checked)
     flagged = score >= 1.0
     evidence = np.maximum(score, levels.max(axis=1) / FEATURE_ALONE)
     source_scores, source_flags = _attribute(data, evidence, flagged, n_rows)
     if source_flags.any():
         flagged = flagged | source_flags[data.source[:n_rows]]
         score = np.where(source_flags[data.source[:n_rows]], np.maximum(score, 1.0), score)
-    bars = (
-        (TRUSTED_CLEAN_SHARE, TRUSTED_POISONED_SHARE)
-        if trusted is not None and len(trusted) >= 20
-        else (CLEAN_SHARE, POISONED_SHARE)
+    if trusted is not None and len(trusted) >= 20:
+        bars = (TRUSTED_CLEAN_SHARE, TRUSTED_POISONED_SHARE)
+    elif checked.mean() >= 0.5:
+        bars = (CHECKED_CLEAN_SHARE, CHECKED_POISONED_SHARE)
+    else:
+        bars = (CLEAN_SHARE, POISONED_SHARE)
+    impossible = int((levels[:, [r.name for r in results].index("bounds")] >= 1.0).sum())
+    verdict, reasons = _verdict(
+        flagged, source_scores, len(data.sources), counts, bars, impossible=impossible
     )
-    verdict, reasons = _verdict(flagged, source_scores, len(data.sources), counts, bars)
     detectors = {
         r.name: {
             "applicable": r.applicable,
@@ -192,20 +204,45 @@ def audit(
     )
 
 
-# Feature detectors must clear twice their threshold on their own: on real detector data
-# their tails are heavy, and a row is only flagged on a single view when it is extreme.
-FEATURE_ALONE = 1.5
+# Detectors whose levels are rules (a probability, a bound), not tails to calibrate.
+RULES = frozenset({"next_interval", "bounds"})
 
 
-def _combine(levels: FloatArray, names: list[str]) -> FloatArray:
-    """A row's score: label evidence needs both label detectors; feature evidence is strict."""
+def _checked(results: list[DetectorScores]) -> np.ndarray:
+    """Rows whose label the next interval could check."""
+    found = next(r for r in results if r.name == "next_interval")
+    return (
+        found.checked
+        if found.applicable and found.checked is not None
+        else np.zeros(found.level.size, dtype=bool)
+    )
+
+
+# All 15 neighbours of another label, and confident learning's margin at least 0.2.
+UNCHECKED_LABEL = 1.2
+
+
+# Feature detectors must clear 3.5 times their threshold on their own: on real detector
+# data their tails are heavy, and a row is only flagged on a single view when it is extreme.
+FEATURE_ALONE = 3.5
+
+
+def _combine(levels: FloatArray, names: list[str], checked: np.ndarray) -> FloatArray:
+    """A row's score: the next interval, else both label detectors; bounds; strict features."""
     col = {name: i for i, name in enumerate(names)}
     label = np.minimum(levels[:, col["label_consistency"]], levels[:, col["confident_learning"]])
+    # What the next interval measured is direct evidence on its own, and where it can be
+    # checked it replaces the neighbours' opinion (which a clean table often contradicts).
+    label = np.where(checked, levels[:, col["next_interval"]], label)
+    if checked.any():
+        # The rows left (a series' last interval) then need unanimous neighbours.
+        label = np.where(checked | (label >= UNCHECKED_LABEL), label, 0.0)
     feature_cols = [col[k] for k in ("class_isolation", "spectral", "temporal", "physical")]
     feature = levels[:, feature_cols].max(axis=1) / FEATURE_ALONE
     # Cross-sensor differences are large between busy and quiet approaches by nature:
     # they only add weight to other evidence and drive source attribution.
-    return np.asarray(np.maximum(label, feature), dtype=np.float64)
+    hard = levels[:, col["bounds"]]
+    return np.asarray(np.maximum.reduce([label, feature, hard]), dtype=np.float64)
 
 
 def _run_detectors(data: AuditData, seed: int) -> list[DetectorScores]:
@@ -223,6 +260,8 @@ def _run_detectors(data: AuditData, seed: int) -> list[DetectorScores]:
         temporal(data),
         physical(data, seed=seed),
         cross_sensor(data),
+        next_interval(data, seed=seed),
+        bounds(data),
     ]
 
 
@@ -241,8 +280,9 @@ def _attribute(
         zs[rows > 0] = z
         flags = (zs >= SOURCE_Z) & (share >= 0.5)
         if drift is not None:
-            # A sensor whose own readings trend away from its peers is compromised.
-            flags |= drift >= DRIFT_Z
+            # A sensor whose own readings trend away from its peers is compromised, when
+            # the row detectors agree about a good part of its rows.
+            flags |= (drift >= DRIFT_Z) & (share >= DRIFT_SHARE)
             zs = np.maximum(zs, drift)
     static = static_violations(data)
     if static is not None:
@@ -272,6 +312,8 @@ def _verdict(
     n_sources: int,
     counts: np.ndarray,
     bars: tuple[float, float],
+    *,
+    impossible: int = 0,
 ) -> tuple[Verdict, tuple[str, ...]]:
     clean_share, poisoned_share = bars
     reasons: list[str] = []
@@ -289,6 +331,13 @@ def _verdict(
         return Verdict.POISONED, (
             *reasons,
             f"{len(bad)} source(s) look compromised: {', '.join(bad[:10])}",
+            f"{count} rows ({share:.1%}) flagged",
+        )
+    if impossible >= MIN_FLAGGED:
+        # Readings no road produces are not noise, however few.
+        return Verdict.POISONED, (
+            *reasons,
+            f"{impossible} rows hold readings beyond a physical ceiling",
             f"{count} rows ({share:.1%}) flagged",
         )
     if share >= poisoned_share and count >= MIN_FLAGGED:

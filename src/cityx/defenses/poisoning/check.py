@@ -3,13 +3,23 @@
 It reads the manifest's ``[data].training`` file, labelled by
 ``[outputs].label_column``; the *source columns* come from the policy's
 option ``source_columns`` (default: ``intersection`` and ``approach``,
-those of them the file has). Findings name compromised sources; the
-metrics ``flagged_share`` and ``compromised_sources`` take policy limits.
+those of them the file has). Findings name compromised sources and a
+trigger candidate; the metrics ``flagged_share`` and
+``compromised_sources`` take policy limits.
+
+Unless the data is judged clean, a reference model (gradient boosting,
+trained by cityx on the audited features) is trained before and after
+sanitising and scored on the holdout: accuracy, and attack success (the
+share of holdout rows of other labels that the trigger candidate turns
+into its target label).
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
+
+import numpy as np
+import pandas as pd
 
 from cityx.core import (
     Check,
@@ -28,8 +38,11 @@ from cityx.core import (
     status_from,
 )
 
-from .audit import Verdict, audit
+from ._data import prepare
+from .audit import AuditReport, Verdict, audit
 from .provenance import read_table
+from .sanitise import retrain_and_compare
+from .triggers import DataTrigger, find_data_trigger
 
 _TAGS = Tags(Principle.SECURITY, NistFunction.MEASURE, ("AML.T0020",), ("Art. 10", "Art. 15"))
 DEFAULT_SOURCES = ("intersection", "approach")
@@ -68,6 +81,13 @@ class PoisoningAudit(Check):
             "flagged_share": Metric(float(report.flagged.mean()) if report.flagged.size else 0.0),
             "compromised_sources": Metric(float(len(bad))),
         }
+        label = manifest.outputs.label_column
+        trigger = (
+            find_data_trigger(table, report.flagged, label=label, source_cols=source_cols)
+            if report.verdict is not Verdict.CLEAN
+            else None
+        )
+        sanitising = self._sanitising(ctx, table, report, label, source_cols, trigger)
         findings: list[Finding] = []
         evidence = Evidence(
             metrics={
@@ -109,6 +129,39 @@ class PoisoningAudit(Check):
                         evidence=evidence,
                     )
                 )
+        if trigger is not None:
+            shifted = ", ".join(f"{k} {v:+.3g}" for k, v in trigger.offsets.items())
+            findings.append(
+                Finding(
+                    id=f"{self.meta.id}/trigger-candidate",
+                    check=self.meta.id,
+                    title=f"A backdoor trigger candidate in the training data: {shifted} "
+                    f"-> {trigger.target!r}",
+                    severity=Severity.HIGH,
+                    severity_reason="flagged rows jump together in these readings and carry "
+                    "one label: a model trained on them may answer that label to the pattern",
+                    tags=_TAGS,
+                    description=f"median jump at {trigger.rows} flagged rows that follow an "
+                    "unflagged one, in robust spreads of ordinary jumps: "
+                    + ", ".join(f"{k} {v:.1f}" for k, v in trigger.effects.items()),
+                    evidence=evidence,
+                )
+            )
+        if report.verdict is Verdict.POISONED and not bad and trigger is None:
+            findings.append(
+                Finding(
+                    id=f"{self.meta.id}/poisoned",
+                    check=self.meta.id,
+                    title=f"The training data looks poisoned: {int(report.flagged.sum())} rows "
+                    "flagged",
+                    severity=Severity.HIGH,
+                    severity_reason="; ".join(report.reasons),
+                    tags=_TAGS,
+                    description="Rows whose labels disagree with what the next interval "
+                    "measured, or whose readings no road produces; see the detectors.",
+                    evidence=evidence,
+                )
+            )
         if report.verdict is Verdict.UNDETERMINED:
             findings.append(
                 Finding(
@@ -129,5 +182,52 @@ class PoisoningAudit(Check):
             "sources": [s.source for s in bad],
             "detectors": report.detectors,
             "source_columns": source_cols,
+            "flagged_rows": np.flatnonzero(report.flagged).tolist(),
+            "trigger": trigger.to_json() if trigger is not None else None,
+            "sanitising": sanitising,
         }  # no wall time here: details repeat exactly for the same seed (the check has its own)
         return CheckResult(self.meta.id, status_from(found), metrics, found, details)
+
+    @staticmethod
+    def _sanitising(
+        ctx: CheckContext,
+        table: pd.DataFrame,
+        report: AuditReport,
+        label: str,
+        source_cols: list[str],
+        trigger: DataTrigger | None,
+    ) -> dict[str, object] | None:
+        """Before and after dropping the flagged rows; None when judged clean or no holdout."""
+        manifest = ctx.manifest
+        if (
+            report.verdict is Verdict.CLEAN
+            or not report.flagged.any()
+            or manifest is None
+            or manifest.data.holdout is None
+        ):
+            return None
+        holdout = read_table(ctx.submission_dir / str(manifest.data.holdout))
+        features = list(prepare(table, label=label, source_cols=source_cols).features)
+        missing = [c for c in (*features, label) if c not in holdout.columns]
+        if missing:
+            return {"note": f"the holdout lacks {', '.join(missing)}: no comparison"}
+        triggered = (
+            trigger.apply(holdout[holdout[label].astype(str) != trigger.target])
+            if trigger is not None
+            else None
+        )
+        compared = retrain_and_compare(
+            table,
+            report.flagged,
+            label=label,
+            features=features,
+            test=holdout,
+            triggered=triggered,
+            target=trigger.target if trigger is not None else None,
+            seed=ctx.seed,
+        )
+        return {
+            **compared.to_json(),
+            "model": "gradient boosting trained by cityx on the audited features",
+            "holdout_rows": len(holdout),
+        }

@@ -295,6 +295,7 @@ def _run_one(
             demand=demand,
             out=world,
             detector_period_s=spec.interval_s,
+            detectors=True,  # the features are the detectors' own aggregates
         )
     )
     network = NetworkInfo.from_json(json.loads((world / "network.json").read_text()))

@@ -70,6 +70,7 @@ class WorldSpec:
     max_green_s: float = 90.0
     emissions: bool = False
     detector_period_s: int = 300  # aggregation period of the e1/e2 output files
+    detectors: bool = False  # keep the e1/e2 outputs even when no controller reads them
     controller_factory: str | None = None
     controller_options: Mapping[str, Any] = field(default_factory=dict)
     hooks: tuple[tuple[str, Mapping[str, Any]], ...] = ()
@@ -222,6 +223,7 @@ def simulate(spec: WorldSpec) -> WorldResult:
             max_green_s=spec.max_green_s,
             emissions=spec.emissions,
             observe=controller is not None,
+            detectors=spec.detectors or None,
         ),
     )
     failure: str | None = None

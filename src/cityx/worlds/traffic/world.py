@@ -76,10 +76,15 @@ class WorldOptions:
     emissions: bool = False
     # Without a controller nobody reads observations: skip the subscriptions.
     observe: bool = True
+    # The e1/e2 detectors cost SUMO 10-15 % of a step; attach them when
+    # something reads them (None: when observing) or to keep their outputs.
+    detectors: bool | None = None
 
     def __post_init__(self) -> None:
         if self.seconds <= 0:
             raise ValueError(f"seconds must be positive, got {self.seconds}")
+        if self.observe and self.detectors is False:
+            raise ValueError("observing needs the detectors: detectors=False with observe=True")
 
 
 class TrafficWorld:
@@ -107,7 +112,9 @@ class TrafficWorld:
     def command(self, seed: int) -> list[str]:
         """The SUMO command line of this run (also written to ``command.json``)."""
         folder = self.run.folder.resolve()
-        additional = [*self.run.additional, self.run.detectors]
+        additional = list(self.run.additional)
+        if self.options.observe or self.options.detectors:
+            additional.append(self.run.detectors)
         if self.options.mode is SignalMode.ACTUATED:
             additional.append(self.run.actuated)
         seconds = self.options.seconds
@@ -115,8 +122,6 @@ class TrafficWorld:
             "sumo",
             "--configuration-file",
             str(self.run.config.resolve()),
-            "--additional-files",
-            ",".join(str(Path(p).resolve()) for p in additional),
             # SUMO's seed is a 32-bit integer; derive it so any cityx seed works.
             "--seed",
             str(derive_seed(seed, "sumo") % 2**31),
@@ -150,6 +155,8 @@ class TrafficWorld:
             "--collision-output",
             str(folder / OUTPUTS["collisions"]),
         ]
+        if additional:
+            command += ["--additional-files", ",".join(str(Path(p).resolve()) for p in additional)]
         if self.options.emissions:
             command += ["--device.emissions.probability", "1"]
         return command
