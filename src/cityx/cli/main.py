@@ -342,7 +342,12 @@ def _demo_drill(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
 
     def pair(key: str) -> str:
         a, b = before_after.get(f"{key}_before"), before_after.get(f"{key}_after")
-        return "n/a" if a is None or b is None else f"{a:.3f} -> {b:.3f}"
+        robust = before_after.get(f"{key}_robust")
+        if a is None or b is None:
+            return "n/a"
+        return f"{a:.3f} -> {b:.3f}" + (
+            f" ({robust:.3f} down-weighted)" if robust is not None else ""
+        )
 
     lines = [
         f"poisoning drill (metro-congestion training data, {drill.attack} on "

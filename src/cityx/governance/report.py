@@ -73,6 +73,9 @@ _DEDICATED = frozenset(
         "flagged_rows",
     }
 )
+# The before/after-sanitising table: rows (label, results key) and columns.
+_SANITISING_MEASURES = (("Accuracy", "accuracy"), ("Attack success", "attack_success"))
+_SANITISED = ("before", "after", "robust")
 # Per-group rates shown in a fairness table, in this order.
 _GROUP_RATES = ("n", "tpr", "fpr", "ppv", "selection_rate", "accuracy", "base_rate")
 _JSON_CUT = 300
@@ -887,20 +890,12 @@ def _detail_tables(cid: str, details: Mapping[str, Any]) -> tuple[Table, ...]:
                 f"flagged rows dropped): {_text(sanitising.get('model'))}, scored on "
                 f"{fmt_value(sanitising.get('holdout_rows'))} holdout rows; attack success = "
                 "share of other-label holdout rows the trigger candidate turns into its target",
-                ("Measure", "Before", "After"),
-                (
-                    (
-                        "Accuracy",
-                        fmt_value(sanitising.get("accuracy_before")),
-                        fmt_value(sanitising.get("accuracy_after")),
-                    ),
-                    (
-                        "Attack success",
-                        fmt_value(sanitising.get("attack_success_before")),
-                        fmt_value(sanitising.get("attack_success_after")),
-                    ),
+                ("Measure", "Before", "After (flagged dropped)", "Robust (down-weighted)"),
+                tuple(
+                    (name, *(fmt_value(sanitising.get(f"{key}_{when}")) for when in _SANITISED))
+                    for name, key in _SANITISING_MEASURES
                 ),
-                frozenset({1, 2}),
+                frozenset({1, 2, 3}),
             )
         )
     elif sanitising:

@@ -3,15 +3,17 @@
 Words used here:
 
 - *level*: a detector's score over its own threshold (1.0 = threshold);
-  a row's *score* is its highest level over the detectors that apply;
+  a row's *score* combines the levels (see :func:`_combine`);
 - *flagged* row: score >= 1; *flagged* source: its rows' mean score is a
   robust outlier among sources (robust z >= 3.5) and at least half of its
   rows are flagged, the signature of a compromised sensor or provider
   (all its rows are then flagged);
 - *trusted set*: rows known to be clean; when given, each detector's
-  threshold becomes the 99.5th percentile of its levels on them;
-- *verdict*: ``poisoned`` when a source is flagged or more rows are flagged
-  than a clean table of this size explains; ``clean`` when few are;
+  threshold becomes the 99.5th percentile of its levels on them (rules,
+  :data:`RULES`, keep theirs);
+- *verdict*: ``poisoned`` when a source is flagged, rows hold impossible
+  readings, or more rows are flagged than a clean table of this kind
+  explains; ``clean`` when few are;
   ``undetermined`` (with its reason) when the data cannot be judged or the
   evidence is in between.
 """
@@ -162,7 +164,6 @@ def audit(
     if trusted is not None and len(trusted) >= 20:
         # Thresholds from the trusted rows: each detector's 99.5th percentile there is 1.0.
         q = np.quantile(levels[n_rows:], 0.995, axis=0)
-        # A label's disagreement with its next interval is a probability rule, not a tail.
         q[[r.name in RULES for r in results]] = 1.0
         levels = levels / np.where(q > 1e-9, q, 1.0)[None, :]
         notes.append(f"thresholds calibrated on {len(trusted)} trusted rows")

@@ -157,8 +157,8 @@ class PoisoningAudit(Check):
                     severity=Severity.HIGH,
                     severity_reason="; ".join(report.reasons),
                     tags=_TAGS,
-                    description="Rows whose labels disagree with what the next interval "
-                    "measured, or whose readings no road produces; see the detectors.",
+                    description="More rows are flagged than a clean table of this kind "
+                    "shows; the details name the detectors that flagged them.",
                     evidence=evidence,
                 )
             )
@@ -224,6 +224,7 @@ class PoisoningAudit(Check):
             test=holdout,
             triggered=triggered,
             target=trigger.target if trigger is not None else None,
+            scores=report.scores,
             seed=ctx.seed,
         )
         return {

@@ -23,17 +23,21 @@ class RetrainComparison:
     attack_success_before: float | None
     attack_success_after: float | None
     rows_dropped: int
+    # With suspicion scores: every row kept, suspicious ones down-weighted.
+    accuracy_robust: float | None = None
+    attack_success_robust: float | None = None
 
     def to_json(self) -> dict[str, float | int | None]:
+        def r(v: float | None) -> float | None:
+            return None if v is None else round(v, 4)
+
         return {
-            "accuracy_before": round(self.accuracy_before, 4),
-            "accuracy_after": round(self.accuracy_after, 4),
-            "attack_success_before": None
-            if self.attack_success_before is None
-            else round(self.attack_success_before, 4),
-            "attack_success_after": None
-            if self.attack_success_after is None
-            else round(self.attack_success_after, 4),
+            "accuracy_before": r(self.accuracy_before),
+            "accuracy_after": r(self.accuracy_after),
+            "accuracy_robust": r(self.accuracy_robust),
+            "attack_success_before": r(self.attack_success_before),
+            "attack_success_after": r(self.attack_success_after),
+            "attack_success_robust": r(self.attack_success_robust),
             "rows_dropped": self.rows_dropped,
         }
 
@@ -57,20 +61,32 @@ def retrain_and_compare(
     test: pd.DataFrame,
     triggered: pd.DataFrame | None = None,
     target: str | None = None,
+    scores: FloatArray | None = None,
     seed: int = 0,
 ) -> RetrainComparison:
-    """Train the same model on poisoned and sanitised data; score both on clean test rows."""
+    """Train the same model on poisoned and sanitised data; score both on clean test rows.
+
+    With the audit's ``scores``, a third model keeps every row, weighted by
+    :func:`robust_weights`.
+    """
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    def fit(frame: pd.DataFrame) -> HistGradientBoostingClassifier:
+    def fit(
+        frame: pd.DataFrame, weights: FloatArray | None = None
+    ) -> HistGradientBoostingClassifier:
         model = HistGradientBoostingClassifier(max_iter=100, random_state=seed % 2**31)
-        return model.fit(frame[features].to_numpy(float), frame[label].astype(str).to_numpy())
+        return model.fit(
+            frame[features].to_numpy(float),
+            frame[label].astype(str).to_numpy(),
+            sample_weight=weights,
+        )
 
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     # One OpenMP thread: robust to a shared machine (see audit._run_detectors).
     with threadpool_limits(limits=1, user_api="openmp"):
         before, after = fit(train), fit(sanitise(train, flagged))
+        robust = fit(train, robust_weights(scores)) if scores is not None else None
     x_test, y_test = test[features].to_numpy(float), test[label].astype(str).to_numpy()
 
     def success(model: HistGradientBoostingClassifier) -> float | None:
@@ -78,10 +94,15 @@ def retrain_and_compare(
             return None
         return float((model.predict(triggered[features].to_numpy(float)) == target).mean())
 
+    def accuracy(model: HistGradientBoostingClassifier) -> float:
+        return float((model.predict(x_test) == y_test).mean())
+
     return RetrainComparison(
-        accuracy_before=float((before.predict(x_test) == y_test).mean()),
-        accuracy_after=float((after.predict(x_test) == y_test).mean()),
+        accuracy_before=accuracy(before),
+        accuracy_after=accuracy(after),
         attack_success_before=success(before),
         attack_success_after=success(after),
         rows_dropped=int(np.asarray(flagged).sum()),
+        accuracy_robust=accuracy(robust) if robust is not None else None,
+        attack_success_robust=success(robust) if robust is not None else None,
     )
