@@ -34,7 +34,7 @@ def test_simulate_then_audit(
 ) -> None:
     data = tmp_path / "train.parquet"
     base.to_parquet(data, index=False)
-    out = tmp_path / "poisoned.csv"
+    out = tmp_path / "new-folder" / "poisoned.csv"  # made if missing
     code, text, _ = cityx(
         [
             "poison",
@@ -61,7 +61,7 @@ def test_simulate_then_audit(
     )
     assert code == 0
     summary = json.loads(text)
-    truth = json.loads((tmp_path / "poisoned.csv.truth.json").read_text())
+    truth = json.loads(out.with_name("poisoned.csv.truth.json").read_text())
     assert summary["poisoned"] == len(truth["poisoned"]) > 0
     assert truth["attack"] == "poisoning.compromised" and truth["seed"] == 2
     code, text, _ = cityx(

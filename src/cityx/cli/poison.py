@@ -149,6 +149,7 @@ def _simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     out: Path = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() in {".parquet", ".pq"}:
         result.table.to_parquet(out, index=False)
     else:
