@@ -219,6 +219,7 @@ def _sign(args: argparse.Namespace) -> int:
     manifest = dataset_manifest(args.data, _sources(args.source_col))
     token = sign_manifest(manifest, args.key)
     out: Path = args.out or args.data.with_name(args.data.name + ".manifest.jws")
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(token + "\n", encoding="utf-8")
     emit(
         args,
