@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from cityx.attacks.poisoning import Backdoor, CleanLabel, CompromisedSensors, LabelFlip
-from cityx.attacks.poisoning._common import feature_columns
+from cityx.data.training import feature_columns
 from cityx.defenses.poisoning import audit
 
 ROOT = Path(__file__).resolve().parents[1]

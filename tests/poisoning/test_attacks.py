@@ -12,9 +12,9 @@ from cityx.attacks.poisoning import (
     CompromisedSensors,
     DemonstrationPoison,
     LabelFlip,
-    feature_columns,
 )
 from cityx.core import DataError, InputError
+from cityx.data.training import feature_columns
 
 from .conftest import LABEL, SOURCES
 

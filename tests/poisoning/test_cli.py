@@ -116,7 +116,7 @@ def test_bad_input_exits_2_with_one_line(
     code, _, error = cityx(
         ["poison", "audit", "--data", str(tmp_path / "missing.csv"), "--label", LABEL], capsys
     )
-    assert code == 2 and "no such data file" in error
+    assert code == 2 and "file not found" in error
 
 
 def test_data_sign_and_verify(

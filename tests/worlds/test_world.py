@@ -79,10 +79,6 @@ def test_detectors_can_be_kept_for_a_baseline(tmp_path: Path) -> None:
     spec = WorldSpec(scenario="grid3x3", seconds=120, seed=1, out=tmp_path, detectors=True)
     result = run_world(spec)
     assert result.complete and (tmp_path / "e2.out.xml").stat().st_size > 0
-    from cityx.worlds.traffic import WorldOptions
-
-    with pytest.raises(ValueError, match="observing needs the detectors"):
-        WorldOptions(seconds=10, observe=True, detectors=False)
 
 
 def test_same_seed_gives_the_same_kpis_across_processes(

@@ -131,7 +131,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 def _simulate(args: argparse.Namespace) -> int:
     from cityx.attacks.poisoning import PoisoningAttack
     from cityx.core import InputError, PluginKind
-    from cityx.defenses.poisoning import read_table
+    from cityx.data import read_table
     from cityx.plugins import default_registry
 
     registry = default_registry()
@@ -175,7 +175,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from cityx.defenses.poisoning import Verdict, audit, read_table
+    from cityx.data import read_table
+    from cityx.defenses.poisoning import Verdict, audit
 
     trusted = read_table(args.trusted) if args.trusted else None
     report = audit(

@@ -35,7 +35,6 @@ the same guard's flags on the paired unattacked run (false alarms).
 from __future__ import annotations
 
 import math
-import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -45,6 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cityx.core.systems import Observation
+from cityx.worlds.traffic.scenarios import e2_lengths
 
 GUARD_FACTORY = f"{__name__}:runtime_guard"
 CHECKS = (
@@ -59,18 +59,6 @@ CHECKS = (
 )
 _MIN_JAM_M = 6.0  # the least road a queued vehicle takes (a short car and its gap)
 _CAR_M = 5.0
-_DEFAULT_E2_M = 100.0
-
-
-def _e2_lengths(folder: Path, lanes: tuple[str, ...]) -> NDArray[np.float64]:
-    lengths = dict.fromkeys(lanes, _DEFAULT_E2_M)
-    path = folder / "detectors.add.xml"
-    if path.is_file():
-        for node in ET.parse(path).getroot().iter("laneAreaDetector"):
-            lane = node.get("lane")
-            if lane in lengths:
-                lengths[lane] = float(node.get("length", _DEFAULT_E2_M))
-    return np.fromiter((lengths[lane] for lane in lanes), np.float64, len(lanes))
 
 
 def _green_table(network: Any) -> NDArray[np.bool_]:
@@ -106,7 +94,7 @@ class RuntimeGuard:
             (k for k, i in enumerate(network.intersections) for _ in i.lanes), np.int64, n
         )
         self.n_intersections = len(network.intersections)
-        self.e2_m = _e2_lengths(folder, self.lanes)
+        self.e2_m = e2_lengths(folder, self.lanes)
         # Short vehicles and the two part-covered at the detector's ends: a margin.
         self.capacity = np.ceil(self.e2_m / _MIN_JAM_M) + 2.0
         self.green = _green_table(network)

@@ -18,7 +18,7 @@ import numpy as np
 
 from cityx.attacks.poisoning import Backdoor
 from cityx.core import InputError
-from cityx.defenses.poisoning import read_table
+from cityx.data import read_table
 from cityx.submissions.manifest_file import read_manifest
 
 # Admission and the poisoning audit only: the drill is about the training data.

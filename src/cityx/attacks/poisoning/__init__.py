@@ -4,7 +4,7 @@ Each is an attack plugin of target ``training-data``; ``poison(table, ...)``
 returns the changed table and the truth (which rows changed), seeded.
 """
 
-from ._common import PoisoningAttack, PoisonResult, feature_columns, source_codes
+from ._common import PoisoningAttack, PoisonResult, source_codes
 from .backdoor import SHAPES, Backdoor, CleanLabel
 from .compromised import CompromisedSensors
 from .demonstrations import DemonstrationPoison
@@ -19,6 +19,5 @@ __all__ = [
     "LabelFlip",
     "PoisonResult",
     "PoisoningAttack",
-    "feature_columns",
     "source_codes",
 ]

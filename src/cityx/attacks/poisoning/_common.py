@@ -21,17 +21,10 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from cityx.attacks.base import Attack
+from cityx.attacks.base import Access, Attack, AttackSpec, AttackTarget, NistClass, Param
 from cityx.core import DataError, InputError
 from cityx.core.seeding import stream
-
-# Columns that identify a row or a run rather than describe traffic: never perturbed.
-ID_COLUMNS = frozenset(
-    {"scenario", "seed", "demand", "controller", "interval_start_s", "time_of_day_s", "time_s"}
-)
-# Time-order columns, best first: consecutive rows of a source are its time series.
-TIME_COLUMNS = ("interval_start_s", "time_s", "time_of_day_s")
-RUN_COLUMNS = ("scenario", "seed", "demand", "controller")
+from cityx.data.training import RUN_COLUMNS, time_column
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,18 +51,6 @@ class PoisonResult:
         }
 
 
-def feature_columns(table: pd.DataFrame, label: str, source_cols: Sequence[str]) -> list[str]:
-    """The numeric columns that describe traffic (not label, source or run identity)."""
-    skip = {label, *source_cols, *ID_COLUMNS}
-    return [
-        c
-        for c in table.columns
-        if c not in skip
-        and pd.api.types.is_numeric_dtype(table[c])
-        and not pd.api.types.is_bool_dtype(table[c])
-    ]
-
-
 def source_codes(
     table: pd.DataFrame, source_cols: Sequence[str]
 ) -> tuple[NDArray[np.int64], list[str]]:
@@ -86,7 +67,7 @@ def source_codes(
 
 def series_order(table: pd.DataFrame, source_cols: Sequence[str]) -> NDArray[np.int64] | None:
     """Row positions sorted into time series (run, source, time), or None without a time column."""
-    time_col = next((c for c in TIME_COLUMNS if c in table.columns), None)
+    time_col = time_column(table)
     if time_col is None:
         return None
     keys = [c for c in (*RUN_COLUMNS, *source_cols) if c in table.columns] + [time_col]
@@ -140,6 +121,42 @@ class PoisoningAttack(Attack):
         rng: np.random.Generator,
     ) -> tuple[NDArray[np.bool_], dict[str, Any]]:
         """Change ``table`` in place; return the truth and what was done."""
+
+
+def poisoning_spec(
+    attack_id: str,
+    goal: str,
+    params: tuple[Param, ...],
+    *,
+    atlas: tuple[str, ...] = ("AML.T0020",),
+    access: frozenset[Access] = frozenset({Access.TRAINING_DATA}),
+    reference: str = "",
+) -> AttackSpec:
+    """The spec of a training-data poisoning attack (version 1)."""
+    return AttackSpec(
+        id=attack_id,
+        version="1",
+        goal=goal,
+        target=AttackTarget.TRAINING_DATA,
+        atlas=atlas,
+        nist_class=NistClass.POISONING,
+        access=access,
+        params=params,
+        reference=reference,
+    )
+
+
+def relabel(table: pd.DataFrame, label: str, y: NDArray[Any]) -> None:
+    """Write new labels ``y`` into ``table``, keeping the column's dtype."""
+    table[label] = pd.Series(y, index=table.index).astype(table[label].dtype)
+
+
+def rows_mask(n: int, *rows: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """The truth: True at the given row positions."""
+    truth = np.zeros(n, dtype=bool)
+    for r in rows:
+        truth[r] = True
+    return truth
 
 
 def label_values(table: pd.DataFrame, label: str) -> list[Any]:

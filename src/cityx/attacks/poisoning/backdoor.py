@@ -27,15 +27,18 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from cityx.attacks.base import Access, AttackSpec, AttackTarget, NistClass, Param
+from cityx.attacks.base import AttackSpec, Param
 from cityx.core import InputError, PluginMeta
+from cityx.data.training import feature_columns
 
 from ._common import (
     PoisoningAttack,
-    feature_columns,
     label_values,
     pick_class,
+    poisoning_spec,
+    relabel,
     robust_scale,
+    rows_mask,
     series_order,
 )
 
@@ -143,10 +146,8 @@ class _Trigger(PoisoningAttack):
             table[c] = column
         if not self.clean_label:
             y[rows] = target
-            table[label] = pd.Series(y, index=table.index).astype(table[label].dtype)
-        truth = np.zeros(len(table), dtype=bool)
-        truth[rows] = True
-        return truth, {
+            relabel(table, label, y)
+        return rows_mask(len(table), rows), {
             "target_class": str(target),
             "shape": SHAPES[shape],
             "window": window,
@@ -178,16 +179,12 @@ _PARAMS = (
 
 
 class Backdoor(_Trigger):
-    spec: ClassVar[AttackSpec] = AttackSpec(
-        id="poisoning.backdoor",
-        version="1",
-        goal="Plant a trigger pattern in sensors' time series, relabelled to a target class, so "
+    spec: ClassVar[AttackSpec] = poisoning_spec(
+        "poisoning.backdoor",
+        "Plant a trigger pattern in sensors' time series, relabelled to a target class, so "
         "the model answers that class whenever the pattern appears",
-        target=AttackTarget.TRAINING_DATA,
+        _PARAMS,
         atlas=("AML.T0020", "AML.T0018"),
-        nist_class=NistClass.POISONING,
-        access=frozenset({Access.TRAINING_DATA}),
-        params=_PARAMS,
         reference="Gu et al., BadNets (2017); NIST AI 100-2e2025, section 2.3",
     )
     meta: ClassVar[PluginMeta] = spec.plugin_meta
@@ -195,16 +192,11 @@ class Backdoor(_Trigger):
 
 class CleanLabel(_Trigger):
     clean_label = True
-    spec: ClassVar[AttackSpec] = AttackSpec(
-        id="poisoning.clean-label",
-        version="1",
-        goal="Add a trigger pattern to rows that truly carry the target class, every label "
+    spec: ClassVar[AttackSpec] = poisoning_spec(
+        "poisoning.clean-label",
+        "Add a trigger pattern to rows that truly carry the target class, every label "
         "correct, so the model ties the pattern to that class",
-        target=AttackTarget.TRAINING_DATA,
-        atlas=("AML.T0020",),
-        nist_class=NistClass.POISONING,
-        access=frozenset({Access.TRAINING_DATA}),
-        params=_PARAMS,
+        _PARAMS,
         reference="Turner et al., Label-consistent backdoor attacks (2019)",
     )
     meta: ClassVar[PluginMeta] = spec.plugin_meta

@@ -17,27 +17,25 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from cityx.attacks.base import Access, AttackSpec, AttackTarget, NistClass, Param
+from cityx.attacks.base import Access, AttackSpec, Param
 from cityx.core import InputError, PluginMeta
+from cityx.data.training import feature_columns
 
-from ._common import PoisoningAttack, feature_columns, series_order, source_codes
+from ._common import PoisoningAttack, poisoning_spec, series_order, source_codes
 
 
 class CompromisedSensors(PoisoningAttack):
     needs_source = True
-    spec: ClassVar[AttackSpec] = AttackSpec(
-        id="poisoning.compromised",
-        version="1",
-        goal="Make every reading of a few compromised sensors drift, labels unchanged, so the "
+    spec: ClassVar[AttackSpec] = poisoning_spec(
+        "poisoning.compromised",
+        "Make every reading of a few compromised sensors drift, labels unchanged, so the "
         "model learns a wrong relation from their rows",
-        target=AttackTarget.TRAINING_DATA,
-        atlas=("AML.T0020", "AML.T0010"),
-        nist_class=NistClass.POISONING,
-        access=frozenset({Access.TRAINING_DATA, Access.SENSOR}),
-        params=(
+        (
             Param("rate", 0.07, 0.0, 0.5, description="share of rows from compromised sources"),
             Param("drift", 0.6, 0.05, 5.0, description="relative drift at the series' end"),
         ),
+        atlas=("AML.T0020", "AML.T0010"),
+        access=frozenset({Access.TRAINING_DATA, Access.SENSOR}),
         reference="NIST AI 100-2e2025, section 2.3; ATLAS AML.T0010 (supply chain)",
     )
     meta: ClassVar[PluginMeta] = spec.plugin_meta

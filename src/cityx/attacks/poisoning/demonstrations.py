@@ -16,25 +16,20 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from cityx.attacks.base import Access, AttackSpec, AttackTarget, NistClass, Param
+from cityx.attacks.base import AttackSpec, Param
 from cityx.core import DataError, PluginMeta
 
-from ._common import PoisoningAttack
+from ._common import PoisoningAttack, poisoning_spec, relabel, rows_mask
 
 DECISION_KEYS = ("scenario", "seed", "demand", "time_s", "intersection")
 
 
 class DemonstrationPoison(PoisoningAttack):
-    spec: ClassVar[AttackSpec] = AttackSpec(
-        id="poisoning.demonstrations",
-        version="1",
-        goal="Rewrite a share of a teacher controller's decisions in its demonstration data so "
+    spec: ClassVar[AttackSpec] = poisoning_spec(
+        "poisoning.demonstrations",
+        "Rewrite a share of a teacher controller's decisions in its demonstration data so "
         "an imitating controller learns to pick the wrong phase",
-        target=AttackTarget.TRAINING_DATA,
-        atlas=("AML.T0020",),
-        nist_class=NistClass.POISONING,
-        access=frozenset({Access.TRAINING_DATA}),
-        params=(
+        (
             Param("rate", 0.05, 0.0, 0.5, description="share of decisions rewritten"),
             Param(
                 "target_phase",
@@ -87,7 +82,5 @@ class DemonstrationPoison(PoisoningAttack):
         keep = new != old
         old, new = old[keep], new[keep]
         y[old], y[new] = 0, 1
-        table[label] = pd.Series(y, index=table.index).astype(table[label].dtype)
-        truth = np.zeros(len(table), dtype=bool)
-        truth[old] = truth[new] = True
-        return truth, {"decisions": int(keep.sum())}
+        relabel(table, label, y)
+        return rows_mask(len(table), old, new), {"decisions": int(keep.sum())}

@@ -14,23 +14,26 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from cityx.attacks.base import Access, AttackSpec, AttackTarget, NistClass, Param
+from cityx.attacks.base import AttackSpec, Param
 from cityx.core import PluginMeta
 
-from ._common import PoisoningAttack, label_values, pick_class, source_codes
+from ._common import (
+    PoisoningAttack,
+    label_values,
+    pick_class,
+    poisoning_spec,
+    relabel,
+    rows_mask,
+    source_codes,
+)
 
 
 class LabelFlip(PoisoningAttack):
-    spec: ClassVar[AttackSpec] = AttackSpec(
-        id="poisoning.label-flip",
-        version="1",
-        goal="Relabel a share of training rows (at random, towards one class, or only some "
+    spec: ClassVar[AttackSpec] = poisoning_spec(
+        "poisoning.label-flip",
+        "Relabel a share of training rows (at random, towards one class, or only some "
         "sources' rows) so the model learns wrong decisions",
-        target=AttackTarget.TRAINING_DATA,
-        atlas=("AML.T0020",),
-        nist_class=NistClass.POISONING,
-        access=frozenset({Access.TRAINING_DATA}),
-        params=(
+        (
             Param("rate", 0.05, 0.0, 0.5, description="share of all rows relabelled"),
             Param(
                 "target_class",
@@ -88,10 +91,8 @@ class LabelFlip(PoisoningAttack):
             current = np.array([index[v] for v in y[rows]], dtype=np.int64)
             shift = rng.integers(1, len(classes), size=n)
             y[rows] = np.asarray(classes, dtype=object)[(current + shift) % len(classes)]
-        table[label] = pd.Series(y, index=table.index).astype(table[label].dtype)
-        truth = np.zeros(len(table), dtype=bool)
-        truth[rows] = True
-        return truth, {
+        relabel(table, label, y)
+        return rows_mask(len(table), rows), {
             "target_class": None if target is None else str(target),
             "sources": chosen_sources,
         }

@@ -39,9 +39,10 @@ import numpy as np
 from cityx.core import PluginMeta
 from cityx.core.seeding import stream
 from cityx.core.systems import Observation
+from cityx.worlds.traffic.scenarios import e2_lengths
 
 from ..base import Access, Attack, AttackSpec, AttackTarget, NistClass, Param
-from .targets import JAM_SPACING_M, e2_lengths, observed_lanes, target_mask
+from .targets import JAM_SPACING_M, observed_lanes, target_mask
 
 INTENSITY = Param("intensity", 0.5, 0.0, 1.0, "", "how far the attack goes, 0 (off) to 1 (full)")
 SHARE = Param("share", 0.25, 0.0, 1.0, "", "share of the signalised approaches controlled")

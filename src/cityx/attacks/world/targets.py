@@ -11,9 +11,7 @@ with all its lanes in one numpy operation per step.
 from __future__ import annotations
 
 import math
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +22,6 @@ from cityx.core.seeding import stream
 
 BoolArray = NDArray[np.bool_]
 JAM_SPACING_M = 7.5  # one queued car per 7.5 m: 5 m of car and 2.5 m of gap
-DEFAULT_E2_M = 100.0
 
 
 def observed_lanes(network: Any) -> tuple[str, ...]:
@@ -81,27 +78,9 @@ def target_mask(
     )
 
 
-def e2_lengths(folder: Path, lanes: Sequence[str]) -> NDArray[np.float64]:
-    """Each lane's lane-area detector length in metres, from the run's ``detectors.add.xml``.
-
-    A lane without a detector entry (or a run without the file) gets 100 m,
-    the sandbox's default.
-    """
-    lengths = dict.fromkeys(lanes, DEFAULT_E2_M)
-    path = folder / "detectors.add.xml"
-    if path.is_file():
-        for node in ET.parse(path).getroot().iter("laneAreaDetector"):
-            lane = node.get("lane")
-            if lane in lengths:
-                lengths[lane] = float(node.get("length", DEFAULT_E2_M))
-    return np.fromiter((lengths[lane] for lane in lanes), np.float64, len(lanes))
-
-
 __all__ = [
-    "DEFAULT_E2_M",
     "JAM_SPACING_M",
     "approaches",
-    "e2_lengths",
     "observed_lanes",
     "target_mask",
 ]

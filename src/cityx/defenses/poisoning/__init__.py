@@ -15,7 +15,6 @@ from .detectors import DetectorScores
 from .provenance import (
     ProvenanceCheck,
     dataset_manifest,
-    read_table,
     sign_manifest,
     source_digests,
     verify_manifest,
@@ -39,7 +38,6 @@ __all__ = [
     "dataset_manifest",
     "find_data_trigger",
     "prepare",
-    "read_table",
     "retrain_and_compare",
     "robust_weights",
     "robust_z",

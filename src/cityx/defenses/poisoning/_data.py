@@ -24,12 +24,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from cityx.core import DataError
-
-ID_COLUMNS = frozenset(
-    {"scenario", "seed", "demand", "controller", "interval_start_s", "time_of_day_s", "time_s"}
-)
-TIME_COLUMNS = ("interval_start_s", "time_s", "time_of_day_s")
-RUN_COLUMNS = ("scenario", "seed", "demand", "controller")
+from cityx.data.training import RUN_COLUMNS, feature_columns, time_column
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -88,14 +83,7 @@ def prepare(table: pd.DataFrame, *, label: str, source_cols: Sequence[str] = ())
     bad_labels = int(table[label].isna().sum())
     if bad_labels:
         raise DataError(f"{bad_labels} rows have no label", where=f"column {label}")
-    skip = {label, *source_cols, *ID_COLUMNS}
-    features = tuple(
-        str(c)
-        for c in table.columns
-        if c not in skip
-        and pd.api.types.is_numeric_dtype(table[c])
-        and not pd.api.types.is_bool_dtype(table[c])
-    )
+    features = tuple(feature_columns(table, label, source_cols))
     if not features:
         raise DataError("no numeric feature column to audit", where="data")
     x = table[list(features)].to_numpy(dtype=np.float64)
@@ -119,7 +107,7 @@ def prepare(table: pd.DataFrame, *, label: str, source_cols: Sequence[str] = ())
         if source_cols
         else ("all",)
     )
-    time_col = next((c for c in TIME_COLUMNS if c in table.columns), None)
+    time_col = time_column(table)
     run_cols = [c for c in RUN_COLUMNS if c in table.columns]
     series = order = moment = site = t = None
     if time_col is not None:

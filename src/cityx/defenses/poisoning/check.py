@@ -37,10 +37,10 @@ from cityx.core import (
     Tags,
     status_from,
 )
+from cityx.data import read_table
+from cityx.data.training import feature_columns
 
-from ._data import prepare
 from .audit import AuditReport, Verdict, audit
-from .provenance import read_table
 from .sanitise import retrain_and_compare
 from .triggers import DataTrigger, find_data_trigger
 
@@ -207,7 +207,7 @@ class PoisoningAudit(Check):
         ):
             return None
         holdout = read_table(ctx.submission_dir / str(manifest.data.holdout))
-        features = list(prepare(table, label=label, source_cols=source_cols).features)
+        features = feature_columns(table, label, source_cols)
         missing = [c for c in (*features, label) if c not in holdout.columns]
         if missing:
             return {"note": f"the holdout lacks {', '.join(missing)}: no comparison"}

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from cityx.core import DataError, ManifestError
+from cityx.data import read_table
 
 from ._data import FloatArray
-from .provenance import read_table
 from .scan import ScanReport, scan_model
 
 

@@ -22,21 +22,10 @@ from typing import Any
 import pandas as pd
 
 from cityx.core import DataError, InputError
+from cityx.data import read_table
 
 MANIFEST_SCHEMA_VERSION = 1
 TYP = "cityx-dataset+jws"
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """A CSV or Parquet file as a table; an unreadable file is a DataError."""
-    try:
-        if path.suffix.lower() in {".parquet", ".pq"}:
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
-    except FileNotFoundError:
-        raise DataError("no such data file", where=str(path)) from None
-    except (OSError, ValueError, ImportError) as exc:
-        raise DataError(f"cannot read the data file: {exc}", where=str(path)) from exc
 
 
 def source_digests(table: pd.DataFrame, source_cols: Sequence[str]) -> dict[str, str]:

@@ -223,7 +223,7 @@ def simulate(spec: WorldSpec) -> WorldResult:
             max_green_s=spec.max_green_s,
             emissions=spec.emissions,
             observe=controller is not None,
-            detectors=spec.detectors or None,
+            detectors=spec.detectors,
         ),
     )
     failure: str | None = None

@@ -28,12 +28,15 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
+
+import numpy as np
+from numpy.typing import NDArray
 
 from cityx.core.seeding import check_seed, derive_seed
 
@@ -42,6 +45,7 @@ from .network import Intersection, NetworkInfo, Phase, e1_id, e2_id
 
 E1_SETBACK_M = 5.0  # induction loop this far before the stop line
 E2_LENGTH_M = 100.0  # lane-area detector over at most this much of the lane's end
+DETECTORS_FILE = "detectors.add.xml"  # in each run folder
 DETECTOR_PERIOD_S = 300  # default aggregation period of the detectors' own output files
 DEFAULT_MIN_GREEN_S = 5.0
 DEFAULT_MAX_GREEN_S = 90.0
@@ -287,7 +291,7 @@ def prepare_run(
             "the network has no traffic lights to control",
             where=str(scenario.files[1] if scenario.files else files.net),
         )
-    detectors = folder / "detectors.add.xml"
+    detectors = folder / DETECTORS_FILE
     _write_detectors(detectors, net, network, period_s=detector_period_s)
     actuated = folder / "actuated.add.xml"
     _write_actuated(actuated, network, min_green_s=min_green_s, max_green_s=max_green_s)
@@ -438,6 +442,22 @@ def _write_detectors(path: Path, net: Any, network: NetworkInfo, *, period_s: in
     path.write_text("\n".join(lines))
 
 
+def e2_lengths(folder: Path, lanes: Sequence[str]) -> NDArray[np.float64]:
+    """Each lane's lane-area detector length in metres, from a run's ``detectors.add.xml``.
+
+    A lane without a detector entry (or a run without the file) gets
+    :data:`E2_LENGTH_M`, the sandbox's default.
+    """
+    lengths = dict.fromkeys(lanes, E2_LENGTH_M)
+    path = folder / DETECTORS_FILE
+    if path.is_file():
+        for node in ET.parse(path).getroot().iter("laneAreaDetector"):
+            lane = node.get("lane")
+            if lane in lengths:
+                lengths[lane] = float(node.get("length", E2_LENGTH_M))
+    return np.fromiter((lengths[lane] for lane in lanes), np.float64, len(lanes))
+
+
 ACTUATED_PROGRAM = "cityx-actuated"
 
 
@@ -577,6 +597,7 @@ __all__ = [
     "PreparedRun",
     "Scenario",
     "ScenarioSource",
+    "e2_lengths",
     "get_scenario",
     "list_scenarios",
     "prepare_run",
