@@ -12,14 +12,12 @@ from cityx.attacks import (
     AttackSpec,
     AttackTarget,
     NistClass,
-    Param,
     describe_attacks,
 )
-from cityx.core import InputError, PluginKind, PluginMeta
+from cityx.core import InputError, Param, PluginKind, PluginMeta, Registry
 from cityx.core.taxonomy import ATLAS_NAMES
-from cityx.plugins import default_registry
 
-REGISTRY = default_registry()
+REGISTRY = Registry()
 ATTACKS = REGISTRY.ids(PluginKind.ATTACK)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cityx.attacks.world import message_transport
+from cityx.attacks import MessageAttack, world_attack
 from cityx.core import InputError
 from cityx.core.systems import Action, Observation
 from cityx.interop import InMemoryTransport
@@ -83,9 +83,9 @@ def test_tampered_messages_fail_their_signature_and_the_lanes_go_missing(tmp_pat
 
 def test_intensity_and_seed_decide_which_messages_are_hit(tmp_path: Path) -> None:
     def hits(seed: int) -> int:
-        transport = message_transport(
-            InMemoryTransport(), seed=seed, attack="message.tamper", intensity=0.5
-        )
+        attack = world_attack("message.tamper")
+        assert isinstance(attack, MessageAttack)
+        transport = attack.transport(InMemoryTransport(), seed=seed, intensity=0.5)
         loop = SecureLoop(Recorder(), network(), folder=tmp_path, transport=transport)
         for t in range(100):
             loop.act(observation(float(t)))
@@ -96,6 +96,6 @@ def test_intensity_and_seed_decide_which_messages_are_hit(tmp_path: Path) -> Non
     assert 40 * 0.25 < hits(3) < 80 * 0.75
 
 
-def test_unknown_message_attack_is_refused() -> None:
+def test_a_sensor_attack_is_refused_on_the_message_path(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a message-path attack"):
-        message_transport(InMemoryTransport(), seed=0, attack="world.stale")
+        SecureLoop(Recorder(), network(), folder=tmp_path, message_attack={"attack": "world.stale"})

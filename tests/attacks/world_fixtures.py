@@ -12,10 +12,11 @@ from cityx.worlds.traffic.network import Intersection, NetworkInfo, Phase
 LANES = ("north_0", "north_1", "east_0", "east_1")
 
 
-def network() -> NetworkInfo:
+def network(detector_m: tuple[float, ...] = ()) -> NetworkInfo:
     links = tuple((lane, "out_0") for lane in LANES)
     phases = (Phase("GGrr", 30.0), Phase("yyrr", 3.0), Phase("rrGG", 30.0), Phase("rryy", 3.0))
-    return NetworkInfo(intersections=(Intersection("tls", "0", phases, links, LANES),))
+    tls = Intersection("tls", "0", phases, links, LANES, detector_m=detector_m)
+    return NetworkInfo(intersections=(tls,))
 
 
 def observation(

@@ -6,10 +6,9 @@ import inspect
 
 import pytest
 
-from cityx.core import Check, PluginKind, PluginMeta
-from cityx.plugins import default_registry
+from cityx.core import Check, PluginKind, PluginMeta, Registry
 
-REGISTRY = default_registry()
+REGISTRY = Registry()
 PLUGINS = REGISTRY.plugins()
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from cityx.core import InputError
 from cityx.core.systems import Observation
-from cityx.defenses.guards import CHECKS, runtime_guard
+from cityx.defenses.guards import RULES, RuntimeGuardPlugin
 from cityx.worlds.traffic.network import Intersection, NetworkInfo, Phase
 
 LANES = ("north_0", "north_1", "east_0", "east_1")
@@ -50,8 +50,8 @@ def obs(t: float, values: dict[str, Any]) -> Observation:
     )
 
 
-def run(tmp_path: Path, seconds: int, change: Any = None, **options: Any) -> dict[str, Any]:
-    guard = runtime_guard(network(), tmp_path, seed=0, **options)
+def run(seconds: int, change: Any = None, **options: Any) -> dict[str, Any]:
+    guard = RuntimeGuardPlugin().hook(network(), seed=0, **options)
     for t in range(seconds):
         values = plausible(t)
         if change is not None:
@@ -61,10 +61,10 @@ def run(tmp_path: Path, seconds: int, change: Any = None, **options: Any) -> dic
     return dict(guard.report())
 
 
-def test_plausible_readings_raise_no_flag(tmp_path: Path) -> None:
-    report = run(tmp_path, 400, attack_start_s=100)
+def test_plausible_readings_raise_no_flag() -> None:
+    report = run(400, attack_start_s=100)
     assert report["flagged_steps"] == 0 and report["first_flag_s"] is None
-    assert set(report["checks"]) == set(CHECKS) and report["steps"] == 400
+    assert set(report["checks"]) == set(RULES) and report["steps"] == 400
 
 
 def _set(lane: int, **values: float) -> Any:
@@ -85,14 +85,14 @@ def _set(lane: int, **values: float) -> Any:
         ("empty_with_queue", _set(3, halting=3, speed=-1)),
     ],
 )
-def test_each_plausibility_check_fires(tmp_path: Path, check: str, change: Any) -> None:
-    report = run(tmp_path, 80, change, attack_start_s=40)
+def test_each_plausibility_check_fires(check: str, change: Any) -> None:
+    report = run(80, change, attack_start_s=40)
     assert report["checks"][check] > 0
     assert report["first_flag_s"] == 50 and report["flagged_steps_before"] == 0
     assert report["flagged_steps_after"] == report["flagged_steps"] > 0
 
 
-def test_queue_jumps_and_vanishing_queues_break_conservation(tmp_path: Path) -> None:
+def test_queue_jumps_and_vanishing_queues_break_conservation() -> None:
     def jump(t: int, v: dict[str, Any]) -> None:
         if t == 50:
             v["halting"][0], v["occupancy"][0] = 12.0, 80.0
@@ -101,36 +101,38 @@ def test_queue_jumps_and_vanishing_queues_break_conservation(tmp_path: Path) -> 
         if t == 61:
             v["halting"][1], v["occupancy"][1], v["speed"][1] = 0.0, 0.0, -1.0
 
-    report = run(tmp_path, 70, jump)
+    report = run(70, jump)
     assert report["checks"]["queue_jump"] >= 2 and report["checks"]["vanished"] == 1
     assert set(report["lanes"]) == {"north_0", "north_1"}
 
 
-def test_a_queue_that_does_not_discharge_on_green(tmp_path: Path) -> None:
+def test_a_queue_that_does_not_discharge_on_green() -> None:
     def blocked(t: int, v: dict[str, Any]) -> None:
         v["phase"], v["age"] = 0, float(t)  # north has green throughout
         if t >= 40:
             v["halting"][0], v["occupancy"][0], v["counts"][0], v["speed"][0] = 6, 40, 0, 0
 
-    report = run(tmp_path, 80, blocked)
+    report = run(80, blocked)
     # No discharge from the 20th second of green with the same queue and no passage.
     assert report["checks"]["no_discharge"] == 80 - 40 - 19
     assert report["lanes"] == {"north_0": 80 - 40 - 19}
 
 
-def test_a_stuck_detector_while_its_neighbours_see_traffic(tmp_path: Path) -> None:
+def test_a_stuck_detector_while_its_neighbours_see_traffic() -> None:
     def stuck(t: int, v: dict[str, Any]) -> None:
         v["counts"][0], v["halting"][0], v["occupancy"][0], v["speed"][0] = 0, 2, 15, 1
         v["phase"] = 2  # red for it: a standing queue is no discharge failure
 
-    report = run(tmp_path, 260, stuck, stuck_s=180)
+    report = run(260, stuck, stuck_s=180)
     assert report["checks"]["stuck"] == 260 - 180
     assert report["first_flag_s"] == 180
     # A lane that is merely empty for as long is not flagged.
-    quiet = run(tmp_path, 260, _set(0, counts=0, halting=0, occupancy=0, speed=-1), stuck_s=180)
+    quiet = run(260, _set(0, counts=0, halting=0, occupancy=0, speed=-1), stuck_s=180)
     assert quiet["checks"]["stuck"] == 0
 
 
-def test_guard_options_must_be_numbers(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="stuck_s must be a number"):
-        runtime_guard(network(), tmp_path, seed=0, stuck_s="long")
+def test_guard_options_must_be_numbers_within_bounds() -> None:
+    with pytest.raises(InputError, match="'stuck_s' must be a number in"):
+        RuntimeGuardPlugin().hook(network(), seed=0, stuck_s="long")
+    with pytest.raises(InputError, match="unknown parameter"):
+        RuntimeGuardPlugin().hook(network(), seed=0, patience=3)

@@ -10,7 +10,8 @@ from cityx.attacks.poisoning import Backdoor, CleanLabel, CompromisedSensors, La
 from cityx.core import DataError
 from cityx.defenses.poisoning import Verdict, audit, retrain_and_compare, sanitise
 from cityx.defenses.poisoning._data import prepare
-from cityx.defenses.poisoning.detectors import ceilings, next_interval
+from cityx.defenses.poisoning.feature_evidence import ceilings
+from cityx.defenses.poisoning.label_evidence import next_interval
 
 from .conftest import LABEL, SOURCES
 

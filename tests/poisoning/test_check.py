@@ -8,9 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from cityx.attacks.poisoning import CompromisedSensors
-from cityx.core import CheckContext, CheckStatus, PluginKind, Severity
+from cityx.core import CheckContext, CheckStatus, PluginKind, Registry, Severity
 from cityx.defenses.poisoning.check import PoisoningAudit
-from cityx.plugins import default_registry
 from cityx.runs.drill import poisoning_drill
 from cityx.submissions.manifest_file import read_manifest
 
@@ -26,7 +25,7 @@ def _context(folder: Path) -> CheckContext:
 
 
 def test_registered_and_finds_compromised_sensors(tmp_path: Path, base: pd.DataFrame) -> None:
-    assert default_registry().load(PluginKind.CHECK, "poisoning.audit") is PoisoningAudit
+    assert Registry().load(PluginKind.CHECK, "poisoning.audit") is PoisoningAudit
     folder = tmp_path / "sub"
     shutil.copytree(EXAMPLE, folder)
     poisoned = CompromisedSensors().poison(

@@ -28,7 +28,7 @@ def needs_sumo_and_resco() -> None:
     for name in ("sumo", "libsumo", "sumolib"):
         if importlib.util.find_spec(name) is None:
             pytest.skip(f"{name} is not installed (the cityx[sumo] extra)")
-    from cityx.worlds.traffic.scenarios import _resco_folder
+    from cityx.worlds.traffic.catalogue import _resco_folder
 
     if _resco_folder() is None:
         pytest.skip("sumo-rl (the RESCO networks) is not installed")

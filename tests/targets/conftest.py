@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from cityx.core import Manifest
+from cityx.data import file_sha256
 
 FEATURES = ("flow", "occupancy", "speed", "weekend")
 LABELS = ("free", "moderate", "heavy")
@@ -40,9 +42,16 @@ def manifest_for(
     labels: tuple[str, ...] = LABELS,
     task: str = "classification",
     entrypoint: str | None = None,
+    folder: Path | None = None,
 ) -> Manifest:
-    """A minimal valid manifest for an artifact in a submission folder."""
-    artifact_section: dict[str, Any] = {"path": artifact, "format": fmt, "sha256": "0" * 64}
+    """A minimal valid manifest for an artifact in a submission folder.
+
+    With ``folder`` holding the artifact, the manifest carries its real digest
+    (the worker refuses an artifact whose digest does not match).
+    """
+    path = folder / artifact if folder is not None else None
+    digest = file_sha256(path) if path is not None and path.is_file() else "0" * 64
+    artifact_section: dict[str, Any] = {"path": artifact, "format": fmt, "sha256": digest}
     if entrypoint:
         artifact_section["entrypoint"] = entrypoint
     outputs: dict[str, Any] = {"task": task, "label_column": "congestion"}
@@ -111,12 +120,16 @@ def entrypoint_model(tmp_path: Path) -> Callable[..., tuple[Manifest, Path]]:
             load=textwrap.indent(textwrap.dedent(load).strip(), " " * 4),
         )
         (folder / "model.py").write_text(code)
-        return manifest_for("model.py", "entrypoint", entrypoint="model:load"), folder
+        manifest = manifest_for("model.py", "entrypoint", entrypoint="model:load", folder=folder)
+        return manifest, folder
 
     return build
 
 
-@pytest.fixture(scope="session")
-def make_manifest() -> Callable[..., Manifest]:
-    """``manifest_for`` as a fixture: test modules cannot import conftest by name."""
-    return manifest_for
+@pytest.fixture
+def make_manifest(tmp_path: Path) -> Callable[..., Manifest]:
+    """``manifest_for`` for artifacts in ``tmp_path`` (test modules cannot import conftest).
+
+    Call it once the artifact is written: the manifest carries its digest.
+    """
+    return functools.partial(manifest_for, folder=tmp_path)

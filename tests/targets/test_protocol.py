@@ -8,8 +8,13 @@ import threading
 import numpy as np
 import pytest
 
-from cityx.core import InputError, PluginKind, TargetError, TargetOutputError
-from cityx.targets import BUILTIN_TARGETS, Limits, TargetModel
+from cityx.core import (
+    ArtifactFormat,
+    InputError,
+    PluginKind,
+    Registry,
+)
+from cityx.targets import Limits, TargetModel
 from cityx.targets.protocol import (
     PREFIX,
     Message,
@@ -96,49 +101,10 @@ def test_limits_are_keyword_only_and_validated() -> None:
             Limits(**bad)  # type: ignore[arg-type]
 
 
-def test_the_adapter_table_matches_the_plugin_registry() -> None:
-    from cityx.plugins import BUILTINS, default_registry
-
-    registered = {pid: ref for (kind, pid), ref in BUILTINS.items() if kind is PluginKind.TARGET}
-    assert registered == BUILTIN_TARGETS
-    registry = default_registry()
-    for fmt in BUILTIN_TARGETS:
-        cls = registry.load(PluginKind.TARGET, fmt)
+def test_every_builtin_format_has_a_target_plugin_for_both_system_kinds() -> None:
+    registry = Registry()
+    for fmt in ArtifactFormat:
+        cls = registry.load(PluginKind.TARGET, fmt.value)
         assert issubclass(cls, TargetModel)
-        assert cls.meta.id == fmt and cls.meta.supports == {"predictor"}
-
-
-def test_output_checks_name_what_is_wrong() -> None:
-    from cityx.core import OutputSpec, Task
-    from cityx.targets.outputs import to_prediction
-
-    spec = OutputSpec(task=Task.CLASSIFICATION, labels=("a", "b"))
-    values = np.array(["a", "b", "a"])
-    ok = to_prediction(
-        {"classes": ["b", "a"]},
-        {"values": values, "scores": np.full((3, 2), 0.5)},
-        rows=3,
-        spec=spec,
-        where="m",
-    )
-    assert ok.classes == ("b", "a") and ok.scores is not None
-    with pytest.raises(TargetOutputError, match=r"classes the manifest does not declare: 'c'"):
-        to_prediction(
-            {"classes": ["a", "c"]},
-            {"values": values, "scores": np.full((3, 2), 0.5)},
-            rows=3,
-            spec=spec,
-            where="m",
-        )
-    with pytest.raises(TargetOutputError, match=r"scores of shape \(3, 3\)"):
-        to_prediction(
-            {"classes": ["a", "b"]},
-            {"values": values, "scores": np.ones((3, 3))},
-            rows=3,
-            spec=spec,
-            where="m",
-        )
-    regression = OutputSpec(task=Task.REGRESSION)
-    with pytest.raises(TargetOutputError, match=r"instead of numbers"):
-        to_prediction({}, {"values": values}, rows=3, spec=regression, where="m")
-    assert issubclass(TargetOutputError, TargetError)
+        # Controller submissions load through the same adapters as predictors.
+        assert cls.meta.id == fmt.value and cls.meta.supports == {"predictor", "controller"}

@@ -29,7 +29,7 @@ def tree_digest(folder: Path) -> str:
 
 def needs_resco() -> Path:
     """The RESCO networks' folder (from sumo-rl, found without importing it)."""
-    from cityx.worlds.traffic.scenarios import _resco_folder
+    from cityx.worlds.traffic.catalogue import _resco_folder
 
     folder = _resco_folder()
     if folder is None:

@@ -13,9 +13,11 @@ import pytest
 
 from cityx.core.errors import InputError
 from cityx.worlds import ScenarioError, WorldCrashed
-from cityx.worlds.traffic import BASELINES, WorldResult, WorldSpec, run_world
+from cityx.worlds.traffic import WorldResult, WorldSpec, run_world
 
 from .conftest import needs_sumo
+
+BASELINES = ("fixed", "actuated", "max-pressure")
 
 pytestmark = pytest.mark.slow
 
@@ -128,17 +130,21 @@ def test_a_killed_child_is_a_crash_with_partial_outputs(tmp_path: Path) -> None:
 
     def kill_when_running(pid: int) -> None:
         def killer() -> None:
+            # Kill it once SUMO has written some trips, long before the run can end: a
+            # fixed delay races the simulation on an idle machine.
+            trips = out / "tripinfo.xml"
             deadline = time.monotonic() + 60
-            while not (out / "command.json").is_file() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(1.0)  # let it simulate a while and write some trips
+            while time.monotonic() < deadline and not (
+                trips.is_file() and b"<tripinfo " in trips.read_bytes()
+            ):
+                time.sleep(0.01)
             os.killpg(pid, signal.SIGKILL)
 
         threading.Thread(target=killer, daemon=True).start()
 
     with pytest.raises(WorldCrashed) as info:
         run_world(
-            WorldSpec(scenario="grid3x3", controller="fixed", seconds=3600, seed=2, out=out),
+            WorldSpec(scenario="grid3x3", controller="fixed", seconds=14400, seed=2, out=out),
             on_spawn=kill_when_running,
         )
     error = info.value

@@ -6,14 +6,32 @@ Every attack is a plugin (kind ``attack``) that declares an
 for constrained evasion of predictors.
 """
 
-from .base import Access, Attack, AttackSpec, AttackTarget, NistClass, Param, describe_attacks
+from .base import (
+    Access,
+    Attack,
+    AttackedBus,
+    AttackKind,
+    AttackSpec,
+    AttackTarget,
+    HookAttack,
+    MessageAttack,
+    NistClass,
+    describe_attacks,
+    world_attack,
+    world_attack_ids,
+)
 
 __all__ = [
     "Access",
     "Attack",
+    "AttackKind",
     "AttackSpec",
     "AttackTarget",
+    "AttackedBus",
+    "HookAttack",
+    "MessageAttack",
     "NistClass",
-    "Param",
     "describe_attacks",
+    "world_attack",
+    "world_attack_ids",
 ]

@@ -1,4 +1,4 @@
-"""The attack contract: what every red-team technique declares and how it is configured.
+"""The attack contract: what every red-team technique declares, and how each sub-kind runs.
 
 An *attack* is a plugin of kind ``attack``. Its *spec* says what it tries
 to do (the *goal*), what it acts on (the *target kind*: a ``controller``
@@ -8,18 +8,52 @@ NIST AI 100-2 (evasion, poisoning, privacy or misuse), the *access* an
 attacker needs for it, and its *parameters*, each with bounds and a
 default. :meth:`Attack.configure` checks parameters against those bounds
 before anything runs, so a bad intensity is one clear error.
+
+Every attack is one of five *sub-kinds*; each has one way to run, written
+down by its base class:
+
+- ``sensor-hook`` (:class:`HookAttack`): ``hook(network, seed=, lanes=,
+  **params)`` returns a :class:`~cityx.core.WorldHook` whose ``observe``
+  rewrites what the detectors report; the world calls it in its child
+  process, between the detectors and the controller;
+- ``world-insertion`` (:class:`HookAttack`): the same ``hook``, acting in
+  ``before_step`` on the running simulation (real vehicles on the road);
+- ``message-transport`` (:class:`MessageAttack`): ``transport(inner,
+  seed=, **params)`` wraps the secure loop's bus as a man in the middle;
+- ``poisoning`` (:class:`cityx.attacks.poisoning.PoisoningAttack`):
+  ``poison(table, label=, source_cols=, params=, seed=)`` returns the
+  changed training table and which rows changed;
+- ``evasion`` (:class:`cityx.attacks.evasion.ConstrainedEvasion`):
+  ``run(predictor, rows, truth, threat, seed=)`` searches inputs that flip
+  a predictor's answers within a threat model.
+
+The same seed always gives the same result; a constructor stores nothing
+and does no work.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, final
+from typing import Any, ClassVar, Protocol, final, runtime_checkable
 
-from cityx.core import InputError, PluginError, PluginKind, PluginMeta, Principle, Registry, Tags
-from cityx.core.taxonomy import ATLAS_NAMES, NistFunction
+from cityx.core import (
+    NistFunction,
+    Param,
+    PluginError,
+    PluginKind,
+    PluginMeta,
+    Principle,
+    Registry,
+    Tags,
+    WorldHook,
+    configure,
+)
+from cityx.core.taxonomy import ATLAS_NAMES
+from cityx.interop import Transport
+from cityx.worlds.traffic import NetworkInfo
 
 
 class AttackTarget(StrEnum):
@@ -29,6 +63,16 @@ class AttackTarget(StrEnum):
     PREDICTOR = "predictor"
     MESSAGE = "message"
     TRAINING_DATA = "training-data"
+
+
+class AttackKind(StrEnum):
+    """How an attack runs (see the module docstring for each contract)."""
+
+    SENSOR_HOOK = "sensor-hook"
+    WORLD_INSERTION = "world-insertion"
+    MESSAGE_TRANSPORT = "message-transport"
+    POISONING = "poisoning"
+    EVASION = "evasion"
 
 
 class NistClass(StrEnum):
@@ -56,57 +100,6 @@ class Access(StrEnum):
     SENSOR = "sensor"
     MESSAGE_PATH = "message-path"
     TRAINING_DATA = "training-data"
-
-
-@dataclass(frozen=True, slots=True)
-class Param:
-    """One parameter of an attack: a number within ``[low, high]``."""
-
-    name: str
-    default: float
-    low: float
-    high: float
-    unit: str = ""
-    description: str = ""
-    integer: bool = False
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low <= self.high):
-            raise ValueError(f"parameter {self.name!r}: bounds [{self.low}, {self.high}] invalid")
-        if not self.low <= self.default <= self.high:
-            raise ValueError(
-                f"parameter {self.name!r}: default {self.default} outside [{self.low}, {self.high}]"
-            )
-        if self.integer and self.default != int(self.default):
-            raise ValueError(f"parameter {self.name!r}: integer with a fractional default")
-
-    def check(self, value: Any, *, where: str) -> float:
-        """``value`` as a number within bounds, or an InputError naming the parameter."""
-        allowed = f"a{'n integer' if self.integer else ' number'} in [{self.low:g}, {self.high:g}]"
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InputError(
-                f"parameter {self.name!r} must be {allowed}, got {value!r}", where=where
-            )
-        number = float(value)
-        if not math.isfinite(number) or not self.low <= number <= self.high:
-            raise InputError(
-                f"parameter {self.name!r} must be {allowed}, got {value!r}", where=where
-            )
-        if self.integer and number != int(number):
-            raise InputError(
-                f"parameter {self.name!r} must be {allowed}, got {value!r}", where=where
-            )
-        return number
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "default": self.default,
-            "min": self.low,
-            "max": self.high,
-            "unit": self.unit,
-            "integer": self.integer,
-            "description": self.description,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,32 +173,109 @@ class AttackSpec:
 
 
 class Attack:
-    """Base class of attack plugins: a spec, and parameters checked before a run.
+    """Base class of attack plugins: a spec, a sub-kind, parameters checked before a run.
 
-    Subclasses set ``spec`` and ``meta = spec.plugin_meta``; the constructor
-    takes no required arguments and does no work.
+    Subclasses set ``spec``, ``meta = spec.plugin_meta`` and ``subkind``
+    (their sub-kind's base class sets it); the constructor takes no
+    arguments and does no work.
     """
 
     spec: ClassVar[AttackSpec]
     meta: ClassVar[PluginMeta]
+    subkind: ClassVar[AttackKind]
 
     @final
     @classmethod
     def configure(cls, values: Mapping[str, Any] | None = None) -> dict[str, float]:
         """Every declared parameter, from ``values`` or its default, checked against its bounds."""
-        values = dict(values or {})
-        where = f"attack {cls.spec.id}"
-        known = {p.name for p in cls.spec.params}
-        extra = sorted(set(values) - known)
-        if extra:
-            raise InputError(
-                f"unknown parameter(s) {', '.join(extra)}",
-                where=where,
-                hint=f"known: {', '.join(sorted(known)) or 'none'}",
-            )
-        return {
-            p.name: p.check(values.get(p.name, p.default), where=where) for p in cls.spec.params
-        }
+        return configure(cls.spec.params, values, where=f"attack {cls.spec.id}")
+
+
+class HookAttack(Attack, ABC):
+    """A sensor-hook or world-insertion attack: a WorldHook made in the world's process."""
+
+    subkind: ClassVar[AttackKind] = AttackKind.SENSOR_HOOK
+
+    @final
+    def hook(
+        self,
+        network: NetworkInfo,
+        *,
+        seed: int,
+        lanes: Sequence[str] | None = None,
+        **params: Any,
+    ) -> WorldHook:
+        """The hook for a run on ``network``; ``lanes`` names the attacked lanes outright."""
+        return self._hook(network, seed=seed, lanes=lanes, params=self.configure(params))
+
+    @abstractmethod
+    def _hook(
+        self,
+        network: NetworkInfo,
+        *,
+        seed: int,
+        lanes: Sequence[str] | None,
+        params: dict[str, float],
+    ) -> WorldHook:
+        """Build the hook from checked parameters."""
+
+
+@runtime_checkable
+class AttackedBus(Transport, Protocol):
+    """The transport a message attack returns: the bus, a clock and a report.
+
+    ``clock(time_s)`` tells it the simulated time of the messages about to
+    be published (an attack starts at ``start_s``); ``report()`` says what
+    it did, with its ``cost``, as a world hook's report does.
+    """
+
+    def clock(self, time_s: float) -> None: ...
+
+    def report(self) -> Mapping[str, Any]: ...
+
+
+class MessageAttack(Attack, ABC):
+    """A message-path attack: a man in the middle on the secure loop's transport."""
+
+    subkind: ClassVar[AttackKind] = AttackKind.MESSAGE_TRANSPORT
+
+    @final
+    def transport(self, inner: Transport, *, seed: int, **params: Any) -> AttackedBus:
+        """``inner`` with this attack on it."""
+        return self._transport(inner, seed=seed, params=self.configure(params))
+
+    @abstractmethod
+    def _transport(self, inner: Transport, *, seed: int, params: dict[str, float]) -> AttackedBus:
+        """Wrap ``inner`` with checked parameters."""
+
+
+WORLD_KINDS = frozenset(
+    {AttackKind.SENSOR_HOOK, AttackKind.WORLD_INSERTION, AttackKind.MESSAGE_TRANSPORT}
+)
+
+
+def world_attack_ids(registry: Registry | None = None) -> tuple[str, ...]:
+    """The attacks that act on a running world: sensor hooks, world insertions, messages."""
+    registry = registry or Registry()
+    return tuple(
+        a
+        for a in registry.ids(PluginKind.ATTACK)
+        if registry.load(PluginKind.ATTACK, a).subkind in WORLD_KINDS
+    )
+
+
+def world_attack(attack_id: str, registry: Registry | None = None) -> HookAttack | MessageAttack:
+    """The world attack registered as ``attack_id``, ready to configure and run."""
+    registry = registry or Registry()
+    cls = registry.load(PluginKind.ATTACK, attack_id)
+    if not issubclass(cls, HookAttack | MessageAttack):
+        raise PluginError(
+            f"{attack_id!r} is a {cls.subkind.value} attack, not one on a running world",
+            where="attacks",
+            hint=f"world attacks: {', '.join(world_attack_ids(registry))} (cityx attacks list)",
+        )
+    attack: HookAttack | MessageAttack = cls()
+    return attack
 
 
 def describe_attacks(registry: Registry) -> list[dict[str, Any]]:
@@ -226,9 +296,15 @@ def describe_attacks(registry: Registry) -> list[dict[str, Any]]:
 __all__ = [
     "Access",
     "Attack",
+    "AttackKind",
     "AttackSpec",
     "AttackTarget",
+    "AttackedBus",
+    "HookAttack",
+    "MessageAttack",
     "NistClass",
     "Param",
     "describe_attacks",
+    "world_attack",
+    "world_attack_ids",
 ]

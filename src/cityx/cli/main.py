@@ -415,26 +415,16 @@ def _audit_head(args: argparse.Namespace) -> int:
 
 
 def _plugins(args: argparse.Namespace) -> int:
-    from cityx.plugins import default_registry
+    from cityx.core import Registry
 
-    registry = default_registry()
-    rows = []
-    for kind, pid in registry.plugins():
-        meta = registry.meta(kind, pid)
-        rows.append(
-            {
-                "kind": kind.value,
-                "id": pid,
-                "version": meta.version,
-                "summary": meta.summary,
-                "supports": sorted(meta.supports),
-                "principle": meta.tags.principle.value,
-            }
-        )
+    rows = Registry().describe()
     emit(
         args,
         {"plugins": rows},
-        "\n".join(f"{r['kind']:<8} {r['id']:<22} {r['summary']}" for r in rows),
+        "\n".join(
+            f"{r['kind']:<18} {r['id']:<24} {','.join(r['supports']):<22} {r['summary']}"
+            for r in rows
+        ),
     )
     return EXIT_OK
 

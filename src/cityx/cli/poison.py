@@ -130,11 +130,10 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 def _simulate(args: argparse.Namespace) -> int:
     from cityx.attacks.poisoning import PoisoningAttack
-    from cityx.core import InputError, PluginKind
+    from cityx.core import InputError, PluginKind, Registry
     from cityx.data import read_table
-    from cityx.plugins import default_registry
 
-    registry = default_registry()
+    registry = Registry()
     if args.attack not in registry.ids(PluginKind.ATTACK):
         raise InputError(f"unknown attack {args.attack!r}", where="--attack")
     cls = registry.load(PluginKind.ATTACK, args.attack)

@@ -93,9 +93,9 @@ def register(sub: Subparsers) -> Subparsers:
 
 def _attacks_list(args: argparse.Namespace) -> int:
     from cityx.attacks import describe_attacks
-    from cityx.plugins import default_registry
+    from cityx.core import Registry
 
-    rows = describe_attacks(default_registry())
+    rows = describe_attacks(Registry())
     if args.json:
         # The contract is a JSON list, not an object.
         sys.stdout.write(json.dumps(rows) + "\n")

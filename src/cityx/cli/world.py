@@ -150,7 +150,7 @@ def _scenarios_list(args: argparse.Namespace) -> int:
 
 def _world_run(args: argparse.Namespace) -> int:
     from cityx.runs.sandbox import run_submitted_world
-    from cityx.worlds.traffic import BASELINES, WorldSpec, run_world
+    from cityx.worlds.traffic import WorldSpec, is_controller_plugin, run_world
 
     spec = WorldSpec(
         scenario=args.scenario,
@@ -162,7 +162,7 @@ def _world_run(args: argparse.Namespace) -> int:
         emissions=args.emissions,
         detectors=args.detectors,
     )
-    if spec.controller in BASELINES:
+    if is_controller_plugin(spec.controller):
         if args.bus:
             raise InputError("--bus wires a submitted controller, not a baseline", where="--bus")
         result = run_world(spec)

@@ -32,7 +32,16 @@ from .errors import (
 )
 from .findings import CheckResult, CheckStatus, Evidence, Finding, Metric, Severity
 from .manifest import MANIFEST_FILE, ArtifactFormat, Manifest, SystemKind, manifest_json_schema
-from .registry import ENTRY_POINT_GROUP, PluginKind, PluginMeta, Registry
+from .params import Param, configure
+from .registry import (
+    BUILTIN_DISTRIBUTION,
+    ENTRY_POINT_GROUP,
+    PluginInfo,
+    PluginKind,
+    PluginMeta,
+    Registry,
+    resolve,
+)
 from .schema import Feature, FeatureType, FloatArray, InputSchema, OutputSpec, Task
 from .seeding import check_seed, derive_seed, stream
 from .systems import (
@@ -50,6 +59,7 @@ from .systems import (
 from .taxonomy import NistFunction, Principle, Tags
 
 __all__ = [
+    "BUILTIN_DISTRIBUTION",
     "ENTRY_POINT_GROUP",
     "MANIFEST_FILE",
     "Action",
@@ -79,7 +89,9 @@ __all__ = [
     "NistFunction",
     "Observation",
     "OutputSpec",
+    "Param",
     "PluginError",
+    "PluginInfo",
     "PluginKind",
     "PluginMeta",
     "PolicyError",
@@ -105,8 +117,10 @@ __all__ = [
     "WorldOutcome",
     "WorldRunner",
     "check_seed",
+    "configure",
     "derive_seed",
     "manifest_json_schema",
+    "resolve",
     "status_from",
     "stream",
     "target_failure",

@@ -21,6 +21,7 @@ MANIFEST_SCHEMA_VERSION = 1
 MANIFEST_FILE = "cityx.toml"
 
 _ID = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+_FORMAT = r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$"  # a target plugin's id
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 RelPath = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 
@@ -31,6 +32,8 @@ class SystemKind(StrEnum):
 
 
 class ArtifactFormat(StrEnum):
+    """The artifact formats cityx's own target plugins load; a target plugin may add more."""
+
     ONNX = "onnx"
     SKOPS = "skops"
     LIGHTGBM = "lightgbm"
@@ -57,7 +60,10 @@ class SystemSection(_Strict):
 
 class ArtifactSection(_Strict):
     path: RelPath = Field(description="Artifact file, relative to the submission folder.")
-    format: ArtifactFormat
+    format: Annotated[str, StringConstraints(pattern=_FORMAT)] = Field(
+        description="The id of the target plugin that loads the artifact: onnx, skops, "
+        "lightgbm, entrypoint, pickle, or one an installed plugin adds (cityx plugins)."
+    )
     sha256: Sha256 = Field(description="Lowercase hex SHA-256 of the artifact file.")
     entrypoint: str | None = Field(
         default=None,
@@ -67,7 +73,7 @@ class ArtifactSection(_Strict):
 
     @model_validator(mode="after")
     def _entrypoint_only_when_needed(self) -> ArtifactSection:
-        if self.format is ArtifactFormat.ENTRYPOINT:
+        if self.format == ArtifactFormat.ENTRYPOINT:
             if not self.entrypoint or not re.match(r"^[\w.]+:[\w.]+$", self.entrypoint):
                 raise ValueError("format 'entrypoint' needs entrypoint = 'module:callable'")
         elif self.entrypoint is not None:

@@ -105,5 +105,13 @@ class Tags:
             if not _EU_ARTICLE.match(article):
                 raise ValueError(f"EU AI Act article must look like 'Art. 15', got {article!r}")
 
+    def to_json(self) -> dict[str, object]:
+        return {
+            "principle": self.principle.value,
+            "nist": self.nist.value,
+            "atlas": list(self.atlas),
+            "eu_ai_act": list(self.eu_ai_act),
+        }
+
 
 __all__ = ["ATLAS_NAMES", "EU_AI_ACT_ARTICLES", "NistFunction", "Principle", "Tags"]

@@ -1,9 +1,5 @@
-"""The defence side of the red-team lab.
+"""Defenses: runtime guards on the sensor path, and the poisoning audit of training data."""
 
-:mod:`cityx.defenses.guards` holds the runtime guards: plausibility and
-cross-sensor consistency checks on what a controller is about to see.
-"""
+from .guards import RULES, Guard, RuntimeGuard, RuntimeGuardPlugin
 
-from .guards import CHECKS, GUARD_FACTORY, RuntimeGuard, runtime_guard
-
-__all__ = ["CHECKS", "GUARD_FACTORY", "RuntimeGuard", "runtime_guard"]
+__all__ = ["RULES", "Guard", "RuntimeGuard", "RuntimeGuardPlugin"]

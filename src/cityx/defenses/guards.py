@@ -1,9 +1,13 @@
 """Runtime guards: flag implausible or inconsistent observations before a controller acts.
 
-A *runtime guard* is a :class:`~cityx.core.WorldHook` placed after any
-attack on the sensor path. It returns each observation unchanged and
-*flags* lanes whose readings break physics or disagree with other
-readings. Its *checks*, each a few numpy operations over all lanes:
+A *guard* plugin (kind ``guard``) makes a :class:`~cityx.core.WorldHook`
+placed after any attack on the sensor path: ``hook(network, seed=,
+**params)``, with parameters checked against their declared bounds. The
+hook returns each observation unchanged and *flags* lanes whose readings
+break physics or disagree with other readings.
+
+The built-in ``runtime`` guard's *rules*, each a few numpy operations over
+all lanes:
 
 - ``count_rate``: more vehicles over a loop in one second than can pass it;
 - ``over_capacity``: more halting vehicles than the lane-area detector
@@ -25,7 +29,7 @@ readings. Its *checks*, each a few numpy operations over all lanes:
   traffic (a dead detector that reads "empty" looks like an empty lane:
   this guard cannot tell them apart).
 
-``report()`` says how many steps and lane-seconds it flagged, by check and
+``report()`` says how many steps and lane-seconds it flagged, by rule and
 lane, and from when: times are seconds since the run's first observation.
 With ``attack_start_s`` it also splits the flags into before and after
 that time; *detection* is a flag after an attack started, read against
@@ -34,20 +38,28 @@ the same guard's flags on the paired unattacked run (false alarms).
 
 from __future__ import annotations
 
-import math
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, final
 
 import numpy as np
 from numpy.typing import NDArray
 
-from cityx.core.systems import Observation
-from cityx.worlds.traffic.scenarios import e2_lengths
+from cityx.core import (
+    NistFunction,
+    Observation,
+    Param,
+    PluginKind,
+    PluginMeta,
+    Principle,
+    Tags,
+    WorldHook,
+    configure,
+)
+from cityx.worlds.traffic import NetworkInfo
 
-GUARD_FACTORY = f"{__name__}:runtime_guard"
-CHECKS = (
+RULES = (
     "count_rate",
     "over_capacity",
     "queue_without_occupancy",
@@ -61,7 +73,7 @@ _MIN_JAM_M = 6.0  # the least road a queued vehicle takes (a short car and its g
 _CAR_M = 5.0
 
 
-def _green_table(network: Any) -> NDArray[np.bool_]:
+def _green_table(network: NetworkInfo) -> NDArray[np.bool_]:
     """``table[p, j]``: lane ``j`` has a green movement in its intersection's phase ``p``."""
     lanes = [(i, lane) for i in network.intersections for lane in i.lanes]
     phases = max((len(i.phases) for i in network.intersections), default=0)
@@ -78,8 +90,7 @@ class RuntimeGuard:
 
     def __init__(
         self,
-        network: Any,
-        folder: Path,
+        network: NetworkInfo,
         *,
         max_count_per_s: float = 2.0,
         max_queue_jump: float = 3.0,
@@ -88,13 +99,13 @@ class RuntimeGuard:
         stuck_neighbour_counts: float = 10.0,
         attack_start_s: float | None = None,
     ) -> None:
-        self.lanes = tuple(lane for i in network.intersections for lane in i.lanes)
+        self.lanes = network.lanes
         n = len(self.lanes)
         self.owner = np.fromiter(
             (k for k, i in enumerate(network.intersections) for _ in i.lanes), np.int64, n
         )
         self.n_intersections = len(network.intersections)
-        self.e2_m = e2_lengths(folder, self.lanes)
+        self.e2_m = network.detector_lengths()
         # Short vehicles and the two part-covered at the detector's ends: a margin.
         self.capacity = np.ceil(self.e2_m / _MIN_JAM_M) + 2.0
         self.green = _green_table(network)
@@ -207,18 +218,73 @@ class RuntimeGuard:
             "attack_start_s": self.attack_start_s,
             "first_flag_s": self.first_flag_s,
             "first_flag_after_s": self.first_flag_after_s,
-            "checks": {name: int(self.by_check[name]) for name in CHECKS},
+            "checks": {name: int(self.by_check[name]) for name in RULES},
             "lanes": lanes,
         }
 
 
-def runtime_guard(network: Any, folder: Path, *, seed: int, **options: Any) -> RuntimeGuard:
-    """The hook factory: a :class:`RuntimeGuard` (it draws nothing random; ``seed`` is unused)."""
-    del seed
-    for name, value in options.items():
-        if value is not None and (not isinstance(value, int | float) or not math.isfinite(value)):
-            raise ValueError(f"guard option {name} must be a number, got {value!r}")
-    return RuntimeGuard(network, folder, **options)
+class Guard(ABC):
+    """Base class of guard plugins; constructors take nothing and do no work."""
+
+    meta: ClassVar[PluginMeta]
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    @final
+    @classmethod
+    def configure(cls, values: Mapping[str, Any] | None = None) -> dict[str, float]:
+        return configure(cls.params, values, where=f"guard {cls.meta.id}")
+
+    @final
+    def hook(self, network: NetworkInfo, *, seed: int, **params: Any) -> WorldHook:
+        """The guard's hook for a run on ``network``, parameters checked first."""
+        return self._hook(network, seed=seed, params=self.configure(params))
+
+    @abstractmethod
+    def _hook(self, network: NetworkInfo, *, seed: int, params: dict[str, float]) -> WorldHook:
+        """Build the hook from checked parameters."""
 
 
-__all__ = ["CHECKS", "GUARD_FACTORY", "RuntimeGuard", "runtime_guard"]
+class RuntimeGuardPlugin(Guard):
+    """The runtime guard (it draws nothing random: ``seed`` is unused)."""
+
+    meta: ClassVar[PluginMeta] = PluginMeta(
+        id="runtime",
+        kind=PluginKind.GUARD,
+        version="1",
+        summary="Plausibility and consistency rules on every observation: counts, capacity, "
+        "occupancy, queue conservation, discharge, stuck readings",
+        tags=Tags(Principle.SECURITY, NistFunction.MANAGE, ("AML.T0043",), ("Art. 15",)),
+        supports=frozenset({"controller"}),
+    )
+    params = (
+        Param(
+            "max_count_per_s", 2.0, 0.1, 100.0, "vehicles/s", "most vehicles over a loop a second"
+        ),
+        Param("max_queue_jump", 3.0, 0.5, 100.0, "vehicles", "most queue change in a second"),
+        Param("no_discharge_s", 20.0, 1.0, 3600.0, "s", "green seconds a queue may stand still"),
+        Param("stuck_s", 180.0, 5.0, 86400.0, "s", "seconds a busy reading may stay constant"),
+        Param(
+            "stuck_neighbour_counts",
+            10.0,
+            0.0,
+            10_000.0,
+            "vehicles",
+            "traffic the rest of the intersection must see meanwhile",
+        ),
+        Param(
+            "attack_start_s",
+            -1.0,
+            -1.0,
+            86400.0,
+            "s",
+            "when an attack began, to split flags before/after it (-1: none)",
+        ),
+    )
+
+    def _hook(self, network: NetworkInfo, *, seed: int, params: dict[str, float]) -> RuntimeGuard:
+        del seed
+        start = params.pop("attack_start_s")
+        return RuntimeGuard(network, attack_start_s=None if start < 0 else start, **params)
+
+
+__all__ = ["RULES", "Guard", "RuntimeGuard", "RuntimeGuardPlugin"]

@@ -51,8 +51,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from cityx.assess.sandbox import paired
-from cityx.attacks.base import Attack, AttackTarget
-from cityx.attacks.world import HOOK_ATTACKS, HOOK_FACTORY, MESSAGE_ATTACKS
+from cityx.attacks import (
+    AttackTarget,
+    HookAttack,
+    MessageAttack,
+    world_attack,
+    world_attack_ids,
+)
 from cityx.core import (
     Check,
     CheckContext,
@@ -72,11 +77,11 @@ from cityx.core import (
     status_from,
 )
 from cityx.core.seeding import check_seed
-from cityx.defenses.guards import GUARD_FACTORY
+from cityx.worlds.traffic import is_controller_plugin
 
 SCHEMA_VERSION = 1
 CLEAN = "none"
-BASELINE_CONTROLLERS = ("fixed", "actuated", "max-pressure")
+GUARD = "guard:runtime"
 # The overall KPIs whose paired differences a group summarises.
 SUMMARISED = (
     "mean_waiting_s",
@@ -178,7 +183,7 @@ class CampaignPlan:
                 raise InputError(str(exc), where="seeds") from None
         if self.seconds <= 0:
             raise InputError(f"seconds must be positive, got {self.seconds}", where="seconds")
-        known = {**HOOK_ATTACKS, **MESSAGE_ATTACKS}
+        known = world_attack_ids()
         for attack in self.attacks:
             if attack not in known:
                 raise InputError(
@@ -187,9 +192,9 @@ class CampaignPlan:
                     hint=f"known: {', '.join(sorted(known))} (cityx attacks list)",
                 )
             for x in self.intensities:
-                attack_class(attack).configure(self.attack_params(attack, x))
-        messages = [a for a in self.attacks if a in MESSAGE_ATTACKS]
-        if messages and self.controller in BASELINE_CONTROLLERS:
+                world_attack(attack).configure(self.attack_params(attack, x))
+        messages = [a for a in self.attacks if isinstance(world_attack(a), MessageAttack)]
+        if messages and is_controller_plugin(self.controller):
             raise InputError(
                 f"{', '.join(messages)} attack(s) the secure loop, which only a submitted "
                 "controller runs behind",
@@ -198,10 +203,10 @@ class CampaignPlan:
             )
         if messages and self.bus is None:
             object.__setattr__(self, "bus", "memory")
-        if self.controller not in BASELINE_CONTROLLERS and not Path(self.controller).is_dir():
+        if not is_controller_plugin(self.controller) and not Path(self.controller).is_dir():
             raise InputError(
                 f"unknown controller {self.controller!r}",
-                hint=f"a baseline ({', '.join(BASELINE_CONTROLLERS)}) or a submission folder",
+                hint="a controller plugin (cityx plugins) or a controller submission folder",
             )
 
     @property
@@ -270,13 +275,6 @@ class CampaignPlan:
         return _sha256(self.to_json())
 
 
-def attack_class(attack: str) -> type[Attack]:
-    cls: type[Attack] | None = HOOK_ATTACKS.get(attack) or MESSAGE_ATTACKS.get(attack)
-    if cls is None:
-        raise InputError(f"unknown world attack {attack!r}", where="attacks")
-    return cls
-
-
 # -- one cell -------------------------------------------------------------------------------
 
 
@@ -292,21 +290,17 @@ def run_cell(
     started = time.perf_counter()
     hooks: list[tuple[str, Mapping[str, Any]]] = []
     message_attack: dict[str, Any] | None = None
-    if cell.attack in HOOK_ATTACKS:
-        hooks.append(
-            (
-                HOOK_FACTORY,
-                {"attack": cell.attack, **plan.attack_params(cell.attack, cell.intensity)},
-            )
-        )
-    elif cell.attack in MESSAGE_ATTACKS:
+    attack = world_attack(cell.attack) if cell.attack != CLEAN else None
+    if isinstance(attack, HookAttack):
+        hooks.append((f"attack:{cell.attack}", plan.attack_params(cell.attack, cell.intensity)))
+    elif isinstance(attack, MessageAttack):
         message_attack = {
             "attack": cell.attack,
             "seed": cell.seed,
             **plan.attack_params(cell.attack, cell.intensity),
         }
     if plan.guard:
-        hooks.append((GUARD_FACTORY, {"attack_start_s": plan.attack_start_s}))
+        hooks.append((GUARD, {"attack_start_s": plan.attack_start_s}))
     spec = WorldSpec(
         scenario=cell.scenario,
         controller=plan.controller,
@@ -318,7 +312,7 @@ def run_cell(
     )
     record: dict[str, Any] = {**cell.to_json(), "key": cell.key, "status": "ok", "error": None}
     try:
-        if plan.controller in BASELINE_CONTROLLERS:
+        if is_controller_plugin(plan.controller):
             result = run_world(spec, timeout_s=plan.timeout_s, on_spawn=on_spawn)
         else:
             result = run_submitted_world(
@@ -792,8 +786,7 @@ def _finding(plan: CampaignPlan, group: Mapping[str, Any]) -> Finding | None:
     change = group["change_pct"]["value"]
     if change is None or change < thresholds.success_pct:
         return None
-    attack = attack_class(group["attack"])
-    spec = attack.spec
+    spec = world_attack(group["attack"]).spec
     severity = thresholds.severity(change)
     detected = group["detection_rate"]
     noticed = (

@@ -28,12 +28,13 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, unquote
 
 import numpy as np
 
-from cityx.core.systems import Action, Controller, Observation
+from cityx.attacks import AttackedBus, MessageAttack, world_attack
+from cityx.core import Action, Controller, InputError, Observation
 from cityx.interop import (
     Catalog,
     InMemoryTransport,
@@ -50,9 +51,6 @@ from cityx.interop import (
 from cityx.interop.keys import SigningKey
 from cityx.interop.messages import signal_phase_command, traffic_flow_observed
 from cityx.worlds.traffic import NetworkInfo
-
-if TYPE_CHECKING:
-    from cityx.attacks.world import AttackedTransport
 
 CITY = "sandbox"  # the issuer URNs' city; each loop's topics get a run tag of their own
 SIGNALS = "urn:cityx:city:sandbox:signals"
@@ -85,11 +83,15 @@ class SecureLoop:
         self.interval_s = interval_s
         self.transport = transport or InMemoryTransport()
         # A red-team run puts a man in the middle on the bus: {"attack", "seed", params...}.
-        self._attack: AttackedTransport | None = None
+        self._attack: AttackedBus | None = None
         if message_attack:
-            from cityx.attacks.world import message_transport
-
-            self._attack = message_transport(self.transport, **message_attack)
+            options = dict(message_attack)
+            attack = world_attack(str(options.pop("attack")))
+            if not isinstance(attack, MessageAttack):
+                raise InputError(
+                    f"{attack.meta.id!r} is not a message-path attack", where="message_attack"
+                )
+            self._attack = attack.transport(self.transport, **options)
             self.transport = self._attack
         self._close_transport = close_transport
         catalog = Catalog.builtin()

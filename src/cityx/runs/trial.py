@@ -44,7 +44,6 @@ from cityx.data import file_sha256, labelled_batch
 from cityx.governance.gate import GateDecision, decide, principle_status
 from cityx.governance.policy import Policy, load_policy, threshold_allowed
 from cityx.governance.report import write_report
-from cityx.plugins import default_registry
 from cityx.store import Store
 from cityx.submissions import resolve_inside, validate_submission
 from cityx.targets import Limits, open_predictor, open_scorer
@@ -120,7 +119,7 @@ def run_trial(
     """Run one trial end to end; raise a CityxError for bad input before writing anything."""
     started = time.perf_counter()
     seed = check_seed(plan.seed)
-    registry = registry or default_registry()
+    registry = registry or Registry()
     validation = validate_submission(plan.submission)
     manifest = validation.raise_for_errors()
     policy = load_policy(plan.policy)

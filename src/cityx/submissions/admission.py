@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from cityx.core import (
-    ArtifactFormat,
     Check,
     CheckContext,
     CheckResult,
@@ -22,6 +21,7 @@ from cityx.core import (
     PluginKind,
     PluginMeta,
     Principle,
+    Registry,
     Severity,
     Tags,
     status_from,
@@ -60,12 +60,13 @@ class Admission(Check):
             for i, p in enumerate(ctx.problems, start=1)
         ]
         fmt = ctx.manifest.artifact.format if ctx.manifest else None
-        if fmt in (ArtifactFormat.PICKLE, ArtifactFormat.ENTRYPOINT):
+        target = Registry().load(PluginKind.TARGET, fmt) if fmt else None
+        if fmt and getattr(target, "runs_vendor_code", False):
             findings.append(
                 Finding(
                     id=f"{cid}/trusted-code",
                     check=cid,
-                    title=f"The artifact ({fmt.value}) runs the vendor's own code",
+                    title=f"The artifact ({fmt}) runs the vendor's own code",
                     severity=Severity.MEDIUM,
                     severity_reason="it was loaded only because the user trusted it; prefer ONNX, "
                     "skops or LightGBM files, which load without running code",
@@ -75,7 +76,7 @@ class Admission(Check):
         found = tuple(findings)
         metrics = {"warnings": Metric(len(ctx.problems)), "load_s": Metric(ctx.load_s, unit="s")}
         details = {
-            "format": fmt.value if fmt else None,
+            "format": fmt,
             "sha256": ctx.manifest.artifact.sha256 if ctx.manifest else None,
         }
         return CheckResult(cid, status_from(found), metrics, found, details)

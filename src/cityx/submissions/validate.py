@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from cityx.core import (
+    ArtifactFormat,
     DataError,
     Level,
     Manifest,
     ManifestError,
+    PluginKind,
     Problem,
+    Registry,
 )
 from cityx.data import file_sha256, inspect_table, read_table
 
@@ -127,7 +130,16 @@ def _check_artifact(
             )
         )
         return None
-    if art.format.value == "entrypoint" and path.is_dir():
+    known = Registry().ids(PluginKind.TARGET)
+    if art.format not in known:
+        found.append(
+            Problem(
+                f"{toml}: [artifact].format",
+                f"no target plugin loads format {art.format!r} (known: {', '.join(known)})",
+            )
+        )
+        return None
+    if art.format == ArtifactFormat.ENTRYPOINT and path.is_dir():
         found.append(
             Problem(
                 f"{toml}: [artifact].path",

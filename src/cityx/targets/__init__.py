@@ -19,18 +19,7 @@ from .limits import Limits
 from .model import LoadRequest, RawPrediction, TargetModel
 from .scorer import IsolatedScorer, open_scorer
 
-# Artifact format -> adapter, as lazy "module:Class" references; the worker
-# resolves the adapter through this table, so nothing loads until it is used.
-BUILTIN_TARGETS: dict[str, str] = {
-    "onnx": "cityx.targets.onnx_model:OnnxModel",
-    "skops": "cityx.targets.skops_model:SkopsModel",
-    "lightgbm": "cityx.targets.lightgbm_model:LightgbmModel",
-    "entrypoint": "cityx.targets.entrypoint:EntrypointModel",
-    "pickle": "cityx.targets.pickled:PickledModel",
-}
-
 __all__ = [
-    "BUILTIN_TARGETS",
     "IsolatedPredictor",
     "IsolatedScorer",
     "Limits",

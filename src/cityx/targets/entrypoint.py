@@ -29,8 +29,9 @@ class EntrypointModel(EstimatorModel):
         version="1",
         summary="Trusted vendor Python code: module:callable returning an object with predict",
         tags=Tags(Principle.SECURITY, NistFunction.MAP, ("AML.T0011",), ("Art. 15",)),
-        supports=frozenset({"predictor"}),
+        supports=frozenset({"predictor", "controller"}),
     )
+    runs_vendor_code = True
 
     @classmethod
     def load(cls, request: LoadRequest) -> EntrypointModel:

@@ -31,7 +31,7 @@ class LightgbmModel(TargetModel):
         version="1",
         summary="A LightGBM booster from its native model file; class i is the manifest's label i",
         tags=Tags(Principle.SECURITY, NistFunction.MAP, ("AML.T0010",), ("Art. 15",)),
-        supports=frozenset({"predictor"}),
+        supports=frozenset({"predictor", "controller"}),
         reference="https://lightgbm.readthedocs.io/en/stable/pythonapi/lightgbm.Booster.html",
     )
 

@@ -24,7 +24,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cityx.core import (
-    ArtifactFormat,
     FloatArray,
     Manifest,
     PluginMeta,
@@ -43,7 +42,7 @@ class LoadRequest:
     """
 
     artifact: Path
-    format: ArtifactFormat
+    format: str
     features: tuple[str, ...]
     task: Task
     labels: tuple[str, ...] = ()
@@ -51,6 +50,8 @@ class LoadRequest:
     trust_pickle: bool = False
     trusted: tuple[str, ...] = ()
     threads: int = 1
+    sha256: str | None = None
+    plugins_allow: tuple[str, ...] | None = None
 
     @classmethod
     def for_submission(
@@ -61,6 +62,7 @@ class LoadRequest:
         trust_pickle: bool = False,
         trusted: Sequence[str] = (),
         threads: int = 1,
+        plugins_allow: Sequence[str] | None = None,
     ) -> LoadRequest:
         """The request for a submission's artifact; TargetLoadError if it is missing or outside."""
         folder = Path(submission_dir).resolve()
@@ -88,12 +90,14 @@ class LoadRequest:
             trust_pickle=trust_pickle,
             trusted=tuple(trusted),
             threads=threads,
+            sha256=manifest.artifact.sha256,
+            plugins_allow=None if plugins_allow is None else tuple(plugins_allow),
         )
 
     def to_json(self) -> dict[str, Any]:
         return {
             "artifact": str(self.artifact),
-            "format": self.format.value,
+            "format": self.format,
             "features": list(self.features),
             "task": self.task.value,
             "labels": list(self.labels),
@@ -101,13 +105,15 @@ class LoadRequest:
             "trust_pickle": self.trust_pickle,
             "trusted": list(self.trusted),
             "threads": self.threads,
+            "sha256": self.sha256,
+            "plugins_allow": None if self.plugins_allow is None else list(self.plugins_allow),
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LoadRequest:
         return cls(
             artifact=Path(data["artifact"]),
-            format=ArtifactFormat(data["format"]),
+            format=str(data["format"]),
             features=tuple(data["features"]),
             task=Task(data["task"]),
             labels=tuple(data["labels"]),
@@ -115,6 +121,10 @@ class LoadRequest:
             trust_pickle=bool(data["trust_pickle"]),
             trusted=tuple(data["trusted"]),
             threads=int(data["threads"]),
+            sha256=data.get("sha256"),
+            plugins_allow=None
+            if data.get("plugins_allow") is None
+            else tuple(data["plugins_allow"]),
         )
 
     @property
@@ -151,8 +161,12 @@ class TargetModel(ABC):
     """Base class of target adapters; the worker calls ``load``, then ``answer``."""
 
     meta: ClassVar[PluginMeta]
-    # Methods a parent may call by name; controllers will add "act".
+    # Methods a parent may call by name. A controller submission's model is called
+    # through "predict" too: it scores the sandbox's phase candidates.
     methods: ClassVar[frozenset[str]] = frozenset({"predict"})
+    # Whether loading runs the vendor's own code (a pickle, a Python entry point): such
+    # artifacts load only when the user trusts them, and admission says so.
+    runs_vendor_code: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod
@@ -174,7 +188,6 @@ class TargetModel(ABC):
         """Run one named call: a method name, a small JSON payload and arrays in and out."""
         if method not in self.methods:
             raise TargetError(f"{type(self).__name__} has no method {method!r}")
-        # Only predictors exist so far; controllers will dispatch "act" here.
         batch = arrays.get("batch")
         if batch is None or batch.ndim != 2:
             raise TargetError("a predict call needs a 2-D array named 'batch'")

@@ -62,7 +62,7 @@ class OnnxModel(TargetModel):
         version="1",
         summary="An ONNX model run by onnxruntime on the CPU; one (n, d) float input",
         tags=Tags(Principle.SECURITY, NistFunction.MAP, ("AML.T0010",), ("Art. 15",)),
-        supports=frozenset({"predictor"}),
+        supports=frozenset({"predictor", "controller"}),
         reference="https://onnxruntime.ai/docs/api/python/api_summary.html",
     )
 

@@ -22,9 +22,10 @@ class PickledModel(EstimatorModel):
         version="1",
         summary="A model from a pickle or joblib file; refused unless the user trusts pickles",
         tags=Tags(Principle.SECURITY, NistFunction.MAP, ("AML.T0010", "AML.T0011"), ("Art. 15",)),
-        supports=frozenset({"predictor"}),
+        supports=frozenset({"predictor", "controller"}),
         reference="https://docs.python.org/3/library/pickle.html",
     )
+    runs_vendor_code = True
 
     @classmethod
     def load(cls, request: LoadRequest) -> PickledModel:

@@ -24,7 +24,7 @@ class SkopsModel(EstimatorModel):
         version="1",
         summary="A scikit-learn model from a skops file, refused when it holds untrusted types",
         tags=Tags(Principle.SECURITY, NistFunction.MAP, ("AML.T0010",), ("Art. 15",)),
-        supports=frozenset({"predictor"}),
+        supports=frozenset({"predictor", "controller"}),
         reference="https://skops.readthedocs.io/en/stable/persistence.html",
     )
 

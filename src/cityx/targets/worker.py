@@ -5,8 +5,11 @@ Started by :mod:`cityx.targets.process` as ``python -m cityx.targets.worker
 :mod:`.protocol` messages on its stdin and stdout until told to ``close``
 or until the parent goes away:
 
-- ``load`` (header: a :class:`~.model.LoadRequest`) picks the adapter for
-  the artifact format from ``BUILTIN_TARGETS`` and loads the artifact;
+- ``load`` (header: a :class:`~.model.LoadRequest`) checks the artifact's
+  SHA-256 digest against the manifest's (when the request carries one),
+  finds the target plugin for the artifact format in the plugin registry
+  (the built-ins and installed ``cityx.plugins`` entry points, within the
+  request's allow-list) and loads the artifact;
 - ``call`` (header: ``method`` and ``payload``; arrays) runs one method of
   the loaded model on whole arrays;
 - ``close`` ends the worker.
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
-import importlib
+import hashlib
 import os
 import resource
 import sys
@@ -31,9 +34,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from cityx.core import CityxError, TargetCrashed, TargetError, TargetLoadError
+from cityx.core import (
+    CityxError,
+    PluginError,
+    PluginKind,
+    Registry,
+    TargetCrashed,
+    TargetError,
+    TargetLoadError,
+)
 
-from . import BUILTIN_TARGETS
 from .model import LoadRequest, TargetModel, brief
 from .protocol import Message, encode, read_message, write_frame
 
@@ -102,16 +112,20 @@ class Worker:
         raise TargetError(f"unknown operation {op!r}")
 
     def _load(self, request: LoadRequest) -> TargetModel:
-        reference = BUILTIN_TARGETS.get(request.format.value)
-        if reference is None:
-            raise request.load_error(f"no target adapter for format {request.format.value!r}")
-        module_name, _, class_name = reference.partition(":")
+        _check_digest(request)
         try:
-            adapter: type[TargetModel] = getattr(importlib.import_module(module_name), class_name)
-        except ImportError as exc:
+            adapter: type[TargetModel] = Registry(allow=request.plugins_allow).load(
+                PluginKind.TARGET, request.format
+            )
+        except PluginError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ImportError):
+                raise request.load_error(
+                    f"the {request.format} adapter cannot start: {brief(cause)}",
+                    hint="install the library it needs",
+                ) from exc
             raise request.load_error(
-                f"the {request.format.value} adapter cannot start: {brief(exc)}",
-                hint="install the library it needs",
+                f"no target plugin for format {request.format!r}: {exc.message}", hint=exc.hint
             ) from exc
         try:
             return adapter.load(request)
@@ -151,6 +165,23 @@ class Worker:
         return (
             f"the worker's memory limit is {self._memory_mb} MB, raise it with --memory-mb if "
             "the model needs more; the worker was stopped, the next call starts a fresh one"
+        )
+
+
+def _check_digest(request: LoadRequest) -> None:
+    """Refuse an artifact that is not the one the manifest's digest names."""
+    if request.sha256 is None or not request.artifact.is_file():
+        return
+    digest = hashlib.sha256()
+    with request.artifact.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    found = digest.hexdigest()
+    if found != request.sha256:
+        raise request.load_error(
+            f"digest mismatch: the artifact has sha256 {found}, the manifest says {request.sha256}",
+            hint="the artifact changed after the manifest was written, or was tampered with; "
+            "nothing was loaded",
         )
 
 

@@ -18,9 +18,18 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from cityx.core import FloatArray, InputError, PluginMeta, Predictor, Task, check_seed, stream
+from cityx.core import (
+    FloatArray,
+    InputError,
+    Param,
+    PluginMeta,
+    Predictor,
+    Task,
+    check_seed,
+    stream,
+)
 
-from ..base import Access, Attack, AttackSpec, AttackTarget, NistClass, Param
+from ..base import Access, Attack, AttackKind, AttackSpec, AttackTarget, NistClass
 from .projection import violations
 from .search import search
 from .threat_model import ThreatModel
@@ -124,6 +133,7 @@ class ConstrainedEvasion(Attack):
         ),
     )
     meta: ClassVar[PluginMeta] = spec.plugin_meta
+    subkind: ClassVar[AttackKind] = AttackKind.EVASION
 
     def run(
         self,

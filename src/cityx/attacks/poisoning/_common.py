@@ -15,15 +15,14 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, final
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from cityx.attacks.base import Access, Attack, AttackSpec, AttackTarget, NistClass, Param
-from cityx.core import DataError, InputError
-from cityx.core.seeding import stream
+from cityx.attacks.base import Access, Attack, AttackKind, AttackSpec, AttackTarget, NistClass
+from cityx.core import DataError, InputError, Param, stream
 from cityx.data.training import RUN_COLUMNS, time_column
 
 
@@ -85,8 +84,10 @@ def robust_scale(values: NDArray[np.float64]) -> NDArray[np.float64]:
 class PoisoningAttack(Attack):
     """An attack on training data: ``poison`` returns the changed table and the truth."""
 
+    subkind: ClassVar[AttackKind] = AttackKind.POISONING
     needs_source: ClassVar[bool] = False
 
+    @final
     def poison(
         self,
         table: pd.DataFrame,

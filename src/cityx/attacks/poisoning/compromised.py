@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from cityx.attacks.base import Access, AttackSpec, Param
-from cityx.core import InputError, PluginMeta
+from cityx.attacks.base import Access, AttackSpec
+from cityx.core import InputError, Param, PluginMeta
 from cityx.data.training import feature_columns
 
 from ._common import PoisoningAttack, poisoning_spec, series_order, source_codes

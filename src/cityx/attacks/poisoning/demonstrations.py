@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from cityx.attacks.base import AttackSpec, Param
-from cityx.core import DataError, PluginMeta
+from cityx.attacks.base import AttackSpec
+from cityx.core import DataError, Param, PluginMeta
 
 from ._common import PoisoningAttack, poisoning_spec, relabel, rows_mask
 

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from cityx.attacks.base import AttackSpec, Param
-from cityx.core import PluginMeta
+from cityx.attacks.base import AttackSpec
+from cityx.core import Param, PluginMeta
 
 from ._common import (
     PoisoningAttack,

@@ -29,10 +29,10 @@ import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from cityx.core import PluginMeta
-from cityx.core.seeding import derive_seed, stream
+from cityx.core import Param, PluginMeta, derive_seed, stream
+from cityx.interop import Catalog, Signer, Transport, generate_key
 
-from ..base import Access, Attack, AttackSpec, AttackTarget, NistClass, Param
+from ..base import Access, AttackSpec, AttackTarget, MessageAttack, NistClass
 
 OBSERVATIONS = "/TrafficFlowObserved/"
 
@@ -48,7 +48,9 @@ def _b64encode(data: bytes) -> str:
 class AttackedTransport:
     """A :class:`~cityx.interop.Transport` with a man in the middle on observations."""
 
-    def __init__(self, inner: Any, *, attack: str, seed: int, params: Mapping[str, float]) -> None:
+    def __init__(
+        self, inner: Transport, *, attack: str, seed: int, params: Mapping[str, float]
+    ) -> None:
         self.inner = inner
         self.attack = attack
         self.params = dict(params)
@@ -130,8 +132,6 @@ class AttackedTransport:
         return ".".join(parts).encode("ascii")
 
     def _forge(self, topic: str, data: bytes) -> bytes:
-        from cityx.interop import Catalog, Signer, generate_key
-
         _, claims = self._claims(data)
         issuer = str(claims["iss"])
         if issuer not in self._signers:
@@ -179,15 +179,16 @@ def _spec(attack_id: str, goal: str, atlas: tuple[str, ...], *extra: Param) -> A
     )
 
 
-class MessageAttack(Attack):
-    """A message-path attack: ``transport`` wraps the secure loop's transport."""
+class TransportAttack(MessageAttack):
+    """The message attacks here share one man in the middle, :class:`AttackedTransport`."""
 
-    @classmethod
-    def transport(cls, inner: Any, *, seed: int, **params: Any) -> AttackedTransport:
-        return AttackedTransport(inner, attack=cls.spec.id, seed=seed, params=cls.configure(params))
+    def _transport(
+        self, inner: Transport, *, seed: int, params: dict[str, float]
+    ) -> AttackedTransport:
+        return AttackedTransport(inner, attack=self.spec.id, seed=seed, params=params)
 
 
-class Forge(MessageAttack):
+class Forge(TransportAttack):
     spec = _spec(
         "message.forge",
         "Forge detector messages signed with the attacker's key, claiming a queue",
@@ -197,7 +198,7 @@ class Forge(MessageAttack):
     meta: ClassVar[PluginMeta] = spec.plugin_meta
 
 
-class Replay(MessageAttack):
+class Replay(TransportAttack):
     spec = _spec(
         "message.replay",
         "Replay earlier genuine detector messages",
@@ -206,7 +207,7 @@ class Replay(MessageAttack):
     meta: ClassVar[PluginMeta] = spec.plugin_meta
 
 
-class Tamper(MessageAttack):
+class Tamper(TransportAttack):
     spec = _spec(
         "message.tamper",
         "Raise the queue in genuine detector messages in transit",
@@ -216,7 +217,7 @@ class Tamper(MessageAttack):
     meta: ClassVar[PluginMeta] = spec.plugin_meta
 
 
-class Flood(MessageAttack):
+class Flood(TransportAttack):
     spec = _spec(
         "message.flood",
         "Flood the detectors' topics with junk envelopes",
@@ -226,4 +227,4 @@ class Flood(MessageAttack):
     meta: ClassVar[PluginMeta] = spec.plugin_meta
 
 
-__all__ = ["AttackedTransport", "Flood", "Forge", "MessageAttack", "Replay", "Tamper"]
+__all__ = ["AttackedTransport", "Flood", "Forge", "Replay", "Tamper", "TransportAttack"]

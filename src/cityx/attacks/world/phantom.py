@@ -14,18 +14,16 @@ counted on the navigation map.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from cityx.core import PluginMeta
-from cityx.core.seeding import stream
-from cityx.core.systems import Observation
+from cityx.core import Observation, Param, PluginMeta, stream
+from cityx.worlds.traffic import NetworkInfo
 
-from ..base import Access, Attack, AttackSpec, AttackTarget, NistClass, Param
+from ..base import Access, AttackKind, AttackSpec, AttackTarget, HookAttack, NistClass
 from .sensor import COMMON
-from .targets import observed_lanes, target_mask
+from .targets import target_mask
 
 PREFIX = "cityx.phantom."
 
@@ -37,7 +35,7 @@ class PhantomVehiclesHook:
 
     def __init__(
         self,
-        network: Any,
+        network: NetworkInfo,
         *,
         seed: int,
         params: Mapping[str, float],
@@ -45,7 +43,7 @@ class PhantomVehiclesHook:
     ) -> None:
         self.params = dict(params)
         self.intensity = float(params["intensity"])
-        columns = observed_lanes(network)
+        columns = network.lanes
         mask = target_mask(
             network, share=float(params["share"]), seed=seed, label="sensor", lanes=lanes
         )
@@ -108,7 +106,7 @@ class PhantomVehiclesHook:
         }
 
 
-class PhantomVehicles(Attack):
+class PhantomVehicles(HookAttack):
     spec = AttackSpec(
         id="world.phantom-vehicles",
         version="1",
@@ -128,18 +126,17 @@ class PhantomVehicles(Attack):
         reference="Weckert, Google Maps Hacks (99 phones in a handcart), Berlin 2020",
     )
     meta: ClassVar[PluginMeta] = spec.plugin_meta
+    subkind = AttackKind.WORLD_INSERTION
 
-    @classmethod
-    def hook(
-        cls,
-        network: Any,
-        folder: Path,
+    def _hook(
+        self,
+        network: NetworkInfo,
         *,
         seed: int,
-        lanes: Sequence[str] | None = None,
-        **params: Any,
+        lanes: Sequence[str] | None,
+        params: dict[str, float],
     ) -> PhantomVehiclesHook:
-        return PhantomVehiclesHook(network, seed=seed, params=cls.configure(params), lanes=lanes)
+        return PhantomVehiclesHook(network, seed=seed, params=params, lanes=lanes)
 
 
 __all__ = ["PREFIX", "PhantomVehicles", "PhantomVehiclesHook"]

@@ -31,18 +31,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from cityx.core import PluginMeta
-from cityx.core.seeding import stream
-from cityx.core.systems import Observation
-from cityx.worlds.traffic.scenarios import e2_lengths
+from cityx.core import Observation, Param, PluginMeta, stream
+from cityx.worlds.traffic import NetworkInfo
 
-from ..base import Access, Attack, AttackSpec, AttackTarget, NistClass, Param
-from .targets import JAM_SPACING_M, observed_lanes, target_mask
+from ..base import Access, AttackSpec, AttackTarget, HookAttack, NistClass
+from .targets import JAM_SPACING_M, target_mask
 
 INTENSITY = Param("intensity", 0.5, 0.0, 1.0, "", "how far the attack goes, 0 (off) to 1 (full)")
 SHARE = Param("share", 0.25, 0.0, 1.0, "", "share of the signalised approaches controlled")
@@ -60,8 +57,7 @@ class SensorHook:
 
     def __init__(
         self,
-        network: Any,
-        folder: Path,
+        network: NetworkInfo,
         *,
         seed: int,
         params: Mapping[str, float],
@@ -70,13 +66,13 @@ class SensorHook:
         self.params = dict(params)
         self.intensity = float(params["intensity"])
         self.start_s = float(params["start_s"])
-        self.lanes = observed_lanes(network)
+        self.lanes = network.lanes
         # One stream for every sensor attack: at one seed and share they hit the same lanes,
         # so a campaign compares attacks on equal footing.
         self.mask = target_mask(
             network, share=float(params["share"]), seed=seed, label="sensor", lanes=lanes
         )
-        self.e2_m = e2_lengths(folder, self.lanes)
+        self.e2_m = network.detector_lengths()
         self.capacity = np.floor(self.e2_m / JAM_SPACING_M)
         self.rng = stream(seed, "attack", self.attack_id)
         self._t0: float | None = None
@@ -199,8 +195,8 @@ class BlackoutHook(SensorHook):
 class StaleHook(SensorHook):
     attack_id = "world.stale"
 
-    def __init__(self, network: Any, folder: Path, **kwargs: Any) -> None:
-        super().__init__(network, folder, **kwargs)
+    def __init__(self, network: NetworkInfo, **kwargs: Any) -> None:
+        super().__init__(network, **kwargs)
         self.delay = round(self.intensity * self.params["max_delay_s"])
         # The last delay + 1 readings; the oldest is what the attacked lanes show.
         self._history: deque[np.ndarray[Any, np.dtype[np.float64]]] = deque(maxlen=self.delay + 1)
@@ -265,22 +261,20 @@ def _spec(
     )
 
 
-class SensorAttack(Attack):
-    """A sensor-path attack: ``hook`` makes its WorldHook in the world's child process."""
+class SensorAttack(HookAttack):
+    """A sensor-path attack: its hook rewrites what the detectors report."""
 
     hook_class: ClassVar[type[SensorHook]]
 
-    @classmethod
-    def hook(
-        cls,
-        network: Any,
-        folder: Path,
+    def _hook(
+        self,
+        network: NetworkInfo,
         *,
         seed: int,
-        lanes: Sequence[str] | None = None,
-        **params: Any,
+        lanes: Sequence[str] | None,
+        params: dict[str, float],
     ) -> SensorHook:
-        return cls.hook_class(network, folder, seed=seed, params=cls.configure(params), lanes=lanes)
+        return self.hook_class(network, seed=seed, params=params, lanes=lanes)
 
 
 class PhantomQueue(SensorAttack):

@@ -12,24 +12,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from cityx.core import InputError
-from cityx.core.seeding import stream
+from cityx.core import InputError, stream
+from cityx.worlds.traffic import NetworkInfo
 
 BoolArray = NDArray[np.bool_]
 JAM_SPACING_M = 7.5  # one queued car per 7.5 m: 5 m of car and 2.5 m of gap
 
 
-def observed_lanes(network: Any) -> tuple[str, ...]:
-    """The lane columns of an observation, in order (intersection by intersection)."""
-    return tuple(lane for i in network.intersections for lane in i.lanes)
-
-
-def approaches(network: Any) -> list[tuple[str, str]]:
+def approaches(network: NetworkInfo) -> list[tuple[str, str]]:
     """Every (intersection, incoming edge) pair with a detected lane, in a fixed order."""
     return list(
         dict.fromkeys(
@@ -39,19 +33,19 @@ def approaches(network: Any) -> list[tuple[str, str]]:
 
 
 def target_mask(
-    network: Any,
+    network: NetworkInfo,
     *,
     share: float,
     seed: int,
     label: str,
     lanes: Sequence[str] | None = None,
 ) -> BoolArray:
-    """The lanes the attacker controls, as a mask over :func:`observed_lanes`.
+    """The lanes the attacker controls, as a mask over the network's observed lanes.
 
     ``lanes`` names them outright (an unknown name is an InputError);
     otherwise ``share`` of the approaches is drawn with the stream ``label``.
     """
-    columns = observed_lanes(network)
+    columns = network.lanes
     if lanes:
         unknown = sorted(set(lanes) - set(columns))
         if unknown:
@@ -81,6 +75,5 @@ def target_mask(
 __all__ = [
     "JAM_SPACING_M",
     "approaches",
-    "observed_lanes",
     "target_mask",
 ]

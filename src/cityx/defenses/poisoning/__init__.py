@@ -11,7 +11,6 @@ trained model for small trigger patterns; :func:`sign_manifest` and
 
 from ._data import AuditData, prepare, robust_z
 from .audit import AuditReport, SourceScore, Verdict, audit
-from .detectors import DetectorScores
 from .provenance import (
     ProvenanceCheck,
     dataset_manifest,
@@ -21,6 +20,7 @@ from .provenance import (
 )
 from .sanitise import RetrainComparison, retrain_and_compare, robust_weights, sanitise
 from .scan import ScanReport, TriggerCandidate, scan_model
+from .scores import DetectorScores
 from .triggers import DataTrigger, find_data_trigger
 
 __all__ = [

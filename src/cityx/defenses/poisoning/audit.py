@@ -9,8 +9,8 @@ Words used here:
   rows are flagged, the signature of a compromised sensor or provider
   (all its rows are then flagged);
 - *trusted set*: rows known to be clean; when given, each detector's
-  threshold becomes the 99.5th percentile of its levels on them (rules,
-  :data:`RULES`, keep theirs);
+  threshold becomes the 99.5th percentile of its levels on them (label
+  checks and rules keep theirs; see :class:`~.detectors.DetectorRole`);
 - *verdict*: ``poisoned`` when a source is flagged, rows hold impossible
   readings, or more rows are flagged than a clean table of this kind
   explains; ``clean`` when few are;
@@ -29,22 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cityx.core import DataError, PluginKind, Registry
+
 from ._data import AuditData, FloatArray, prepare, robust_z
-from .detectors import (
-    DetectorScores,
-    bounds,
-    class_isolation,
-    confident_learning,
-    cross_sensor,
-    label_consistency,
-    next_interval,
-    out_of_fold_proba,
-    physical,
-    source_drift,
-    spectral,
-    static_violations,
-    temporal,
-)
+from .detectors import DetectorRole, PoisoningDetector
+from .scores import DetectorScores
+from .source_evidence import source_drift, static_violations
 
 MIN_ROWS = 200
 MIN_PER_CLASS = 10
@@ -134,16 +124,18 @@ def audit(
     source_cols: Sequence[str] = (),
     trusted: pd.DataFrame | None = None,
     seed: int = 0,
+    registry: Registry | None = None,
 ) -> AuditReport:
-    """Score every row of ``table`` and judge whether it is poisoned (see the module docstring)."""
+    """Score every row of ``table`` and judge whether it is poisoned (see the module docstring).
+
+    Every registered poisoning detector runs, weighed by its role.
+    """
     start = time.perf_counter()
     n_rows = len(table)
     combined = table
     if trusted is not None:
         missing = sorted(set(table.columns) - set(trusted.columns))
         if missing:
-            from cityx.core import DataError
-
             raise DataError(
                 f"the trusted set lacks columns {', '.join(missing)}", where="--trusted"
             )
@@ -158,18 +150,20 @@ def audit(
             f"the label {label!r} has a single class: nothing to be inconsistent with",
             start,
         )
-    results = _run_detectors(data, seed)
+    detectors = _detectors(registry or Registry())
+    results = [d.score(data, seed=seed) for d in detectors]
+    roles = [d.role for d in detectors]
     levels = np.stack([r.level for r in results], axis=1)
     notes: list[str] = [f"{r.name}: not applicable ({r.note})" for r in results if not r.applicable]
     if trusted is not None and len(trusted) >= 20:
         # Thresholds from the trusted rows: each detector's 99.5th percentile there is 1.0.
         q = np.quantile(levels[n_rows:], 0.995, axis=0)
-        q[[r.name in RULES for r in results]] = 1.0
+        q[[not role.calibrated for role in roles]] = 1.0
         levels = levels / np.where(q > 1e-9, q, 1.0)[None, :]
         notes.append(f"thresholds calibrated on {len(trusted)} trusted rows")
     levels = levels[:n_rows]
-    checked = _checked(results)[:n_rows]
-    score = _combine(levels, [r.name for r in results], checked)
+    checked = _checked(results, roles)[:n_rows]
+    score = _combine(levels, roles, checked)
     flagged = score >= 1.0
     evidence = np.maximum(score, levels.max(axis=1) / FEATURE_ALONE)
     source_scores, source_flags = _attribute(data, evidence, flagged, n_rows)
@@ -182,11 +176,12 @@ def audit(
         bars = (CHECKED_CLEAN_SHARE, CHECKED_POISONED_SHARE)
     else:
         bars = (CLEAN_SHARE, POISONED_SHARE)
-    impossible = int((levels[:, [r.name for r in results].index("bounds")] >= 1.0).sum())
+    rules = [i for i, role in enumerate(roles) if role is DetectorRole.RULE]
+    impossible = int((levels[:, rules] >= 1.0).any(axis=1).sum()) if rules else 0
     verdict, reasons = _verdict(
         flagged, source_scores, len(data.sources), counts, bars, impossible=impossible
     )
-    detectors = {
+    summary = {
         r.name: {
             "applicable": r.applicable,
             "flagged": int((levels[:, i] >= 1.0).sum()),
@@ -200,23 +195,25 @@ def audit(
         sources=tuple(sorted(source_scores, key=lambda s: -s.score)),
         verdict=verdict,
         reasons=(*reasons, *notes),
-        detectors=detectors,
+        detectors=summary,
         wall_s=time.perf_counter() - start,
     )
 
 
-# Detectors whose levels are rules (a probability, a bound), not tails to calibrate.
-RULES = frozenset({"next_interval", "bounds"})
+def _detectors(registry: Registry) -> list[PoisoningDetector]:
+    return [
+        registry.load(PluginKind.POISONING_DETECTOR, name)()
+        for name in registry.ids(PluginKind.POISONING_DETECTOR)
+    ]
 
 
-def _checked(results: list[DetectorScores]) -> np.ndarray:
-    """Rows whose label the next interval could check."""
-    found = next(r for r in results if r.name == "next_interval")
-    return (
-        found.checked
-        if found.applicable and found.checked is not None
-        else np.zeros(found.level.size, dtype=bool)
-    )
+def _checked(results: list[DetectorScores], roles: list[DetectorRole]) -> np.ndarray:
+    """Rows whose label a label check (the next interval) could check."""
+    checked = np.zeros(results[0].level.size, dtype=bool)
+    for r, role in zip(results, roles, strict=True):
+        if role is DetectorRole.LABEL_CHECK and r.applicable and r.checked is not None:
+            checked |= r.checked
+    return checked
 
 
 # All 15 neighbours of another label, and confident learning's margin at least 0.2.
@@ -228,42 +225,29 @@ UNCHECKED_LABEL = 1.2
 FEATURE_ALONE = 3.5
 
 
-def _combine(levels: FloatArray, names: list[str], checked: np.ndarray) -> FloatArray:
-    """A row's score: the next interval, else both label detectors; bounds; strict features."""
-    col = {name: i for i, name in enumerate(names)}
-    label = np.minimum(levels[:, col["label_consistency"]], levels[:, col["confident_learning"]])
+def _combine(levels: FloatArray, roles: list[DetectorRole], checked: np.ndarray) -> FloatArray:
+    """A row's score: the label check, else all label detectors; rules; strict features."""
+
+    def columns(role: DetectorRole) -> list[int]:
+        return [i for i, r in enumerate(roles) if r is role]
+
+    zero = np.zeros(levels.shape[0])
+    label_cols, check_cols = columns(DetectorRole.LABEL), columns(DetectorRole.LABEL_CHECK)
+    label = levels[:, label_cols].min(axis=1) if label_cols else zero
     # What the next interval measured is direct evidence on its own, and where it can be
     # checked it replaces the neighbours' opinion (which a clean table often contradicts).
-    label = np.where(checked, levels[:, col["next_interval"]], label)
+    if check_cols:
+        label = np.where(checked, levels[:, check_cols].max(axis=1), label)
     if checked.any():
         # The rows left (a series' last interval) then need unanimous neighbours.
         label = np.where(checked | (label >= UNCHECKED_LABEL), label, 0.0)
-    feature_cols = [col[k] for k in ("class_isolation", "spectral", "temporal", "physical")]
-    feature = levels[:, feature_cols].max(axis=1) / FEATURE_ALONE
-    # Cross-sensor differences are large between busy and quiet approaches by nature:
-    # they only add weight to other evidence and drive source attribution.
-    hard = levels[:, col["bounds"]]
+    feature_cols = columns(DetectorRole.FEATURE)
+    feature = levels[:, feature_cols].max(axis=1) / FEATURE_ALONE if feature_cols else zero
+    # Cross-sensor differences (role "context") are large between busy and quiet approaches
+    # by nature: they only add weight to other evidence and drive source attribution.
+    rule_cols = columns(DetectorRole.RULE)
+    hard = levels[:, rule_cols].max(axis=1) if rule_cols else zero
     return np.asarray(np.maximum.reduce([label, feature, hard]), dtype=np.float64)
-
-
-def _run_detectors(data: AuditData, seed: int) -> list[DetectorScores]:
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-
-    # One OpenMP thread: on a shared 2-core machine, busy-waiting OpenMP teams slow the
-    # gradient boosting down by an order of magnitude when another process holds a core.
-    with threadpool_limits(limits=1, user_api="openmp"):
-        proba = out_of_fold_proba(data, seed=seed)
-    return [
-        label_consistency(data),
-        confident_learning(data, proba),
-        class_isolation(data, seed=seed),
-        spectral(data),
-        temporal(data),
-        physical(data, seed=seed),
-        cross_sensor(data),
-        next_interval(data, seed=seed),
-        bounds(data),
-    ]
 
 
 def _attribute(

@@ -3,11 +3,17 @@
 Importing this package loads no simulator. Words used across it:
 *scenario* (network + demand, :mod:`.scenarios`), *intersection*, *phase*
 and *group* (:mod:`.network`), *signal mode* and *observation*
-(:mod:`.world`), *safety envelope* (:mod:`.safety`), *baseline*
-(:mod:`.controllers`), *trip*, *backlog* and *teleport* (:mod:`.kpis`).
+(:mod:`.world`), *safety envelope* (:mod:`.safety`), *controller plugin*
+and *baseline* (:mod:`.controllers`), *scenario plugin* (:mod:`.scenarios`,
+:mod:`.catalogue`), *trip*, *backlog* and *teleport* (:mod:`.kpis`).
 """
 
-from .controllers import BASELINES, MaxPressure, make_controller
+from .controllers import (
+    ControllerPlugin,
+    MaxPressure,
+    controller_plugin,
+    is_controller_plugin,
+)
 from .kpis import Kpis, compute_kpis
 from .network import Intersection, NetworkInfo, Phase
 from .runner import WorldResult, WorldSpec, run_world, simulate
@@ -15,6 +21,7 @@ from .safety import Refusal, SafetyEnvelope, SafetyReport
 from .scenarios import (
     PreparedRun,
     Scenario,
+    ScenarioPlugin,
     ScenarioSource,
     get_scenario,
     list_scenarios,
@@ -24,7 +31,7 @@ from .sumo_env import SumoTools, sumo_tools
 from .world import SignalMode, TrafficWorld, WorldOptions
 
 __all__ = [
-    "BASELINES",
+    "ControllerPlugin",
     "Intersection",
     "Kpis",
     "MaxPressure",
@@ -35,6 +42,7 @@ __all__ = [
     "SafetyEnvelope",
     "SafetyReport",
     "Scenario",
+    "ScenarioPlugin",
     "ScenarioSource",
     "SignalMode",
     "SumoTools",
@@ -43,9 +51,10 @@ __all__ = [
     "WorldResult",
     "WorldSpec",
     "compute_kpis",
+    "controller_plugin",
     "get_scenario",
+    "is_controller_plugin",
     "list_scenarios",
-    "make_controller",
     "prepare_run",
     "run_world",
     "simulate",

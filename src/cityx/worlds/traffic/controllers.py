@@ -1,4 +1,19 @@
-"""The baseline controllers a controller under test is compared with.
+"""Controller plugins: what drives a world's signals, the baselines included.
+
+A *controller plugin* (kind ``controller``) declares its *signal mode*
+(:class:`~.world.SignalMode`) and, for the ``envelope`` mode, builds a
+:class:`~cityx.core.Controller` for a run's network; the world then asks
+it for an action every second and passes each through the safety
+envelope. Its contract:
+
+- ``meta``: a :class:`~cityx.core.PluginMeta` of kind ``controller`` whose
+  ``supports`` is ``{mode}``;
+- ``mode``: the signal mode; ``params``: its :class:`~cityx.core.Param`\\ s;
+- ``build(network, *, seed, **params)``: the controller (``None`` for a
+  mode SUMO runs itself); parameters are checked by :meth:`configure`
+  before anything is built, and every random choice uses ``seed``.
+
+The built-in *baselines*, which a controller under test is compared with:
 
 - ``fixed``: the network's own static program, untouched (signal mode
   ``program``; no Python runs per step).
@@ -16,20 +31,85 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from typing import Any, ClassVar, final
 
-from cityx.core.errors import InputError
-from cityx.core.systems import Action, Controller, Observation
+from cityx.core import (
+    Action,
+    Controller,
+    NistFunction,
+    Observation,
+    Param,
+    PluginKind,
+    PluginMeta,
+    Principle,
+    Registry,
+    Tags,
+    configure,
+)
 
 from .candidates import PhaseCandidates
 from .network import NetworkInfo
 from .world import SignalMode
 
-BASELINES: Mapping[str, SignalMode] = {
-    "fixed": SignalMode.PROGRAM,
-    "actuated": SignalMode.ACTUATED,
-    "max-pressure": SignalMode.ENVELOPE,
-}
+BASELINE_IDS = ("fixed", "actuated", "max-pressure")
+
+
+class ControllerPlugin(ABC):
+    """Base class of controller plugins; constructors take nothing and do no work."""
+
+    meta: ClassVar[PluginMeta]
+    mode: ClassVar[SignalMode]
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    @final
+    @classmethod
+    def configure(cls, values: Mapping[str, Any] | None = None) -> dict[str, float]:
+        """Every declared parameter, from ``values`` or its default, checked."""
+        return configure(cls.params, values, where=f"controller {cls.meta.id}")
+
+    @final
+    def controller(self, network: NetworkInfo, *, seed: int, **params: Any) -> Controller | None:
+        """The controller for ``network`` (None when SUMO runs the signals itself)."""
+        return self.build(network, seed=seed, **self.configure(params))
+
+    @abstractmethod
+    def build(self, network: NetworkInfo, *, seed: int, **params: float) -> Controller | None:
+        """Build the controller from checked parameters."""
+
+
+def _baseline(plugin_id: str, mode: SignalMode, summary: str) -> PluginMeta:
+    return PluginMeta(
+        id=plugin_id,
+        kind=PluginKind.CONTROLLER,
+        version="1",
+        summary=summary,
+        tags=Tags(Principle.SAFETY, NistFunction.MEASURE),
+        supports=frozenset({mode.value}),
+    )
+
+
+class FixedTime(ControllerPlugin):
+    meta = _baseline(
+        "fixed", SignalMode.PROGRAM, "The network's own fixed-time program, run by SUMO"
+    )
+    mode = SignalMode.PROGRAM
+
+    def build(self, network: NetworkInfo, *, seed: int, **params: float) -> None:
+        return None
+
+
+class Actuated(ControllerPlugin):
+    meta = _baseline(
+        "actuated",
+        SignalMode.ACTUATED,
+        "The network's phases run by SUMO's gap-based actuated logic within min/max greens",
+    )
+    mode = SignalMode.ACTUATED
+
+    def build(self, network: NetworkInfo, *, seed: int, **params: float) -> None:
+        return None
 
 
 class MaxPressure:
@@ -51,12 +131,35 @@ class MaxPressure:
         return c.choose(observation, c.incidence @ observation.halting)
 
 
-def make_controller(name: str, network: NetworkInfo) -> tuple[SignalMode, Controller | None]:
-    """The signal mode and (for Python controllers) the controller of a baseline."""
-    if name not in BASELINES:
-        raise InputError(f"unknown controller {name!r}", hint=f"known: {', '.join(BASELINES)}")
-    mode = BASELINES[name]
-    return mode, (MaxPressure(network) if name == "max-pressure" else None)
+class MaxPressurePlugin(ControllerPlugin):
+    meta = _baseline(
+        "max-pressure",
+        SignalMode.ENVELOPE,
+        "Max-pressure control from the lane-area queues, through the safety envelope",
+    )
+    mode = SignalMode.ENVELOPE
+
+    def build(self, network: NetworkInfo, *, seed: int, **params: float) -> MaxPressure:
+        return MaxPressure(network)
 
 
-__all__ = ["BASELINES", "MaxPressure", "make_controller"]
+def controller_plugin(name: str, registry: Registry | None = None) -> ControllerPlugin:
+    """The controller plugin registered as ``name`` (a PluginError names the known ones)."""
+    cls: type[ControllerPlugin] = (registry or Registry()).load(PluginKind.CONTROLLER, name)
+    return cls()
+
+
+def is_controller_plugin(name: str, registry: Registry | None = None) -> bool:
+    return name in (registry or Registry()).ids(PluginKind.CONTROLLER)
+
+
+__all__ = [
+    "BASELINE_IDS",
+    "Actuated",
+    "ControllerPlugin",
+    "FixedTime",
+    "MaxPressure",
+    "MaxPressurePlugin",
+    "controller_plugin",
+    "is_controller_plugin",
+]

@@ -14,17 +14,26 @@ reached the first signalised intersection on its route, ``none`` if it
 met no signal) and ``district`` (the quadrant ``NE``/``NW``/``SE``/``SW`` of
 the network's bounding box holding the midpoint of its departure edge).
 
+*Detector geometry*: each detected lane's lane-area detector (e2) length,
+so that attacks and guards know how many vehicles a detector can hold
+without reading the run's files.
+
 Everything here is JSON-serialisable and free of SUMO imports, so the
 parent process can read a run's ``network.json`` without loading SUMO.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 GREEN = frozenset("Gg")
+# The sandbox's lane-area detector covers at most this much of a lane's end.
+DEFAULT_DETECTOR_M = 100.0
 YELLOW = frozenset("yYu")
 
 
@@ -60,6 +69,12 @@ class Intersection:
     phases: tuple[Phase, ...]
     links: tuple[tuple[str, str], ...]  # link index -> (incoming lane, outgoing lane)
     lanes: tuple[str, ...]  # incoming lanes with detectors, in a fixed order
+    # Each lane's lane-area detector (e2) length in metres, in the order of ``lanes``.
+    detector_m: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.detector_m and len(self.detector_m) != len(self.lanes):
+            raise ValueError(f"intersection {self.id}: a detector length per lane, please")
 
     @property
     def green_phases(self) -> tuple[int, ...]:
@@ -92,6 +107,26 @@ class NetworkInfo:
     district_of_edge: Mapping[str, str] = field(default_factory=dict)
     approach_edges: frozenset[str] = frozenset()
 
+    @property
+    def lanes(self) -> tuple[str, ...]:
+        """Every detected incoming lane, intersection by intersection (the observation's order)."""
+        return tuple(lane for i in self.intersections for lane in i.lanes)
+
+    def detector_lengths(self, lanes: Sequence[str] | None = None) -> NDArray[np.float64]:
+        """The lane-area detector length of each lane (all observed lanes by default), metres.
+
+        A lane the network records no length for gets :data:`DEFAULT_DETECTOR_M`.
+        """
+        known = {
+            lane: m
+            for i in self.intersections
+            for lane, m in zip(i.lanes, i.detector_m, strict=False)
+        }
+        chosen = self.lanes if lanes is None else lanes
+        return np.fromiter(
+            (known.get(lane, DEFAULT_DETECTOR_M) for lane in chosen), np.float64, len(chosen)
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "intersections": [
@@ -109,6 +144,7 @@ class NetworkInfo:
                     ],
                     "links": [list(link) for link in i.links],
                     "lanes": list(i.lanes),
+                    "detector_m": list(i.detector_m),
                 }
                 for i in self.intersections
             ],
@@ -127,6 +163,7 @@ class NetworkInfo:
                     phases=tuple(Phase(**p) for p in i["phases"]),
                     links=tuple((a, b) for a, b in i["links"]),
                     lanes=tuple(i["lanes"]),
+                    detector_m=tuple(float(m) for m in i.get("detector_m", ())),
                 )
                 for i in obj["intersections"]
             ),
@@ -136,4 +173,14 @@ class NetworkInfo:
         )
 
 
-__all__ = ["GREEN", "YELLOW", "Intersection", "NetworkInfo", "Phase", "e1_id", "e2_id", "lane_edge"]
+__all__ = [
+    "DEFAULT_DETECTOR_M",
+    "GREEN",
+    "YELLOW",
+    "Intersection",
+    "NetworkInfo",
+    "Phase",
+    "e1_id",
+    "e2_id",
+    "lane_edge",
+]

@@ -19,7 +19,6 @@ use) the simulation is ended, its outputs are kept, and the parent raises
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import signal
@@ -32,14 +31,25 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cityx.core.errors import CityxError, InputError
-from cityx.core.seeding import check_seed
-from cityx.core.systems import Controller, WorldHook
+from cityx.core import (
+    CityxError,
+    Controller,
+    InputError,
+    PluginKind,
+    Registry,
+    WorldHook,
+    check_seed,
+    resolve,
+)
 
 from ..errors import ControllerFailed, ScenarioError, WorldCrashed, WorldError
+from .controllers import controller_plugin, is_controller_plugin
 from .kpis import Kpis, compute_kpis
 from .network import NetworkInfo
 from .safety import SafetyReport
+from .scenarios import get_scenario, prepare_run
+from .sumo_env import sumo_tools
+from .world import SignalMode, TrafficWorld, WorldOptions
 
 SCHEMA_VERSION = 1
 
@@ -53,11 +63,15 @@ class WorldSpec:
     the run's :class:`NetworkInfo`, the run folder and ``controller_options``
     as keywords) knows how to open, such as a submission folder.
 
-    ``hooks`` are :class:`~cityx.core.WorldHook` factories, each
-    ``("module:function", options)``, called in the child with the network,
-    the run folder and ``seed`` plus the options as keywords; they run in
-    order on the sensor path (attacks first, then guards) and before each
-    step.
+    ``controller_options`` are the parameters of a controller plugin, or
+    the keywords of ``controller_factory``.
+
+    ``hooks`` are world hooks, each ``("KIND:ID", options)`` naming an
+    attack or guard plugin (``"attack:world.stale"``, ``"guard:runtime"``)
+    whose ``hook(network, seed=..., **options)`` the child calls;
+    they run in order on the sensor path (attacks first, then guards) and
+    before each step. ``plugins_allow`` is the allow-list of distributions
+    whose entry-point plugins the child may load (None: any installed).
     """
 
     scenario: str
@@ -74,6 +88,7 @@ class WorldSpec:
     controller_factory: str | None = None
     controller_options: Mapping[str, Any] = field(default_factory=dict)
     hooks: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    plugins_allow: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         check_seed(self.seed)
@@ -94,7 +109,13 @@ class WorldSpec:
         values = dict(obj)
         values["out"] = Path(values["out"]) if values.get("out") else None
         values["hooks"] = tuple((str(r), dict(o)) for r, o in values.get("hooks", ()))
+        allow = values.get("plugins_allow")
+        values["plugins_allow"] = None if allow is None else tuple(allow)
         return cls(**values)
+
+    def registry(self) -> Registry:
+        """The plugin registry the run resolves its controller and hooks in."""
+        return Registry(allow=self.plugins_allow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,28 +174,33 @@ class WorldResult:
         )
 
 
-def check_controller(name: str, *, factory: str | None = None) -> None:
-    """Refuse what is neither a baseline nor something ``factory`` opens."""
-    from .controllers import BASELINES
-
-    if name in BASELINES or factory is not None:
+def check_controller(
+    name: str, *, factory: str | None = None, registry: Registry | None = None
+) -> None:
+    """Refuse what is neither a controller plugin nor something ``factory`` opens."""
+    if factory is not None or is_controller_plugin(name, registry):
         return
     if Path(name).is_dir():
         raise InputError(
             "a submitted controller runs through cityx.runs (cityx world run does that)",
             where=name,
-            hint="from Python: cityx.runs.sandbox.run_submitted_world",
+            hint="from Python: cityx.run_world",
         )
+    known = ", ".join((registry or Registry()).ids(PluginKind.CONTROLLER))
     raise InputError(
         f"unknown controller {name!r}",
-        hint=f"a baseline ({', '.join(BASELINES)}) or a controller submission folder",
+        hint=f"a controller plugin ({known}) or a controller submission folder",
     )
 
 
-def _factory(reference: str) -> Callable[..., Any]:
-    module, _, name = reference.partition(":")
-    factory: Callable[..., Any] = getattr(importlib.import_module(module), name)
-    return factory
+def _hook(registry: Registry, reference: str, network: NetworkInfo, **kw: Any) -> WorldHook:
+    kind, sep, plugin_id = reference.partition(":")
+    if not sep or kind not in (PluginKind.ATTACK.value, PluginKind.GUARD.value):
+        raise InputError(
+            f"a world hook is named 'attack:ID' or 'guard:ID', got {reference!r}", where="hooks"
+        )
+    hook: WorldHook = registry.load(PluginKind(kind), plugin_id)().hook(network, **kw)
+    return hook
 
 
 def simulate(spec: WorldSpec) -> WorldResult:
@@ -183,13 +209,9 @@ def simulate(spec: WorldSpec) -> WorldResult:
     Raises :class:`ControllerFailed` with the partial result when the
     controller fails; the simulation is ended first so SUMO's outputs hold.
     """
-    from .controllers import BASELINES, make_controller
-    from .scenarios import get_scenario, prepare_run
-    from .sumo_env import sumo_tools
-    from .world import SignalMode, TrafficWorld, WorldOptions
-
     start = time.perf_counter()
-    check_controller(spec.controller, factory=spec.controller_factory)
+    registry = spec.registry()
+    check_controller(spec.controller, factory=spec.controller_factory, registry=registry)
     out = spec.out or Path(tempfile.mkdtemp(prefix="cityx-world-"))
     out.mkdir(parents=True, exist_ok=True)
     scenario = get_scenario(spec.scenario)
@@ -204,15 +226,16 @@ def simulate(spec: WorldSpec) -> WorldResult:
         detector_period_s=spec.detector_period_s,
     )
     controller: Controller | None
-    if spec.controller in BASELINES:
-        mode, controller = make_controller(spec.controller, run.network)
+    if spec.controller_factory is None:
+        plugin = controller_plugin(spec.controller, registry)
+        mode = plugin.mode
+        controller = plugin.controller(run.network, seed=spec.seed, **spec.controller_options)
     else:
-        assert spec.controller_factory is not None  # check_controller said so
         mode = SignalMode.ENVELOPE
-        factory = _factory(spec.controller_factory)
+        factory = resolve(spec.controller_factory, where="controller_factory")
         controller = factory(spec.controller, run.network, out, **spec.controller_options)
     hooks: list[WorldHook] = [
-        _factory(ref)(run.network, out, seed=spec.seed, **options) for ref, options in spec.hooks
+        _hook(registry, ref, run.network, seed=spec.seed, **options) for ref, options in spec.hooks
     ]
     world = TrafficWorld(
         run,
@@ -292,10 +315,8 @@ def run_world(
     :class:`WorldCrashed` when the child dies or overruns ``timeout_s``.
     ``on_spawn`` is called with the child's process id (its own process group).
     """
-    from .scenarios import get_scenario
-
     start = time.perf_counter()
-    check_controller(spec.controller, factory=spec.controller_factory)
+    check_controller(spec.controller, factory=spec.controller_factory, registry=spec.registry())
     get_scenario(spec.scenario)  # bad names fail here, before a process is spent on them
     out = (spec.out or Path(tempfile.mkdtemp(prefix="cityx-world-"))).resolve()
     out.mkdir(parents=True, exist_ok=True)

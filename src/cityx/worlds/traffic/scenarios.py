@@ -1,15 +1,11 @@
-"""The scenario catalogue, and the per-run copy of a scenario.
+"""Scenarios, the scenario plugin contract, and the per-run copy of a scenario.
 
 A *scenario* is a SUMO road network with its demand (the vehicles that
-want to travel). Three sources:
-
-- ``resco``: the RESCO benchmark networks shipped by the ``sumo-rl``
-  package (Cologne and Ingolstadt with real demand, and two synthetic
-  4x4 grids), read in place from the installed package;
-- ``builtin``: ``grid3x3``, a 3x3 signalised grid generated at run time
-  with ``netgenerate`` and seeded ``randomTrips.py`` demand (cars, a bus
-  line's worth of buses and a few emergency vehicles);
-- ``user``: any ``.sumocfg`` file, given by its path.
+want to travel). Named scenarios are plugins of kind ``scenario`` (the
+ones cityx ships are in :mod:`.catalogue`); their *source* says where the
+files come from: ``resco`` (the RESCO networks of the ``sumo-rl``
+package), ``builtin`` (generated at run time) or ``user`` (any
+``.sumocfg`` file, given by its path, which needs no plugin).
 
 A *run folder* holds the per-run copy: the network, demand and additional
 files copied under ``scenario/``, a rewritten ``scenario.sumocfg``, the
@@ -22,29 +18,27 @@ programs turned into SUMO actuated programs) and ``network.json`` (see
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import re
 import shutil
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, final
 from xml.sax.saxutils import quoteattr
 
-import numpy as np
-from numpy.typing import NDArray
+from cityx.core import PluginKind, PluginMeta, Registry, check_seed
 
-from cityx.core.seeding import check_seed, derive_seed
-
-from ..errors import ScenarioError, WorldError
-from .network import Intersection, NetworkInfo, Phase, e1_id, e2_id
+from ..errors import ScenarioError
+from .network import DEFAULT_DETECTOR_M, Intersection, NetworkInfo, Phase, e1_id, e2_id
+from .sumo_env import load_sumolib, sumo_tools
 
 E1_SETBACK_M = 5.0  # induction loop this far before the stop line
-E2_LENGTH_M = 100.0  # lane-area detector over at most this much of the lane's end
+E2_LENGTH_M = DEFAULT_DETECTOR_M  # lane-area detector over at most this much of the lane's end
 DETECTORS_FILE = "detectors.add.xml"  # in each run folder
 DETECTOR_PERIOD_S = 300  # default aggregation period of the detectors' own output files
 DEFAULT_MIN_GREEN_S = 5.0
@@ -81,93 +75,103 @@ class Scenario:
         }
 
 
-_RESCO = {
-    "cologne1": "Cologne, one signal; real morning-peak demand 07:00-08:00 (TAPAS Cologne)",
-    "cologne3": "Cologne, a corridor of three signals; morning peak 07:00-08:00 (TAPAS Cologne)",
-    "cologne8": "Cologne, eight signals; morning peak 07:00-08:00 (TAPAS Cologne)",
-    "ingolstadt1": "Ingolstadt, one signal; afternoon 16:00-17:00 with buses (InTAS)",
-    "ingolstadt7": "Ingolstadt, a corridor of seven signals; 16:00-17:00 with buses (InTAS)",
-    "ingolstadt21": "Ingolstadt, 21 signals; 16:00-17:00 with buses (InTAS)",
-    "grid4x4": "synthetic 4x4 grid of signals with one-hour demand (RESCO)",
-    "arterial4x4": "synthetic 4x4 grid with a busy arterial (RESCO)",
-}
-GRID3X3 = Scenario(
-    name="grid3x3",
-    source=ScenarioSource.BUILTIN,
-    signals=9,
-    description="built-in 3x3 grid of 200 m blocks, generated with netgenerate; seeded random "
-    "demand of cars, buses and emergency vehicles",
-)
-_TLS_ID = re.compile(rb'<tlLogic\s+id="([^"]*)"')
-
-
-def _resco_folder() -> Path | None:
-    # find_spec locates the package without importing it (sumo_rl imports
-    # gymnasium and traci at import time).
-    spec = importlib.util.find_spec("sumo_rl")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "nets" / "RESCO"
-
-
-def _count_signals(net: Path) -> int:
-    return len(set(_TLS_ID.findall(net.read_bytes())))
-
-
-def _resco(name: str, folder: Path) -> Scenario | None:
-    cfg = folder / name / f"{name}.sumocfg"
-    if not cfg.is_file():
-        return None
-    files = _config_files(cfg)
-    return Scenario(
-        name=name,
-        source=ScenarioSource.RESCO,
-        signals=_count_signals(files.net),
-        description=_RESCO[name],
-        files=(cfg, files.net, *files.routes, *files.additional),
-    )
-
-
-def list_scenarios() -> tuple[Scenario, ...]:
-    """Every named scenario installed here: the built-in grid, then RESCO's."""
-    folder = _resco_folder()
-    found = [GRID3X3]
-    if folder is not None:
-        found += [s for s in (_resco(name, folder) for name in _RESCO) if s is not None]
-    return tuple(found)
-
-
-def get_scenario(name_or_path: str | Path) -> Scenario:
-    """A catalogue scenario by name, or a user's scenario by its ``.sumocfg`` path."""
+def get_scenario(name_or_path: str | Path, registry: Registry | None = None) -> Scenario:
+    """A scenario plugin's scenario by name, or a user's scenario by its ``.sumocfg`` path."""
     text = str(name_or_path)
     if text.endswith(".sumocfg") or Path(text).suffix == ".sumocfg":
         cfg = Path(text)
         if not cfg.is_file():
             raise ScenarioError("no such scenario file", where=text)
-        files = _config_files(cfg)
+        files = config_files(cfg)
         return Scenario(
             name=cfg.stem,
             source=ScenarioSource.USER,
-            signals=_count_signals(files.net),
+            signals=count_signals(files.net),
             description=f"user scenario {cfg}",
             files=(cfg.resolve(), files.net, *files.routes, *files.additional),
         )
-    for scenario in list_scenarios():
-        if scenario.name == text:
-            return scenario
-    known = ", ".join(s.name for s in list_scenarios())
-    extra = "" if _resco_folder() else " (install sumo-rl for the RESCO networks)"
-    raise ScenarioError(
-        f"unknown scenario {text!r}",
-        hint=f"known: {known}{extra}; or give the path of a .sumocfg file",
+    registry = registry or Registry()
+    if text not in registry.ids(PluginKind.SCENARIO):
+        known = ", ".join(registry.ids(PluginKind.SCENARIO))
+        raise ScenarioError(
+            f"unknown scenario {text!r}",
+            hint=f"known: {known}; or give the path of a .sumocfg file",
+        )
+    plugin: ScenarioPlugin = registry.load(PluginKind.SCENARIO, text)()
+    return plugin.locate()
+
+
+def list_scenarios(registry: Registry | None = None) -> tuple[Scenario, ...]:
+    """Every registered scenario whose files are installed here, by id."""
+    registry = registry or Registry()
+    found = []
+    for name in registry.ids(PluginKind.SCENARIO):
+        plugin: ScenarioPlugin = registry.load(PluginKind.SCENARIO, name)()
+        try:
+            found.append(plugin.locate())
+        except ScenarioError:  # its package (sumo-rl for RESCO) is not installed
+            continue
+    return tuple(found)
+
+
+class ScenarioPlugin(ABC):
+    """Base class of scenario plugins (kind ``scenario``).
+
+    ``locate`` says what the scenario is without writing anything (a
+    ScenarioError when its files are not installed); ``files`` puts the
+    network and demand of one run into ``folder`` (copied, or generated
+    from ``seed`` for ``seconds`` of demand) and returns them. The result
+    of ``locate`` is cached per process: it may read the network once.
+    """
+
+    meta: ClassVar[PluginMeta]
+
+    @final
+    def locate(self) -> Scenario:
+        return _located(type(self))
+
+    @abstractmethod
+    def _locate(self) -> Scenario:
+        """The scenario: name, source, signals, description and original files."""
+
+    @abstractmethod
+    def files(self, folder: Path, *, seed: int, seconds: float) -> ConfigFiles:
+        """The run's own network and demand files, inside ``folder``."""
+
+
+@cache
+def _located(cls: type[ScenarioPlugin]) -> Scenario:
+    return cls()._locate()
+
+
+def copy_config(cfg: Path, folder: Path) -> ConfigFiles:
+    """The files a ``.sumocfg`` names, copied into ``folder``."""
+    original = config_files(cfg)
+    taken: set[str] = set()
+    return ConfigFiles(
+        net=_copy(original.net, folder, taken),
+        routes=tuple(_copy(p, folder, taken) for p in original.routes),
+        additional=tuple(_copy(p, folder, taken) for p in original.additional),
+        begin=original.begin,
+        end=original.end,
     )
+
+
+def count_signals(net: Path) -> int:
+    """The traffic-light systems a network file defines."""
+    return len(set(_TLS_ID.findall(net.read_bytes())))
+
+
+_TLS_ID = re.compile(rb'<tlLogic\s+id="([^"]*)"')
 
 
 # -- reading a .sumocfg ---------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class _ConfigFiles:
+class ConfigFiles:
+    """The files of a SUMO configuration: network, demand, additional files, time span."""
+
     net: Path
     routes: tuple[Path, ...]
     additional: tuple[Path, ...]
@@ -179,7 +183,7 @@ def _split(value: str) -> list[str]:
     return [v for v in re.split(r"[,\s]+", value) if v]
 
 
-def _config_files(cfg: Path) -> _ConfigFiles:
+def config_files(cfg: Path) -> ConfigFiles:
     where = str(cfg)
     try:
         root = ET.parse(cfg).getroot()
@@ -204,7 +208,7 @@ def _config_files(cfg: Path) -> _ConfigFiles:
         end = float(values["end"]) if "end" in values else None
     except ValueError:
         raise ScenarioError("begin/end are not numbers of seconds", where=where) from None
-    return _ConfigFiles(
+    return ConfigFiles(
         net=paths("net-file")[0],
         routes=paths("route-files"),
         additional=paths("additional-files"),
@@ -242,6 +246,7 @@ def prepare_run(
     min_green_s: float = DEFAULT_MIN_GREEN_S,
     max_green_s: float = DEFAULT_MAX_GREEN_S,
     detector_period_s: int = DETECTOR_PERIOD_S,
+    registry: Registry | None = None,
 ) -> PreparedRun:
     """Copy (or generate) the scenario into ``folder`` and add detectors and groups.
 
@@ -249,8 +254,6 @@ def prepare_run(
     files (``e1.out.xml``, ``e2.out.xml``); the world itself reads the
     detectors live, so it changes only what those files hold.
     """
-    from .sumo_env import load_sumolib, sumo_tools
-
     check_seed(seed)
     if not demand > 0:
         raise ScenarioError(f"demand must be a positive scale factor, got {demand}")
@@ -263,19 +266,12 @@ def prepare_run(
         )
     copy_dir = folder / "scenario"
     copy_dir.mkdir(parents=True, exist_ok=True)
-    if scenario.source is ScenarioSource.BUILTIN:
-        files = _generate_grid(copy_dir, seed=seed, seconds=seconds)
-    else:
+    if scenario.source is ScenarioSource.USER:
         assert scenario.config is not None
-        original = _config_files(scenario.config)
-        taken: set[str] = set()
-        files = _ConfigFiles(
-            net=_copy(original.net, copy_dir, taken),
-            routes=tuple(_copy(p, copy_dir, taken) for p in original.routes),
-            additional=tuple(_copy(p, copy_dir, taken) for p in original.additional),
-            begin=original.begin,
-            end=original.end,
-        )
+        files = copy_config(scenario.config, copy_dir)
+    else:
+        plugin: ScenarioPlugin = (registry or Registry()).load(PluginKind.SCENARIO, scenario.name)()
+        files = plugin.files(copy_dir, seed=seed, seconds=seconds)
     config = folder / "scenario.sumocfg"
     _write_config(config, files)
 
@@ -311,8 +307,6 @@ def prepare_run(
 
 
 def _dumps(obj: Any) -> str:
-    import json
-
     return json.dumps(obj, indent=1, sort_keys=True)
 
 
@@ -327,7 +321,7 @@ def _copy(path: Path, folder: Path, taken: set[str]) -> Path:
     return target
 
 
-def _write_config(path: Path, files: _ConfigFiles) -> None:
+def _write_config(path: Path, files: ConfigFiles) -> None:
     routes = ",".join(p.name for p in files.routes)
     lines = [
         "<configuration>",
@@ -355,7 +349,7 @@ _VEHICLE_CLASSES = ("passenger", "bus", "truck", "emergency", "delivery", "taxi"
 
 
 def _network_info(
-    net: Any, files: _ConfigFiles, *, min_green_s: float, max_green_s: float
+    net: Any, files: ConfigFiles, *, min_green_s: float, max_green_s: float
 ) -> NetworkInfo:
     intersections = []
     approach_edges: set[str] = set()
@@ -376,12 +370,14 @@ def _network_info(
         )
         width = len(phases[0].state)
         links: list[tuple[str, str]] = [("", "")] * width
-        lanes: dict[str, None] = {}
+        lanes: dict[str, float] = {}
         for in_lane, out_lane, index in tls.getConnections():
             if 0 <= index < width:
                 links[index] = (in_lane.getID(), out_lane.getID())
             if any(in_lane.allows(c) for c in _VEHICLE_CLASSES):
-                lanes[in_lane.getID()] = None
+                # As written into detectors.add.xml (two decimals), so both agree exactly.
+                e2_m = min(float(in_lane.getLength()), E2_LENGTH_M)
+                lanes[in_lane.getID()] = float(f"{e2_m:.2f}")
                 approach_edges.add(in_lane.getEdge().getID())
         intersections.append(
             Intersection(
@@ -390,6 +386,7 @@ def _network_info(
                 phases=phases,
                 links=tuple(links),
                 lanes=tuple(lanes),
+                detector_m=tuple(lanes.values()),
             )
         )
     (x0, y0), (x1, y1) = net.getBBoxXY()
@@ -428,7 +425,7 @@ def _write_detectors(path: Path, net: Any, network: NetworkInfo, *, period_s: in
             length = float(net.getLane(lane_id).getLength())
             lane = quoteattr(lane_id)
             e1_pos = max(0.0, length - E1_SETBACK_M)
-            e2_len = min(length, E2_LENGTH_M)
+            e2_len = min(length, E2_LENGTH_M)  # the network's detector_m, as written here
             lines.append(
                 f'  <inductionLoop id={quoteattr(e1_id(lane_id))} lane={lane} pos="{e1_pos:.2f}"'
                 f' period="{period_s}" file="e1.out.xml" friendlyPos="true"/>'
@@ -440,22 +437,6 @@ def _write_detectors(path: Path, net: Any, network: NetworkInfo, *, period_s: in
             )
     lines += ["</additional>", ""]
     path.write_text("\n".join(lines))
-
-
-def e2_lengths(folder: Path, lanes: Sequence[str]) -> NDArray[np.float64]:
-    """Each lane's lane-area detector length in metres, from a run's ``detectors.add.xml``.
-
-    A lane without a detector entry (or a run without the file) gets
-    :data:`E2_LENGTH_M`, the sandbox's default.
-    """
-    lengths = dict.fromkeys(lanes, E2_LENGTH_M)
-    path = folder / DETECTORS_FILE
-    if path.is_file():
-        for node in ET.parse(path).getroot().iter("laneAreaDetector"):
-            lane = node.get("lane")
-            if lane in lengths:
-                lengths[lane] = float(node.get("length", E2_LENGTH_M))
-    return np.fromiter((lengths[lane] for lane in lanes), np.float64, len(lanes))
 
 
 ACTUATED_PROGRAM = "cityx-actuated"
@@ -487,117 +468,16 @@ def _write_actuated(
     path.write_text("\n".join(lines))
 
 
-# -- the built-in grid ----------------------------------------------------------------
-
-# (label, vehicle class or None for SUMO's default car, mean seconds between departures)
-_GRID_DEMAND = (("car", None, 1.6), ("bus", "bus", 45.0), ("ev", "emergency", 240.0))
-
-
-def _generate_grid(folder: Path, *, seed: int, seconds: float) -> _ConfigFiles:
-    from .sumo_env import sumo_tools
-
-    tools = sumo_tools()
-    net = folder / "grid3x3.net.xml"
-    _tool(
-        [
-            str(tools.netgenerate),
-            "--grid",
-            "--grid.number",
-            "3",
-            "--grid.length",
-            "200",
-            "--grid.attach-length",
-            "200",
-            "--default.lanenumber",
-            "2",
-            "--tls.guess",
-            "true",
-            "--tls.default-type",
-            "static",
-            "--no-turnarounds",
-            "true",
-            "--seed",
-            str(derive_seed(seed, "grid3x3", "net") % 2**31),
-            "--output-file",
-            str(net),
-        ],
-        tools.tool_env(),
-        where="netgenerate",
-    )
-    routes, commands = [], []
-    for label, vclass, period in _GRID_DEMAND:
-        out = folder / f"grid3x3.{label}.trips.xml"
-        command = [
-            sys.executable,
-            str(tools.random_trips),
-            "--net-file",
-            str(net),
-            "--output-trip-file",
-            str(out),
-            "--seed",
-            str(derive_seed(seed, "grid3x3", label) % 2**31),
-            "--begin",
-            "0",
-            "--end",
-            f"{seconds:g}",
-            "--period",
-            f"{period:g}",
-            "--fringe-factor",
-            "10",
-            "--min-distance",
-            "300",
-            "--prefix",
-            label,
-            # randomTrips validates some trips with duarouter into a routes file,
-            # by default "routes.rou.xml" in the working folder: shared by the
-            # three parallel runs, and litter. Give each its own, in the run folder.
-            "--route-file",
-            str(folder / f"grid3x3.{label}.rou.xml"),
-        ]
-        if vclass is not None:
-            command += ["--vehicle-class", vclass]
-        commands.append(command)
-        routes.append(out)
-    # The three demand files are independent: generate them side by side.
-    _tools(commands, tools.tool_env(), where="randomTrips.py", cwd=folder)
-    return _ConfigFiles(net=net, routes=tuple(routes), additional=(), begin=0.0, end=seconds)
-
-
-def _tool(command: list[str], env: dict[str, str], *, where: str) -> None:
-    _tools([command], env, where=where)
-
-
-def _tools(
-    commands: list[list[str]], env: dict[str, str], *, where: str, cwd: Path | None = None
-) -> None:
-    running = [
-        subprocess.Popen(
-            c,
-            env=env,
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        for c in commands
-    ]
-    failures = []
-    for process in running:
-        output, _ = process.communicate()
-        if process.returncode != 0:
-            tail = " ".join(output.decode(errors="replace").split()[-40:])
-            failures.append(f"exit code {process.returncode}: {tail}")
-    if failures:
-        raise WorldError(f"{where} failed with {failures[0]}", where=where)
-
-
 __all__ = [
     "ACTUATED_PROGRAM",
-    "GRID3X3",
+    "ConfigFiles",
     "PreparedRun",
     "Scenario",
+    "ScenarioPlugin",
     "ScenarioSource",
-    "e2_lengths",
+    "config_files",
+    "copy_config",
+    "count_signals",
     "get_scenario",
     "list_scenarios",
     "prepare_run",
