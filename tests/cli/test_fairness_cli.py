@@ -18,7 +18,9 @@ import pytest
 from cityx.cli import fairness
 from cityx.cli import main as cli_main
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "submissions" / "metro-congestion"
+from ..support.paths import SUBMISSIONS
+
+EXAMPLE = SUBMISSIONS / "metro-congestion"
 
 
 @pytest.fixture(autouse=True)

@@ -13,9 +13,10 @@ from cityx.cli import poison
 from cityx.core import CityxError
 from cityx.interop.keys import generate_key, write_key_files
 
-from .conftest import LABEL
+from ..support.paths import SUBMISSIONS
+from ..support.poisoning import LABEL
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "submissions" / "metro-congestion"
+EXAMPLE = SUBMISSIONS / "metro-congestion"
 
 
 def cityx(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -30,10 +31,10 @@ def cityx(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str
 
 
 def test_simulate_then_audit(
-    tmp_path: Path, base: pd.DataFrame, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, metro_base: pd.DataFrame, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = tmp_path / "train.parquet"
-    base.to_parquet(data, index=False)
+    metro_base.to_parquet(data, index=False)
     out = tmp_path / "new-folder" / "poisoned.csv"  # made if missing
     code, text, _ = cityx(
         [
@@ -89,10 +90,10 @@ def test_simulate_then_audit(
 
 
 def test_bad_input_exits_2_with_one_line(
-    tmp_path: Path, base: pd.DataFrame, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, metro_base: pd.DataFrame, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = tmp_path / "t.csv"
-    base.head(300).to_csv(data, index=False)
+    metro_base.head(300).to_csv(data, index=False)
     code, _, error = cityx(["poison", "audit", "--data", str(data), "--label", "nope"], capsys)
     assert code == 2 and "no label column 'nope'" in error and "\n" not in error
     code, _, error = cityx(
@@ -120,10 +121,10 @@ def test_bad_input_exits_2_with_one_line(
 
 
 def test_data_sign_and_verify(
-    tmp_path: Path, base: pd.DataFrame, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, metro_base: pd.DataFrame, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = tmp_path / "train.csv"
-    base.head(400).to_csv(data, index=False)
+    metro_base.head(400).to_csv(data, index=False)
     keys = write_key_files(generate_key("urn:cityx:vendor:acme:data"), tmp_path / "keys")
     code, text, _ = cityx(
         [

@@ -14,7 +14,9 @@ import pytest
 from cityx.cli import redteam
 from cityx.core import CityxError
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "submissions" / "metro-congestion"
+from ..support.paths import SUBMISSIONS
+
+EXAMPLE = SUBMISSIONS / "metro-congestion"
 
 
 def cityx(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

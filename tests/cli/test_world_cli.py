@@ -11,7 +11,7 @@ import pytest
 from cityx.cli.world import register
 from cityx.core.errors import InputError
 
-from .conftest import needs_resco, needs_sumo
+from ..worlds.traffic.conftest import needs_resco, needs_sumo
 
 
 def cli(argv: list[str]) -> int:

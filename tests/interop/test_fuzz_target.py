@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -17,7 +16,9 @@ import pytest
 
 from cityx.interop import Reason, Verdict
 
-TARGET = Path(__file__).resolve().parents[2] / "fuzz" / "verify.py"
+from ..support.paths import ROOT
+
+TARGET = ROOT / "fuzz" / "verify.py"
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,9 @@ from cityx.cli.campaign import add_run_command
 from cityx.runs.campaign import CELL_FILE, CampaignPlan, run_campaign
 from cityx.store import Store
 
-ROOT = Path(__file__).resolve().parents[2]
-ACME = ROOT / "examples" / "submissions" / "acme-signals"
+from ..support.paths import SUBMISSIONS
+
+ACME = SUBMISSIONS / "acme-signals"
 
 
 def needs_sumo_and_resco() -> None:

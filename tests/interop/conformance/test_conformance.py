@@ -56,7 +56,7 @@ from cityx.interop.endpoint import (
 )
 from cityx.interop.mqtt import BrokerError
 
-from .conftest import free_port
+from ..conftest import free_port
 
 BROKER = "mqtt://127.0.0.1:1883"
 # What the lax endpoint below skips: replay state, the audience, revocation, the size limit.
