@@ -11,7 +11,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from .support import poisoning
+from .support import poisoning, services
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``postgres`` or ``mqtt``: skip, or fail under CI=true, if it is down.
+
+    tryfirst: decide before any fixture of the test starts to use the service.
+    """
+    for service in services.SERVICES:
+        if item.get_closest_marker(service) is not None:
+            services.require(service)
+
 
 FEATURES = ("flow", "occupancy", "speed", "weekend")
 LABELS = ("free", "moderate", "heavy")

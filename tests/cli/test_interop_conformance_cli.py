@@ -138,6 +138,7 @@ def test_serve_http_then_conformance(trust_dir: Path, capsys: pytest.CaptureFixt
     assert f"serving the reference endpoint at http://127.0.0.1:{port}/" in out
 
 
+@pytest.mark.mqtt
 def test_serve_mqtt_answers_the_suite(trust_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = f"mqtt://127.0.0.1:1883/cityx-test/cli/{uuid.uuid4().hex[:12]}"
     with MqttServer(reference_handler(load_trust(trust_dir), audience=AUDIENCE), target):

@@ -108,7 +108,9 @@ def test_the_interval_must_allow_a_command_duration(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bus", ["memory", "mqtt://127.0.0.1:1883"])
+@pytest.mark.parametrize(
+    "bus", ["memory", pytest.param("mqtt://127.0.0.1:1883", marks=pytest.mark.mqtt)]
+)
 def test_a_submission_runs_wired_through_the_bus(tmp_path: Path, bus: str) -> None:
     from cityx.runs.sandbox import run_submitted_world
     from cityx.worlds.traffic import WorldSpec
