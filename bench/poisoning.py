@@ -1,7 +1,7 @@
 """Poisoning detection, side by side: ours vs IBM ART's defences and cleanlab.
 
 Same poisoned datasets for everyone: the clean SUMO table of the tests
-(tests/poisoning/data/metro_base.csv, 6,048 rows, 36 sensors) poisoned by
+(tests/support/data/metro_base.csv, 6,048 rows, 36 sensors) poisoned by
 our seeded attack plugins (backdoor, label flips, clean-label, compromised
 sensors; 5 % and 10 %), plus the adaptive (smooth, manifold) backdoor
 reported separately. F1 is over the poisoned rows. The peers run in their
@@ -35,7 +35,7 @@ from cityx.data.training import feature_columns
 from cityx.defenses.poisoning import audit
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "tests" / "poisoning" / "data" / "metro_base.csv"
+DATA = ROOT / "tests" / "support" / "data" / "metro_base.csv"
 LABEL, SOURCES = "congestion_next", ["intersection", "approach"]
 SCENARIOS: dict[str, tuple[type, dict[str, float]]] = {
     "backdoor": (Backdoor, {}),

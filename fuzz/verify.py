@@ -37,6 +37,7 @@ import hashlib
 import json
 import sys
 import types
+from collections.abc import Callable
 from typing import Any
 
 import atheris  # type: ignore[import-untyped]  # no stubs published
@@ -142,6 +143,17 @@ def _seed_envelopes() -> list[tuple[bytes, str, bytes | None]]:
 
 
 SEEDS = _seed_envelopes()
+
+
+# The kinds of input, by the number the first byte picks (see run_one).
+MODES = (
+    "raw bytes",
+    "byte edits of a seed",
+    "mutated claims",
+    "mutated header",
+    "raw JSON text as the claims",
+    "byte edits of the claims text",
+)
 
 
 class FuzzFinding(AssertionError):
@@ -251,10 +263,16 @@ def _check_json_path(text: bytes) -> None:
         payload_digest(value)
 
 
-def run_one(data: bytes) -> Verdict | None:
-    """One fuzz input: the verdict (None if no envelope was made); :class:`FuzzFinding` if bad."""
+def run_one(data: bytes, on_mode: Callable[[int], None] | None = None) -> Verdict | None:
+    """One fuzz input: the verdict (None if no envelope was made); :class:`FuzzFinding` if bad.
+
+    ``on_mode`` is told which of :data:`MODES` the input picked (the tests check
+    that every mode is reached).
+    """
     fdp = atheris.FuzzedDataProvider(data)
-    mode = fdp.ConsumeIntInRange(0, 5)
+    mode = fdp.ConsumeIntInRange(0, len(MODES) - 1)
+    if on_mode is not None:
+        on_mode(mode)
     envelope, topic, detached = SEEDS[fdp.ConsumeIntInRange(0, len(SEEDS) - 1)]
     validly_signed = {seed for seed, _, _ in SEEDS}
     if mode == 0:  # raw bytes, through the JSON path and the verifier

@@ -1,4 +1,4 @@
-"""Shared fixtures: small real submissions built at test time."""
+"""Shared fixtures: small real submissions built at test time, and the golden poisoning table."""
 
 from __future__ import annotations
 
@@ -10,6 +10,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from .support import poisoning, services
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``postgres`` or ``mqtt``: skip, or fail under CI=true, if it is down.
+
+    tryfirst: decide before any fixture of the test starts to use the service.
+    """
+    for service in services.SERVICES:
+        if item.get_closest_marker(service) is not None:
+            services.require(service)
+
 
 FEATURES = ("flow", "occupancy", "speed", "weekend")
 LABELS = ("free", "moderate", "heavy")
@@ -167,3 +181,9 @@ def entrypoint_submission(tmp_path: Path) -> Callable[[str], Path]:
 @pytest.fixture
 def store_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture(scope="session")
+def metro_base() -> pd.DataFrame:
+    """The clean poisoning table (tests/support/data), shared by attacks, defences and CLI."""
+    return poisoning.metro_base()

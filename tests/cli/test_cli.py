@@ -1,24 +1,20 @@
+"""The root ``cityx`` command: help everywhere, and trial, submission, audit and demo.
+
+Help runs in process; the rest runs ``python -m cityx.cli.main`` in a subprocess,
+end to end, as a user would.
+"""
+
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from cityx.cli.main import _parser, main
+from cityx.cli.main import _parser
 
-
-def cityx(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cityx.cli.main", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
+from ..support.cli import cityx
 
 
 def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[list[str]]:
@@ -32,20 +28,15 @@ def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> li
 
 
 @pytest.mark.parametrize("argv", _commands(_parser()), ids=lambda a: " ".join(a) or "cityx")
-def test_every_command_has_help_with_an_example(
-    argv: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(SystemExit) as info:
-        main([*argv, "--help"])
-    assert info.value.code == 0
-    out = capsys.readouterr().out
-    assert "example" in out and "cityx" in out
+def test_every_command_has_help_with_an_example(argv: list[str]) -> None:
+    run = cityx(*argv, "--help")
+    assert run.code == 0
+    assert "example" in run.out and "cityx" in run.out
 
 
-def test_version(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        main(["--version"])
-    assert capsys.readouterr().out.startswith("cityx ")
+def test_version() -> None:
+    run = cityx("--version")
+    assert run.code == 0 and run.out.startswith("cityx ")
 
 
 def test_trial_json_is_one_object_and_fail_on_sets_the_exit(
@@ -61,41 +52,51 @@ def test_trial_json_is_one_object_and_fail_on_sets_the_exit(
         "--json",
         "--fail-on",
         "conditional",
+        inprocess=False,
     )
-    doc = json.loads(run.stdout)
+    doc = run.json()
     assert set(doc) == {"trial_id", "decision", "reasons", "results", "report"}
-    assert run.returncode == (3 if doc["decision"] != "pass" else 0)
+    assert run.code == (3 if doc["decision"] != "pass" else 0)
     assert Path(doc["report"]).is_file()
 
 
 @pytest.fixture
 def trialled_store(tiny_submission: Path, tmp_path: Path, store_url: str) -> str:
     """A store holding one complete trial, run through the CLI."""
-    run = cityx("trial", str(tiny_submission), "--out", str(tmp_path / "o"), "--store", store_url)
-    assert run.returncode == 0, run.stderr
+    run = cityx(
+        "trial",
+        str(tiny_submission),
+        "--out",
+        str(tmp_path / "o"),
+        "--store",
+        store_url,
+        inprocess=False,
+    )
+    assert run.code == 0, run.err
     return store_url
 
 
 def test_bad_input_is_one_line_and_exit_2(tiny_submission: Path, store_url: str) -> None:
     (tiny_submission / "model.onnx").write_bytes(b"tampered")
-    run = cityx("trial", str(tiny_submission), "--store", store_url)
-    assert run.returncode == 2
-    assert run.stderr.count("\n") == 1 and "digest mismatch" in run.stderr
-    assert "Traceback" not in run.stderr
+    run = cityx("trial", str(tiny_submission), "--store", store_url, inprocess=False)
+    assert run.code == 2
+    assert run.err.count("\n") == 1 and "digest mismatch" in run.err
+    assert "Traceback" not in run.err
 
 
 def test_validate_lists_problems(tmp_path: Path) -> None:
-    assert cityx("submission", "init", str(tmp_path / "s"), "--kind", "predictor").returncode == 0
-    run = cityx("submission", "validate", str(tmp_path / "s"), "--json")
-    doc = json.loads(run.stdout)
-    assert run.returncode == 2 and not doc["ok"]
+    made = cityx("submission", "init", tmp_path / "s", "--kind", "predictor", inprocess=False)
+    assert made.code == 0
+    run = cityx("submission", "validate", str(tmp_path / "s"), "--json", inprocess=False)
+    doc = run.json()
+    assert run.code == 2 and not doc["ok"]
     assert all({"where", "message", "level"} == set(p) for p in doc["problems"])
 
 
 def test_audit_verify_json_contract(trialled_store: str) -> None:
-    run = cityx("audit", "verify", "--store", trialled_store, "--json")
-    doc = json.loads(run.stdout)
-    assert run.returncode == 0
+    run = cityx("audit", "verify", "--store", trialled_store, "--json", inprocess=False)
+    doc = run.json()
+    assert run.code == 0
     assert set(doc) == {"ok", "entries", "first_bad", "reason"} and doc["ok"]
     assert doc["entries"] >= 4
 
@@ -110,21 +111,25 @@ def test_audit_verify_catches_an_edited_entry(
     with db:
         db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
     db.close()
-    run = cityx("audit", "verify", "--store", store_url, "--json")
-    doc = json.loads(run.stdout)
-    assert run.returncode == 3 and doc["ok"] is False and doc["first_bad"] == 2
+    run = cityx("audit", "verify", "--store", store_url, "--json", inprocess=False)
+    doc = run.json()
+    assert run.code == 3 and doc["ok"] is False and doc["first_bad"] == 2
 
 
 def test_an_unreachable_store_is_bad_input(tiny_submission: Path) -> None:
-    run = cityx("audit", "verify", "--store", "postgresql://postgres@127.0.0.1:1/nope")
-    assert run.returncode == 2 and run.stderr.startswith("cityx: error:")
+    run = cityx(
+        "audit", "verify", "--store", "postgresql://postgres@127.0.0.1:1/nope", inprocess=False
+    )
+    assert run.code == 2 and run.err.startswith("cityx: error:")
 
 
 @pytest.mark.slow
 def test_demo_runs_and_prints_the_report(tmp_path: Path, store_url: str) -> None:
-    run = cityx("demo", "--out", str(tmp_path / "demo"), "--store", store_url, "--json")
-    assert run.returncode == 0, run.stderr
-    doc = json.loads(run.stdout)
+    run = cityx(
+        "demo", "--out", str(tmp_path / "demo"), "--store", store_url, "--json", inprocess=False
+    )
+    assert run.code == 0, run.err
+    doc = run.json()
     assert [t["submission"] for t in doc["trials"]] == ["metro-congestion", "acme-signals"]
     for trial in doc["trials"]:
         assert Path(trial["report"]).is_file()
@@ -149,7 +154,7 @@ def test_an_anchor_reveals_a_truncated_log(
     import sqlite3
 
     store_url = trialled_store
-    anchor = cityx("audit", "head", "--store", store_url).stdout.strip()
+    anchor = cityx("audit", "head", "--store", store_url, inprocess=False).out.strip()
     db = sqlite3.connect(store_url.removeprefix("sqlite:///"))
     with db:
         last = db.execute("SELECT max(seq) FROM audit_log").fetchone()[0]
@@ -157,6 +162,9 @@ def test_an_anchor_reveals_a_truncated_log(
         db.execute("DELETE FROM audit_log WHERE seq = ?", (last,))
         db.execute("UPDATE audit_head SET entries = ?, hash = ?", (last - 1, prev))
     db.close()
-    assert cityx("audit", "verify", "--store", store_url).returncode == 0  # chain alone: fine
-    run = cityx("audit", "verify", "--store", store_url, "--anchor", anchor, "--json")
-    assert run.returncode == 3 and json.loads(run.stdout)["ok"] is False
+    chain_only = cityx("audit", "verify", "--store", store_url, inprocess=False)
+    assert chain_only.code == 0  # the chain alone is fine
+    run = cityx(
+        "audit", "verify", "--store", store_url, "--anchor", anchor, "--json", inprocess=False
+    )
+    assert run.code == 3 and run.json()["ok"] is False

@@ -1,4 +1,4 @@
-"""``cityx fairness``, ``cityx aiverify export`` and ``cityx checklist`` from the shell.
+"""``cityx fairness``, ``cityx aiverify export`` and ``cityx checklist``, in process.
 
 The example submission's holdout data has a ``district`` column; the tests
 derive a second sensitive column, ``band`` (``peak`` for the runs at demand 3
@@ -7,7 +7,6 @@ or more, else ``offpeak``), from its ``demand`` column.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -15,31 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cityx.cli import fairness
-from cityx.cli import main as cli_main
+from ..support.cli import cityx
+from ..support.paths import SUBMISSIONS
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "submissions" / "metro-congestion"
-
-
-@pytest.fixture(autouse=True)
-def _registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register the fairness commands until main.py does it itself."""
-    original = cli_main._parser
-
-    def parser() -> argparse.ArgumentParser:
-        root = original()
-        action = next(a for a in root._actions if isinstance(a, argparse._SubParsersAction))
-        if "fairness" not in action.choices:
-            fairness.register(action)
-        return root
-
-    monkeypatch.setattr(cli_main, "_parser", parser)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli_main.main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
+EXAMPLE = SUBMISSIONS / "metro-congestion"
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +30,15 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_predictor_fairness_json_contract(capsys: pytest.CaptureFixture[str], data: Path) -> None:
-    code, out, _ = run(
-        capsys,
+def test_predictor_fairness_json_contract(data: Path) -> None:
+    run = cityx(
         "fairness", "--model", str(EXAMPLE), "--data", str(data), "--label", "congestion_next",
         "--sensitive", "district,band", "--positive", "heavy", "--bootstrap", "200",
         "--seed", "3", "--json",
     )  # fmt: skip
-    assert code == 0
-    assert out.count("\n") == 1
-    obj = json.loads(out)
+    assert run.code == 0
+    assert run.out.count("\n") == 1
+    obj = run.json()
     assert {"groups", "ratios", "differences", "warnings"} <= set(obj)
     assert "SE|offpeak" in obj["groups"] and "NW|peak" in obj["groups"]
     row = obj["groups"]["SE|peak"]
@@ -75,46 +52,39 @@ def test_predictor_fairness_json_contract(capsys: pytest.CaptureFixture[str], da
     assert lo <= obj["summary"]["disparate_impact"] <= hi
 
 
-def test_bare_onnx_model_file_needs_only_its_features(
-    capsys: pytest.CaptureFixture[str], data: Path
-) -> None:
+def test_bare_onnx_model_file_needs_only_its_features(data: Path) -> None:
     features = (
         "lanes,flow_veh_h,occupancy_pct,area_occupancy_pct,mean_speed_kmh,free_flow_kmh,"
         "speed_ratio,halting_veh,max_jam_m,delay_s"
     )
-    code, out, err = run(
-        capsys,
+    run = cityx(
         "fairness", "--model", str(EXAMPLE / "model.onnx"), "--data", str(data),
         "--label", "congestion_next", "--sensitive", "district", "--positive", "heavy",
         "--features", features, "--json",
     )  # fmt: skip
-    assert code == 0, err
-    bare = json.loads(out)
-    code, out, _ = run(
-        capsys,
+    assert run.code == 0, run.err
+    bare = run.json()
+    run = cityx(
         "fairness", "--model", str(EXAMPLE), "--data", str(data), "--label", "congestion_next",
         "--sensitive", "district", "--positive", "heavy", "--json",
     )  # fmt: skip
-    assert json.loads(out)["groups"] == bare["groups"]
+    assert run.json()["groups"] == bare["groups"]
 
 
-def test_text_output_says_undefined_not_zero(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, data: Path
-) -> None:
+def test_text_output_says_undefined_not_zero(tmp_path: Path, data: Path) -> None:
     df = pd.read_csv(data)
     # A group with no true "heavy" rows: its TPR is undefined.
     df.loc[df["district"] == "NE", "congestion_next"] = "free"
     path = tmp_path / "no-heavy.csv"
     df.to_csv(path, index=False)
-    code, out, _ = run(
-        capsys,
+    run = cityx(
         "fairness", "--model", str(EXAMPLE), "--data", str(path), "--label", "congestion_next",
         "--sensitive", "district", "--positive", "heavy",
     )  # fmt: skip
-    assert code == 0
-    north_east = next(line for line in out.splitlines() if line.startswith("NE"))
+    assert run.code == 0
+    north_east = next(line for line in run.out.splitlines() if line.startswith("NE"))
     assert north_east.split()[2] == "undefined"
-    assert "warning: group 'NE' has no true 'heavy' rows" in out
+    assert "warning: group 'NE' has no true 'heavy' rows" in run.out
 
 
 @pytest.mark.parametrize(
@@ -125,49 +95,44 @@ def test_text_output_says_undefined_not_zero(
     ],
 )
 def test_bad_sensitive_columns_are_one_line_input_errors(
-    capsys: pytest.CaptureFixture[str], data: Path, sensitive: str, message: str
+    data: Path, sensitive: str, message: str
 ) -> None:
-    code, _, err = run(
-        capsys,
+    run = cityx(
         "fairness", "--model", str(EXAMPLE), "--data", str(data), "--label", "congestion_next",
         "--sensitive", sensitive, "--positive", "heavy",
     )  # fmt: skip
-    assert code == 2
-    assert err.count("\n") == 1 and message in err
+    assert run.code == 2
+    assert run.err.count("\n") == 1 and message in run.err
 
 
-def test_unknown_positive_label_and_missing_options(
-    capsys: pytest.CaptureFixture[str], data: Path
-) -> None:
-    code, _, err = run(
-        capsys,
+def test_unknown_positive_label_and_missing_options(data: Path) -> None:
+    run = cityx(
         "fairness", "--model", str(EXAMPLE), "--data", str(data), "--label", "congestion_next",
         "--sensitive", "district", "--positive", "jammed",
     )  # fmt: skip
-    assert code == 2 and "positive label 'jammed' is not one of the model's labels" in err
-    code, _, err = run(capsys, "fairness", "--data", str(data))
-    assert code == 2 and "missing --model, --sensitive" in err
+    assert run.code == 2 and "positive label 'jammed' is not one of the model's labels" in run.err
+    run = cityx("fairness", "--data", str(data))
+    assert run.code == 2 and "missing --model, --sensitive" in run.err
 
 
-def test_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (["fairness"], ["aiverify", "export"], ["checklist", "export"],
-                 ["checklist", "import"]):  # fmt: skip
-        with pytest.raises(SystemExit):
-            cli_main.main([*argv, "--help"])
-        assert "example:\n  cityx " in capsys.readouterr().out
+@pytest.mark.parametrize(
+    "command",
+    [["fairness"], ["aiverify", "export"], ["checklist", "export"], ["checklist", "import"]],
+)
+def test_help_has_an_example(command: list[str]) -> None:
+    run = cityx(*command, "--help")
+    assert run.code == 0 and "example:\n  cityx " in run.out
 
 
 @pytest.mark.slow
-def test_trial_then_aiverify_export_and_checklist_round_trip(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_trial_then_aiverify_export_and_checklist_round_trip(tmp_path: Path) -> None:
     sub = tmp_path / "sub"
     shutil.copytree(EXAMPLE, sub)  # its manifest names district as sensitive
-    code, out, err = run(
-        capsys, "trial", str(sub), "--out", str(tmp_path / "trial"), "--store",
+    run = cityx(
+        "trial", str(sub), "--out", str(tmp_path / "trial"), "--store",
         f"sqlite:///{tmp_path / 'store.db'}", "--json",
     )  # fmt: skip
-    assert code in (0, 3), err
+    assert run.code in (0, 3), run.err
     results = json.loads((tmp_path / "trial" / "results.json").read_text())
     check = next(c for c in results["checks"] if c["id"] == "fairness.groups")
     # Heavy jams in some quadrants of the grid are missed more often than in others:
@@ -177,12 +142,12 @@ def test_trial_then_aiverify_export_and_checklist_round_trip(
     assert "fairness.groups/equal_opportunity_ratio[heavy]" in ids
     assert results["principles"]["fairness"]["status"] in ("attention", "fail")
 
-    code, out, _ = run(
-        capsys, "aiverify", "export", str(tmp_path / "trial"), "--out", str(tmp_path / "aiv"),
+    run = cityx(
+        "aiverify", "export", str(tmp_path / "trial"), "--out", str(tmp_path / "aiv"),
         "--json",
     )  # fmt: skip
-    assert code == 0
-    files = {Path(p).name for p in json.loads(out)["files"]}
+    assert run.code == 0
+    files = {Path(p).name for p in run.json()["files"]}
     assert "fairness_metrics_toolbox_for_classification.json" in files
     exported = json.loads(
         (tmp_path / "aiv" / "fairness_metrics_toolbox_for_classification.json").read_text()
@@ -193,11 +158,11 @@ def test_trial_then_aiverify_export_and_checklist_round_trip(
     assert tpr[("NW",)] == pytest.approx(ours["NW"]["tpr"], abs=1e-12)
 
     xlsx = tmp_path / "checklist.xlsx"
-    code, out, _ = run(
-        capsys, "checklist", "export", "--trial", str(tmp_path / "trial"), "--out", str(xlsx),
+    run = cityx(
+        "checklist", "export", "--trial", str(tmp_path / "trial"), "--out", str(xlsx),
         "--json",
     )  # fmt: skip
-    assert code == 0 and json.loads(out)["answered_from_trial"] >= 8
-    code, out, _ = run(capsys, "checklist", "import", str(xlsx), "--json")
-    assert code == 0
-    assert json.loads(out)["principles"]["fairness"]["status"] == "not_met"
+    assert run.code == 0 and run.json()["answered_from_trial"] >= 8
+    run = cityx("checklist", "import", str(xlsx), "--json")
+    assert run.code == 0
+    assert run.json()["principles"]["fairness"]["status"] == "not_met"

@@ -1,8 +1,7 @@
-"""``cityx attacks list`` and ``cityx redteam evade``, through the module's register function."""
+"""``cityx attacks list`` and ``cityx redteam evade``, in process."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import tomllib
@@ -11,24 +10,10 @@ from typing import Any
 
 import pytest
 
-from cityx.cli import redteam
-from cityx.core import CityxError
+from ..support.cli import cityx
+from ..support.paths import SUBMISSIONS
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "submissions" / "metro-congestion"
-
-
-def cityx(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Parse with a parser that has only this module's commands; errors as main renders them."""
-    parser = argparse.ArgumentParser(prog="cityx")
-    redteam.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    try:
-        code = args.handler(args)
-        error = ""
-    except CityxError as exc:
-        code, error = exc.exit_code, str(exc)
-    out = capsys.readouterr().out
-    return code, out, error
+EXAMPLE = SUBMISSIONS / "metro-congestion"
 
 
 def _example_threat() -> dict[str, Any]:
@@ -96,26 +81,24 @@ def _evade(constraints: Path, *more: str) -> list[str]:
     ]
 
 
-def test_attacks_list_json_is_a_list_of_attacks(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = cityx(["attacks", "list", "--json"], capsys)
-    rows = json.loads(out)
-    assert code == 0 and isinstance(rows, list)
+def test_attacks_list_json_is_a_list_of_attacks() -> None:
+    run = cityx("attacks", "list", "--json")
+    rows = run.json()
+    assert run.code == 0 and isinstance(rows, list)
     ids = {r["id"] for r in rows}
     assert "evasion.constrained" in ids
     for row in rows:
         assert {"id", "goal", "target", "atlas", "params"} <= set(row)
-    code, text, _ = cityx(["attacks", "list"], capsys)
-    assert code == 0 and "evasion.constrained" in text and "AML.T0015" in text
+    run = cityx("attacks", "list")
+    assert run.code == 0 and "evasion.constrained" in run.out and "AML.T0015" in run.out
 
 
-def test_evade_json_on_the_example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_evade_json_on_the_example(tmp_path: Path) -> None:
     threat = _example_threat()
     path = _write(tmp_path / "tm.toml", threat)
-    code, out, error = cityx(
-        _evade(path, "--budget", "32", "--samples", "20", "--seed", "2", "--json"), capsys
-    )
-    assert code == 0, error
-    doc = json.loads(out)  # exactly one JSON object
+    run = cityx(*_evade(path, "--budget", "32", "--samples", "20", "--seed", "2", "--json"))
+    assert run.code == 0, run.err
+    doc = run.json()  # exactly one JSON object
     assert set(doc) >= {
         "success_rate",
         "queries_per_sample",
@@ -138,29 +121,24 @@ def test_evade_json_on_the_example(tmp_path: Path, capsys: pytest.CaptureFixture
         ("[bounds]\n{feature} = [0, 0.5]", "data rows lie outside"),
     ],
 )
-def test_bad_constraints_exit_2_with_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: str, message: str
-) -> None:
+def test_bad_constraints_exit_2_with_one_line(tmp_path: Path, extra: str, message: str) -> None:
     threat = _example_threat()
     feature = threat["sensors"][threat["controlled"][0]]["features"][0]
     path = _write(tmp_path / "tm.toml", threat, extra.format(feature=json.dumps(feature)))
-    code, out, error = cityx(_evade(path, "--json"), capsys)
-    assert code == 2 and out == ""
-    assert message in error and "\n" not in error and str(path) in error
+    run = cityx(*_evade(path, "--json"))
+    assert run.code == 2 and run.json()["error"]["exit_code"] == 2  # --json: still one object
+    assert message in run.err and run.err.count("\n") == 1 and str(path) in run.err
 
 
-def test_a_model_outside_a_submission_is_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_model_outside_a_submission_is_refused(tmp_path: Path) -> None:
     lone = tmp_path / "model.onnx"
     shutil.copy(EXAMPLE / "model.onnx", lone)
     argv = _evade(tmp_path / "tm.toml")
     argv[argv.index("--model") + 1] = str(lone)
-    code, _, error = cityx(argv, capsys)
-    assert code == 2 and "no cityx.toml beside the model" in error
+    run = cityx(*argv)
+    assert run.code == 2 and "no cityx.toml beside the model" in run.err
 
 
-def test_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        cityx(["redteam", "evade", "--help"], capsys)
-    assert "example:\n  cityx redteam evade" in capsys.readouterr().out
+def test_help_has_an_example() -> None:
+    run = cityx("redteam", "evade", "--help")
+    assert run.code == 0 and "example:\n  cityx redteam evade" in run.out

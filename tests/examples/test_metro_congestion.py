@@ -24,7 +24,9 @@ from cityx.core import Level, Manifest
 from cityx.core.schema import FeatureType
 from cityx.submissions import validate_submission
 
-FOLDER = Path(__file__).resolve().parents[2] / "examples" / "submissions" / "metro-congestion"
+from ..support.paths import SUBMISSIONS
+
+FOLDER = SUBMISSIONS / "metro-congestion"
 DATA = ("data/train.csv", "data/holdout.csv")
 FEATURES = [
     "lanes",

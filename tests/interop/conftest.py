@@ -21,6 +21,10 @@ from cityx.interop import (
     generate_key,
     traffic_flow_observed,
 )
+from cityx.interop.bus import Message, SecureChannel
+
+from ..support.services import mosquitto_program
+from ..support.waiting import Collector
 
 NOW = 1_800_000_000.0  # 2027-01-15, fixed so nothing depends on the wall clock
 AUD = "urn:cityx:city:cologne:tmc"
@@ -134,7 +138,28 @@ def claimed(signer: Signer) -> Callable[..., dict[str, Any]]:
     return build
 
 
-# -- MQTT: brokers for tests/interop/test_mqtt.py --------------------------
+# -- MQTT: brokers and delivery checks for tests/interop/test_mqtt*.py ------
+
+MARKER = "testMarker"  # an attribute no other test message carries
+
+
+def accepted_before_marker(outbox: SecureChannel, accepted: Collector[Message]) -> list[Message]:
+    """Send a marker flow and wait for it; then every message accepted before it.
+
+    The messages of one publisher on one topic arrive in order (MQTT 5, 4.6) and
+    the transport dispatches them on one thread, so a late copy of an earlier
+    message (a redelivery, a second subscription's copy) is in before the marker
+    is: a test sees that none came without sleeping for a guessed time. The
+    marker must go through the same publisher and topic as the messages.
+    """
+
+    def is_marker(message: Message) -> bool:
+        return MARKER in message.entity
+
+    outbox.send(flow(**{MARKER: True}), audience=AUD)
+    assert accepted.wait(lambda got: any(is_marker(m) for m in got)), "the marker never came"
+    got = accepted.items
+    return got[: next(i for i, m in enumerate(got) if is_marker(m))]
 
 
 def free_port() -> int:
@@ -149,7 +174,6 @@ def free_port() -> int:
 def mtls_broker(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A mosquitto on a free port that requires a client certificate (trustme CA)."""
     import getpass
-    import shutil
     import socket
     import subprocess
     import time
@@ -157,6 +181,7 @@ def mtls_broker(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
     import trustme
 
+    binary = mosquitto_program()
     folder = tmp_path_factory.mktemp("mtls")
     ca = trustme.CA()
     server = ca.issue_cert("127.0.0.1", "localhost")
@@ -180,7 +205,6 @@ def mtls_broker(tmp_path_factory: pytest.TempPathFactory) -> Any:
         # to user "mosquitto", which cannot read pytest's private temp folder.
         f"user {getpass.getuser()}\n"
     )
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     process = subprocess.Popen(
         [binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

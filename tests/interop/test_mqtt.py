@@ -1,16 +1,18 @@
 """The MQTT 5 transport against real brokers: the system Mosquitto and a test mTLS one.
 
-The system broker at 127.0.0.1:1883 must be running (CI starts it): a test
-that cannot reach it fails, it does not skip.
+Tests marked ``mqtt`` need the system broker at 127.0.0.1:1883; without it they
+are skipped, or fail under CI=true (tests/support/services.py). Nothing here
+sleeps for a guessed time: a test waits for the SUBACK before it publishes
+(``wait_subscribed``), for messages through a :class:`Collector`, and for "no
+late copy" through a marker message sent last (``accepted_before_marker``).
 """
 
 from __future__ import annotations
 
 import socket
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,18 +21,10 @@ from cityx.interop import SecureChannel, Signer, Verifier
 from cityx.interop.bus import Message, Rejection
 from cityx.interop.mqtt import BrokerError, MqttTransport, parse_url
 
-from .conftest import AUD, flow, free_port
+from ..support.waiting import Collector, wait_for
+from .conftest import AUD, accepted_before_marker, flow, free_port
 
 SYSTEM = "mqtt://127.0.0.1:1883"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 @pytest.fixture
@@ -52,70 +46,73 @@ def test_parse_url() -> None:
         parse_url("http://127.0.0.1:1883")
 
 
+@pytest.mark.mqtt
 def test_raw_bytes_round_trip(pair: tuple[MqttTransport, MqttTransport], city: str) -> None:
     sender, receiver = pair
-    got: list[tuple[str, bytes]] = []
-    receiver.subscribe(f"cityx/v1/{city}/#", lambda t, d: got.append((t, d)))
-    time.sleep(0.2)  # let SUBACK arrive before the first publish
+    got: Collector[tuple[str, bytes]] = Collector()
+    receiver.subscribe(f"cityx/v1/{city}/#", lambda t, d: got((t, d)))
+    assert receiver.wait_subscribed()  # else the broker could drop the publish below
     sender.publish(f"cityx/v1/{city}/X/a", b"\x00\x01hello")
-    assert wait_for(lambda: len(got) == 1)
-    assert got == [(f"cityx/v1/{city}/X/a", b"\x00\x01hello")]
+    assert got.wait(1)
+    assert got.items == [(f"cityx/v1/{city}/X/a", b"\x00\x01hello")]
 
 
+@pytest.mark.mqtt
 def test_signed_messages_verified_and_forgeries_rejected(
     pair: tuple[MqttTransport, MqttTransport], city: str, signer: Signer, verifier: Verifier
 ) -> None:
     sender, receiver = pair
-    accepted: list[Message] = []
-    rejected: list[Rejection] = []
-    inbox = SecureChannel(receiver, city=city, verifier=verifier, on_reject=rejected.append)
-    inbox.subscribe(f"cityx/v1/{city}/#", accepted.append)
-    time.sleep(0.2)
+    accepted: Collector[Message] = Collector()
+    rejected: Collector[Rejection] = Collector()
+    inbox = SecureChannel(receiver, city=city, verifier=verifier, on_reject=rejected)
+    inbox.subscribe(f"cityx/v1/{city}/#", accepted)
+    assert receiver.wait_subscribed()
     outbox = SecureChannel(sender, city=city, signer=signer)
     topic = outbox.send(flow(), audience=AUD)
     # A forged envelope: flip the last signature character.
     envelope = signer.sign(flow(intensity=99), audience=AUD, topic=topic)
     forged = envelope[:-2] + ("A" if envelope[-2] != "A" else "B") + envelope[-1]
     sender.publish(topic, forged.encode())
-    assert wait_for(lambda: len(accepted) == 1 and len(rejected) == 1)
-    assert accepted[0].topic == topic
-    assert accepted[0].entity["intensity"]["value"] == 14
-    assert rejected[0].reason == "bad_signature"
+    assert accepted.wait(1) and rejected.wait(1)
+    assert accepted.items[0].topic == topic
+    assert accepted.items[0].entity["intensity"]["value"] == 14
+    assert rejected.items[0].reason == "bad_signature"
 
 
+@pytest.mark.mqtt
 def test_redelivered_duplicate_dropped_silently(
     pair: tuple[MqttTransport, MqttTransport], city: str, signer: Signer, verifier: Verifier
 ) -> None:
     sender, receiver = pair
-    accepted: list[Message] = []
+    accepted: Collector[Message] = Collector()
     inbox = SecureChannel(receiver, city=city, verifier=verifier)
-    inbox.subscribe(f"cityx/v1/{city}/#", accepted.append)
+    inbox.subscribe(f"cityx/v1/{city}/#", accepted)
     # An overlapping raw subscription makes the broker send copies as well.
     receiver.subscribe(f"cityx/v1/{city}/+/+", lambda t, d: None)
-    time.sleep(0.2)
+    assert receiver.wait_subscribed()
+    outbox = SecureChannel(sender, city=city, signer=signer)
     topic = f"cityx/v1/{city}/TrafficFlowObserved/{signer.key.issuer}"
     data = signer.sign(flow(), audience=AUD, topic=topic).encode()
     sender.publish(topic, data)
     sender.publish(topic, data)  # what a QoS 1 DUP redelivery looks like to us
-    assert wait_for(lambda: len(accepted) == 1)
-    time.sleep(0.3)
-    assert len(accepted) == 1
+    assert len(accepted_before_marker(outbox, accepted)) == 1  # every copy is in by now
     assert sum(inbox.rejected.values()) == 0  # not counted as a replay attack
 
 
+@pytest.mark.mqtt
 def test_no_loss_across_a_dropped_connection(city: str, signer: Signer, verifier: Verifier) -> None:
     with (
         MqttTransport(url=SYSTEM) as sender,
         MqttTransport(url=SYSTEM, reconnect_min_s=1, reconnect_max_s=2) as receiver,
     ):
-        accepted: list[Message] = []
+        accepted: Collector[Message] = Collector()
         inbox = SecureChannel(receiver, city=city, verifier=verifier)
-        inbox.subscribe(f"cityx/v1/{city}/#", accepted.append)
-        time.sleep(0.2)
+        inbox.subscribe(f"cityx/v1/{city}/#", accepted)
+        assert receiver.wait_subscribed()
         outbox = SecureChannel(sender, city=city, signer=signer)
         for i in range(5):
             outbox.send(flow(intensity=i), audience=AUD)
-        assert wait_for(lambda: len(accepted) == 5)
+        assert accepted.wait(5)
         # Cut the receiver's TCP connection under paho's feet.
         sock = receiver._client.socket() if receiver._client else None
         assert isinstance(sock, socket.socket)
@@ -124,10 +121,9 @@ def test_no_loss_across_a_dropped_connection(city: str, signer: Signer, verifier
         for i in range(5, 10):
             outbox.send(flow(intensity=i), audience=AUD)
         assert sender.flush()
-        assert wait_for(lambda: len(accepted) == 10, 8)
-        time.sleep(0.3)
-        values = [m.entity["intensity"]["value"] for m in accepted]
-        assert sorted(values) == list(range(10))
+        assert accepted.wait(10, 8)
+        values = [m.entity["intensity"]["value"] for m in accepted_before_marker(outbox, accepted)]
+        assert sorted(values) == list(range(10))  # none lost, none twice
         assert sum(inbox.rejected.values()) == 0
 
 
@@ -158,20 +154,14 @@ def test_mtls_signed_round_trip(
         "key_file": mtls_broker.key,
     }
     with MqttTransport(**tls) as sender, MqttTransport(**tls) as receiver:
-        accepted: list[Message] = []
-        done = threading.Event()
-
-        def handle(message: Message) -> None:
-            accepted.append(message)
-            done.set()
-
+        accepted: Collector[Message] = Collector()
         SecureChannel(receiver, city=city, verifier=verifier).subscribe(
-            f"cityx/v1/{city}/#", handle
+            f"cityx/v1/{city}/#", accepted
         )
-        time.sleep(0.2)
+        assert receiver.wait_subscribed()
         SecureChannel(sender, city=city, signer=signer).send(flow(), audience=AUD)
-        assert done.wait(5)
-        assert accepted[0].entity["type"] == "TrafficFlowObserved"
+        assert accepted.wait(1)
+        assert accepted.items[0].entity["type"] == "TrafficFlowObserved"
 
 
 def test_mtls_without_client_certificate_refused(mtls_broker: Any) -> None:
@@ -189,6 +179,7 @@ def test_mtls_with_untrusted_server_refused(mtls_broker: Any) -> None:
         ).connect()
 
 
+@pytest.mark.mqtt
 def test_publishes_while_sender_is_disconnected_are_kept(
     city: str, signer: Signer, verifier: Verifier
 ) -> None:
@@ -196,20 +187,20 @@ def test_publishes_while_sender_is_disconnected_are_kept(
         MqttTransport(url=SYSTEM, reconnect_min_s=1, reconnect_max_s=2) as sender,
         MqttTransport(url=SYSTEM) as receiver,
     ):
-        accepted: list[Message] = []
+        accepted: Collector[Message] = Collector()
         inbox = SecureChannel(receiver, city=city, verifier=verifier)
-        inbox.subscribe(f"cityx/v1/{city}/#", accepted.append)
-        time.sleep(0.2)
+        inbox.subscribe(f"cityx/v1/{city}/#", accepted)
+        assert receiver.wait_subscribed()
         outbox = SecureChannel(sender, city=city, signer=signer)
         outbox.send(flow(intensity=0), audience=AUD)
-        assert wait_for(lambda: len(accepted) == 1)
+        assert accepted.wait(1)
         sock = sender._client.socket() if sender._client else None
         assert isinstance(sock, socket.socket)
         sock.shutdown(socket.SHUT_RDWR)
         assert wait_for(lambda: not sender.connected, 3)
         for i in range(1, 4):  # paho keeps QoS 1 messages until it reconnects
             outbox.send(flow(intensity=i), audience=AUD)
-        assert wait_for(lambda: len(accepted) == 4, 8)
-        time.sleep(0.3)
-        assert sorted(m.entity["intensity"]["value"] for m in accepted) == [0, 1, 2, 3]
+        assert accepted.wait(4, 8)
+        before = accepted_before_marker(outbox, accepted)
+        assert sorted(m.entity["intensity"]["value"] for m in before) == [0, 1, 2, 3]
         assert sum(inbox.rejected.values()) == 0

@@ -1,14 +1,14 @@
-"""At-least-once delivery across a broker restart, and brokers that are down or mute.
+"""At-least-once delivery across a broker restart, and brokers that are down, mute or refuse.
 
 Each test starts its own mosquitto on a free port, with ``persistence true``
 and its persistence file in the test's temporary folder, so the broker can
-be stopped and started again without touching the system broker.
+be stopped and started again without touching the system broker. They need
+the mosquitto program, not the system broker (tests/support/services.py).
 """
 
 from __future__ import annotations
 
 import getpass
-import shutil
 import socket
 import subprocess
 import threading
@@ -25,8 +25,9 @@ from cityx.interop import SecureChannel, Signer, Verifier
 from cityx.interop.bus import Message
 from cityx.interop.mqtt import BrokerError, MqttTransport
 
-from .conftest import AUD, flow, free_port
-from .test_mqtt import wait_for
+from ..support.services import mosquitto_program
+from ..support.waiting import Collector, wait_for
+from .conftest import AUD, accepted_before_marker, flow, free_port
 
 
 class Broker:
@@ -49,9 +50,10 @@ class Broker:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self._process = subprocess.Popen(
-            [binary, "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [mosquitto_program(), "-c", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 5
         while True:
@@ -99,16 +101,10 @@ def test_no_accepted_message_lost_or_doubled_across_a_broker_restart(
         MqttTransport(url=broker.url, **fast) as sender,
         MqttTransport(url=broker.url, session_expiry_s=600, **fast) as receiver,
     ):
-        accepted: list[Message] = []
-        lock = threading.Lock()
-
-        def handle(message: Message) -> None:
-            with lock:
-                accepted.append(message)
-
+        accepted: Collector[Message] = Collector()
         inbox = SecureChannel(receiver, city=city, verifier=verifier)
-        inbox.subscribe(f"cityx/v1/{city}/#", handle)
-        time.sleep(0.2)  # let SUBACK arrive
+        inbox.subscribe(f"cityx/v1/{city}/#", accepted)
+        assert receiver.wait_subscribed()
         outbox = SecureChannel(sender, city=city, signer=signer)
         # Mid-stream: the broker stops right after a burst, with messages in flight.
         for i in range(60):
@@ -121,16 +117,72 @@ def test_no_accepted_message_lost_or_doubled_across_a_broker_restart(
         broker.start()
         assert wait_for(lambda: sender.connected and receiver.connected, 8)
         assert receiver.session_present  # the broker remembered the receiver's session
+        assert receiver.wait_subscribed()  # subscribed again on the new connection
         for i in range(100, 150):
             outbox.send(numbered(i), audience=AUD)
         assert sender.flush(8)
-        assert wait_for(lambda: len(accepted) >= 150, 8)
-        time.sleep(0.5)  # any late redelivery would show up now
-        values = Counter(number_of(m) for m in accepted)
+        assert accepted.wait(150, 8)
+        values = Counter(number_of(m) for m in accepted_before_marker(outbox, accepted))
         assert sorted(values) == list(range(150))  # none lost
         assert set(values.values()) == {1}  # none twice
         assert sum(inbox.rejected.values()) == 0  # redeliveries never reach the verifier
         assert receiver.connections == 2 and sender.connections == 2
+
+
+def test_a_subscription_is_acknowledged_only_once_the_broker_is_back(broker: Broker) -> None:
+    with MqttTransport(url=broker.url, reconnect_min_s=1, reconnect_max_s=1) as receiver:
+        broker.stop()
+        assert wait_for(lambda: not receiver.connected, 3)
+        receiver.subscribe("cityx/v1/x/#", lambda t, d: None)  # kept, sent on reconnect
+        assert receiver.wait_subscribed(0) is False  # no broker, no SUBACK
+        broker.start()
+        assert receiver.wait_subscribed(8)
+
+
+def _packets(conn: socket.socket) -> Iterator[tuple[int, bytes]]:
+    """(packet type, variable header and payload) of each MQTT packet the client sends."""
+    with conn.makefile("rb") as stream:
+        while head := stream.read(1):
+            length, shift = 0, 0
+            while digit := stream.read(1):  # the remaining length: 7 bits a byte, low first
+                length |= (digit[0] & 0x7F) << shift
+                shift += 7
+                if digit[0] < 0x80:
+                    break
+            yield head[0] & 0xF0, stream.read(length)
+
+
+def _refuse_every_subscription(listener: socket.socket) -> None:
+    """Just enough of an MQTT 5 broker: accept one client, answer each SUBSCRIBE with 0x87."""
+    conn, _ = listener.accept()
+    conn.settimeout(5)  # never outlive the test by much
+    with conn:
+        for kind, body in _packets(conn):
+            if kind == 0x10:  # CONNECT -> CONNACK: no session, success, no properties
+                conn.sendall(bytes([0x20, 3, 0, 0, 0]))
+            elif kind == 0x80:  # SUBSCRIBE -> SUBACK with its packet id: 0x87 Not authorized
+                conn.sendall(bytes([0x90, 4, body[0], body[1], 0, 0x87]))
+            elif kind == 0xE0:  # DISCONNECT
+                return
+
+
+def test_a_refused_subscription_is_an_error_not_a_wait() -> None:
+    # Mosquitto's ACLs filter deliveries but acknowledge every subscription, hence a stand-in.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(5)
+        broker = threading.Thread(target=_refuse_every_subscription, args=(listener,), daemon=True)
+        broker.start()
+        try:
+            with MqttTransport(url=f"mqtt://127.0.0.1:{listener.getsockname()[1]}") as receiver:
+                receiver.subscribe("cityx/v1/x/#", lambda t, d: None)
+                started = time.monotonic()
+                with pytest.raises(BrokerError, match=r"refused the subscription 'cityx/v1/x/#'"):
+                    receiver.wait_subscribed()
+                assert time.monotonic() - started < 3  # answered by the SUBACK, not the timeout
+        finally:
+            broker.join(5)
 
 
 def test_connect_to_a_stopped_broker_is_a_clear_error(broker: Broker) -> None:

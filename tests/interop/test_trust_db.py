@@ -1,8 +1,9 @@
 """The trust store kept in the database: on a SQLite file and on PostgreSQL.
 
 PostgreSQL tests get a database of their own, created through the
-``postgres`` database at 127.0.0.1:5432 and dropped afterwards; CI starts
-PostgreSQL, so when it is unreachable these tests fail, they do not skip.
+``postgres`` database at 127.0.0.1:5432 and dropped afterwards. They are
+marked ``postgres``: skipped when PostgreSQL is down, an error under CI=true
+(tests/support/services.py).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from cityx.interop import (
 from cityx.interop.trust_db import DbTrustStore, TrustRecords, epoch, iso
 from cityx.store import Store
 
+from ..support.services import require
 from .conftest import AUD, ISSUER, NOW, OTHER, Clock, flow
 
 PG_HOST = "postgres@127.0.0.1:5432"
@@ -55,6 +57,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
         return
+    require("postgres")  # also for a test that uses this fixture without the marker
     name = f"cityx_test_{uuid.uuid4().hex[:12]}"
     _admin(f'CREATE DATABASE "{name}"')
     yield f"postgresql://{PG_HOST}/{name}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -14,12 +13,13 @@ from typing import Any
 
 import pytest
 
-from cityx.cli.campaign import add_run_command
 from cityx.runs.campaign import CELL_FILE, CampaignPlan, run_campaign
 from cityx.store import Store
 
-ROOT = Path(__file__).resolve().parents[2]
-ACME = ROOT / "examples" / "submissions" / "acme-signals"
+from ..support.cli import cityx
+from ..support.paths import SUBMISSIONS
+
+ACME = SUBMISSIONS / "acme-signals"
 
 
 def needs_sumo_and_resco() -> None:
@@ -34,20 +34,18 @@ def needs_sumo_and_resco() -> None:
         pytest.skip("sumo-rl (the RESCO networks) is not installed")
 
 
-def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="cityx redteam")
-    add_run_command(parser.add_subparsers(dest="subcommand", required=True))
-    args = parser.parse_args(argv)
-    assert args.handler(args) == 0
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1  # --json: exactly one JSON object
-    obj: dict[str, Any] = json.loads(out)
+def redteam_run(argv: list[str]) -> dict[str, Any]:
+    """``cityx redteam ARGV`` in process, which must succeed; its one JSON object."""
+    run = cityx("redteam", *argv)
+    assert run.code == 0, run.err
+    assert run.out.count("\n") == 1  # --json: exactly one JSON object
+    obj: dict[str, Any] = run.json()
     return obj
 
 
 @pytest.mark.slow
 def test_redteam_run_pairs_cells_writes_campaign_json_and_the_store_and_resumes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
 ) -> None:
     needs_sumo_and_resco()
     store = f"sqlite:///{tmp_path / 'cityx.db'}"
@@ -57,7 +55,7 @@ def test_redteam_run_pairs_cells_writes_campaign_json_and_the_store_and_resumes(
         "--seeds", "1", "--seconds", "120", "--demand", "1.5", "--workers", "2",
         "--out", str(tmp_path / "c"), "--store", store, "--json",
     ]  # fmt: skip
-    obj = cli(argv, capsys)
+    obj = redteam_run(argv)
     assert obj["ran"] == 3 and obj["skipped"] == 0 and not obj["failed"]
     cells = {c["attack"]: c for c in obj["cells"]}
     assert set(cells) == {"world.cv-spoof", "world.phantom-vehicles"}
@@ -76,7 +74,7 @@ def test_redteam_run_pairs_cells_writes_campaign_json_and_the_store_and_resumes(
         (entry,) = [e for e in db.audit_entries() if e.action == "campaign.finished"]
     assert entry.payload["cells"] == 3
     # Re-running the same command finds every cell done and counts none twice.
-    again = cli(argv, capsys)
+    again = redteam_run(argv)
     assert again["ran"] == 0 and again["skipped"] == 3 and again["cells"] == obj["cells"]
 
 

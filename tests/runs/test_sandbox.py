@@ -15,9 +15,10 @@ from cityx.runs.sandbox import run_submitted_world
 from cityx.worlds import ControllerFailed
 from cityx.worlds.traffic import WorldSpec
 
-from ..worlds.conftest import needs_resco, needs_sumo
+from ..support.paths import SUBMISSIONS
+from ..worlds.traffic.conftest import needs_resco, needs_sumo
 
-ACME = Path(__file__).resolve().parents[2] / "examples" / "submissions" / "acme-signals"
+ACME = SUBMISSIONS / "acme-signals"
 
 # A regression "model" that scores each candidate by its pressure (so: max-pressure),
 # after running ``body`` at each call.

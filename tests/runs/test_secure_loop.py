@@ -14,7 +14,8 @@ from cityx.interop import InMemoryTransport, Signer, generate_key
 from cityx.interop.messages import Catalog, signal_phase_command
 from cityx.runs.secure_loop import SIGNALS, SecureLoop
 
-from ..worlds.test_candidates import LANES, NETWORK, observe
+from ..support.paths import SUBMISSIONS
+from ..worlds.traffic.test_candidates import LANES, NETWORK, observe
 
 
 class Recorder:
@@ -107,16 +108,18 @@ def test_the_interval_must_allow_a_command_duration(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bus", ["memory", "mqtt://127.0.0.1:1883"])
+@pytest.mark.parametrize(
+    "bus", ["memory", pytest.param("mqtt://127.0.0.1:1883", marks=pytest.mark.mqtt)]
+)
 def test_a_submission_runs_wired_through_the_bus(tmp_path: Path, bus: str) -> None:
     from cityx.runs.sandbox import run_submitted_world
     from cityx.worlds.traffic import WorldSpec
 
-    from ..worlds.conftest import needs_resco, needs_sumo
+    from ..worlds.traffic.conftest import needs_resco, needs_sumo
 
     needs_sumo()
     needs_resco()
-    acme = Path(__file__).resolve().parents[2] / "examples" / "submissions" / "acme-signals"
+    acme = SUBMISSIONS / "acme-signals"
     spec = WorldSpec(scenario="cologne1", controller=str(acme), seconds=60, seed=1, out=tmp_path)
     result = run_submitted_world(spec, bus=bus)
     assert result.complete

@@ -8,6 +8,8 @@ import pytest
 from cityx.core import InputError, Level, ManifestError, SystemKind
 from cityx.submissions import scaffold_submission, validate_submission
 
+from ..support.paths import SUBMISSIONS
+
 
 def messages(folder: Path) -> list[str]:
     return [str(p) for p in validate_submission(folder).errors]
@@ -94,7 +96,7 @@ def test_out_of_range_rows_are_a_warning_not_an_error(tiny_submission: Path) -> 
     assert [p.level for p in result.problems] == [Level.WARNING]
 
 
-ACME = Path(__file__).resolve().parents[2] / "examples" / "submissions" / "acme-signals"
+ACME = SUBMISSIONS / "acme-signals"
 
 
 def test_the_controller_example_validates_without_warnings() -> None:

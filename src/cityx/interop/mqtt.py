@@ -26,6 +26,11 @@ Words used here:
     :attr:`MqttTransport.connections` counts the CONNACKs and
     :attr:`MqttTransport.session_present` says whether the broker still
     had our session at the last one.
+*acknowledged subscription*
+    one the broker confirmed with a SUBACK on the current connection:
+    from then on it delivers what is published on matching topics.
+    ``subscribe`` returns at once; :meth:`MqttTransport.wait_subscribed`
+    waits for the SUBACKs, so that what is published next is not missed.
 *redelivery*
     QoS 1 is at-least-once: after a lost PUBACK the same bytes may arrive
     twice. The transport keeps a bounded set of SHA-256 digests of the
@@ -142,6 +147,12 @@ class MqttTransport:
         self._connected = threading.Event()
         self._refused: str | None = None
         self._subscriptions: list[tuple[str, Callback]] = []
+        # SUBACK bookkeeping, under _lock: SUBSCRIBE packet id -> pattern until its
+        # SUBACK, the patterns acknowledged on this connection, and refusals.
+        self._suback = threading.Condition(self._lock)
+        self._awaiting: dict[int, str] = {}
+        self._acknowledged: set[str] = set()
+        self._refused_patterns: dict[str, str] = {}
         # One set for the whole transport: a payload is dispatched once to every
         # matching callback, whatever the number of copies the broker sends.
         self._seen = _Seen(self.options.dedup_window)
@@ -166,6 +177,7 @@ class MqttTransport:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = self.options.session_expiry_s
         where = self.address.url
@@ -267,18 +279,43 @@ class MqttTransport:
         entry = (pattern, callback)
         with self._lock:
             self._subscriptions.append(entry)
-        client.subscribe(pattern, qos=QOS)
+            self._send_subscribe(client, pattern)
 
         def unsubscribe() -> None:
-            with self._lock:
+            with self._suback:
                 if entry not in self._subscriptions:
                     return
                 self._subscriptions.remove(entry)
                 still = any(p == pattern for p, _ in self._subscriptions)
+                if not still:
+                    self._acknowledged.discard(pattern)
+                    self._refused_patterns.pop(pattern, None)
+                    self._suback.notify_all()  # wait_subscribed no longer waits for it
             if not still and self._client is not None:
                 self._client.unsubscribe(pattern)
 
         return unsubscribe
+
+    def wait_subscribed(self, timeout_s: float = 5.0) -> bool:
+        """Wait until the broker has acknowledged every subscription (SUBACK); False on timeout.
+
+        Raises :class:`BrokerError` if the broker refused one (e.g. its ACL denies the pattern).
+        """
+
+        def wanted() -> set[str]:
+            return {p for p, _ in self._subscriptions}
+
+        with self._suback:
+            self._suback.wait_for(
+                lambda: wanted() <= self._acknowledged.union(self._refused_patterns), timeout_s
+            )
+            refused = {p: r for p, r in self._refused_patterns.items() if p in wanted()}
+            done = wanted() <= self._acknowledged
+        if refused:
+            listed = ", ".join(f"{p!r} ({r})" for p, r in sorted(refused.items()))
+            where = self.address.url
+            raise BrokerError(f"the MQTT broker at {where} refused the subscription {listed}")
+        return done
 
     # -- paho callbacks (network thread) ---------------------------------
 
@@ -300,9 +337,11 @@ class MqttTransport:
         # The session usually still holds our subscriptions; subscribing again
         # is harmless and covers an expired session.
         with self._lock:
-            patterns = sorted({p for p, _ in self._subscriptions})
-        for pattern in patterns:
-            client.subscribe(pattern, qos=QOS)
+            # SUBSCRIBEs of an earlier connection get no SUBACK now: these replace them.
+            self._awaiting.clear()
+            self._acknowledged.clear()
+            for pattern in sorted({p for p, _ in self._subscriptions}):
+                self._send_subscribe(client, pattern)
         self.session_present = bool(flags.session_present)
         self.connections += 1
         self._connected.set()
@@ -316,6 +355,28 @@ class MqttTransport:
         properties: Properties | None,
     ) -> None:
         self._connected.clear()
+        with self._lock:
+            self._acknowledged.clear()
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        with self._suback:
+            pattern = self._awaiting.pop(mid, None)
+            # None: sent on an earlier connection; the pattern may be unsubscribed since.
+            if pattern is None or all(p != pattern for p, _ in self._subscriptions):
+                return
+            if reason_codes and reason_codes[0].is_failure:
+                self._refused_patterns[pattern] = str(reason_codes[0])
+            else:
+                self._acknowledged.add(pattern)
+                self._refused_patterns.pop(pattern, None)
+            self._suback.notify_all()
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         topic, data = message.topic, bytes(message.payload)
@@ -329,6 +390,16 @@ class MqttTransport:
             callback(topic, data)
 
     # -- helpers ----------------------------------------------------------
+
+    def _send_subscribe(self, client: paho.Client, pattern: str) -> None:
+        """SUBSCRIBE and note its packet id; call with _lock held.
+
+        Holding the lock while paho sends is what lets ``_on_subscribe`` (network
+        thread) find the id even when the SUBACK is quicker than our bookkeeping.
+        """
+        _, mid = client.subscribe(pattern, qos=QOS)
+        if mid is not None:  # None: not connected; _on_connect subscribes again
+            self._awaiting[mid] = pattern
 
     def _require(self) -> paho.Client:
         if self._client is None:

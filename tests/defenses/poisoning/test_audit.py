@@ -13,16 +13,16 @@ from cityx.defenses.poisoning._data import prepare
 from cityx.defenses.poisoning.feature_evidence import ceilings
 from cityx.defenses.poisoning.label_evidence import next_interval
 
-from .conftest import LABEL, SOURCES
+from ...support.poisoning import LABEL, SOURCES
 
 
-def _split(base: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    trusted = np.random.default_rng(0).random(len(base)) < 0.15
-    return base[~trusted].reset_index(drop=True), base[trusted].reset_index(drop=True)
+def _split(metro_base: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    trusted = np.random.default_rng(0).random(len(metro_base)) < 0.15
+    return metro_base[~trusted].reset_index(drop=True), metro_base[trusted].reset_index(drop=True)
 
 
-def test_clean_data_with_a_trusted_set_is_clean(base: pd.DataFrame) -> None:
-    rows, trusted = _split(base)
+def test_clean_data_with_a_trusted_set_is_clean(metro_base: pd.DataFrame) -> None:
+    rows, trusted = _split(metro_base)
     report = audit(rows, label=LABEL, source_cols=SOURCES, trusted=trusted)
     assert report.verdict is Verdict.CLEAN, report.reasons
     assert report.flagged.mean() < 0.02
@@ -33,13 +33,13 @@ def _f1(flagged: np.ndarray, truth: np.ndarray) -> float:
     return float(2 * (flagged & truth).sum() / (flagged.sum() + truth.sum()))
 
 
-def test_clean_data_alone_is_clean(base: pd.DataFrame) -> None:
-    report = audit(base, label=LABEL, source_cols=SOURCES)
+def test_clean_data_alone_is_clean(metro_base: pd.DataFrame) -> None:
+    report = audit(metro_base, label=LABEL, source_cols=SOURCES)
     assert report.verdict is Verdict.CLEAN, report.reasons
     assert report.flagged.mean() < 0.01
     body = report.to_json()
     assert set(body) >= {"rows", "flagged", "sources", "verdict", "detectors", "wall_s"}
-    assert sorted(r["index"] for r in body["rows"]) == list(range(len(base)))
+    assert sorted(r["index"] for r in body["rows"]) == list(range(len(metro_base)))
     scores = [r["score"] for r in body["rows"]]
     assert scores == sorted(scores, reverse=True)
     assert len(body["sources"]) == 36
@@ -60,18 +60,18 @@ def test_clean_data_alone_is_clean(base: pd.DataFrame) -> None:
     ],
 )
 def test_each_attack_is_found_without_a_trusted_set(
-    base: pd.DataFrame, attack: type, params: dict[str, float]
+    metro_base: pd.DataFrame, attack: type, params: dict[str, float]
 ) -> None:
     poisoned = attack().poison(
-        base, label=LABEL, source_cols=SOURCES, params={"rate": 0.05, **params}, seed=5
+        metro_base, label=LABEL, source_cols=SOURCES, params={"rate": 0.05, **params}, seed=5
     )
     report = audit(poisoned.table, label=LABEL, source_cols=SOURCES, seed=5)
     assert report.verdict is Verdict.POISONED, report.reasons
     assert _f1(report.flagged, poisoned.truth) >= 0.9
 
 
-def test_label_flips_are_found_with_a_trusted_set(base: pd.DataFrame) -> None:
-    rows, trusted = _split(base)
+def test_label_flips_are_found_with_a_trusted_set(metro_base: pd.DataFrame) -> None:
+    rows, trusted = _split(metro_base)
     poisoned = LabelFlip().poison(rows, label=LABEL, params={"rate": 0.1}, seed=7)
     report = audit(poisoned.table, label=LABEL, source_cols=SOURCES, trusted=trusted)
     assert report.verdict is Verdict.POISONED
@@ -93,24 +93,28 @@ def test_a_ceiling_is_where_readings_saturate_not_a_lattice() -> None:
 
 
 def test_next_interval_applies_only_when_the_next_interval_explains_the_label(
-    base: pd.DataFrame,
+    metro_base: pd.DataFrame,
 ) -> None:
-    data = prepare(base, label=LABEL, source_cols=SOURCES)
+    data = prepare(metro_base, label=LABEL, source_cols=SOURCES)
     assert next_interval(data, seed=0).applicable
-    shuffled = base.assign(**{LABEL: base[LABEL].sample(frac=1.0, random_state=0).to_numpy()})
+    shuffled = metro_base.assign(
+        **{LABEL: metro_base[LABEL].sample(frac=1.0, random_state=0).to_numpy()}
+    )
     found = next_interval(prepare(shuffled, label=LABEL, source_cols=SOURCES), seed=0)
     assert not found.applicable and "no next-interval reading" in found.note
     # A label about the same interval persists into the next, but is no banding of it:
     # its legitimate changes must not count as disagreements.
     from cityx.worlds.traffic.dataset import congestion_state
 
-    current = base.drop(columns=[LABEL]).assign(now=congestion_state(base["delay_s"].to_numpy()))
+    current = metro_base.drop(columns=[LABEL]).assign(
+        now=congestion_state(metro_base["delay_s"].to_numpy())
+    )
     assert not next_interval(prepare(current, label="now", source_cols=SOURCES), seed=0).applicable
 
 
-def test_compromised_sensors_are_named(base: pd.DataFrame) -> None:
+def test_compromised_sensors_are_named(metro_base: pd.DataFrame) -> None:
     poisoned = CompromisedSensors().poison(
-        base, label=LABEL, source_cols=SOURCES, params={"rate": 0.1, "drift": 1.0}, seed=2
+        metro_base, label=LABEL, source_cols=SOURCES, params={"rate": 0.1, "drift": 1.0}, seed=2
     )
     report = audit(poisoned.table, label=LABEL, source_cols=SOURCES)
     assert report.verdict is Verdict.POISONED
@@ -119,18 +123,18 @@ def test_compromised_sensors_are_named(base: pd.DataFrame) -> None:
     # Ranked first: the top-scored sources include a compromised one.
     assert {s.source for s in report.sources[:3]} & set(poisoned.details["sources"])
     # A trusted set must not switch source attribution off.
-    _, trusted = _split(base)
+    _, trusted = _split(metro_base)
     with_trusted = audit(poisoned.table, label=LABEL, source_cols=SOURCES, trusted=trusted)
     assert {s.source for s in with_trusted.sources if s.flagged} & set(poisoned.details["sources"])
 
 
-def test_sanitising_drops_flagged_rows_and_retrains(base: pd.DataFrame) -> None:
-    poisoned = LabelFlip().poison(base, label=LABEL, params={"rate": 0.1}, seed=8)
+def test_sanitising_drops_flagged_rows_and_retrains(metro_base: pd.DataFrame) -> None:
+    poisoned = LabelFlip().poison(metro_base, label=LABEL, params={"rate": 0.1}, seed=8)
     clean = sanitise(poisoned.table, poisoned.truth)
-    assert len(clean) == len(base) - poisoned.truth.sum()
+    assert len(clean) == len(metro_base) - poisoned.truth.sum()
     features = ["occupancy_pct", "halting_veh", "delay_s", "mean_speed_kmh"]
     result = retrain_and_compare(
-        poisoned.table, poisoned.truth, label=LABEL, features=features, test=base.tail(500)
+        poisoned.table, poisoned.truth, label=LABEL, features=features, test=metro_base.tail(500)
     )
     assert result.rows_dropped == poisoned.truth.sum()
     assert 0.0 <= result.accuracy_before <= 1.0 and result.attack_success_before is None
@@ -144,19 +148,19 @@ def test_sanitising_drops_flagged_rows_and_retrains(base: pd.DataFrame) -> None:
         (lambda t: t.assign(**{LABEL: t[LABEL].where(t.index != 3)}), "no label"),
     ],
 )
-def test_bad_input_is_one_clear_error(base: pd.DataFrame, change: object, match: str) -> None:
+def test_bad_input_is_one_clear_error(metro_base: pd.DataFrame, change: object, match: str) -> None:
     with pytest.raises(DataError, match=match):
-        audit(change(base), label=LABEL, source_cols=SOURCES)  # type: ignore[operator]
+        audit(change(metro_base), label=LABEL, source_cols=SOURCES)  # type: ignore[operator]
 
 
-def test_single_class_small_data_and_one_source_are_undetermined(base: pd.DataFrame) -> None:
-    one_class = base.assign(**{LABEL: "free"})
+def test_single_class_small_data_and_one_source_are_undetermined(metro_base: pd.DataFrame) -> None:
+    one_class = metro_base.assign(**{LABEL: "free"})
     report = audit(one_class, label=LABEL)
     assert report.verdict is Verdict.UNDETERMINED and "single class" in report.reasons[0]
-    small = audit(base.head(50), label=LABEL)
+    small = audit(metro_base.head(50), label=LABEL)
     assert small.verdict is Verdict.UNDETERMINED and "too few" in small.reasons[0]
     one_source = audit(
-        base.assign(intersection="A0", approach="x"), label=LABEL, source_cols=SOURCES
+        metro_base.assign(intersection="A0", approach="x"), label=LABEL, source_cols=SOURCES
     )
     assert any("1 source(s)" in r for r in one_source.reasons)
     assert not any(s.flagged for s in one_source.sources)

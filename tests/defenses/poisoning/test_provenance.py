@@ -11,13 +11,13 @@ from cityx.core import DataError
 from cityx.defenses.poisoning import dataset_manifest, sign_manifest, verify_manifest
 from cityx.interop.keys import generate_key, write_key_files
 
-from .conftest import SOURCES
+from ...support.poisoning import SOURCES
 
 
 @pytest.fixture
-def signed(tmp_path: Path, base: pd.DataFrame) -> tuple[Path, str, Path]:
+def signed(tmp_path: Path, metro_base: pd.DataFrame) -> tuple[Path, str, Path]:
     data = tmp_path / "train.csv"
-    base.head(600).to_csv(data, index=False)
+    metro_base.head(600).to_csv(data, index=False)
     files = write_key_files(generate_key("urn:cityx:vendor:acme:data"), tmp_path / "keys")
     token = sign_manifest(dataset_manifest(data, SOURCES), files.private)
     return data, token, files.public
@@ -61,8 +61,8 @@ def test_a_forged_or_untrusted_manifest_fails(
     assert not result.ok and "not trusted" in result.reason
 
 
-def test_missing_source_column_is_a_data_error(tmp_path: Path, base: pd.DataFrame) -> None:
+def test_missing_source_column_is_a_data_error(tmp_path: Path, metro_base: pd.DataFrame) -> None:
     data = tmp_path / "t.csv"
-    base.head(20).to_csv(data, index=False)
+    metro_base.head(20).to_csv(data, index=False)
     with pytest.raises(DataError, match="no source column"):
         dataset_manifest(data, ["sensor_id"])

@@ -7,8 +7,6 @@ process, which must give the same bytes.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from cityx.worlds.traffic.dataset import (
 )
 from cityx.worlds.traffic.scenarios import get_scenario, prepare_run
 
+from ...support.cli import cityx
 from .conftest import needs_sumo
 
 SPEC = DatasetSpec(
@@ -49,15 +48,6 @@ CLI_ARGS = [
     "--workers",
     "2",
 ]
-
-
-def cityx(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cityx.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -156,17 +146,17 @@ def test_cli_gives_byte_identical_output(
 ) -> None:
     summary, _ = built
     out = tmp_path / "again.parquet"
-    done = cityx("world", "dataset", *CLI_ARGS, "--out", str(out))
-    assert done.returncode == 0, done.stderr
-    assert f"{summary.rows} rows" in done.stdout
+    done = cityx("world", "dataset", *CLI_ARGS, "--out", out, inprocess=False, timeout_s=120)
+    assert done.code == 0, done.err
+    assert f"{summary.rows} rows" in done.out
     assert out.read_bytes() == summary.out.read_bytes()
     assert [p.name for p in tmp_path.iterdir()] == ["again.parquet"]  # no temp file left
 
 
 def test_cli_help_has_an_example() -> None:
     done = cityx("world", "dataset", "--help")
-    assert done.returncode == 0
-    assert "example:" in done.stdout and "cityx world dataset --scenario" in done.stdout
+    assert done.code == 0
+    assert "example:" in done.out and "cityx world dataset --scenario" in done.out
 
 
 @pytest.mark.parametrize(
@@ -185,9 +175,9 @@ def test_cli_help_has_an_example() -> None:
 )
 def test_cli_bad_input_is_one_line_and_exit_2(args: list[str], words: str, tmp_path: Path) -> None:
     out = tmp_path / "x.parquet"
-    done = cityx("world", "dataset", *args, "--out", str(out))
-    assert done.returncode == 2
-    assert len(done.stderr.strip().splitlines()) == 1 and words in done.stderr
+    done = cityx("world", "dataset", *args, "--out", out)
+    assert done.code == 2
+    assert len(done.err.strip().splitlines()) == 1 and words in done.err
     assert not out.exists()
 
 

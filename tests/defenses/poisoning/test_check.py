@@ -13,9 +13,10 @@ from cityx.defenses.poisoning.check import PoisoningAudit
 from cityx.runs.drill import poisoning_drill
 from cityx.submissions.manifest_file import read_manifest
 
-from .conftest import LABEL, SOURCES
+from ...support.paths import SUBMISSIONS
+from ...support.poisoning import LABEL, SOURCES
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "submissions" / "metro-congestion"
+EXAMPLE = SUBMISSIONS / "metro-congestion"
 
 
 def _context(folder: Path) -> CheckContext:
@@ -24,12 +25,12 @@ def _context(folder: Path) -> CheckContext:
     return CheckContext(submission_dir=folder, manifest=manifest, seed=0)
 
 
-def test_registered_and_finds_compromised_sensors(tmp_path: Path, base: pd.DataFrame) -> None:
+def test_registered_and_finds_compromised_sensors(tmp_path: Path, metro_base: pd.DataFrame) -> None:
     assert Registry().load(PluginKind.CHECK, "poisoning.audit") is PoisoningAudit
     folder = tmp_path / "sub"
     shutil.copytree(EXAMPLE, folder)
     poisoned = CompromisedSensors().poison(
-        base, label=LABEL, source_cols=SOURCES, params={"rate": 0.1, "drift": 1.0}, seed=2
+        metro_base, label=LABEL, source_cols=SOURCES, params={"rate": 0.1, "drift": 1.0}, seed=2
     )
     training = _context(folder).manifest
     assert training is not None and training.data.training is not None

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,23 +10,21 @@ import pytest
 
 from cityx.interop import traffic_flow_observed
 
+from ..support.cli import cityx
+
 ISSUER = "urn:cityx:vendor:acme:detector-12"
 AUD = "urn:cityx:city:cologne:tmc"
-
-
-def cityx(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cityx.cli.main", *args], capture_output=True, text=True, timeout=120
-    )
 
 
 @pytest.fixture(scope="module")
 def signed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("cli")
     keys = folder / "keys"
-    made = cityx("interop", "keygen", "--issuer", ISSUER, "--out", str(keys), "--json")
-    assert made.returncode == 0, made.stderr
-    files = json.loads(made.stdout)
+    made = cityx(
+        "interop", "keygen", "--issuer", ISSUER, "--out", str(keys), "--json", inprocess=False
+    )
+    assert made.code == 0, made.err
+    files = made.json()
     entity = traffic_flow_observed(
         "lane-1",
         road_segment="a4-km12",
@@ -42,9 +38,10 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     run = cityx(
         *("interop", "sign", "--key", files["private"], "--type", "TrafficFlowObserved"),
         *("--aud", AUD, "--topic", topic, str(folder / "flow.json")),
+        inprocess=False,
     )
-    assert run.returncode == 0, run.stderr
-    (folder / "flow.jws").write_text(run.stdout)
+    assert run.code == 0, run.err
+    (folder / "flow.jws").write_text(run.out)
     return {
         "folder": folder,
         "keys": keys,
@@ -63,13 +60,21 @@ def test_keygen_sign_verify_accepts(signed: dict[str, Path]) -> None:
         AUD,
         "--json",
         str(signed["envelope"]),
+        inprocess=False,
     )
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout)
+    assert run.code == 0, run.err
+    out = run.json()
     assert set(out) == {"accepted", "reason", "claims"}
     assert out["accepted"] is True and out["reason"] is None and out["claims"]["iss"] == ISSUER
-    text = cityx("interop", "verify", "--trust", str(signed["keys"]), str(signed["envelope"]))
-    assert text.returncode == 0 and text.stdout.startswith("accepted: TrafficFlowObserved")
+    text = cityx(
+        "interop",
+        "verify",
+        "--trust",
+        str(signed["keys"]),
+        str(signed["envelope"]),
+        inprocess=False,
+    )
+    assert text.code == 0 and text.out.startswith("accepted: TrafficFlowObserved")
 
 
 def test_tampered_envelope_exits_3_with_the_reason(signed: dict[str, Path]) -> None:
@@ -79,10 +84,18 @@ def test_tampered_envelope_exits_3_with_the_reason(signed: dict[str, Path]) -> N
     tampered = signed["folder"] / "tampered.jws"
     tampered.write_text(f"{head}.{body}.{signature}\n")
     run = cityx(
-        "interop", "verify", "--trust", str(signed["keys"]), "--aud", AUD, "--json", str(tampered)
+        "interop",
+        "verify",
+        "--trust",
+        str(signed["keys"]),
+        "--aud",
+        AUD,
+        "--json",
+        str(tampered),
+        inprocess=False,
     )
-    assert run.returncode == 3, run.stderr
-    out = json.loads(run.stdout)
+    assert run.code == 3, run.err
+    out = run.json()
     assert out == {"accepted": False, "reason": out["reason"], "claims": None}
     assert out["reason"] in {"bad_signature", "malformed"}
 
@@ -96,8 +109,9 @@ def test_wrong_audience_exits_3(signed: dict[str, Path]) -> None:
         "--aud",
         "urn:cityx:city:bonn:tmc",
         str(signed["envelope"]),
+        inprocess=False,
     )
-    assert run.returncode == 3 and run.stdout.startswith("rejected: wrong_audience")
+    assert run.code == 3 and run.out.startswith("rejected: wrong_audience")
 
 
 def test_detached_sign_and_verify(signed: dict[str, Path]) -> None:
@@ -113,10 +127,11 @@ def test_detached_sign_and_verify(signed: dict[str, Path]) -> None:
         AUD,
         "--detached",
         str(flow),
+        inprocess=False,
     )
-    assert run.returncode == 0, run.stderr
+    assert run.code == 0, run.err
     envelope = signed["folder"] / "detached.jws"
-    envelope.write_text(run.stdout)
+    envelope.write_text(run.out)
     ok = cityx(
         "interop",
         "verify",
@@ -126,10 +141,19 @@ def test_detached_sign_and_verify(signed: dict[str, Path]) -> None:
         str(flow),
         "--json",
         str(envelope),
+        inprocess=False,
     )
-    assert ok.returncode == 0, ok.stdout
-    missing = cityx("interop", "verify", "--trust", str(signed["keys"]), "--json", str(envelope))
-    assert missing.returncode == 3 and json.loads(missing.stdout)["reason"] == "digest_mismatch"
+    assert ok.code == 0, ok.out
+    missing = cityx(
+        "interop",
+        "verify",
+        "--trust",
+        str(signed["keys"]),
+        "--json",
+        str(envelope),
+        inprocess=False,
+    )
+    assert missing.code == 3 and missing.json()["reason"] == "digest_mismatch"
 
 
 @pytest.mark.parametrize(
@@ -174,12 +198,12 @@ def test_bad_input_exits_2_with_one_line(
     signed: dict[str, Path], args: list[str], words: str
 ) -> None:
     filled = [a.format(**{k: str(v) for k, v in signed.items()}) for a in args]
-    run = cityx("interop", *filled)
-    assert run.returncode == 2, (run.stdout, run.stderr)
-    assert run.stderr.count("\n") == 1 and words in run.stderr
+    run = cityx("interop", *filled, inprocess=False)
+    assert run.code == 2, (run.out, run.err)
+    assert run.err.count("\n") == 1 and words in run.err
 
 
 @pytest.mark.parametrize("command", ["keygen", "sign", "verify"])
 def test_help_has_an_example(command: str) -> None:
-    run = cityx("interop", command, "--help")
-    assert run.returncode == 0 and "example:" in run.stdout and "cityx interop" in run.stdout
+    run = cityx("interop", command, "--help", inprocess=False)
+    assert run.code == 0 and "example:" in run.out and "cityx interop" in run.out

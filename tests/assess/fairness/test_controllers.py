@@ -13,6 +13,8 @@ import pytest
 from cityx.assess.fairness.controllers import controller_fairness, gini, group_stats, jain
 from cityx.core import DataError
 
+from ...support.cli import cityx
+
 
 def test_gini_and_jain_on_known_cases() -> None:
     assert gini(np.full(10, 7.0)) == pytest.approx(0.0, abs=1e-12)
@@ -100,21 +102,13 @@ def test_real_runs_by_group_and_against_a_baseline(runs: tuple[Path, Path]) -> N
 
 
 @pytest.mark.slow
-def test_cli_world_run_json(runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    import argparse
-
-    from cityx.cli import fairness
-
-    root = argparse.ArgumentParser(prog="cityx")
-    fairness.register(root.add_subparsers())
+def test_cli_world_run_json(runs: tuple[Path, Path]) -> None:
     fixed, mp = runs
-    args = root.parse_args(["fairness", "--world-run", str(mp), "--baseline", str(fixed), "--json"])
-    assert args.handler(args) == 0
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1
-    obj = json.loads(out)
+    run = cityx("fairness", "--world-run", mp, "--baseline", fixed, "--json")
+    assert run.code == 0, run.err
+    assert run.out.count("\n") == 1
+    obj = run.json()
     assert obj["controller"] == "max-pressure" and obj["baseline"]["controller"] == "fixed"
-    args = root.parse_args(["fairness", "--world-run", str(mp)])
-    assert args.handler(args) == 0
-    text = capsys.readouterr().out
-    assert "by district: mean waiting ratio" in text and "Gini" in text
+    run = cityx("fairness", "--world-run", mp)
+    assert run.code == 0, run.err
+    assert "by district: mean waiting ratio" in run.out and "Gini" in run.out

@@ -16,7 +16,7 @@ from cityx.attacks.poisoning import (
 from cityx.core import DataError, InputError
 from cityx.data.training import feature_columns
 
-from .conftest import LABEL, SOURCES
+from ...support.poisoning import LABEL, SOURCES
 
 
 def _changed(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
@@ -28,25 +28,25 @@ def _changed(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
     [(LabelFlip, {}), (Backdoor, {}), (CleanLabel, {"window": 1}), (CompromisedSensors, {})],
 )
 def test_truth_names_exactly_the_changed_rows_and_seed_repeats(
-    base: pd.DataFrame, cls: type, extra: dict[str, float]
+    metro_base: pd.DataFrame, cls: type, extra: dict[str, float]
 ) -> None:
     params = {"rate": 0.04, **extra}
-    one = cls().poison(base, label=LABEL, source_cols=SOURCES, params=params, seed=4)
-    two = cls().poison(base, label=LABEL, source_cols=SOURCES, params=params, seed=4)
-    other = cls().poison(base, label=LABEL, source_cols=SOURCES, params=params, seed=5)
+    one = cls().poison(metro_base, label=LABEL, source_cols=SOURCES, params=params, seed=4)
+    two = cls().poison(metro_base, label=LABEL, source_cols=SOURCES, params=params, seed=4)
+    other = cls().poison(metro_base, label=LABEL, source_cols=SOURCES, params=params, seed=5)
     pd.testing.assert_frame_equal(one.table, two.table)
     assert not one.table.equals(other.table)
-    assert one.table.columns.tolist() == base.columns.tolist()
-    changed = _changed(one.table, base)
+    assert one.table.columns.tolist() == metro_base.columns.tolist()
+    changed = _changed(one.table, metro_base)
     assert (changed <= one.truth).all() and changed.sum() >= 0.9 * one.truth.sum()
-    assert 0.02 * len(base) <= one.truth.sum() <= 0.1 * len(base)
+    assert 0.02 * len(metro_base) <= one.truth.sum() <= 0.1 * len(metro_base)
     truth = one.truth_json()
     assert truth["poisoned"] == np.flatnonzero(one.truth).tolist()
 
 
-def test_label_flip_towards_a_class_confined_to_sources(base: pd.DataFrame) -> None:
+def test_label_flip_towards_a_class_confined_to_sources(metro_base: pd.DataFrame) -> None:
     result = LabelFlip().poison(
-        base,
+        metro_base,
         label=LABEL,
         source_cols=SOURCES,
         params={"rate": 0.05, "target_class": 0, "source_share": 0.25},
@@ -54,39 +54,43 @@ def test_label_flip_towards_a_class_confined_to_sources(base: pd.DataFrame) -> N
     )
     rows = result.truth
     assert (result.table.loc[rows, LABEL] == "free").all()
-    assert (base.loc[rows, LABEL] != "free").all()
-    sensors = (base["intersection"] + "/" + base["approach"])[rows]
+    assert (metro_base.loc[rows, LABEL] != "free").all()
+    sensors = (metro_base["intersection"] + "/" + metro_base["approach"])[rows]
     assert set(sensors) <= set(result.details["sources"])
     assert len(result.details["sources"]) == 9  # a quarter of 36 sensors
-    features = feature_columns(base, LABEL, SOURCES)
-    pd.testing.assert_frame_equal(result.table[features], base[features])
+    features = feature_columns(metro_base, LABEL, SOURCES)
+    pd.testing.assert_frame_equal(result.table[features], metro_base[features])
 
 
-def test_backdoor_relabels_and_clean_label_keeps_labels(base: pd.DataFrame) -> None:
-    bd = Backdoor().poison(base, label=LABEL, source_cols=SOURCES, params={"shape": 3}, seed=2)
+def test_backdoor_relabels_and_clean_label_keeps_labels(metro_base: pd.DataFrame) -> None:
+    bd = Backdoor().poison(
+        metro_base, label=LABEL, source_cols=SOURCES, params={"shape": 3}, seed=2
+    )
     assert (bd.table.loc[bd.truth, LABEL] == bd.details["target_class"]).all()
     assert bd.details["shape"] == "sine" and set(bd.details["trigger"]) == {
         "occupancy_pct",
         "halting_veh",
         "max_jam_m",
     }
-    cl = CleanLabel().poison(base, label=LABEL, source_cols=SOURCES, params={"shape": 4}, seed=2)
-    pd.testing.assert_series_equal(cl.table[LABEL], base[LABEL])
-    assert (base.loc[cl.truth, LABEL] == cl.details["target_class"]).all()
+    cl = CleanLabel().poison(
+        metro_base, label=LABEL, source_cols=SOURCES, params={"shape": 4}, seed=2
+    )
+    pd.testing.assert_series_equal(cl.table[LABEL], metro_base[LABEL])
+    assert (metro_base.loc[cl.truth, LABEL] == cl.details["target_class"]).all()
     assert len(cl.details["trigger"]) > 3  # the manifold shape moves many readings together
 
 
-def test_compromised_sensors_poison_whole_sources(base: pd.DataFrame) -> None:
+def test_compromised_sensors_poison_whole_sources(metro_base: pd.DataFrame) -> None:
     result = CompromisedSensors().poison(
-        base, label=LABEL, source_cols=SOURCES, params={"rate": 0.08}, seed=3
+        metro_base, label=LABEL, source_cols=SOURCES, params={"rate": 0.08}, seed=3
     )
-    sensors = base["intersection"] + "/" + base["approach"]
+    sensors = metro_base["intersection"] + "/" + metro_base["approach"]
     assert set(sensors[result.truth]) == set(result.details["sources"])
     assert (sensors[result.truth].isin(result.details["sources"])).all()
     assert not sensors[~result.truth].isin(result.details["sources"]).any()
-    pd.testing.assert_series_equal(result.table[LABEL], base[LABEL])
+    pd.testing.assert_series_equal(result.table[LABEL], metro_base[LABEL])
     with pytest.raises(InputError, match="source-col"):
-        CompromisedSensors().poison(base, label=LABEL, params={"rate": 0.08})
+        CompromisedSensors().poison(metro_base, label=LABEL, params={"rate": 0.08})
 
 
 def test_demonstration_poison_keeps_one_chosen_phase_per_decision() -> None:
@@ -112,12 +116,12 @@ def test_demonstration_poison_keeps_one_chosen_phase_per_decision() -> None:
         DemonstrationPoison().poison(table.drop(columns="intersection"), label="chosen")
 
 
-def test_bad_parameters_and_labels_are_one_clear_error(base: pd.DataFrame) -> None:
+def test_bad_parameters_and_labels_are_one_clear_error(metro_base: pd.DataFrame) -> None:
     with pytest.raises(InputError, match="rate"):
-        LabelFlip().poison(base, label=LABEL, params={"rate": 0.9})
+        LabelFlip().poison(metro_base, label=LABEL, params={"rate": 0.9})
     with pytest.raises(InputError, match="unknown parameter"):
-        LabelFlip().poison(base, label=LABEL, params={"strength": 1})
+        LabelFlip().poison(metro_base, label=LABEL, params={"strength": 1})
     with pytest.raises(DataError, match="no label column"):
-        LabelFlip().poison(base, label="nope")
+        LabelFlip().poison(metro_base, label="nope")
     with pytest.raises(InputError, match="target_class"):
-        Backdoor().poison(base, label=LABEL, params={"target_class": 7})
+        Backdoor().poison(metro_base, label=LABEL, params={"target_class": 7})

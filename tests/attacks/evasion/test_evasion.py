@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -17,9 +15,10 @@ from cityx.attacks.evasion import (
 )
 from cityx.core import InputError, InputSchema, stream
 
+from ...support.paths import SUBMISSIONS
 from .conftest import RulePredictor, loop_rows, threat_toml
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "submissions" / "metro-congestion"
+EXAMPLE = SUBMISSIONS / "metro-congestion"
 
 
 def _near_threshold(n: int) -> np.ndarray:

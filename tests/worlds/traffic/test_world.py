@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from cityx.core.errors import InputError
 from cityx.worlds import ScenarioError, WorldCrashed
 from cityx.worlds.traffic import WorldResult, WorldSpec, run_world
 
+from ...support.waiting import wait_for
 from .conftest import needs_sumo
 
 BASELINES = ("fixed", "actuated", "max-pressure")
@@ -128,17 +129,18 @@ def test_a_killed_child_is_a_crash_with_partial_outputs(tmp_path: Path) -> None:
     needs_sumo()
     out = tmp_path / "crash"
 
+    def some_trips_written() -> bool:
+        trips = out / "tripinfo.xml"
+        return trips.is_file() and b"<tripinfo " in trips.read_bytes()
+
     def kill_when_running(pid: int) -> None:
         def killer() -> None:
-            # Kill it once SUMO has written some trips, long before the run can end: a
-            # fixed delay races the simulation on an idle machine.
-            trips = out / "tripinfo.xml"
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not (
-                trips.is_file() and b"<tripinfo " in trips.read_bytes()
-            ):
-                time.sleep(0.01)
-            os.killpg(pid, signal.SIGKILL)
+            # Kill once it has simulated a while: SUMO has written some trips. The
+            # whole hour takes under a second here, so a fixed sleep could miss it.
+            wait_for(some_trips_written, timeout_s=60)
+            # Gone already: the run was not killed and pytest.raises below says so.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
 
         threading.Thread(target=killer, daemon=True).start()
 
