@@ -103,6 +103,14 @@ class SandboxNominal(Check):
         "district_waiting_ratio",
         "group_waiting_increase_s[*]",
     )
+    # cityx.testing.check_plugin runs it small: one seed and baseline, a minute on cologne1.
+    conformance_options: ClassVar[Mapping[str, Any]] = {
+        "scenario": "cologne1",
+        "seeds": [1],
+        "demands": [1.0],
+        "seconds": 60,
+        "baselines": ["fixed"],
+    }
 
     def _run(self, ctx: CheckContext) -> CheckResult:
         if ctx.world is None:

@@ -875,6 +875,13 @@ class RedteamCampaign(Check):
         supports=frozenset({"controller"}),
     )
     threshold_metrics = ("worst_change_pct", "success_rate", "guard_detection_rate", "failed_cells")
+    # cityx.testing.check_plugin runs it small: one attack, one seed, a minute on cologne1.
+    conformance_options: ClassVar[Mapping[str, Any]] = {
+        "scenario": "cologne1",
+        "attacks": ["world.stale"],
+        "seeds": [1],
+        "seconds": 60,
+    }
 
     def _run(self, ctx: CheckContext) -> CheckResult:
         if ctx.world is None:

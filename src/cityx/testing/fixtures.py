@@ -81,6 +81,49 @@ def traffic_table(*, seed: int = 0, sensors: int = 12, intervals: int = 30) -> p
     )
 
 
+@dataclass(frozen=True, slots=True)
+class TableFixture:
+    """A training table to poison or audit: the rows, the label column, the source columns."""
+
+    table: pd.DataFrame
+    label: str
+    source_cols: tuple[str, ...]
+
+
+def traffic_fixture() -> TableFixture:
+    """The traffic table as a poisoning fixture (label ``congestion``, source ``sensor``)."""
+    return TableFixture(traffic_table(seed=0), "congestion", ("sensor",))
+
+
+def demonstration_table(*, seed: int = 0, decisions: int = 60) -> TableFixture:
+    """A teacher controller's decisions: per decision 2-4 candidate phases, one chosen."""
+    rng = np.random.default_rng(seed)
+    size = rng.integers(2, 5, decisions)
+    decision = np.repeat(np.arange(decisions), size)
+    n = decision.size
+    queue_in = rng.integers(0, 20, n).astype(np.float64)
+    queue_out = rng.integers(0, 10, n).astype(np.float64)
+    pressure = queue_in - queue_out
+    # The teacher (max-pressure) chooses each decision's highest-pressure candidate.
+    best = pd.Series(pressure).groupby(decision).transform("max").to_numpy()
+    first = ~pd.Series(pressure == best).groupby(decision).cumsum().gt(1).to_numpy()
+    chosen = ((pressure == best) & first).astype(np.int64)
+    table = pd.DataFrame(
+        {
+            "scenario": "grid3x3",
+            "seed": 1,
+            "demand": 1.0,
+            "time_s": decision // 4 * 5.0,
+            "intersection": np.char.add("tls", (decision % 4).astype(str)),
+            "queue_in": queue_in,
+            "queue_out": queue_out,
+            "pressure": pressure,
+            "chosen": chosen,
+        }
+    )
+    return TableFixture(table, "chosen", ())
+
+
 def _manifest(
     *,
     system_id: str,
@@ -197,6 +240,7 @@ class ArtifactFixture:
     batch: FloatArray
     entrypoint: str | None = None
     trust_pickle: bool = False
+    trusted: tuple[str, ...] = ()  # type names to trust in a skops file
 
 
 _ENTRYPOINT = """\
@@ -254,7 +298,7 @@ def artifact(fmt: str, folder: Path, *, seed: int = 0) -> ArtifactFixture:
 
         path = folder / "model.skops"
         skops.io.dump(model, path)
-        return made(path, labels)
+        return made(path, labels, trusted=tuple(skops.io.get_untrusted_types(file=path)))
     if fmt == "pickle":
         import pickle
 
@@ -348,11 +392,14 @@ __all__ = [
     "LABELS",
     "TRACE_SECONDS",
     "ArtifactFixture",
+    "TableFixture",
     "WorldTrace",
     "artifact",
     "controller_submission",
+    "demonstration_table",
     "predictor_submission",
     "record_trace",
+    "traffic_fixture",
     "traffic_table",
     "world_trace",
 ]

@@ -49,10 +49,17 @@ from cityx.defenses.poisoning.detectors import DetectorRole, PoisoningDetector
 from cityx.runs.sandbox import SandboxRunner
 from cityx.runs.secure_loop import SecureLoop
 from cityx.submissions import validate_submission
-from cityx.targets import IsolatedPredictor, LoadRequest, open_predictor
+from cityx.targets import IsolatedPredictor, LoadRequest
 from cityx.worlds.traffic import ControllerPlugin, WorldSpec, run_world
 
-from .fixtures import READINGS, TRACE_SECONDS, ArtifactFixture, artifact
+from .fixtures import (
+    READINGS,
+    TRACE_SECONDS,
+    ArtifactFixture,
+    TableFixture,
+    artifact,
+    traffic_fixture,
+)
 from .workbench import Workbench
 
 _TIMINGS = ("wall_s", "sim_steps_per_s", "load_s", "out")
@@ -156,7 +163,7 @@ def outcome(plugin: Any, bench: Workbench, registry: Registry, *, seed: int) -> 
         found = _detector(plugin, bench, seed)
     else:
         raise AssertionError(f"no behavioural contract for kind {meta.kind.value} yet")
-    return _comparable(found, bench.root)
+    return _comparable(found, bench.root, run)
 
 
 def first_difference(a: Any, b: Any, path: str = "") -> str:
@@ -172,9 +179,10 @@ def first_difference(a: Any, b: Any, path: str = "") -> str:
     return f"{path or '/'}: {str(a)[:80]} != {str(b)[:80]}"
 
 
-def _comparable(obj: Any, root: Path) -> Any:
-    text = json.dumps(obj, default=str, sort_keys=True)
-    clean = json.loads(text.replace(str(root), "<workbench>"))
+def _comparable(obj: Any, root: Path, run: str) -> Any:
+    # A run's own folder is named after the run: the same run twice differs only there.
+    text = json.dumps(obj, default=str, sort_keys=True).replace(str(root), "<workbench>")
+    clean = json.loads(text.replace(run, "<run>"))
 
     def strip(o: Any) -> Any:
         if isinstance(o, dict):
@@ -244,8 +252,7 @@ def _check(plugin: Any, bench: Workbench, run: str, seed: int) -> Any:
             manifest.output_spec(),
             manifest.outputs.label_column,
         )
-        with open_predictor(manifest, folder) as predictor:
-            result = check.run(replace(base, predictor=predictor, holdout=holdout))
+        result = check.run(replace(base, predictor=bench.predictor_model, holdout=holdout))
     assert result.check == meta.id, f"the result names check {result.check!r}"
     assert result.status in (CheckStatus.PASSED, CheckStatus.FAILED), (
         f"the check ended {result.status.value} on a valid submission: {result.message}"
@@ -279,6 +286,7 @@ def _target(plugin: Any, bench: Workbench, run: str) -> Any:
         labels=fixture.labels,
         entrypoint=fixture.entrypoint,
         trust_pickle=fixture.trust_pickle,
+        trusted=fixture.trusted,
     )
     with _isolated(request) as predictor:
         prediction: Prediction = predictor.predict(fixture.batch)
@@ -294,9 +302,17 @@ def _attack(plugin: Any, bench: Workbench, registry: Registry, run: str, seed: i
     params = dict(getattr(plugin, "conformance_params", {}))
     attack = plugin()
     if isinstance(attack, PoisoningAttack):
-        table = bench.table
+        reference = getattr(plugin, "conformance_table", None)
+        fixture: TableFixture = (
+            resolve(reference, where=f"attack {meta.id}")() if reference else traffic_fixture()
+        )
+        table = fixture.table
         done = attack.poison(
-            table, label="congestion", source_cols=("sensor",), params=params, seed=seed
+            table,
+            label=fixture.label,
+            source_cols=fixture.source_cols,
+            params=params,
+            seed=seed,
         )
         assert done.truth.shape == (len(table),) and done.truth.dtype == bool
         assert list(done.table.columns) == list(table.columns), "the table keeps its columns"

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from cityx.submissions import validate_submission
+from cityx.targets import IsolatedPredictor, open_predictor
+
 from .fixtures import (
     WorldTrace,
     controller_submission,
@@ -24,6 +27,7 @@ class Workbench:
         self._lock = threading.Lock()
         self._trace: WorldTrace | None = None
         self._table: pd.DataFrame | None = None
+        self._model: IsolatedPredictor | None = None
 
     def folder(self, *parts: str) -> Path:
         """A fresh-enough folder under the workbench for one run's outputs."""
@@ -52,6 +56,16 @@ class Workbench:
             if not (folder / "cityx.toml").is_file():
                 predictor_submission(folder)
             return folder
+
+    @property
+    def predictor_model(self) -> IsolatedPredictor:
+        """The predictor submission's model in its isolated worker, started once."""
+        folder = self.predictor
+        with self._lock:
+            if self._model is None:
+                manifest = validate_submission(folder).raise_for_errors()
+                self._model = open_predictor(manifest, folder).start()
+            return self._model
 
     @property
     def controller(self) -> Path:

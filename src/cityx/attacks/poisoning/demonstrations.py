@@ -42,6 +42,8 @@ class DemonstrationPoison(PoisoningAttack):
         ),
     )
     meta: ClassVar[PluginMeta] = spec.plugin_meta
+    # check_plugin poisons a demonstration table, not the default detector table.
+    conformance_table: ClassVar[str] = "cityx.testing.fixtures:demonstration_table"
 
     def _poison(
         self,
