@@ -162,15 +162,16 @@ def _predictor(args: argparse.Namespace) -> int:
 
 def _open_model(args: argparse.Namespace, df: Any, sensitive: list[str]) -> tuple[Any, str]:
     """An isolated predictor for a submission folder or a bare model file, and the label."""
-    from cityx.core import ArtifactFormat, DataError, Feature, InputSchema, OutputSpec, Task
-    from cityx.submissions import validate_submission
-    from cityx.targets import IsolatedPredictor, LoadRequest, open_predictor
+    from cityx.core import DataError, Feature, InputSchema, OutputSpec, Task
+    from cityx.submissions import open_submission
+    from cityx.targets import IsolatedPredictor, LoadRequest
 
     path: Path = args.model
-    if path.is_dir():
-        manifest = validate_submission(path).raise_for_errors()
-        label = args.label or manifest.outputs.label_column
-        return open_predictor(manifest, path), label
+    if path.is_dir() or path.name == "cityx.toml":
+        # A submission: its artifact's digest is checked before anything loads.
+        submission = open_submission(path)
+        label = args.label or submission.manifest.outputs.label_column
+        return submission.predictor(), label
     if not path.is_file():
         raise InputError("no such model file or submission folder", where=str(path))
     if not args.label:
@@ -199,7 +200,7 @@ def _open_model(args: argparse.Namespace, df: Any, sensitive: list[str]) -> tupl
     schema = InputSchema(tuple(Feature(name) for name in features))
     request = LoadRequest(
         artifact=path.resolve(),
-        format=ArtifactFormat(fmt),
+        format=fmt,
         features=tuple(features),
         task=task,
         labels=labels,

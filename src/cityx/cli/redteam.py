@@ -20,8 +20,6 @@ from typing import Any
 
 from .common import EXIT_OK, Subparsers, add_command, add_group, emit, seed
 
-THREAT_MODEL_FILE = "threat-model.toml"
-
 
 def register(sub: Subparsers) -> Subparsers:
     """Add ``attacks`` and ``redteam`` to the ``cityx`` parser; returns the ``redteam`` group."""
@@ -63,7 +61,7 @@ def register(sub: Subparsers) -> Subparsers:
         "--constraints",
         type=Path,
         metavar="FILE",
-        help=f"threat model TOML (default: {THREAT_MODEL_FILE} beside cityx.toml, else "
+        help="threat model TOML (default: threat-model.toml beside cityx.toml, else "
         "every feature controlled within its schema bounds)",
     )
     evade.add_argument(
@@ -106,82 +104,21 @@ def _attacks_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _submission_of(model: Path) -> Path:
-    """The submission folder that ``--model`` names or lies in."""
-    from cityx.core import MANIFEST_FILE, InputError
-
-    if model.is_dir():
-        return model
-    if not model.exists():
-        raise InputError("file not found", where=str(model))
-    if model.name == MANIFEST_FILE:
-        return model.parent
-    if not (model.parent / MANIFEST_FILE).is_file():
-        raise InputError(
-            f"no {MANIFEST_FILE} beside the model, so its features are unknown",
-            where=str(model),
-            hint="the model must be the artifact of a submission folder",
-        )
-    return model.parent
-
-
 def _evade(args: argparse.Namespace) -> int:
-    from cityx.attacks.evasion import (
-        ConstrainedEvasion,
-        check_against_data,
-        load_threat_model,
-        previous_rows,
-        schema_threat_model,
-    )
-    from cityx.core import InputError, ManifestError
-    from cityx.data.tables import inspect_table, read_table
-    from cityx.submissions import read_manifest
-    from cityx.targets import Limits, open_predictor
+    from cityx.attacks.evasion import evade
 
     started = time.perf_counter()
-    for name, value, low in (("--budget", args.budget, 8), ("--samples", args.samples, 1)):
-        if value < low:
-            raise InputError(f"{name} must be at least {low}, got {value}")
-    folder = _submission_of(args.model)
-    manifest, problems = read_manifest(folder)
-    if manifest is None:
-        raise ManifestError(problems[0].message, where=problems[0].where)
-    if args.model.is_file() and args.model.name != "cityx.toml":
-        declared = (folder / manifest.artifact.path).resolve()
-        if declared != args.model.resolve():
-            raise InputError(
-                f"cityx.toml beside it declares the artifact {manifest.artifact.path!r}",
-                where=str(args.model),
-            )
-    schema = manifest.input_schema()
-    df = read_table(args.data)
-    found = inspect_table(df, schema, manifest.output_spec(), args.label, where=str(args.data))
-    if found.errors:
-        from cityx.core import DataError
-
-        raise DataError(found.errors[0].message, where=found.errors[0].where)
-    assert found.features is not None and found.truth is not None and found.rejected is not None
-    keep = ~found.rejected
-    rows, truth = found.features[keep], found.truth[keep]
-    constraints = args.constraints
-    if constraints is None and (folder / THREAT_MODEL_FILE).is_file():
-        constraints = folder / THREAT_MODEL_FILE
-    threat = load_threat_model(constraints, schema) if constraints else schema_threat_model(schema)
-    check_against_data(threat, rows, where=str(args.data))
-    previous = previous_rows(threat, df, keep, where=str(args.data))
-    limits = Limits(call_timeout_s=args.timeout)
-    with open_predictor(manifest, folder, limits=limits) as predictor:
-        report = ConstrainedEvasion().run(
-            predictor,
-            rows,
-            truth,
-            threat,
-            seed=args.seed,
-            previous=previous,
-            fragility=not args.no_fragility,
-            budget=args.budget,
-            samples=args.samples,
-        )
+    report = evade(
+        args.model,
+        args.data,
+        label=args.label,
+        constraints=args.constraints,
+        seed=args.seed,
+        budget=args.budget,
+        samples=args.samples,
+        fragility=not args.no_fragility,
+        timeout_s=args.timeout,
+    )
     obj = report.to_json()
     obj["wall_s"] = round(time.perf_counter() - started, 3)
     emit(args, obj, _text(obj))

@@ -6,13 +6,17 @@ and the artifact loads safely in an isolated worker.
 """
 
 from .manifest_file import read_manifest
+from .opening import Submission, open_submission, submission_folder
 from .scaffold import scaffold_submission
 from .validate import Validation, resolve_inside, validate_submission
 
 __all__ = [
+    "Submission",
     "Validation",
+    "open_submission",
     "read_manifest",
     "resolve_inside",
     "scaffold_submission",
+    "submission_folder",
     "validate_submission",
 ]

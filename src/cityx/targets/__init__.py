@@ -15,11 +15,12 @@ that crashes, hangs or eats memory becomes a
 from __future__ import annotations
 
 from .isolated import IsolatedPredictor, open_predictor
-from .limits import Limits
+from .limits import DEFAULT_LIMITS, Limits
 from .model import LoadRequest, RawPrediction, TargetModel
 from .scorer import IsolatedScorer, open_scorer
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "IsolatedPredictor",
     "IsolatedScorer",
     "Limits",

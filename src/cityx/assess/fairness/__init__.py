@@ -16,6 +16,7 @@ from .summary import (
     regression_fairness,
     spread,
 )
+from .table import group_fairness
 
 __all__ = [
     "MIN_GROUP",
@@ -26,6 +27,7 @@ __all__ = [
     "GroupFairness",
     "classification_fairness",
     "encode_groups",
+    "group_fairness",
     "regression_fairness",
     "spread",
 ]

@@ -18,6 +18,7 @@ import pandas as pd
 
 from cityx.core import DataError, Predictor, Task, stream
 from cityx.data import inspect_table, read_table
+from cityx.submissions import open_submission
 
 from .groups import encode_groups
 from .summary import MIN_GROUP, GroupFairness, classification_fairness, regression_fairness
@@ -117,4 +118,36 @@ def read_data(path: Path) -> pd.DataFrame:
     return read_table(Path(path))
 
 
-__all__ = ["read_data", "require_columns", "table_fairness"]
+def group_fairness(
+    submission: Path,
+    data: Path,
+    *,
+    sensitive: Sequence[str],
+    label: str | None = None,
+    positive: str | None = None,
+    bootstrap_n: int = 1000,
+    seed: int = 0,
+    min_group: int = MIN_GROUP,
+) -> GroupFairness:
+    """Fairness of a submitted predictor on ``data`` by its ``sensitive`` columns.
+
+    The submission opens with its artifact's digest checked; ``label``
+    defaults to the manifest's label column.
+    """
+    opened = open_submission(submission)
+    df = read_data(data)
+    with opened.predictor() as predictor:
+        return table_fairness(
+            predictor,
+            df,
+            label=label or opened.manifest.outputs.label_column,
+            sensitive=sensitive,
+            positive=positive,
+            bootstrap_n=bootstrap_n,
+            seed=seed,
+            min_group=min_group,
+            where=str(data),
+        )
+
+
+__all__ = ["group_fairness", "read_data", "require_columns", "table_fairness"]

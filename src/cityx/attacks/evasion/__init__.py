@@ -5,6 +5,7 @@
 """
 
 from .attack import ConstrainedEvasion, EvasionReport, SensorFragility
+from .evade import THREAT_MODEL_FILE, evade
 from .projection import consistency_gap, project, ratio_gap, violations
 from .search import SearchOutcome, search
 from .threat_model import (
@@ -22,6 +23,7 @@ from .threat_model import (
 )
 
 __all__ = [
+    "THREAT_MODEL_FILE",
     "Consistency",
     "ConstrainedEvasion",
     "EvasionReport",
@@ -34,6 +36,7 @@ __all__ = [
     "ThreatModelError",
     "check_against_data",
     "consistency_gap",
+    "evade",
     "load_threat_model",
     "parse_threat_model",
     "previous_rows",
