@@ -53,7 +53,7 @@ from cityx.interop import (
     StaticTrustStore,
     StrictJSONError,
     TrustedKey,
-    Verdict,
+    Verification,
     Verifier,
     claims_problem,
     signal_phase_command,
@@ -263,7 +263,7 @@ def _check_json_path(text: bytes) -> None:
         payload_digest(value)
 
 
-def run_one(data: bytes, on_mode: Callable[[int], None] | None = None) -> Verdict | None:
+def run_one(data: bytes, on_mode: Callable[[int], None] | None = None) -> Verification | None:
     """One fuzz input: the verdict (None if no envelope was made); :class:`FuzzFinding` if bad.
 
     ``on_mode`` is told which of :data:`MODES` the input picked (the tests check

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cityx.interop import Reason, Verdict
+from cityx.interop import Reason, Verification
 
 from ..support.paths import ROOT
 
@@ -42,7 +42,7 @@ def test_one_input_over_random_inputs(target: ModuleType, seed: int) -> None:
     verdicts = [target.run_one(data) for data in _inputs(seed, 150)]
     made = [v for v in verdicts if v is not None]
     assert made, "no input produced an envelope"
-    assert all(isinstance(v, Verdict) for v in made)
+    assert all(isinstance(v, Verification) for v in made)
     assert all(v.accepted or isinstance(v.reason, Reason) for v in made)
 
 
@@ -71,8 +71,8 @@ def test_seed_envelopes_are_accepted_by_the_target_verifier(target: ModuleType) 
 def test_the_oracle_catches_a_verifier_that_accepts_anything(
     target: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def accept(self: Any, envelope: Any, **_: Any) -> Verdict:
-        return Verdict(True, None, "accepted")
+    def accept(self: Any, envelope: Any, **_: Any) -> Verification:
+        return Verification(True, None, "accepted")
 
     monkeypatch.setattr(target.Verifier, "verify", accept)
     with pytest.raises(target.FuzzFinding, match="not validly signed"):
@@ -83,7 +83,7 @@ def test_the_oracle_catches_a_verifier_that_accepts_anything(
 def test_the_oracle_catches_a_verifier_that_raises(
     target: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def explode(self: Any, envelope: Any, **_: Any) -> Verdict:
+    def explode(self: Any, envelope: Any, **_: Any) -> Verification:
         raise IndexError("boom")
 
     monkeypatch.setattr(target.Verifier, "verify", explode)

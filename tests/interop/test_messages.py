@@ -11,9 +11,9 @@ from jsonschema import Draft202012Validator
 
 from cityx.interop import (
     Catalog,
-    Limits,
     MessageError,
     MessageType,
+    PhysicalLimits,
     SchemaEngine,
     check_plausible,
     schema_id,
@@ -145,7 +145,7 @@ def test_check_raises_a_message_error(catalog: Catalog) -> None:
         catalog.check("TrafficFlowObserved", {**flow(), "intensity": _prop(-1)})
 
 
-LIMITS = Limits()
+LIMITS = PhysicalLimits()
 
 
 def plausible(entity: dict[str, Any], issuer: str = ISSUER) -> str | None:

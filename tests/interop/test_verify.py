@@ -14,12 +14,12 @@ import pytest
 from cityx.interop import (
     TYP,
     Catalog,
-    Policy,
     Reason,
     Signer,
     SigningKey,
     StaticTrustStore,
     Verifier,
+    VerifierPolicy,
     generate_key,
     payload_digest,
     signal_phase_command,
@@ -70,14 +70,16 @@ def test_the_legacy_name_can_be_refused(
         audience=AUD,
         catalog=catalog,
         now=clock,
-        policy=Policy(algorithms=frozenset({"Ed25519"})),
+        policy=VerifierPolicy(algorithms=frozenset({"Ed25519"})),
     )
     token = forge(header_of(key, "EdDSA"), claimed(), private=private_of(key))
     assert strict.verify(token).reason is Reason.ALG_NOT_ALLOWED
 
 
 def test_oversize(signer: Signer, store: StaticTrustStore, catalog: Catalog, clock: Clock) -> None:
-    small = Verifier(store, audience=AUD, catalog=catalog, now=clock, policy=Policy(max_bytes=500))
+    small = Verifier(
+        store, audience=AUD, catalog=catalog, now=clock, policy=VerifierPolicy(max_bytes=500)
+    )
     assert small.verify(signer.sign(flow(), audience=AUD)).reason is Reason.OVERSIZE
     assert small.verify("x" * 501).reason is Reason.OVERSIZE
 
@@ -137,7 +139,7 @@ def test_huge_nesting_under_a_big_size_limit_is_malformed_not_a_crash(
     key: SigningKey, store: StaticTrustStore, catalog: Catalog, clock: Clock
 ) -> None:
     roomy = Verifier(
-        store, audience=AUD, catalog=catalog, now=clock, policy=Policy(max_bytes=2**22)
+        store, audience=AUD, catalog=catalog, now=clock, policy=VerifierPolicy(max_bytes=2**22)
     )
     very_deep = b"[" * 200_000 + b"]" * 200_000
     assert roomy.verify(forge(header_of(key), very_deep, private=private_of(key))).reason is (
@@ -424,7 +426,7 @@ def test_the_jti_cache_is_bounded(
     signer: Signer, store: StaticTrustStore, catalog: Catalog, clock: Clock
 ) -> None:
     verifier = Verifier(
-        store, audience=AUD, catalog=catalog, now=clock, policy=Policy(jti_cache_size=3)
+        store, audience=AUD, catalog=catalog, now=clock, policy=VerifierPolicy(jti_cache_size=3)
     )
     envelopes = [signer.sign(flow(), audience=AUD) for _ in range(5)]
     for envelope in envelopes:
@@ -564,4 +566,4 @@ def test_verdict_json(signer: Signer, verifier: Verifier) -> None:
 
 def test_policy_refuses_other_algorithms() -> None:
     with pytest.raises(ValueError, match="HS256"):
-        Policy(algorithms=frozenset({"HS256"}))
+        VerifierPolicy(algorithms=frozenset({"HS256"}))

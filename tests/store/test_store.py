@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cityx.core import StoreError
-from cityx.core.audit import GENESIS, AuditHead, canonical_json
+from cityx.core.audit import GENESIS, AuditHead, sorted_json
 from cityx.store import Store, default_store_url
 
 SUB = {"system_id": "tiny-congestion", "version": "1.0.0", "sha256": "a" * 64}
@@ -70,7 +70,7 @@ def test_a_trial_goes_from_incomplete_to_complete_with_its_audit_entries(
 def _sha256(obj: Any) -> str:
     import hashlib
 
-    return hashlib.sha256(canonical_json(obj)).hexdigest()
+    return hashlib.sha256(sorted_json(obj)).hexdigest()
 
 
 def test_reopening_keeps_everything_and_migrates_nothing(

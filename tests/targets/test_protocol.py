@@ -17,7 +17,7 @@ from cityx.core import (
 from cityx.targets import Limits, TargetModel
 from cityx.targets.protocol import (
     PREFIX,
-    Message,
+    Frame,
     body_size,
     decode,
     encode,
@@ -32,7 +32,7 @@ def test_messages_round_trip_with_numbers_and_text() -> None:
         "labels": np.array(["free", "heavy"]),
         "empty": np.empty((0, 5)),
     }
-    frame = encode(Message({"op": "call", "method": "predict", "payload": {"k": 1}}, arrays))
+    frame = encode(Frame({"op": "call", "method": "predict", "payload": {"k": 1}}, arrays))
     assert body_size(frame[: PREFIX.size]) == len(frame) - PREFIX.size
     back = decode(frame[PREFIX.size :])
     assert back.header == {"op": "call", "method": "predict", "payload": {"k": 1}}
@@ -47,7 +47,7 @@ def test_frames_cross_a_pipe_whole() -> None:
     read_fd, write_fd = os.pipe()
 
     def writer() -> None:  # the other end, as the worker would be
-        write_frame(write_fd, encode(Message({"op": "x"}, {"big": big})))
+        write_frame(write_fd, encode(Frame({"op": "x"}, {"big": big})))
         os.close(write_fd)
 
     thread = threading.Thread(target=writer)
@@ -64,7 +64,7 @@ def test_frames_cross_a_pipe_whole() -> None:
 
 def test_object_arrays_never_travel() -> None:
     with pytest.raises(ValueError, match="pickle"):
-        encode(Message({}, {"bad": np.array([{"a": 1}], dtype=object)}))
+        encode(Frame({}, {"bad": np.array([{"a": 1}], dtype=object)}))
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,7 @@ def test_garbage_prefixes_are_refused(prefix: bytes) -> None:
 
 
 def test_damaged_bodies_are_refused() -> None:
-    frame = encode(Message({"op": "x"}, {"a": np.ones(3)}))
+    frame = encode(Frame({"op": "x"}, {"a": np.ones(3)}))
     with pytest.raises(ValueError, match=r"malformed frame|cut short|stray"):
         decode(frame[PREFIX.size : -5])
     with pytest.raises(ValueError, match="must be a JSON object"):

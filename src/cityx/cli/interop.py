@@ -209,7 +209,7 @@ def _sign(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from cityx.interop import Catalog, Policy, Verifier, load_trust
+    from cityx.interop import Catalog, Verifier, VerifierPolicy, load_trust
 
     trust = load_trust(args.trust)
     envelope = _read(args.file, "envelope").strip()
@@ -218,7 +218,7 @@ def _verify(args: argparse.Namespace) -> int:
         trust,
         audience=args.aud,
         catalog=Catalog.builtin(),
-        policy=Policy(max_age_s=args.max_age),
+        policy=VerifierPolicy(max_age_s=args.max_age),
     )
     verdict = verifier.verify(envelope, topic=args.topic, payload=payload)
     if verdict.accepted and verdict.claims is not None:
@@ -267,11 +267,11 @@ def _conformance(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from cityx.interop import Policy, load_trust
+    from cityx.interop import VerifierPolicy, load_trust
     from cityx.interop.endpoint import HttpServer, MqttServer, parse_listen, reference_handler
 
     handler = reference_handler(
-        load_trust(args.trust), audience=args.aud, policy=Policy(max_age_s=args.max_age)
+        load_trust(args.trust), audience=args.aud, policy=VerifierPolicy(max_age_s=args.max_age)
     )
     server: HttpServer | MqttServer
     if args.http is not None:

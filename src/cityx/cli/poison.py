@@ -175,7 +175,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _audit(args: argparse.Namespace) -> int:
     from cityx.data import read_table
-    from cityx.defenses.poisoning import Verdict, audit
+    from cityx.defenses.poisoning import AuditVerdict, audit
 
     trusted = read_table(args.trusted) if args.trusted else None
     report = audit(
@@ -196,7 +196,7 @@ def _audit(args: argparse.Namespace) -> int:
         ]
     )
     emit(args, obj, text)
-    return EXIT_VERDICT if report.verdict is Verdict.POISONED else EXIT_OK
+    return EXIT_VERDICT if report.verdict is AuditVerdict.POISONED else EXIT_OK
 
 
 def _scan(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ the time it happened (``at``, ISO-8601 UTC), the *actor* who did it, the
 concerns (a trial id, a submission) and a *payload* of digests and small
 facts. Its *hash* is the SHA-256 of all of that together with the previous
 entry's hash (``prev_hash``; the first entry links to ``GENESIS``), over
-:func:`canonical_json`, so the entries form a *chain*.
+:func:`sorted_json`, so the entries form a *chain*.
 
 :func:`verify_chain` walks a chain in stored order and names the first
 *bad* entry, by its position (which equals its seq in an intact chain):
@@ -36,7 +36,7 @@ GENESIS = "0" * 64
 """The ``prev_hash`` of the first entry: there is nothing before it."""
 
 
-def canonical_json(obj: Any) -> bytes:
+def sorted_json(obj: Any) -> bytes:
     """Sorted keys, no whitespace, UTF-8; NaN and infinities are refused.
 
     Two equal documents give the same bytes, so their digests compare.
@@ -65,7 +65,7 @@ def entry_hash(
         "payload": dict(payload),
         "prev_hash": prev_hash,
     }
-    return hashlib.sha256(canonical_json(body)).hexdigest()
+    return hashlib.sha256(sorted_json(body)).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +233,7 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "AuditVerification",
-    "canonical_json",
     "entry_hash",
+    "sorted_json",
     "verify_chain",
 ]

@@ -5,7 +5,7 @@ compact JWS (Ed25519) whose claims carry one NGSI-LD entity (see
 :mod:`.messages`, :mod:`.envelope`). Receivers hold a *trust store* of
 issuers' public keys with validity windows, revocations and permissions
 (:mod:`.trust`), and run every envelope through the verification pipeline
-(:mod:`.verify`), which answers with a :class:`Verdict` and a stable reason
+(:mod:`.verify`), which answers with a :class:`Verification` and a stable reason
 code, never an exception. :mod:`.bus` carries envelopes over a transport.
 :mod:`.conformance` is the vendor conformance suite and :mod:`.endpoint`
 our reference receiver that passes it.
@@ -36,8 +36,8 @@ from .errors import InteropError, KeyFileError, MessageError, TrustStoreError
 from .keys import ALG, KeyFiles, SigningKey, generate_key, load_signing_key, write_key_files
 from .messages import (
     Catalog,
-    Limits,
     MessageType,
+    PhysicalLimits,
     SchemaEngine,
     check_plausible,
     schema_id,
@@ -53,7 +53,7 @@ from .trust import (
     trust_document,
 )
 from .trust_db import DbTrustStore, TrustRecords
-from .verify import Policy, Reason, Verdict, Verifier
+from .verify import Reason, Verification, Verifier, VerifierPolicy
 
 __all__ = [
     "ALG",
@@ -69,11 +69,10 @@ __all__ = [
     "InteropError",
     "KeyFileError",
     "KeyFiles",
-    "Limits",
     "Message",
     "MessageError",
     "MessageType",
-    "Policy",
+    "PhysicalLimits",
     "Provenance",
     "Reason",
     "Rejection",
@@ -88,8 +87,9 @@ __all__ = [
     "TrustStore",
     "TrustStoreError",
     "TrustedKey",
-    "Verdict",
+    "Verification",
     "Verifier",
+    "VerifierPolicy",
     "canonical_json",
     "check_plausible",
     "claims_problem",

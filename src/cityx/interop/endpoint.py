@@ -39,7 +39,7 @@ from .conformance.protocol import (
 from .messages import Catalog
 from .mqtt import QOS
 from .trust import TrustStore
-from .verify import Policy, Verifier
+from .verify import Verifier, VerifierPolicy
 
 Handler = Callable[[Request], Answer]
 
@@ -61,7 +61,7 @@ def reference_handler(
     *,
     audience: str | Collection[str],
     catalog: Catalog | None = None,
-    policy: Policy | None = None,
+    policy: VerifierPolicy | None = None,
 ) -> Handler:
     """The reference receiver: the full verification pipeline with its default policy."""
     verifier = Verifier(

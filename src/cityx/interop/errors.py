@@ -2,7 +2,7 @@
 
 These are raised by the parts that read files and arguments (keys, trust
 stores, messages to sign). The verifier never raises them: it answers every
-input with a :class:`~cityx.interop.verify.Verdict`::
+input with a :class:`~cityx.interop.verify.Verification`::
 
     InputError                      exit 2 (from cityx.core)
     └── InteropError                anything the interop layer was given is wrong

@@ -62,7 +62,7 @@ def schema_id(message_type: str, version: int = 1) -> str:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Limits:
+class PhysicalLimits:
     """Physical bounds for the plausibility checks.
 
     The defaults are deliberately loose (a lane carries at most about 0.6
@@ -215,11 +215,11 @@ def _ecma_end(pattern: str) -> str:
 
 # -- plausibility ---------------------------------------------------------------------------------
 
-Plausibility = Callable[[Mapping[str, Any], str, float, Limits], None]
+Plausibility = Callable[[Mapping[str, Any], str, float, PhysicalLimits], None]
 
 
 def check_plausible(
-    entity: Mapping[str, Any], *, issuer: str, now: float, limits: Limits
+    entity: Mapping[str, Any], *, issuer: str, now: float, limits: PhysicalLimits
 ) -> str | None:
     """None when a schema-valid entity could be true, else why it cannot.
 
@@ -258,7 +258,7 @@ class _Implausible(Exception):
     pass
 
 
-def _date(entity: Mapping[str, Any], name: str, now: float, limits: Limits) -> float | None:
+def _date(entity: Mapping[str, Any], name: str, now: float, limits: PhysicalLimits) -> float | None:
     """The instant of date attribute ``name`` (None if absent); raises when it cannot be true."""
     if name not in entity:
         return None
@@ -275,7 +275,9 @@ def _number(value: Any) -> float | None:
     return float(value) if kind is int or kind is float else None
 
 
-def _traffic_flow(entity: Mapping[str, Any], issuer: str, now: float, limits: Limits) -> None:
+def _traffic_flow(
+    entity: Mapping[str, Any], issuer: str, now: float, limits: PhysicalLimits
+) -> None:
     _date(entity, "dateObserved", now, limits)
     start = _date(entity, "dateObservedFrom", now, limits)
     end = _date(entity, "dateObservedTo", now, limits)
@@ -299,7 +301,9 @@ def _traffic_flow(entity: Mapping[str, Any], issuer: str, now: float, limits: Li
             )
 
 
-def _road_segment(entity: Mapping[str, Any], issuer: str, now: float, limits: Limits) -> None:
+def _road_segment(
+    entity: Mapping[str, Any], issuer: str, now: float, limits: PhysicalLimits
+) -> None:
     lanes = _number(_value(entity, "totalLaneNumber"))
     if lanes is not None and not 1 <= lanes <= limits.max_lanes:
         raise _Implausible(f"totalLaneNumber {lanes:g} is outside 1..{limits.max_lanes}")
@@ -311,13 +315,15 @@ def _road_segment(entity: Mapping[str, Any], issuer: str, now: float, limits: Li
     _road(entity, issuer, now, limits)
 
 
-def _road(entity: Mapping[str, Any], issuer: str, now: float, limits: Limits) -> None:
+def _road(entity: Mapping[str, Any], issuer: str, now: float, limits: PhysicalLimits) -> None:
     length = _number(_value(entity, "length"))
     if length is not None and length <= 0.0:
         raise _Implausible(f"length {length} km is not positive")
 
 
-def _phase_command(entity: Mapping[str, Any], issuer: str, now: float, limits: Limits) -> None:
+def _phase_command(
+    entity: Mapping[str, Any], issuer: str, now: float, limits: PhysicalLimits
+) -> None:
     _date(entity, "dateIssued", now, limits)
     # A command that names another sender is a relayed or forged order.
     if _value(entity, "issuedBy") != issuer:
@@ -332,7 +338,9 @@ def _phase_command(entity: Mapping[str, Any], issuer: str, now: float, limits: L
         )
 
 
-def _signal_state(entity: Mapping[str, Any], issuer: str, now: float, limits: Limits) -> None:
+def _signal_state(
+    entity: Mapping[str, Any], issuer: str, now: float, limits: PhysicalLimits
+) -> None:
     _date(entity, "dateObserved", now, limits)
     phase = _number(_value(entity, "phaseIndex"))
     if phase is not None and phase > limits.max_phase_index:
@@ -451,8 +459,8 @@ def signal_phase_command(
 __all__ = [
     "SCHEMA_BASE",
     "Catalog",
-    "Limits",
     "MessageType",
+    "PhysicalLimits",
     "SchemaEngine",
     "check_plausible",
     "instant",

@@ -6,12 +6,12 @@ order and the first failure decides (so the cheap checks shield the costly
 ones, and nothing is read from the claims before the signature is good
 except to see that they are well formed):
 
- 1. ``oversize``           the envelope is longer than ``Policy.max_bytes``
+ 1. ``oversize``           the envelope is longer than ``VerifierPolicy.max_bytes``
  2. ``malformed``          not a compact JWS, bad base64url, not strict JSON
                            (see :mod:`.canonical`), nested too deep, header
                            members other than alg/kid/typ, claims of the
                            wrong shape (see :func:`.envelope.claims_problem`)
- 3. ``alg_not_allowed``    ``alg`` is not in ``Policy.algorithms`` (``none``,
+ 3. ``alg_not_allowed``    ``alg`` is not in ``VerifierPolicy.algorithms`` (``none``,
                            ``HS256``, ``RS256``, ... never are); then a
                            ``typ`` other than ``cityx-msg+jws`` is ``malformed``
  4. ``unknown_key``        no ``kid``, or the trust store does not know it;
@@ -24,7 +24,7 @@ except to see that they are well formed):
                            SHA-256 differs from ``payload_sha256``
  8. ``future_dated``       ``iat`` is later than now plus the clock skew;
     ``stale``              ``exp`` has passed, or ``iat`` is older than
-                           ``Policy.max_age_s`` (both with the skew)
+                           ``VerifierPolicy.max_age_s`` (both with the skew)
  9. ``replayed_jti``       this issuer's ``jti`` was accepted before;
     ``seq_not_rising``     ``seq`` is not above the issuer's last accepted one
 10. ``wrong_audience``     none of ``aud`` is this receiver
@@ -63,7 +63,7 @@ from joserfc.jwk import OKPKey
 from .canonical import MAX_DEPTH, StrictJSONError, payload_digest, strict_loads
 from .envelope import LEGACY_ALG, TYP, claims_problem
 from .keys import ALG
-from .messages import Catalog, Limits, check_plausible
+from .messages import Catalog, PhysicalLimits, check_plausible
 from .trust import TrustedKey, TrustStore
 
 
@@ -92,7 +92,7 @@ class Reason(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class Verification:
     """The outcome for one envelope.
 
     ``claims`` is set once the signature is good (also for later
@@ -113,7 +113,7 @@ class Verdict:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Policy:
+class VerifierPolicy:
     """What the verifier tolerates. Times in seconds."""
 
     max_bytes: int = 64 * 1024
@@ -122,7 +122,7 @@ class Policy:
     clock_skew_s: float = 5.0
     max_age_s: float = 60.0
     jti_cache_size: int = 100_000
-    limits: Limits = field(default_factory=Limits)
+    limits: PhysicalLimits = field(default_factory=PhysicalLimits)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "algorithms", frozenset(self.algorithms))
@@ -176,7 +176,7 @@ class Verifier:
         *,
         audience: str | Collection[str] | None,
         catalog: Catalog,
-        policy: Policy | None = None,
+        policy: VerifierPolicy | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
         self.trust = trust
@@ -186,7 +186,7 @@ class Verifier:
             else frozenset([audience] if isinstance(audience, str) else audience)
         )
         self.catalog = catalog
-        self.policy = policy or Policy()
+        self.policy = policy or VerifierPolicy()
         self._now = now
         self._algorithms = {
             name: model
@@ -206,7 +206,7 @@ class Verifier:
         *,
         topic: str | None = None,
         payload: bytes | Mapping[str, Any] | None = None,
-    ) -> Verdict:
+    ) -> Verification:
         """Check one envelope; never raises for any ``envelope`` or ``payload``.
 
         ``payload`` is the entity of a detached envelope: its JSON text
@@ -233,14 +233,14 @@ class Verifier:
                 raise _Reject(Reason.IMPLAUSIBLE, problem)
         except _Reject as rejection:
             signed = claims is not None and rejection.reason not in _BEFORE_SIGNATURE
-            return Verdict(
+            return Verification(
                 False,
                 rejection.reason,
                 rejection.detail,
                 MappingProxyType(claims) if signed and claims is not None else None,
             )
         self._remember(claims, now)
-        return Verdict(True, None, "accepted", MappingProxyType(claims))
+        return Verification(True, None, "accepted", MappingProxyType(claims))
 
     def _bytes(self, envelope: Any) -> bytes:
         if isinstance(envelope, str):
@@ -462,4 +462,4 @@ _BEFORE_SIGNATURE = frozenset(
 )
 
 
-__all__ = ["Policy", "Reason", "Verdict", "Verifier"]
+__all__ = ["Reason", "Verification", "Verifier", "VerifierPolicy"]

@@ -53,8 +53,8 @@ from cityx.core.audit import (
     AuditEntry,
     AuditHead,
     AuditVerification,
-    canonical_json,
     entry_hash,
+    sorted_json,
     verify_chain,
 )
 
@@ -754,7 +754,7 @@ def _now() -> str:
 
 def _json_text(obj: Any, what: str) -> str:
     try:
-        return canonical_json(obj).decode("utf-8")
+        return sorted_json(obj).decode("utf-8")
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what} cannot be stored as JSON: {exc}") from exc
 
@@ -768,7 +768,7 @@ def _stored_payload(text: str) -> Mapping[str, Any]:
     # changed after the fact; hand verification something that cannot match.
     try:
         payload = json.loads(text)
-        if isinstance(payload, dict) and canonical_json(payload).decode("utf-8") == text:
+        if isinstance(payload, dict) and sorted_json(payload).decode("utf-8") == text:
             return payload
     except ValueError:
         pass

@@ -41,7 +41,7 @@ from .limits import DEFAULT_LIMITS, Limits
 from .model import LoadRequest
 from .outputs import to_prediction
 from .process import WorkerGone, WorkerProcess
-from .protocol import Message, encode
+from .protocol import Frame, encode
 
 # The error types a worker may report; anything else is reported as TargetError.
 _WORKER_ERRORS: dict[str, type[TargetError]] = {
@@ -159,7 +159,7 @@ class IsolatedPredictor:
         rows = next((a.shape[0] for a in arrays.values() if a.ndim), 0)
         # Encoded before the exchange: a ValueError there is the caller's, not the worker's.
         frame = encode(
-            Message({"op": "call", "method": method, "payload": dict(payload or {})}, arrays)
+            Frame({"op": "call", "method": method, "payload": dict(payload or {})}, arrays)
         )
         with self._lock:
             worker = self._worker or self._spawn()
@@ -208,7 +208,7 @@ class IsolatedPredictor:
         if self._replace:
             self._restarts += 1
             self._replace = False
-        load = encode(Message({"op": "load", "request": self._request.to_json()}))
+        load = encode(Frame({"op": "load", "request": self._request.to_json()}))
         try:
             answer = worker.exchange(load, timeout_s=self._limits.load_timeout_s)
         except TimeoutError:

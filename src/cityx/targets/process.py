@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from .limits import Limits
-from .protocol import PREFIX, Message, body_size, decode, encode
+from .protocol import PREFIX, Frame, body_size, decode, encode
 
 _TAIL_BYTES = 16 * 1024
 _CHUNK = 1 << 20
@@ -93,7 +93,7 @@ class WorkerProcess:
     def pid(self) -> int:
         return self._popen.pid
 
-    def exchange(self, frame: bytes, *, timeout_s: float) -> Message:
+    def exchange(self, frame: bytes, *, timeout_s: float) -> Frame:
         """Send an encoded frame and wait for the answer.
 
         TimeoutError if the deadline passes, WorkerGone if the worker's pipes
@@ -108,7 +108,7 @@ class WorkerProcess:
         """Ask the worker to exit; kill its process group if it does not."""
         if self._popen.returncode is None:
             try:
-                self._send(memoryview(encode(Message({"op": "close"}))), time.monotonic() + grace_s)
+                self._send(memoryview(encode(Frame({"op": "close"}))), time.monotonic() + grace_s)
                 self._popen.wait(timeout=grace_s)
             except (OSError, WorkerGone, TimeoutError, subprocess.TimeoutExpired):
                 pass

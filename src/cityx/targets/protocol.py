@@ -35,14 +35,14 @@ MAX_BODY_BYTES = 1 << 36
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
+class Frame:
     """One decoded frame: a JSON header and named arrays."""
 
     header: Mapping[str, Any]
     arrays: Mapping[str, NDArray[Any]] = field(default_factory=dict)
 
 
-def encode(message: Message) -> bytes:
+def encode(message: Frame) -> bytes:
     """The whole frame for ``message``, prefix included."""
     blobs: list[bytes] = []
     sizes: list[list[Any]] = []
@@ -73,7 +73,7 @@ def body_size(prefix: bytes | bytearray | memoryview) -> int:
     return int(size)
 
 
-def decode(body: bytes | bytearray | memoryview) -> Message:
+def decode(body: bytes | bytearray | memoryview) -> Frame:
     """The message in a frame body; ValueError if it is malformed."""
     view = memoryview(body)
     try:
@@ -97,10 +97,10 @@ def decode(body: bytes | bytearray | memoryview) -> Message:
             raise ValueError(f"{len(view) - offset} stray bytes after the arrays")
     except (struct.error, UnicodeDecodeError, json.JSONDecodeError, TypeError, EOFError) as exc:
         raise ValueError(f"malformed frame: {exc}") from exc
-    return Message(header, arrays)
+    return Frame(header, arrays)
 
 
-def read_message(fd: int) -> Message:
+def read_message(fd: int) -> Frame:
     """Block until a whole message arrives on ``fd``; EOFError if it closes first."""
     prefix = _read_exact(fd, PREFIX.size, allow_eof=True)
     return decode(_read_exact(fd, body_size(prefix), allow_eof=False))
@@ -131,7 +131,7 @@ def _read_exact(fd: int, size: int, *, allow_eof: bool) -> bytearray:
 __all__ = [
     "MAGIC",
     "PREFIX",
-    "Message",
+    "Frame",
     "body_size",
     "decode",
     "encode",

@@ -45,7 +45,7 @@ from cityx.core import (
 )
 
 from .model import LoadRequest, TargetModel, brief
-from .protocol import Message, encode, read_message, write_frame
+from .protocol import Frame, encode, read_message, write_frame
 
 _CPU_GRACE_S = 5  # between SIGXCPU (soft limit) and SIGKILL (hard limit)
 
@@ -88,27 +88,27 @@ class Worker:
             except MemoryError:
                 # Free what the model holds before building the answer.
                 self._model = None
-                write_frame(frames_out, encode(Message(_failure(self._out_of_memory(message)))))
+                write_frame(frames_out, encode(Frame(_failure(self._out_of_memory(message)))))
                 return 3
             except CityxError as exc:
-                frame = encode(Message(_failure(exc)))
+                frame = encode(Frame(_failure(exc)))
             except Exception as exc:
-                frame = encode(Message(_failure(self._unexpected(op, exc))))
+                frame = encode(Frame(_failure(self._unexpected(op, exc))))
             write_frame(frames_out, frame)
 
-    def _handle(self, op: str, message: Message) -> Message:
+    def _handle(self, op: str, message: Frame) -> Frame:
         header = message.header
         if op == "load":
             self._request = LoadRequest.from_json(header["request"])
             self._model = self._load(self._request)
-            return Message({"ok": True, "classes": list(self._model.classes())})
+            return Frame({"ok": True, "classes": list(self._model.classes())})
         if op == "call":
             if self._model is None:
                 raise TargetError("call before load: the worker has no model")
             answer, arrays = self._model.answer(
                 str(header.get("method")), header.get("payload") or {}, message.arrays
             )
-            return Message({"ok": True, **answer}, arrays)
+            return Frame({"ok": True, **answer}, arrays)
         raise TargetError(f"unknown operation {op!r}")
 
     def _load(self, request: LoadRequest) -> TargetModel:
@@ -147,7 +147,7 @@ class Worker:
         # The model's own exception: it refused this batch, the worker lives on.
         return TargetError(f"the model raised {brief(exc)}", where=where)
 
-    def _out_of_memory(self, message: Message) -> CityxError:
+    def _out_of_memory(self, message: Frame) -> CityxError:
         where = self._request.where if self._request else None
         if message.header.get("op") == "load":
             return TargetLoadError(

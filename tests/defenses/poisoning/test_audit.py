@@ -8,7 +8,7 @@ import pytest
 
 from cityx.attacks.poisoning import Backdoor, CleanLabel, CompromisedSensors, LabelFlip
 from cityx.core import DataError
-from cityx.defenses.poisoning import Verdict, audit, retrain_and_compare, sanitise
+from cityx.defenses.poisoning import AuditVerdict, audit, retrain_and_compare, sanitise
 from cityx.defenses.poisoning._data import prepare
 from cityx.defenses.poisoning.feature_evidence import ceilings
 from cityx.defenses.poisoning.label_evidence import next_interval
@@ -24,7 +24,7 @@ def _split(metro_base: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_clean_data_with_a_trusted_set_is_clean(metro_base: pd.DataFrame) -> None:
     rows, trusted = _split(metro_base)
     report = audit(rows, label=LABEL, source_cols=SOURCES, trusted=trusted)
-    assert report.verdict is Verdict.CLEAN, report.reasons
+    assert report.verdict is AuditVerdict.CLEAN, report.reasons
     assert report.flagged.mean() < 0.02
     assert not any(s.flagged for s in report.sources)
 
@@ -35,7 +35,7 @@ def _f1(flagged: np.ndarray, truth: np.ndarray) -> float:
 
 def test_clean_data_alone_is_clean(metro_base: pd.DataFrame) -> None:
     report = audit(metro_base, label=LABEL, source_cols=SOURCES)
-    assert report.verdict is Verdict.CLEAN, report.reasons
+    assert report.verdict is AuditVerdict.CLEAN, report.reasons
     assert report.flagged.mean() < 0.01
     body = report.to_json()
     assert set(body) >= {"rows", "flagged", "sources", "verdict", "detectors", "wall_s"}
@@ -66,7 +66,7 @@ def test_each_attack_is_found_without_a_trusted_set(
         metro_base, label=LABEL, source_cols=SOURCES, params={"rate": 0.05, **params}, seed=5
     )
     report = audit(poisoned.table, label=LABEL, source_cols=SOURCES, seed=5)
-    assert report.verdict is Verdict.POISONED, report.reasons
+    assert report.verdict is AuditVerdict.POISONED, report.reasons
     assert _f1(report.flagged, poisoned.truth) >= 0.9
 
 
@@ -74,7 +74,7 @@ def test_label_flips_are_found_with_a_trusted_set(metro_base: pd.DataFrame) -> N
     rows, trusted = _split(metro_base)
     poisoned = LabelFlip().poison(rows, label=LABEL, params={"rate": 0.1}, seed=7)
     report = audit(poisoned.table, label=LABEL, source_cols=SOURCES, trusted=trusted)
-    assert report.verdict is Verdict.POISONED
+    assert report.verdict is AuditVerdict.POISONED
     assert _f1(report.flagged, poisoned.truth) >= 0.9
 
 
@@ -117,7 +117,7 @@ def test_compromised_sensors_are_named(metro_base: pd.DataFrame) -> None:
         metro_base, label=LABEL, source_cols=SOURCES, params={"rate": 0.1, "drift": 1.0}, seed=2
     )
     report = audit(poisoned.table, label=LABEL, source_cols=SOURCES)
-    assert report.verdict is Verdict.POISONED
+    assert report.verdict is AuditVerdict.POISONED
     named = [s.source for s in report.sources if s.flagged]
     assert set(named) & set(poisoned.details["sources"])
     # Ranked first: the top-scored sources include a compromised one.
@@ -156,9 +156,9 @@ def test_bad_input_is_one_clear_error(metro_base: pd.DataFrame, change: object, 
 def test_single_class_small_data_and_one_source_are_undetermined(metro_base: pd.DataFrame) -> None:
     one_class = metro_base.assign(**{LABEL: "free"})
     report = audit(one_class, label=LABEL)
-    assert report.verdict is Verdict.UNDETERMINED and "single class" in report.reasons[0]
+    assert report.verdict is AuditVerdict.UNDETERMINED and "single class" in report.reasons[0]
     small = audit(metro_base.head(50), label=LABEL)
-    assert small.verdict is Verdict.UNDETERMINED and "too few" in small.reasons[0]
+    assert small.verdict is AuditVerdict.UNDETERMINED and "too few" in small.reasons[0]
     one_source = audit(
         metro_base.assign(intersection="A0", approach="x"), label=LABEL, source_cols=SOURCES
     )

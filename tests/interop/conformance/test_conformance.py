@@ -19,11 +19,11 @@ import pytest
 from cityx.core import InputError
 from cityx.interop import (
     Catalog,
-    Policy,
     Reason,
     StaticTrustStore,
     TrustedKey,
     Verifier,
+    VerifierPolicy,
     load_trust,
 )
 from cityx.interop.conformance import (
@@ -102,7 +102,10 @@ def lax(trust: StaticTrustStore, catalog: Catalog) -> Handler:
     def handle(request: Request) -> Answer:
         # A fresh verifier per envelope keeps no replay state; no audience, no size limit.
         verifier = Verifier(
-            _Unrevoked(trust), audience=None, catalog=catalog, policy=Policy(max_bytes=10**7)
+            _Unrevoked(trust),
+            audience=None,
+            catalog=catalog,
+            policy=VerifierPolicy(max_bytes=10**7),
         )
         verdict = verifier.verify(request.token, topic=request.topic, payload=request.payload)
         return Answer(verdict.accepted, verdict.reason.value if verdict.reason else None)
@@ -129,7 +132,7 @@ def test_suite_has_the_published_cases() -> None:
 
 
 def test_suite_expects_the_default_policy() -> None:
-    assert Policy().max_bytes == MAX_BYTES
+    assert VerifierPolicy().max_bytes == MAX_BYTES
     with pytest.raises(InputError, match="timeout must be positive"):
         run_suite(LocalEndpoint(lambda request: Answer(True)), timeout_s=0)
 

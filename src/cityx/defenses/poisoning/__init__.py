@@ -10,7 +10,7 @@ trained model for small trigger patterns; :func:`sign_manifest` and
 """
 
 from ._data import AuditData, prepare, robust_z
-from .audit import AuditReport, SourceScore, Verdict, audit
+from .audit import AuditReport, AuditVerdict, SourceScore, audit
 from .provenance import (
     ProvenanceCheck,
     dataset_manifest,
@@ -26,6 +26,7 @@ from .triggers import DataTrigger, find_data_trigger
 __all__ = [
     "AuditData",
     "AuditReport",
+    "AuditVerdict",
     "DataTrigger",
     "DetectorScores",
     "ProvenanceCheck",
@@ -33,7 +34,6 @@ __all__ = [
     "ScanReport",
     "SourceScore",
     "TriggerCandidate",
-    "Verdict",
     "audit",
     "dataset_manifest",
     "find_data_trigger",

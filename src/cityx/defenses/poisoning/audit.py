@@ -53,7 +53,7 @@ TRUSTED_CLEAN_SHARE, TRUSTED_POISONED_SHARE = 0.01, 0.02
 MIN_FLAGGED = 10
 
 
-class Verdict(StrEnum):
+class AuditVerdict(StrEnum):
     CLEAN = "clean"
     POISONED = "poisoned"
     UNDETERMINED = "undetermined"
@@ -75,7 +75,7 @@ class AuditReport:
     scores: FloatArray
     flagged: np.ndarray
     sources: tuple[SourceScore, ...]
-    verdict: Verdict
+    verdict: AuditVerdict
     reasons: tuple[str, ...]
     detectors: dict[str, dict[str, Any]]
     wall_s: float
@@ -110,7 +110,7 @@ def _undetermined(n: int, reason: str, start: float) -> AuditReport:
         scores=np.zeros(n),
         flagged=np.zeros(n, dtype=bool),
         sources=(),
-        verdict=Verdict.UNDETERMINED,
+        verdict=AuditVerdict.UNDETERMINED,
         reasons=(reason,),
         detectors={},
         wall_s=time.perf_counter() - start,
@@ -299,13 +299,13 @@ def _verdict(
     bars: tuple[float, float],
     *,
     impossible: int = 0,
-) -> tuple[Verdict, tuple[str, ...]]:
+) -> tuple[AuditVerdict, tuple[str, ...]]:
     clean_share, poisoned_share = bars
     reasons: list[str] = []
     if n_sources < 5:
         reasons.append(f"{n_sources} source(s): too few to attribute poison to a source (need 5)")
     if counts[counts > 0].min() < MIN_PER_CLASS:
-        return Verdict.UNDETERMINED, (
+        return AuditVerdict.UNDETERMINED, (
             *reasons,
             f"a class has only {int(counts[counts > 0].min())} rows (need {MIN_PER_CLASS})",
         )
@@ -313,27 +313,27 @@ def _verdict(
     share = float(flagged.mean())
     count = int(flagged.sum())
     if bad:
-        return Verdict.POISONED, (
+        return AuditVerdict.POISONED, (
             *reasons,
             f"{len(bad)} source(s) look compromised: {', '.join(bad[:10])}",
             f"{count} rows ({share:.1%}) flagged",
         )
     if impossible >= MIN_FLAGGED:
         # Readings no road produces are not noise, however few.
-        return Verdict.POISONED, (
+        return AuditVerdict.POISONED, (
             *reasons,
             f"{impossible} rows hold readings beyond a physical ceiling",
             f"{count} rows ({share:.1%}) flagged",
         )
     if share >= poisoned_share and count >= MIN_FLAGGED:
-        return Verdict.POISONED, (
+        return AuditVerdict.POISONED, (
             *reasons,
             f"{count} rows ({share:.1%}) flagged, more than the {poisoned_share:.0%} a clean "
             "table of this kind shows",
         )
     if share <= clean_share:
-        return Verdict.CLEAN, (*reasons, f"{count} rows ({share:.1%}) flagged, within noise")
-    return Verdict.UNDETERMINED, (
+        return AuditVerdict.CLEAN, (*reasons, f"{count} rows ({share:.1%}) flagged, within noise")
+    return AuditVerdict.UNDETERMINED, (
         *reasons,
         f"{count} rows ({share:.1%}) flagged: between the clean ({clean_share:.0%}) and "
         f"poisoned ({poisoned_share:.0%}) levels",

@@ -40,7 +40,7 @@ from cityx.core import (
 from cityx.data import read_table
 from cityx.data.training import feature_columns
 
-from .audit import AuditReport, Verdict, audit
+from .audit import AuditReport, AuditVerdict, audit
 from .sanitise import retrain_and_compare
 from .triggers import DataTrigger, find_data_trigger
 
@@ -84,7 +84,7 @@ class PoisoningAudit(Check):
         label = manifest.outputs.label_column
         trigger = (
             find_data_trigger(table, report.flagged, label=label, source_cols=source_cols)
-            if report.verdict is not Verdict.CLEAN
+            if report.verdict is not AuditVerdict.CLEAN
             else None
         )
         sanitising = self._sanitising(ctx, table, report, label, source_cols, trigger)
@@ -147,7 +147,7 @@ class PoisoningAudit(Check):
                     evidence=evidence,
                 )
             )
-        if report.verdict is Verdict.POISONED and not bad and trigger is None:
+        if report.verdict is AuditVerdict.POISONED and not bad and trigger is None:
             findings.append(
                 Finding(
                     id=f"{self.meta.id}/poisoned",
@@ -162,7 +162,7 @@ class PoisoningAudit(Check):
                     evidence=evidence,
                 )
             )
-        if report.verdict is Verdict.UNDETERMINED:
+        if report.verdict is AuditVerdict.UNDETERMINED:
             findings.append(
                 Finding(
                     id=f"{self.meta.id}/undetermined",
@@ -200,7 +200,7 @@ class PoisoningAudit(Check):
         """Before and after dropping the flagged rows; None when judged clean or no holdout."""
         manifest = ctx.manifest
         if (
-            report.verdict is Verdict.CLEAN
+            report.verdict is AuditVerdict.CLEAN
             or not report.flagged.any()
             or manifest is None
             or manifest.data.holdout is None
