@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cityx.interop.keys import generate_key, write_key_files
+from cityx.interop import generate_key, write_key_files
 
 from ..support.cli import cityx
 from ..support.paths import SUBMISSIONS

@@ -136,6 +136,7 @@ def _fairness(args: argparse.Namespace) -> int:
 
 
 def _predictor(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.assess.fairness.table import read_data, table_fairness
 
     df = read_data(args.data)
@@ -162,6 +163,8 @@ def _predictor(args: argparse.Namespace) -> int:
 
 def _open_model(args: argparse.Namespace, df: Any, sensitive: list[str]) -> tuple[Any, str]:
     """An isolated predictor for a submission folder or a bare model file, and the label."""
+    # lazy: cityx --help stays fast
+    # lazy: cityx --help stays fast
     from cityx.core import DataError, Feature, InputSchema, OutputSpec, Task
     from cityx.submissions import open_submission
     from cityx.targets import IsolatedPredictor, LoadRequest
@@ -188,6 +191,7 @@ def _open_model(args: argparse.Namespace, df: Any, sensitive: list[str]) -> tupl
     else:
         skip = {args.label, *sensitive}
         features = [str(c) for c in df.columns if c not in skip and df[c].dtype.kind in "biuf"]
+    # lazy: cityx --help stays fast
     from cityx.assess.fairness.table import require_columns
 
     require_columns(df, features, what="feature", where=str(args.data))
@@ -253,6 +257,7 @@ def _predictor_text(obj: dict[str, Any]) -> str:
 
 
 def _controller(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.assess.fairness.controllers import controller_fairness
 
     obj = controller_fairness(args.world_run, args.baseline)
@@ -285,6 +290,7 @@ def _controller(args: argparse.Namespace) -> int:
 
 
 def _aiverify_export(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.governance.aiverify import export_trial
 
     written = export_trial(args.trial, args.out)
@@ -294,6 +300,7 @@ def _aiverify_export(args: argparse.Namespace) -> int:
 
 
 def _checklist_export(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.governance.checklist import answer_from_trial, load_checklist, write_answers
 
     answers = answer_from_trial(load_checklist(), args.trial)
@@ -305,6 +312,7 @@ def _checklist_export(args: argparse.Namespace) -> int:
 
 
 def _checklist_import(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.governance.checklist import load_checklist, principle_summary, read_answers
 
     answers = read_answers(args.file, load_checklist())

@@ -160,6 +160,7 @@ def _register_conformance(group: Subparsers) -> None:
 
 
 def _read(path: Path, what: str) -> bytes:
+    # lazy: cityx --help stays fast
     from cityx.interop import InteropError
 
     try:
@@ -171,6 +172,7 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def _keygen(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.interop import generate_key, write_key_files
 
     key = generate_key(args.issuer)
@@ -190,6 +192,7 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _sign(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.interop import Catalog, MessageError, Signer, load_signing_key
 
     key = load_signing_key(args.key)
@@ -209,6 +212,7 @@ def _sign(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.interop import Catalog, Verifier, VerifierPolicy, load_trust
 
     trust = load_trust(args.trust)
@@ -231,6 +235,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _conformance(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.interop.conformance import SUITE, SUITE_VERSION, open_endpoint, run_suite
     from cityx.interop.conformance import write_trust as write
 
@@ -267,6 +272,7 @@ def _conformance(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.interop import VerifierPolicy, load_trust
     from cityx.interop.endpoint import HttpServer, MqttServer, parse_listen, reference_handler
 

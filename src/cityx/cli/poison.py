@@ -114,6 +114,7 @@ def register(sub: Subparsers) -> None:
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
+    # lazy: cityx --help stays fast
     from cityx.core import InputError
 
     values: dict[str, Any] = {"rate": args.rate}
@@ -129,6 +130,8 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
+    # lazy: cityx --help stays fast
     from cityx.attacks.poisoning import PoisoningAttack
     from cityx.core import InputError, PluginKind, Registry
     from cityx.data import read_table
@@ -174,6 +177,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.data import read_table
     from cityx.defenses.poisoning import AuditVerdict, audit
 
@@ -200,6 +204,7 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.defenses.poisoning.model_scan import scan_submission
 
     report = scan_submission(args.model, args.data, seed=args.seed)
@@ -214,6 +219,7 @@ def _scan(args: argparse.Namespace) -> int:
 
 
 def _sign(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.defenses.poisoning import dataset_manifest, sign_manifest
 
     manifest = dataset_manifest(args.data, _sources(args.source_col))
@@ -235,6 +241,7 @@ def _sign(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.core import InputError
     from cityx.defenses.poisoning import verify_manifest
 

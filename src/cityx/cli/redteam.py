@@ -90,6 +90,7 @@ def register(sub: Subparsers) -> Subparsers:
 
 
 def _attacks_list(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.attacks import describe_attacks
     from cityx.core import Registry
 
@@ -105,6 +106,7 @@ def _attacks_list(args: argparse.Namespace) -> int:
 
 
 def _evade(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.attacks.evasion import evade
 
     started = time.perf_counter()

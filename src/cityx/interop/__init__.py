@@ -33,7 +33,8 @@ from .envelope import (
     sign,
 )
 from .errors import InteropError, KeyFileError, MessageError, TrustStoreError
-from .keys import ALG, KeyFiles, SigningKey, generate_key, load_signing_key, write_key_files
+from .key_files import KeyFiles, write_key_files
+from .keys import ALG, SigningKey, generate_key, load_signing_key
 from .messages import (
     Catalog,
     MessageType,

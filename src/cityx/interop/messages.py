@@ -162,6 +162,7 @@ def _location(path: list[str | int]) -> str:
 
 class _RustEngine:
     def __init__(self, schema: Mapping[str, Any], common: Mapping[str, Any]) -> None:
+        # optional: the schema engine's library loads only when that engine is used
         import jsonschema_rs
 
         registry = jsonschema_rs.Registry([(str(common["$id"]), dict(common))])
@@ -181,8 +182,13 @@ class _RustEngine:
 
 class _PythonEngine:
     def __init__(self, schema: Mapping[str, Any], common: Mapping[str, Any]) -> None:
+        # optional: the schema engine's library loads only when that engine is used
         import jsonschema
+
+        # optional: the schema engine's library loads only when that engine is used
         from jsonschema import Draft202012Validator
+
+        # optional: the schema engine's library loads only when that engine is used
         from referencing import Registry, Resource
 
         def pattern(
@@ -199,6 +205,7 @@ class _PythonEngine:
         self._validator = cls(dict(schema), registry=registry)
 
     def first_error(self, entity: Any) -> str | None:
+        # optional: the schema engine's library loads only when that engine is used
         import jsonschema
 
         error = jsonschema.exceptions.best_match(self._validator.iter_errors(entity))

@@ -69,6 +69,7 @@ class EstimatorModel(TargetModel):
     def _table(self, batch: FloatArray) -> Any:
         if self._columns is None:
             return batch
+        # heavy: the format's library loads in the worker, only for an artifact of it
         import pandas as pd
 
         frame = pd.DataFrame(batch, columns=list(self._request.features), copy=False)

@@ -42,6 +42,7 @@ class LightgbmModel(TargetModel):
 
     @classmethod
     def load(cls, request: LoadRequest) -> LightgbmModel:
+        # heavy: the format's library loads in the worker, only for an artifact of it
         import lightgbm
 
         try:

@@ -74,6 +74,7 @@ class OnnxModel(TargetModel):
 
     @classmethod
     def load(cls, request: LoadRequest) -> OnnxModel:
+        # heavy: the format's library loads in the worker, only for an artifact of it
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -220,6 +221,7 @@ def _from_maps(rows: Any, known: tuple[str, ...]) -> tuple[FloatArray, tuple[str
 def _graph_classes(path: Path, width: int | None) -> tuple[str, ...]:
     """Class names from the graph's classifier nodes, when unambiguous."""
     try:
+        # heavy: the format's library loads in the worker, only for an artifact of it
         import onnx
     except ImportError:
         return ()

@@ -46,6 +46,7 @@ def _unpickle(request: LoadRequest) -> Any:
     try:
         import joblib  # type: ignore[import-untyped]
     except ImportError:  # joblib comes with scikit-learn, but a plain pickle needs no joblib
+        # heavy: the format's library loads in the worker, only for an artifact of it
         import pickle
 
         with request.artifact.open("rb") as file:

@@ -30,6 +30,7 @@ class SkopsModel(EstimatorModel):
 
     @classmethod
     def load(cls, request: LoadRequest) -> SkopsModel:
+        # heavy: the format's library loads in the worker, only for an artifact of it
         import skops.io
 
         try:

@@ -289,17 +289,20 @@ def artifact(fmt: str, folder: Path, *, seed: int = 0) -> ArtifactFixture:
         path = folder / "model.txt"
         booster.save_model(str(path))
         return made(path, LABELS)
+    # heavy: only this fixture's builder needs the library
     from sklearn.tree import DecisionTreeClassifier
 
     model = DecisionTreeClassifier(max_depth=3, random_state=seed).fit(x, y)
     labels = tuple(str(c) for c in model.classes_)
     if fmt == "skops":
+        # heavy: only this fixture's builder needs the library
         import skops.io
 
         path = folder / "model.skops"
         skops.io.dump(model, path)
         return made(path, labels, trusted=tuple(skops.io.get_untrusted_types(file=path)))
     if fmt == "pickle":
+        # heavy: only this fixture's builder needs the library
         import pickle
 
         path = folder / "model.pkl"

@@ -9,7 +9,7 @@ import pytest
 
 from cityx.core import DataError
 from cityx.defenses.poisoning import dataset_manifest, sign_manifest, verify_manifest
-from cityx.interop.keys import generate_key, write_key_files
+from cityx.interop import generate_key, write_key_files
 
 from ...support.poisoning import SOURCES
 

@@ -28,11 +28,10 @@ from cityx.core import (
     check_seed,
     stream,
 )
+from cityx.data.constraints import ThreatModel, violations
 
 from ..base import Access, Attack, AttackKind, AttackSpec, AttackTarget, NistClass
-from .projection import violations
 from .search import search
-from .threat_model import ThreatModel
 
 SCHEMA_VERSION = 1
 

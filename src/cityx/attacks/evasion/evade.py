@@ -14,11 +14,16 @@ from pathlib import Path
 
 from cityx.core import DataError, InputError
 from cityx.data import inspect_table, read_table
+from cityx.data.constraints import (
+    check_against_data,
+    load_threat_model,
+    previous_rows,
+    schema_threat_model,
+)
 from cityx.submissions import open_submission
 from cityx.targets import Limits
 
 from .attack import ConstrainedEvasion, EvasionReport
-from .threat_model import check_against_data, load_threat_model, previous_rows, schema_threat_model
 
 THREAT_MODEL_FILE = "threat-model.toml"  # beside cityx.toml in a submission
 

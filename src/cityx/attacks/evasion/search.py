@@ -30,9 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cityx.core import FloatArray, Predictor
-
-from .projection import feasible_box, project
-from .threat_model import ThreatModel
+from cityx.data.constraints import ThreatModel, feasible_box, project
 
 _SHRINK_ROUNDS = 2  # rounds of each row's budget always left for the shrink phase
 

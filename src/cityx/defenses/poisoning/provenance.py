@@ -20,9 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import OKPKey
 
 from cityx.core import DataError, InputError
 from cityx.data import read_table
+from cityx.interop import ALG, load_signing_key, load_trust
 
 MANIFEST_SCHEMA_VERSION = 1
 TYP = "cityx-dataset+jws"
@@ -60,10 +64,6 @@ def dataset_manifest(path: Path, source_cols: Sequence[str] = ()) -> dict[str, A
 
 def sign_manifest(manifest: dict[str, Any], key_file: Path) -> str:
     """The manifest as a compact JWS signed with the private key in ``key_file``."""
-    from joserfc import jws
-
-    from cityx.interop.keys import ALG, load_signing_key
-
     key = load_signing_key(key_file)
     body = {**manifest, "iss": key.issuer, "iat": int(time.time())}
     header = {"alg": ALG, "kid": key.kid, "typ": TYP}
@@ -104,13 +104,6 @@ class ProvenanceCheck:
 
 def verify_manifest(token: str, data: Path, trust: Path) -> ProvenanceCheck:
     """Check the signature against ``trust`` and the data file against the manifest."""
-    from joserfc import jws
-    from joserfc.errors import JoseError
-    from joserfc.jwk import OKPKey
-
-    from cityx.interop.keys import ALG
-    from cityx.interop.trust import load_trust
-
     store = load_trust(trust)
     try:
         header = jws.extract_compact(token.strip().encode()).protected

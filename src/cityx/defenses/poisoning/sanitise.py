@@ -69,6 +69,7 @@ def retrain_and_compare(
     With the audit's ``scores``, a third model keeps every row, weighted by
     :func:`robust_weights`.
     """
+    # heavy: scikit-learn loads only when a reference model is trained
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     def fit(

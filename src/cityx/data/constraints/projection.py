@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from cityx.core import FloatArray
 
-from .threat_model import Ratio, Sensor, ThreatModel
+from .model import Ratio, Sensor, ThreatModel
 
 _MIN_SPEED_KMH = 1.0  # a stopped queue still reads as crawling; avoids dividing by zero
 _TOLERANCE = 1e-6
