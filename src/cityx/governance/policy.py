@@ -10,6 +10,11 @@ set *thresholds* on its metrics::
 
 ``fail_below``/``conditional_below`` are for metrics where higher is better,
 ``fail_above``/``conditional_above`` for those where lower is better.
+
+``[plugins] allow = ["dist-name", ...]`` is an *allow-list*: plugins that
+installed distributions register through entry points load only when their
+distribution is listed (cityx's own always load). Without it, every
+installed plugin may load.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cityx.core import Direction, PolicyError, Severity, Threshold
+from cityx.core import Direction, PolicyError, Registry, Severity, Threshold
 
 POLICY_SCHEMA_VERSION = 1
 
@@ -72,6 +77,11 @@ class _Gate(BaseModel):
         return self
 
 
+class _Plugins(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    allow: list[str] | None = None
+
+
 class _PolicyFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     schema_version: Literal[1]
@@ -79,6 +89,7 @@ class _PolicyFile(BaseModel):
     version: str = Field(min_length=1)
     title: str = ""
     gate: _Gate = _Gate()
+    plugins: _Plugins = _Plugins()
     checks: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
@@ -99,9 +110,22 @@ class Policy:
     checks: Mapping[str, CheckPolicy]
     path: str
     sha256: str
+    plugins_allow: tuple[str, ...] | None = None  # distributions whose plugins may load
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "version": self.version, "path": self.path, "sha256": self.sha256}
+        found: dict[str, Any] = {
+            "id": self.id,
+            "version": self.version,
+            "path": self.path,
+            "sha256": self.sha256,
+        }
+        if self.plugins_allow is not None:
+            found["plugins_allow"] = list(self.plugins_allow)
+        return found
+
+    def registry(self) -> Registry:
+        """The plugin registry this policy allows."""
+        return Registry(allow=self.plugins_allow)
 
 
 def default_policy_path() -> Path:
@@ -135,6 +159,7 @@ def load_policy(path: Path | None = None) -> Policy:
         checks,
         str(path),
         hashlib.sha256(data).hexdigest(),
+        None if parsed.plugins.allow is None else tuple(parsed.plugins.allow),
     )
 
 
