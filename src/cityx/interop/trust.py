@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from joserfc.errors import JoseError
 
 from .errors import TrustStoreError
-from .keys import ALG, ISSUER_RE, thumbprint
+from .keys import ALG, ISSUER_RE, SigningKey, thumbprint
 
 if TYPE_CHECKING:
     from .keys import SigningKey
@@ -91,6 +91,20 @@ class TrustedKey:
         object.__setattr__(self, "topics", tuple(self.topics))
         object.__setattr__(self, "_types_re", _glob_regex(self.types))
         object.__setattr__(self, "_topics_re", _glob_regex(self.topics))
+
+    @classmethod
+    def of(
+        cls,
+        key: SigningKey,
+        *,
+        types: Iterable[str] = ("*",),
+        topics: Iterable[str] = ("**",),
+    ) -> TrustedKey:
+        """Trust the public half of ``key`` for ``types`` of message on ``topics``."""
+        jwk = key.public_jwk()
+        return cls(
+            kid=key.kid, issuer=key.issuer, x=jwk["x"], types=tuple(types), topics=tuple(topics)
+        )
 
     def allows_type(self, message_type: str) -> bool:
         return self._types_re.fullmatch(message_type) is not None

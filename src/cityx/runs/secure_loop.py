@@ -48,7 +48,6 @@ from cityx.interop import (
     Verifier,
     generate_key,
 )
-from cityx.interop.keys import SigningKey
 from cityx.interop.messages import signal_phase_command, traffic_flow_observed
 from cityx.worlds.traffic import NetworkInfo
 
@@ -108,8 +107,8 @@ class SecureLoop:
         controller_key = generate_key(self.controller_urn)
         trust = StaticTrustStore(
             [
-                *(_trusted(k, ("TrafficFlowObserved",)) for k in detector_keys.values()),
-                _trusted(controller_key, ("SignalPhaseCommand",)),
+                *(TrustedKey.of(k, types=("TrafficFlowObserved",)) for k in detector_keys.values()),
+                TrustedKey.of(controller_key, types=("SignalPhaseCommand",)),
             ]
         )
         self.stats: dict[str, Counter[str]] = {"observations": Counter(), "commands": Counter()}
@@ -302,11 +301,6 @@ class SecureLoop:
             if not self._lock.wait_for(lambda: self._pending <= 0, timeout=_WAIT_S):
                 self.stats["observations"]["undelivered"] += self._pending
                 self._pending = 0
-
-
-def _trusted(key: SigningKey, types: tuple[str, ...]) -> TrustedKey:
-    jwk = key.public_jwk()
-    return TrustedKey(kid=key.kid, issuer=key.issuer, x=jwk["x"], types=types)
 
 
 __all__ = ["CITY", "SIGNALS", "SecureLoop"]

@@ -70,7 +70,7 @@ class Submission:
         )
 
 
-def submission_folder(path: Path) -> Path:
+def submission_folder(path: str | Path) -> Path:
     """The submission folder that ``path`` names: the folder, its cityx.toml or its artifact."""
     path = Path(path)
     if path.is_dir():
@@ -86,7 +86,7 @@ def submission_folder(path: Path) -> Path:
     )
 
 
-def open_submission(path: Path) -> Submission:
+def open_submission(path: str | Path) -> Submission:
     """The submission at ``path`` (folder, cityx.toml or artifact), its digest verified."""
     path = Path(path)
     folder = submission_folder(path)

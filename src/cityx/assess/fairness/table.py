@@ -119,8 +119,8 @@ def read_data(path: Path) -> pd.DataFrame:
 
 
 def group_fairness(
-    submission: Path,
-    data: Path,
+    submission: str | Path,
+    data: str | Path,
     *,
     sensitive: Sequence[str],
     label: str | None = None,
@@ -135,6 +135,7 @@ def group_fairness(
     defaults to the manifest's label column.
     """
     opened = open_submission(submission)
+    data = Path(data)
     df = read_data(data)
     with opened.predictor() as predictor:
         return table_fairness(

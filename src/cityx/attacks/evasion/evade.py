@@ -29,11 +29,11 @@ THREAT_MODEL_FILE = "threat-model.toml"  # beside cityx.toml in a submission
 
 
 def evade(
-    model: Path,
-    data: Path,
+    model: str | Path,
+    data: str | Path,
     *,
     label: str,
-    constraints: Path | None = None,
+    constraints: str | Path | None = None,
     seed: int = 0,
     budget: int = 200,
     samples: int = 100,
@@ -44,7 +44,8 @@ def evade(
     for name, value, low in (("budget", budget, 8), ("samples", samples, 1)):
         if value < low:
             raise InputError(f"{name} must be at least {low}, got {value}", where=name)
-    submission = open_submission(model)
+    submission = open_submission(Path(model))
+    data = Path(data)
     manifest = submission.manifest
     schema = manifest.input_schema()
     df = read_table(data)
@@ -58,7 +59,9 @@ def evade(
     declared = submission.folder / THREAT_MODEL_FILE
     if constraints is None and declared.is_file():
         constraints = declared
-    threat = load_threat_model(constraints, schema) if constraints else schema_threat_model(schema)
+    threat = (
+        load_threat_model(Path(constraints), schema) if constraints else schema_threat_model(schema)
+    )
     check_against_data(threat, rows, where=str(data))
     previous = previous_rows(threat, df, keep, where=str(data))
     with submission.predictor(limits=Limits(call_timeout_s=timeout_s)) as predictor:
