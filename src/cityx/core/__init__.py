@@ -14,6 +14,7 @@ from .checks import (
     status_from,
     target_failure,
 )
+from .details import Details, Fields, RawDetails
 from .errors import (
     AuditError,
     CityxError,
@@ -72,10 +73,12 @@ __all__ = [
     "CityxError",
     "Controller",
     "DataError",
+    "Details",
     "Direction",
     "Evidence",
     "Feature",
     "FeatureType",
+    "Fields",
     "Finding",
     "FloatArray",
     "InputError",
@@ -99,6 +102,7 @@ __all__ = [
     "Predictor",
     "Principle",
     "Problem",
+    "RawDetails",
     "Registry",
     "RunError",
     "Severity",
