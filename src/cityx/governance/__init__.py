@@ -3,9 +3,11 @@
 Checks draw their own section of the report with the view vocabulary
 exported here (:class:`Table`, :class:`Plot`, :class:`Section`,
 :func:`fmt_value`, :func:`fmt_metric` and the charts of :mod:`.plots`;
-the contract is :class:`RendersSection`).
+the contract is :class:`RendersSection`), and give their AI Verify test
+result as an :class:`AIVerifyResult` (:class:`ExportsToAIVerify`).
 """
 
+from .aiverify import AIVerifyResult, ExportsToAIVerify, file_uri
 from .gate import Decision, GateDecision, decide, principle_status
 from .plots import (
     PROBE_OUTCOMES,
@@ -22,8 +24,10 @@ from .report import Plot, RendersSection, Section, Table, fmt_metric, fmt_value
 
 __all__ = [
     "PROBE_OUTCOMES",
+    "AIVerifyResult",
     "CheckPolicy",
     "Decision",
+    "ExportsToAIVerify",
     "GateDecision",
     "Plot",
     "Policy",
@@ -33,6 +37,7 @@ __all__ = [
     "confusion_heatmap",
     "decide",
     "default_policy_path",
+    "file_uri",
     "fmt_metric",
     "fmt_value",
     "impact_chart",

@@ -36,6 +36,7 @@ from cityx.core import (
 )
 from cityx.data import inspect_table, read_table
 
+from .aiverify import fairness_aiverify_result
 from .details import COUNTS_ORDER, FairnessDetails, fairness_section
 from .groups import encode_groups
 from .rates import cell_codes, confusion_by_group
@@ -69,6 +70,7 @@ class GroupFairnessCheck(Check):
     )
     details_type = FairnessDetails
     report_section = staticmethod(fairness_section)
+    aiverify_result = staticmethod(fairness_aiverify_result)
 
     def _run(self, ctx: CheckContext) -> CheckResult:
         if ctx.predictor is None or ctx.holdout is None or ctx.manifest is None:
