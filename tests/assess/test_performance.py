@@ -8,6 +8,7 @@ from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 from cityx.assess import NominalPerformance, classification_metrics, confusion_counts
 from cityx.assess import bootstrap as boot
+from cityx.assess.performance import PerformanceDetails
 from cityx.core import (
     CheckContext,
     CheckStatus,
@@ -68,7 +69,8 @@ def test_metrics_equal_scikit_learn() -> None:
     recalls = recall_score(truth, pred, average=None, labels=list(LABELS))
     for label, expected in zip(LABELS, recalls, strict=True):
         assert m[f"recall[{label}]"].value == pytest.approx(expected, abs=1e-12)
-    assert result.details["confusion"][0][0] == int(((truth == "a") & (pred == "a")).sum())
+    assert isinstance(result.details, PerformanceDetails)
+    assert result.details.confusion[0][0] == int(((truth == "a") & (pred == "a")).sum())
 
 
 def test_confidence_intervals_bracket_the_estimate_and_repeat_per_seed() -> None:
@@ -130,7 +132,8 @@ def test_regression_metrics() -> None:
     residual = pred - truth
     assert result.metrics["mae"].value == pytest.approx(np.abs(residual).mean())
     assert result.metrics["rmse"].value == pytest.approx(np.sqrt((residual**2).mean()))
-    assert result.details["residual_quantiles"]["p50"] == pytest.approx(np.median(residual))
+    assert isinstance(result.details, PerformanceDetails)
+    assert result.details.residual_quantiles["p50"] == pytest.approx(np.median(residual))
 
 
 def test_a_check_that_breaks_reports_an_error_instead_of_raising() -> None:

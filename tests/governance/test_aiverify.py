@@ -1,104 +1,18 @@
-"""AI Verify export: the toolbox's output schema, correct definitions, its style beside ours."""
+"""AI Verify export: test results through the registry, principles and checklist."""
 
 from __future__ import annotations
 
 import json
+import sys
+import textwrap
 from pathlib import Path
 
-import jsonschema
-import numpy as np
 import pytest
 
-from cityx.core import InputError
-from cityx.governance.aiverify import (
-    FMTC_CID,
-    FMTC_GID,
-    class_results,
-    export_trial,
-    fmtc_output,
-)
-
-# AI Verify's output.schema.json for the toolbox, restated from its published field list.
-_METRIC = {
-    "type": "array",
-    "items": {
-        "type": "object",
-        "required": ["group", "metric"],
-        "properties": {"group": {"type": "array"}, "metric": {"type": "number"}},
-    },
-}
-FMTC_OUTPUT_SCHEMA = {
-    "type": "object",
-    "required": ["sensitive_feature", "output_classes", "results"],
-    "properties": {
-        "sensitive_feature": {"type": "array", "minItems": 1, "items": {"type": "string"}},
-        "output_classes": {"type": "array", "minItems": 1},
-        "results": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "required": [
-                    "True Positive Rate",
-                    "True Negative Rate",
-                    "Positive Predictive Value Parity",
-                    "Negative Predictive Value Parity",
-                    "False Positive Rate",
-                    "False Negative Rate",
-                    "False Discovery Rate",
-                    "False Omission Rate",
-                    "Equal Selection Parity",
-                    "Disparate Impact",
-                ],
-                "additionalProperties": _METRIC,
-            },
-        },
-    },
-}
-
-# Per group: tn, fp, fn, tp. Group "b|night" has no true positives: its TPR is undefined.
-COUNTS = np.array([[50, 10, 5, 35], [40, 5, 0, 0], [20, 2, 8, 10]])
-GROUPS = ["a|day", "b|night", "c|day"]
-
-
-def test_rates_use_each_groups_own_counts_and_leave_undefined_out() -> None:
-    ours, style, undefined = class_results(COUNTS, GROUPS)
-    tpr = {tuple(e["group"]): e["metric"] for e in ours["True Positive Rate"]}
-    assert tpr == {("a", "day"): 35 / 40, ("c", "day"): 10 / 18}
-    assert "True Positive Rate [b|night]" in undefined
-    # AI Verify's style: the group's TP over all groups' positives, 0 for undefined.
-    theirs = [e["aiverify_style"] for e in style["True Positive Rate"]]
-    assert theirs == pytest.approx([35 / 58, 0.0, 10 / 58])
-    assert sum(theirs) == pytest.approx(45 / 58)  # they add up to the overall TPR
-    assert style["True Positive Rate"][1]["ours"] is None
-
-
-def test_pairs_give_disparate_impact_and_selection_parity_of_rates() -> None:
-    ours, style, _ = class_results(COUNTS, GROUPS)
-    rate = (COUNTS[:, 1] + COUNTS[:, 3]) / COUNTS.sum(axis=1)  # 0.45, 0.111.., 0.3
-    di = {tuple(e["group"]): e["metric"] for e in ours["Disparate Impact"]}
-    assert di[("a", "day", "b", "night")] == pytest.approx(rate[0] / rate[1])
-    assert di[("b", "night", "c", "day")] == pytest.approx(rate[1] / rate[2])
-    esp = {tuple(e["group"]): e["metric"] for e in ours["Equal Selection Parity"]}
-    assert esp[("a", "day", "c", "day")] == pytest.approx(abs(rate[0] - rate[2]))
-    counts_style = style["Equal Selection Parity"][1]["aiverify_style"]  # a vs c
-    assert counts_style == abs((10 + 35) - (2 + 10))
-
-
-def test_output_validates_against_the_toolbox_schema() -> None:
-    details = {
-        "task": "classification",
-        "labels": ["no", "yes"],
-        "groups": GROUPS,
-        "sensitive": ["district", "band"],
-        "counts": {"yes": COUNTS.tolist(), "no": COUNTS[:, [3, 2, 1, 0]].tolist()},
-    }
-    output, comparison = fmtc_output(details)
-    jsonschema.validate(output, FMTC_OUTPUT_SCHEMA)
-    assert output["output_classes"] == ["no", "yes"]
-    assert "AI Verify 2.x" in comparison["note"]
-    with pytest.raises(InputError, match="for classifiers"):
-        fmtc_output({"task": "regression"})
+from cityx.core import DataError, InputError, PluginKind, Registry
+from cityx.core.builtins import BUILTINS
+from cityx.governance import ExportsToAIVerify
+from cityx.governance.aiverify import export_trial
 
 
 def test_export_of_a_trial_without_fairness_still_writes_principles(tmp_path: Path) -> None:
@@ -124,6 +38,80 @@ def test_export_of_a_trial_without_fairness_still_writes_principles(tmp_path: Pa
         export_trial(tmp_path / "nowhere", tmp_path / "out")
 
 
-def test_ids_are_the_public_plugins() -> None:
-    assert FMTC_GID == "aiverify.stock.fairness_metrics_toolbox_for_classification"
-    assert FMTC_CID == "fairness_metrics_toolbox_for_classification"
+EXPORTER = """
+from typing import ClassVar
+
+from cityx.core import Check, CheckResult, CheckStatus, NistFunction, PluginKind, PluginMeta
+from cityx.core import Principle, Tags
+from cityx.governance import AIVerifyResult
+
+
+class Exporter(Check):
+    meta: ClassVar[PluginMeta] = PluginMeta(
+        id="x.exporter", kind=PluginKind.CHECK, version="1", summary="exports to AI Verify",
+        tags=Tags(Principle.ROBUSTNESS, NistFunction.MEASURE), supports=frozenset({"predictor"}),
+    )
+
+    def _run(self, ctx):
+        return CheckResult(self.meta.id, CheckStatus.PASSED)
+
+    @staticmethod
+    def aiverify_result(details, trial):
+        return AIVerifyResult(
+            gid="example.plugin", cid="example_algorithm", version="1.0",
+            arguments={"trial": trial.trial_id}, output={"seen": details.to_json()},
+            companions={"extra.json": {"ok": True}},
+        )
+"""
+
+
+def write_trial(folder: Path, checks: list[dict[str, object]]) -> Path:
+    folder.mkdir()
+    document = {"trial_id": "t-2", "created_at": "2026-01-02T03:04:05Z", "checks": checks}
+    (folder / "results.json").write_text(json.dumps(document), "utf-8")
+    return folder
+
+
+def test_a_check_exports_its_own_test_result_through_the_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "cityx_test_exporter.py").write_text(textwrap.dedent(EXPORTER), "utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "cityx_test_exporter", raising=False)
+    registry = Registry({**BUILTINS, ("check", "x.exporter"): "cityx_test_exporter:Exporter"})
+    assert isinstance(registry.load(PluginKind.CHECK, "x.exporter"), ExportsToAIVerify)
+    trial = write_trial(
+        tmp_path / "trial",
+        [
+            {"id": "x.exporter", "status": "failed", "wall_s": 1.23456, "details": {"k": 1}},
+            {"id": "x.exporter", "status": "error", "details": {"k": 2}},  # measured nothing
+            {"id": "not.installed", "status": "passed", "details": {"k": 3}},
+        ],
+    )
+    written = export_trial(trial, tmp_path / "out", registry=registry)
+    assert [p.name for p in written] == [
+        "example_algorithm.json",
+        "extra.json",
+        "checklist.json",
+        "principles.json",
+    ]
+    result = json.loads((tmp_path / "out" / "example_algorithm.json").read_text())
+    assert result == {
+        "gid": "example.plugin",
+        "cid": "example_algorithm",
+        "version": "1.0",
+        "startTime": "2026-01-02T03:04:05+00:00",
+        "timeTaken": 1.2346,
+        "testArguments": {"trial": "t-2"},
+        "output": {"seen": {"k": 1}},
+        "artifacts": [],
+    }
+
+
+def test_fairness_details_that_do_not_fit_are_named(tmp_path: Path) -> None:
+    trial = write_trial(
+        tmp_path / "trial",
+        [{"id": "fairness.groups", "status": "passed", "details": {"task": "classification"}}],
+    )
+    with pytest.raises(DataError, match=r"fairness.groups details: '\w+' is missing"):
+        export_trial(trial, tmp_path / "out")

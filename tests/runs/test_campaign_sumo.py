@@ -169,6 +169,7 @@ def test_the_trial_check_runs_a_small_campaign_on_a_submission(tmp_path: Path) -
     needs_sumo_and_resco()
     from cityx.core import CheckContext, CheckStatus, Direction, Threshold
     from cityx.runs.campaign import RedteamCampaign
+    from cityx.runs.campaign_details import CampaignDetails
     from cityx.runs.sandbox import SandboxRunner
 
     ctx = CheckContext(
@@ -184,5 +185,6 @@ def test_the_trial_check_runs_a_small_campaign_on_a_submission(tmp_path: Path) -
     assert result.metrics["failed_cells"].value == 0
     assert result.metrics["worst_change_pct"].value is not None
     assert (tmp_path / "trial" / "redteam" / "campaign.json").is_file()
-    assert [g["attack"] for g in result.details["groups"]] == ["world.stuck-at"]
+    assert isinstance(result.details, CampaignDetails)
+    assert [g["attack"] for g in result.details.groups] == ["world.stuck-at"]
     assert all(f.check == "redteam.campaign" for f in result.findings)

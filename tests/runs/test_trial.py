@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from cityx.core import DataError, ManifestError, PolicyError
+from cityx.core import (
+    DataError,
+    ManifestError,
+    PluginKind,
+    PolicyError,
+    Registry,
+    TrialResults,
+)
+from cityx.governance.report import render_html
 from cityx.runs import TrialPlan, run_trial
 from cityx.store import Store
 from cityx.targets import Limits
@@ -62,6 +70,9 @@ def test_a_trial_writes_results_report_events_and_store(
     assert results["seed"] == 5 and results["versions"]["onnxruntime"] != "absent"
     html = (out / "report.html").read_text()
     assert "tiny-congestion" in html and "<svg" in html
+    assert html == render_html(results)  # the report is a function of results.json alone
+    assert outcome.document == TrialResults.from_json(results, registry=Registry())
+    assert results["plugins"][0] == Registry().record(PluginKind.CHECK, "admission")
     events = [
         json.loads(line)["event"] for line in (out / "events.jsonl").read_text().split("\n") if line
     ]

@@ -8,22 +8,28 @@ beyond its bounds, and ``malformed`` rows with one NaN or infinity. A model
 *scores* a probe when it returns an answer without complaint; a model that
 scores out-of-range or malformed rows relies on its deployment to guard its
 inputs, which the report says. Valid probes are sent twice to check that
-the answers repeat.
+the answers repeat. A probe's *outcome* is one of: scored (and then maybe
+*invalid*: an answer that breaks the declared outputs), refused, or failed
+(the model crashed or hung).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Self
 
 import numpy as np
+from markupsafe import Markup
 
 from cityx.core import (
     Check,
     CheckContext,
     CheckResult,
+    Details,
     Direction,
     Evidence,
+    Fields,
     Finding,
     FloatArray,
     InputSchema,
@@ -43,6 +49,16 @@ from cityx.core import (
     Task,
     status_from,
     target_failure,
+)
+from cityx.governance import (
+    PROBE_OUTCOMES,
+    Plot,
+    Section,
+    Table,
+    fmt_value,
+    probe_chart,
+    probe_count_chart,
+    probe_outcomes,
 )
 
 _SAFETY = Tags(Principle.SAFETY, NistFunction.MEASURE, ("AML.T0043",), ("Art. 15",))
@@ -110,6 +126,67 @@ def invalid_outputs(prediction: Prediction, predictor: Predictor) -> int:
     return int(bad.sum())
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeOutcome:
+    """What happened to the probes of one kind, in rows."""
+
+    sent: int
+    scored: int = 0
+    refused: int = 0
+    invalid: int = 0
+    failed: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "sent": self.sent,
+            "scored": self.scored,
+            "refused": self.refused,
+            "invalid": self.invalid,
+            "failed": self.failed,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> ProbeOutcome:
+        f = Fields.of(data, where)
+        return cls(*(f.integer(k) for k in ("sent", "scored", "refused", "invalid", "failed")))
+
+
+@dataclass(frozen=True, slots=True)
+class ContractDetails(Details):
+    """Probes sent and their outcomes by kind; holdout rows rejected by feature.
+
+    ``outcomes`` is None in documents of runners that recorded only the
+    probes sent; ``rejected_by_feature`` is None when there was no holdout.
+    """
+
+    probes: Mapping[str, int]
+    outcomes: Mapping[str, ProbeOutcome] | None = None
+    rejected_by_feature: Mapping[str, int] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"probes": dict(self.probes)}
+        if self.outcomes is not None:
+            out["outcomes"] = {k: o.to_json() for k, o in self.outcomes.items()}
+        if self.rejected_by_feature is not None:
+            out["rejected_by_feature"] = dict(self.rejected_by_feature)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        f = Fields.of(data, "input.contract details")
+        outcomes = f.obj("outcomes") if f.has("outcomes") else None
+        return cls(
+            f.integer_map("probes"),
+            None
+            if outcomes is None
+            else {
+                str(k): ProbeOutcome.from_json(v, f"{f.where}.outcomes.{k}")
+                for k, v in outcomes.items()
+            },
+            f.integer_map("rejected_by_feature") if f.has("rejected_by_feature") else None,
+        )
+
+
 class InputContract(Check):
     meta: ClassVar[PluginMeta] = PluginMeta(
         id="input.contract",
@@ -128,6 +205,7 @@ class InputContract(Check):
         "repeatable_outputs",
         "holdout_rejected_rows",
     )
+    details_type = ContractDetails
 
     def _run(self, ctx: CheckContext) -> CheckResult:
         predictor = ctx.predictor
@@ -174,14 +252,72 @@ class InputContract(Check):
         if ctx.holdout is not None:
             metrics["holdout_rejected_rows"] = Metric(ctx.holdout.rejected_rows, unit="rows")
         findings.extend(self._judge(ctx, metrics))
-        details: dict[str, Any] = {
-            "probes": {k: v["sent"] for k, v in outcome.items()},
-            "outcomes": outcome,
-        }
-        if ctx.holdout is not None:
-            details["rejected_by_feature"] = dict(ctx.holdout.rejected_by_feature)
+        details = ContractDetails(
+            probes={k: v["sent"] for k, v in outcome.items()},
+            outcomes={k: ProbeOutcome(**v) for k, v in outcome.items()},
+            rejected_by_feature=None
+            if ctx.holdout is None
+            else dict(ctx.holdout.rejected_by_feature),
+        )
         found = tuple(findings)
         return CheckResult(self.meta.id, status_from(found), metrics, found, details)
+
+    @staticmethod
+    def report_section(
+        details: ContractDetails, metrics: Mapping[str, Metric], key: str
+    ) -> Section:
+        """The probes' outcomes (or, from older runners, the probes sent) and rejected rows."""
+        plots: list[Plot] = []
+        if details.outcomes:
+            table = probe_outcomes({k: o.to_json() for k, o in details.outcomes.items()})
+            plots.append(
+                Plot(
+                    "Probe outcomes",
+                    Markup(probe_chart(f"{key}-probes", table)),
+                    Table(
+                        "Probe outcomes by kind (counts)",
+                        ("Probe kind", "Sent", *(label for _, label, _ in PROBE_OUTCOMES)),
+                        tuple(
+                            (
+                                kind.replace("_", " "),
+                                str(row["sent"]),
+                                *(str(row[name]) for name, _, _ in PROBE_OUTCOMES),
+                            )
+                            for kind, row in table.items()
+                        ),
+                        frozenset({1, 2, 3, 4, 5}),
+                    ),
+                )
+            )
+        elif details.probes:
+            plots.append(
+                Plot(
+                    "Probes sent",
+                    Markup(probe_count_chart(f"{key}-probes", details.probes)),
+                    Table(
+                        "Probes sent by kind",
+                        ("Probe kind", "Sent"),
+                        tuple((k.replace("_", " "), str(v)) for k, v in details.probes.items()),
+                        frozenset({1}),
+                    ),
+                )
+            )
+        rejected = details.rejected_by_feature
+        tables = (
+            (
+                Table(
+                    "Holdout rows rejected, by feature",
+                    ("Feature", "Rows rejected"),
+                    tuple((k, fmt_value(v)) for k, v in rejected.items()),
+                    frozenset({1}),
+                ),
+            )
+            if rejected
+            else ()
+        )
+        return Section(
+            tuple(plots), tables, frozenset({"probes", "outcomes", "rejected_by_feature"})
+        )
 
     @staticmethod
     def _repeatable(predictor: Predictor, batch: FloatArray, first: Prediction | None) -> float:

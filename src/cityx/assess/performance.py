@@ -4,21 +4,29 @@
 attack or shift. For a classifier: accuracy, macro-F1 (the unweighted mean
 of per-class F1, so a rare class counts as much as a common one) and each
 class's recall; for a regressor: MAE, RMSE and bias (mean residual). Every
-metric carries a seeded bootstrap 95 % confidence interval.
+metric carries a seeded bootstrap 95 % confidence interval. The details
+(:class:`PerformanceDetails`) add a classifier's confusion matrix, or a
+regressor's *residual quantiles* (predicted minus true, at 5, 25, 50, 75
+and 95 %).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
 
 import numpy as np
+from markupsafe import Markup
 from numpy.typing import NDArray
 
 from cityx.core import (
     Check,
     CheckContext,
     CheckResult,
+    Details,
     Evidence,
+    Fields,
     Finding,
     Metric,
     NistFunction,
@@ -29,6 +37,15 @@ from cityx.core import (
     Tags,
     Task,
     status_from,
+)
+from cityx.governance import (
+    Plot,
+    Section,
+    Table,
+    confusion_heatmap,
+    fmt_value,
+    recall_chart,
+    residual_chart,
 )
 
 from .bootstrap import bootstrap, percentile_ci
@@ -59,6 +76,57 @@ def classification_metrics(confusion: NDArray[np.int64]) -> dict[str, NDArray[np
     return {"accuracy": diag.sum(axis=-1) / n, "macro_f1": macro_f1, "recall": recall}
 
 
+@dataclass(frozen=True, slots=True)
+class PerformanceDetails(Details):
+    """What nominal performance adds to its metrics; ``task`` says which fields apply.
+
+    A classifier's: ``labels`` and ``confusion`` (rows: true class,
+    columns: predicted, in label order). A regressor's: ``bias`` and
+    ``residual_quantiles`` (``p5`` ... ``p95``). Both: the rows scored
+    (``n``), the bootstrap resamples and the holdout ``source``.
+    """
+
+    task: str
+    n: int
+    bootstrap: int
+    source: str
+    labels: tuple[str, ...] = ()
+    confusion: tuple[tuple[int, ...], ...] = ()
+    bias: float | None = None
+    residual_quantiles: Mapping[str, float | None] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        if self.task == Task.CLASSIFICATION.value:
+            head: dict[str, Any] = {
+                "task": self.task,
+                "labels": list(self.labels),
+                "confusion": [list(row) for row in self.confusion],
+            }
+        else:
+            head = {
+                "task": self.task,
+                "bias": self.bias,
+                "residual_quantiles": dict(self.residual_quantiles),
+            }
+        return head | {"n": self.n, "bootstrap": self.bootstrap, "source": self.source}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        f = Fields.of(data, "performance.nominal details")
+        task = f.text("task")
+        classifier = task == Task.CLASSIFICATION.value
+        return cls(
+            task,
+            n=f.integer("n"),
+            bootstrap=f.integer("bootstrap"),
+            source=f.text("source"),
+            labels=f.texts("labels") if classifier else (),
+            confusion=f.integer_rows("confusion") if classifier else (),
+            bias=None if classifier else f.number_or_null("bias"),
+            residual_quantiles={} if classifier else f.nullable_number_map("residual_quantiles"),
+        )
+
+
 class NominalPerformance(Check):
     meta: ClassVar[PluginMeta] = PluginMeta(
         id="performance.nominal",
@@ -70,6 +138,7 @@ class NominalPerformance(Check):
         supports=frozenset({"predictor"}),
     )
     threshold_metrics = ("accuracy", "macro_f1", "recall[*]", "mae", "rmse", "abs_bias")
+    details_type = PerformanceDetails
 
     def _run(self, ctx: CheckContext) -> CheckResult:
         if ctx.predictor is None or ctx.holdout is None:
@@ -81,17 +150,92 @@ class NominalPerformance(Check):
         prediction = ctx.predictor.predict(batch.features)
         rng = ctx.rng(self.meta.id, "bootstrap")
         if ctx.predictor.outputs.task is Task.CLASSIFICATION:
-            metrics, details = _classification(
+            metrics, measured = _classification(
                 batch.truth, prediction.values, ctx.predictor.outputs.labels, b, rng
             )
         else:
-            metrics, details = _regression(batch.truth, prediction.values, b, rng)
-        details.update(n=int(batch.features.shape[0]), bootstrap=b, source=batch.source)
+            metrics, measured = _regression(batch.truth, prediction.values, b, rng)
+        details = PerformanceDetails(
+            n=int(batch.features.shape[0]), bootstrap=b, source=batch.source, **measured
+        )
         findings = tuple(
             _judge(ctx, self.meta.id, name, m, batch.source) for name, m in metrics.items()
         )
         found = tuple(f for f in findings if f is not None)
         return CheckResult(self.meta.id, status_from(found), metrics, found, details)
+
+    @staticmethod
+    def report_section(
+        details: PerformanceDetails, metrics: Mapping[str, Metric], key: str
+    ) -> Section:
+        """Recall per class and the confusion matrix, or the residual quantiles."""
+        plots: list[Plot] = []
+        if details.task == Task.CLASSIFICATION.value and details.labels:
+            plots += _classification_plots(key, details.labels, metrics, details.confusion)
+        if details.residual_quantiles:
+            mae = metrics.get("mae")
+            plots.append(
+                Plot(
+                    "Residual quantiles",
+                    Markup(
+                        residual_chart(
+                            f"{key}-residuals", details.residual_quantiles, mae.unit if mae else ""
+                        )
+                    ),
+                    Table(
+                        "Residual quantiles (predicted minus true)",
+                        ("Quantile", "Residual"),
+                        tuple((k, fmt_value(v)) for k, v in details.residual_quantiles.items()),
+                        frozenset({1}),
+                    ),
+                )
+            )
+        return Section(
+            plots=tuple(plots), shown=frozenset({"labels", "confusion", "residual_quantiles"})
+        )
+
+
+def _classification_plots(
+    key: str,
+    labels: tuple[str, ...],
+    metrics: Mapping[str, Metric],
+    confusion: tuple[tuple[int, ...], ...],
+) -> list[Plot]:
+    plots: list[Plot] = []
+    recall = [metrics.get(f"recall[{label}]") for label in labels]
+    if any(recall):
+        plots.append(
+            Plot(
+                "Recall per class",
+                Markup(
+                    recall_chart(
+                        f"{key}-recall",
+                        labels,
+                        [m.value if m else None for m in recall],
+                        [m.ci_low if m else None for m in recall],
+                        [m.ci_high if m else None for m in recall],
+                    )
+                ),
+            )
+        )
+    k = len(labels)
+    if len(confusion) == k and all(len(row) == k for row in confusion):
+        plots.append(
+            Plot(
+                "Confusion matrix",
+                Markup(confusion_heatmap(f"{key}-confusion", labels, confusion)),
+                Table(
+                    "Confusion matrix: rows are the true class, columns the predicted class",
+                    ("True \\ predicted", *labels),
+                    tuple(
+                        (label, *(str(c) for c in row))
+                        for label, row in zip(labels, confusion, strict=True)
+                    ),
+                    frozenset(range(1, k + 1)),
+                ),
+            )
+        )
+    return plots
 
 
 def _classification(
@@ -116,9 +260,9 @@ def _classification(
     metrics = {name: Metric(values[i], low[i], high[i]) for i, name in enumerate(names)}
     confusion = confusion_counts(codes, k)
     return metrics, {
-        "task": "classification",
-        "labels": list(labels),
-        "confusion": confusion.tolist(),
+        "task": Task.CLASSIFICATION.value,
+        "labels": tuple(labels),
+        "confusion": tuple(tuple(int(c) for c in row) for row in confusion),
     }
 
 
@@ -141,7 +285,7 @@ def _regression(
     }
     quantiles = np.percentile(residual, [5, 25, 50, 75, 95])
     return metrics, {
-        "task": "regression",
+        "task": Task.REGRESSION.value,
         "bias": float(residual.mean()),
         "residual_quantiles": {
             f"p{q}": float(v) for q, v in zip((5, 25, 50, 75, 95), quantiles, strict=True)

@@ -42,6 +42,8 @@ from cityx.core import (
     status_from,
 )
 
+from .sandbox_details import BaselineComparison, KpiChange, SandboxDetails, sandbox_section
+
 _TAGS = Tags(Principle.ROBUSTNESS, NistFunction.MEASURE, (), ("Art. 15",))
 _FAIRNESS = Tags(Principle.FAIRNESS, NistFunction.MEASURE, (), ("Art. 10",))
 _SAFETY = Tags(Principle.SAFETY, NistFunction.MEASURE, (), ("Art. 15",))
@@ -103,6 +105,8 @@ class SandboxNominal(Check):
         "district_waiting_ratio",
         "group_waiting_increase_s[*]",
     )
+    details_type = SandboxDetails
+    report_section = staticmethod(sandbox_section)
     # cityx.testing.check_plugin runs it small: one seed and baseline, a minute on cologne1.
     conformance_options: ClassVar[Mapping[str, Any]] = {
         "scenario": "cologne1",
@@ -133,7 +137,7 @@ class SandboxNominal(Check):
             "failed_runs": Metric(len(failed)),
             "collisions": Metric(sum(o.kpis.get("collisions") or 0.0 for o in mine if o.complete)),
         }
-        comparisons: dict[str, Any] = {}
+        comparisons: dict[str, BaselineComparison] = {}
         for base in baselines:
             pairs = [
                 (o, by_cell[(base, o.cell.seed, o.cell.demand)])
@@ -147,23 +151,23 @@ class SandboxNominal(Check):
         ]
         findings.extend(_failure(self.meta.id, o, ctx.seed) for o in failed)
         found = tuple(f for f in findings if f is not None)
-        details = {
-            "scenario": options["scenario"],
-            "seeds": list(options["seeds"]),
-            "demands": list(options["demands"]),
-            "seconds": int(options["seconds"]),
-            "baselines": baselines,
-            "comparisons": comparisons,
-            "fairness": fairness,
-            "cells": [_cell_json(o) for o in outcomes],
-        }
+        details = SandboxDetails(
+            scenario=str(options["scenario"]),
+            seeds=tuple(int(s) for s in options["seeds"]),
+            demands=tuple(options["demands"]),
+            seconds=int(options["seconds"]),
+            baselines=tuple(baselines),
+            comparisons=comparisons,
+            fairness=fairness,
+            cells=tuple(_cell_json(o) for o in outcomes),
+        )
         return CheckResult(self.meta.id, status_from(found), metrics, found, details)
 
 
 def _compare(
     pairs: Sequence[tuple[WorldOutcome, WorldOutcome]], metrics: dict[str, Metric], base: str
-) -> dict[str, Any]:
-    table: dict[str, Any] = {"pairs": len(pairs)}
+) -> BaselineComparison:
+    kpis: dict[str, KpiChange] = {}
     for kpi, (stem, relative) in COMPARED.items():
         # Undefined KPIs (None) become NaN and leave the comparison.
         mine = np.array([a.kpis.get(kpi) for a, _ in pairs], dtype=np.float64)
@@ -171,15 +175,21 @@ def _compare(
         keep = np.isfinite(mine) & np.isfinite(theirs)
         diff = paired((mine - theirs)[keep].tolist())
         metrics[f"{stem}_change[{base}]"] = diff
-        row = {"submission": _mean(mine[keep]), base: _mean(theirs[keep]), "change": diff.value}
-        row.update(ci_low=diff.ci_low, ci_high=diff.ci_high)
+        pct = None
         if relative:
             ok = keep & (theirs > 0)
             pct = paired((100.0 * (mine[ok] - theirs[ok]) / theirs[ok]).tolist())
             metrics[f"{stem}_change_pct[{base}]"] = Metric(pct.value, pct.ci_low, pct.ci_high, "%")
-            row["change_pct"] = pct.value
-        table[kpi] = row
-    return table
+        kpis[kpi] = KpiChange(
+            _mean(mine[keep]),
+            _mean(theirs[keep]),
+            diff.value,
+            diff.ci_low,
+            diff.ci_high,
+            relative,
+            pct.value if pct is not None else None,
+        )
+    return BaselineComparison(len(pairs), kpis)
 
 
 def _fairness(

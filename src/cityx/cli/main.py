@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cityx import __version__
-from cityx.core import CityxError, InputError, SystemKind
+from cityx.core import CityxError, InputError, RunError, SystemKind
 from cityx.core.audit import AuditHead
 
 from . import campaign, fairness, interop, poison, redteam, world
@@ -311,6 +311,7 @@ def _demo_drill(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     """The red team backdoors a copy of metro-congestion's training data; does the audit see?"""
     import numpy as np
 
+    from cityx.defenses.poisoning.details import PoisoningDetails
     from cityx.runs.drill import poisoning_drill
 
     folder = args.out / "poisoning-drill"
@@ -320,43 +321,61 @@ def _demo_drill(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
         drill.submission,
         folder / "trial",
     )
-    check = next(c for c in outcome.results["checks"] if c["id"] == "poisoning.audit")
-    details = check.get("details") or {}
+    record = outcome.document.check("poisoning.audit")
+    details = record.details if record is not None else None
+    if not isinstance(details, PoisoningDetails):
+        raise RunError(
+            "the drill's trial has no poisoning audit details",
+            where=str(outcome.results_path),
+            hint="check that the drill policy enables poisoning.audit",
+        )
     flagged = np.zeros(drill.poisoned.size, dtype=bool)
-    flagged[details.get("flagged_rows", [])] = True
+    flagged[list(details.flagged_rows)] = True
     hits = int((flagged & drill.poisoned).sum())
     f1 = 2 * hits / max(int(flagged.sum() + drill.poisoned.sum()), 1)
-    before_after = details.get("sanitising") or {}
+    sanitising = details.sanitising
+    measured = sanitising.comparison if sanitising is not None else None
     entry = {
         "attack": drill.attack,
         "rate": drill.rate,
         "poisoned_rows": int(drill.poisoned.sum()),
         "flagged_rows": int(flagged.sum()),
         "f1": round(f1, 3),
-        "verdict": details.get("verdict"),
+        "verdict": details.verdict,
         "decision": outcome.gate.decision.value,
-        "trigger": details.get("trigger"),
-        "sanitising": before_after,
+        "trigger": details.trigger.to_json() if details.trigger is not None else None,
+        "sanitising": sanitising.to_json() if sanitising is not None else {},
         "report": str(outcome.report_path),
     }
 
-    def pair(key: str) -> str:
-        a, b = before_after.get(f"{key}_before"), before_after.get(f"{key}_after")
-        robust = before_after.get(f"{key}_robust")
+    def pair(a: float | None, b: float | None, robust: float | None) -> str:
         if a is None or b is None:
             return "n/a"
         return f"{a:.3f} -> {b:.3f}" + (
             f" ({robust:.3f} down-weighted)" if robust is not None else ""
         )
 
+    accuracy = (
+        pair(measured.accuracy_before, measured.accuracy_after, measured.accuracy_robust)
+        if measured is not None
+        else "n/a"
+    )
+    attack_success = (
+        pair(
+            measured.attack_success_before,
+            measured.attack_success_after,
+            measured.attack_success_robust,
+        )
+        if measured is not None
+        else "n/a"
+    )
     lines = [
         f"poisoning drill (metro-congestion training data, {drill.attack} on "
-        f"{drill.rate:.0%} of rows): audit {details.get('verdict')}, gate "
+        f"{drill.rate:.0%} of rows): audit {details.verdict}, gate "
         f"{outcome.gate.decision.value}",
         f"  flagged {int(flagged.sum())} rows, {hits} of the {int(drill.poisoned.sum())} "
         f"poisoned (F1 {f1:.2f})",
-        f"  before -> after sanitising: accuracy {pair('accuracy')}, attack success "
-        f"{pair('attack_success')}",
+        f"  before -> after sanitising: accuracy {accuracy}, attack success {attack_success}",
         f"  report: {outcome.report_path.resolve()}",
     ]
     return entry, lines

@@ -2,10 +2,12 @@
 
 A *check* is a plugin that measures one thing about a submission (its
 admission, nominal performance, input contract, ...) and returns a
-:class:`~cityx.core.findings.CheckResult`. A *threshold* turns a metric into
-a finding: below ``fail`` (or above, for metrics where lower is better) is
-a high-severity finding, below ``conditional`` a medium one. The *problems*
-of a submission are what admission found wrong before anything ran.
+:class:`~cityx.core.findings.CheckResult`, whose *details* are of the type
+the check class declares in ``details_type`` (:mod:`cityx.core.details`).
+A *threshold* turns a metric into a finding: below ``fail`` (or above, for
+metrics where lower is better) is a high-severity finding, below
+``conditional`` a medium one. The *problems* of a submission are what
+admission found wrong before anything ran.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, ClassVar, final
 import numpy as np
 from numpy.typing import NDArray
 
+from .details import Details, RawDetails
 from .errors import CityxError, TargetError, TargetTimeout
 from .findings import CheckResult, CheckStatus, Evidence, Finding, Severity
 from .manifest import Manifest
@@ -134,10 +137,13 @@ class Check(ABC):
 
     ``threshold_metrics`` names the metrics a policy may set limits on;
     a name ending in ``[*]`` stands for a family (``recall[*]``).
+    ``details_type`` is the type of the details ``_run`` returns
+    (:class:`~cityx.core.details.RawDetails` for a check that declares none).
     """
 
     meta: ClassVar[PluginMeta]
     threshold_metrics: ClassVar[tuple[str, ...]] = ()
+    details_type: ClassVar[type[Details]] = RawDetails
 
     @final
     def run(self, ctx: CheckContext) -> CheckResult:
@@ -148,6 +154,11 @@ class Check(ABC):
         start = time.perf_counter()
         try:
             result = self._run(ctx)
+            if result.details is not None and not isinstance(result.details, self.details_type):
+                raise TypeError(
+                    f"details are a {type(result.details).__name__}, not the declared "
+                    f"{self.details_type.__name__}"
+                )
         except TargetError as exc:
             result = CheckResult(
                 cid, CheckStatus.FAILED, findings=(target_failure(cid, exc),), message=str(exc)

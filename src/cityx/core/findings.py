@@ -3,8 +3,9 @@
 A *finding* is one observation worth a reader's attention, with a *severity*
 (and the reason for it), *evidence* (numbers, files and the seed to
 reproduce it) and taxonomy tags. A *metric* is a measured number with an
-optional confidence interval. A *check result* gathers a check's metrics
-and findings; a report is a pure function of check results and the policy.
+optional confidence interval. A *check result* gathers a check's metrics,
+findings and typed details (:mod:`cityx.core.details`); a report is a pure
+function of check results and the policy.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from . import lenient
+from .details import Details, RawDetails
 from .taxonomy import Tags
 
 
@@ -69,6 +72,19 @@ class Metric:
             "unit": self.unit,
         }
 
+    @classmethod
+    def from_json(cls, data: Any) -> Metric:
+        """The metric a document records; leniently: a bare number is its value, and
+        anything that is not a number is undefined."""
+        if not isinstance(data, Mapping):
+            return cls(lenient.number(data))
+        return cls(
+            lenient.number(data.get("value")),
+            lenient.number(data.get("ci_low")),
+            lenient.number(data.get("ci_high")),
+            lenient.text(data.get("unit")) or "",
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
@@ -88,6 +104,22 @@ class Evidence:
             "reproduce": self.reproduce,
             "examples": [dict(e) for e in self.examples],
         }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Evidence:
+        """The evidence a document records; leniently, like :meth:`Metric.from_json`."""
+        e = lenient.obj(data)
+        metrics = {
+            str(k): v if v is None or isinstance(v, str | int | float) else lenient.text(v)
+            for k, v in lenient.obj(e.get("metrics")).items()
+        }
+        return cls(
+            metrics=metrics,
+            files=lenient.texts(e.get("files")),
+            seed=lenient.integer(e.get("seed")),
+            reproduce=lenient.text(e.get("reproduce")),
+            examples=tuple(x for x in lenient.items(e.get("examples")) if isinstance(x, Mapping)),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,18 +156,22 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    """Everything one check produced."""
+    """Everything one check produced; ``details`` is None when it has none (skipped, error)."""
 
     check: str
     status: CheckStatus
     metrics: Mapping[str, Metric] = field(default_factory=dict)
     findings: tuple[Finding, ...] = ()
-    details: Mapping[str, Any] = field(default_factory=dict)
+    details: Details | None = None
     wall_s: float = 0.0
     message: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", CheckStatus(self.status))
+        details: Any = self.details
+        if isinstance(details, Mapping):
+            # A plugin written before details were typed hands over a plain mapping.
+            object.__setattr__(self, "details", RawDetails.from_json(details) if details else None)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -144,7 +180,7 @@ class CheckResult:
             "message": self.message,
             "metrics": {k: m.to_json() for k, m in self.metrics.items()},
             "findings": [f.id for f in self.findings],
-            "details": dict(self.details),
+            "details": self.details.to_json() if self.details is not None else {},
             "wall_s": round(self.wall_s, 4),
         }
 

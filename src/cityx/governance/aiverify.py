@@ -1,237 +1,148 @@
 """Export a trial's results in AI Verify's formats.
 
-AI Verify's *Fairness Metrics Toolbox for Classification* (plugin gid
-``aiverify.stock.fairness_metrics_toolbox_for_classification``, algorithm
-cid ``fairness_metrics_toolbox_for_classification``) writes a *test
-result*: ``gid``, ``cid``, ``version``, ``startTime``, ``timeTaken``,
-``testArguments`` and ``output``, whose ``output`` holds
-``sensitive_feature``, ``output_classes`` and, per output class, each
-metric as a list of ``{"group": [values...], "metric": number}``. We write
-that file from the trial's ``fairness.groups`` check so AI Verify's portal
-can read it, with *correct definitions*:
+An AI Verify *test result* is what one of its plugins' algorithms writes:
+``gid`` (the plugin), ``cid`` (the algorithm), ``version``, ``startTime``,
+``timeTaken``, ``testArguments``, ``output`` and ``artifacts``; AI Verify's
+portal reads it. A check that has an AI Verify counterpart *exports* to it
+(:class:`ExportsToAIVerify`): from its own typed details and the trial's
+results it gives an :class:`AIVerifyResult`, and this module adds the
+trial's timing and writes the file (named after the algorithm, ``CID.json``)
+with any *companion* files the check adds beside it. The export finds the
+checks through the plugin registry and knows none of their details.
 
-- each group's rate divides by that group's own counts (a group's TPR is
-  its true positives over its own positives);
-- a rate that is undefined in a group (no positives, say) is left out of
-  the list, never written as 0; ``cityx.undefined`` lists what was left out;
-- ``Disparate Impact`` for a pair of groups (i, j) is selection rate i over
-  selection rate j, and ``Equal Selection Parity`` the absolute difference
-  of their selection *rates*.
-
-AI Verify 2.x computes these differently: its per-group rates divide the
-group's count by the *whole population's* (a group's "TPR" is its true
-positives over all groups' positives, so group values sum to the overall
-rate), it writes 0 for an undefined rate, and its equal selection parity
-is a difference of *counts*. For users comparing with numbers they got
-from AI Verify, ``aiverify-style-comparison.json`` puts its style of value
-beside ours, clearly labelled; it is never what the portal file holds.
+Beside the test results it writes ``principles.json`` (each AI Verify
+principle: what the trial tested and what the process checklist says) and
+``checklist.json`` (the checklist, answered from the trial where it can be).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
-import numpy as np
-from numpy.typing import NDArray
-
-from cityx.core import DataError, InputError, Principle
+from cityx.core import (
+    DataError,
+    Details,
+    InputError,
+    PluginKind,
+    Principle,
+    Registry,
+    TrialResults,
+)
 
 from .checklist import answer_from_trial, load_checklist, principle_summary, write_answers
 
-FMTC_GID = "aiverify.stock.fairness_metrics_toolbox_for_classification"
-FMTC_CID = "fairness_metrics_toolbox_for_classification"
-FMTC_VERSION = "2.0.0"
-FMTC_FILE = "fairness_metrics_toolbox_for_classification.json"
-STYLE_FILE = "aiverify-style-comparison.json"
 PRINCIPLES_FILE = "principles.json"
 CHECKLIST_FILE = "checklist.json"
-
-# Name in AI Verify's output -> (numerator cells, denominator cells) over tn, fp, fn, tp.
-TN, FP, FN, TP = 0, 1, 2, 3
-RATE_METRICS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
-    "True Positive Rate": ((TP,), (TP, FN)),
-    "True Negative Rate": ((TN,), (TN, FP)),
-    "Positive Predictive Value Parity": ((TP,), (TP, FP)),
-    "Negative Predictive Value Parity": ((TN,), (TN, FN)),
-    "False Positive Rate": ((FP,), (TN, FP)),
-    "False Negative Rate": ((FN,), (TP, FN)),
-    "False Discovery Rate": ((FP,), (TP, FP)),
-    "False Omission Rate": ((FN,), (TN, FN)),
-}
-PAIR_METRICS = ("Equal Selection Parity", "Disparate Impact")
-STYLE_NOTE = (
-    "aiverify_style reproduces AI Verify 2.x's Fairness Metrics Toolbox arithmetic for "
-    "comparison only: its per-group rates divide by the whole population's counts (so a "
-    "group's 'True Positive Rate' is its true positives over all groups' positives), undefined "
-    "rates become 0, and Equal Selection Parity is a difference of counts. 'ours' uses each "
-    "group's own counts and leaves undefined rates out (null)."
-)
+_EXPORTED = ("passed", "failed")  # statuses of a check that measured something
 
 
-def _ratio(num: NDArray[np.float64], den: NDArray[np.float64]) -> NDArray[np.float64]:
-    out = np.full(np.broadcast(num, den).shape, np.nan)
-    np.divide(num, den, out=out, where=den > 0)
-    return out
+@dataclass(frozen=True, slots=True)
+class AIVerifyResult:
+    """One AI Verify test result as a check gives it; the export adds when and how long.
 
-
-def class_results(
-    counts: NDArray[np.int64], groups: Sequence[str]
-) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any], list[str]]:
-    """One output class's metrics from (g, 4) counts: ours, AI Verify style, and left-out keys.
-
-    ``groups`` are names whose values for several features are joined by ``|``.
+    ``companions`` are other files to write beside it, by file name.
     """
-    c = np.asarray(counts, dtype=np.float64)
-    keys = [g.split("|") for g in groups]
-    total = c.sum(axis=0)
-    ours: dict[str, list[dict[str, Any]]] = {}
-    style: dict[str, Any] = {}
-    undefined: list[str] = []
-    for name, (num_cells, den_cells) in RATE_METRICS.items():
-        num = c[:, list(num_cells)].sum(axis=1)
-        den = c[:, list(den_cells)].sum(axis=1)
-        mine = _ratio(num, den)
-        # AI Verify divides by the population's denominator and maps 0/0 to 0.
-        theirs = np.nan_to_num(_ratio(num, np.full_like(num, total[list(den_cells)].sum())))
-        ours[name] = [
-            {"group": key, "metric": float(v)}
-            for key, v in zip(keys, mine, strict=True)
-            if np.isfinite(v)
-        ]
-        undefined += [f"{name} [{g}]" for g, v in zip(groups, mine, strict=True) if np.isnan(v)]
-        style[name] = [
-            {"group": key, "ours": None if np.isnan(m) else float(m), "aiverify_style": float(t)}
-            for key, m, t in zip(keys, mine, theirs, strict=True)
-        ]
-    selected = c[:, FP] + c[:, TP]
-    n = c.sum(axis=1)
-    rate = _ratio(selected, n)
-    i, j = np.triu_indices(len(groups), k=1)
-    pair_keys = [keys[a] + keys[b] for a, b in zip(i.tolist(), j.tolist(), strict=True)]
-    di = _ratio(rate[i], rate[j])
-    esp = np.abs(rate[i] - rate[j])
-    ours["Disparate Impact"] = [
-        {"group": k, "metric": float(v)}
-        for k, v in zip(pair_keys, di, strict=True)
-        if np.isfinite(v)
-    ]
-    ours["Equal Selection Parity"] = [
-        {"group": k, "metric": float(v)}
-        for k, v in zip(pair_keys, esp, strict=True)
-        if np.isfinite(v)
-    ]
-    undefined += [
-        f"Disparate Impact [{'|'.join(k)}]"
-        for k, v in zip(pair_keys, di, strict=True)
-        if not np.isfinite(v)
-    ]
-    style["Disparate Impact"] = [
-        {
-            "group": k,
-            "ours": None if np.isnan(v) else float(v),
-            "aiverify_style": float(np.nan_to_num(v)),
+
+    gid: str
+    cid: str
+    version: str
+    arguments: Mapping[str, Any]
+    output: Mapping[str, Any]
+    artifacts: tuple[str, ...] = ()
+    companions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.cid}.json"
+
+    def to_json(self, *, start_time: str, time_taken: float) -> dict[str, Any]:
+        return {
+            "gid": self.gid,
+            "cid": self.cid,
+            "version": self.version,
+            "startTime": start_time,
+            "timeTaken": time_taken,
+            "testArguments": dict(self.arguments),
+            "output": dict(self.output),
+            "artifacts": list(self.artifacts),
         }
-        for k, v in zip(pair_keys, di, strict=True)
-    ]
-    style["Equal Selection Parity"] = [
-        {
-            "group": k,
-            "ours": None if np.isnan(v) else float(v),
-            "aiverify_style": float(abs(selected[a] - selected[b])),
-        }
-        for k, v, a, b in zip(pair_keys, esp, i.tolist(), j.tolist(), strict=True)
-    ]
-    return ours, style, undefined
 
 
-def fmtc_output(details: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The toolbox's ``output`` object and our side-by-side comparison, from check details."""
-    if details.get("task") != "classification":
-        raise InputError(
-            "AI Verify's fairness metrics toolbox is for classifiers; this trial's model is a "
-            f"{details.get('task')}"
-        )
-    labels: list[str] = list(details["labels"])
-    groups: list[str] = list(details["groups"])
-    results, comparison, undefined = [], {}, {}
-    for label in labels:
-        ours, style, missing = class_results(np.asarray(details["counts"][label]), groups)
-        results.append(ours)
-        comparison[label] = style
-        if missing:
-            undefined[label] = missing
-    output = {
-        "sensitive_feature": list(details["sensitive"]),
-        "output_classes": labels,
-        "results": results,
-    }
-    return output, {"note": STYLE_NOTE, "by_class": comparison, "undefined": undefined}
+@runtime_checkable
+class ExportsToAIVerify(Protocol):
+    """A check class whose results AI Verify has a plugin for."""
+
+    details_type: ClassVar[type[Details]]
+
+    @staticmethod
+    def aiverify_result(details: Any, trial: TrialResults) -> AIVerifyResult:
+        """The test result for ``details`` (of the class's ``details_type``) in ``trial``."""
+        ...
 
 
-def export_trial(trial: Path, out: Path) -> list[Path]:
-    """Write the AI Verify test result, the comparison, principles and checklist into ``out``."""
+def file_uri(path: str | None) -> str:
+    """A ``file://`` URI for a recorded path, as AI Verify's test arguments want; "" for none."""
+    return Path(path).resolve().as_uri() if path else ""
+
+
+def export_trial(trial: Path, out: Path, *, registry: Registry | None = None) -> list[Path]:
+    """Write the AI Verify test results, their companions, principles and checklist into ``out``."""
     trial = Path(trial)
     try:
-        results: dict[str, Any] = json.loads((trial / "results.json").read_text(encoding="utf-8"))
+        document = json.loads((trial / "results.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError("not a trial folder: results.json is missing", where=str(trial)) from None
     except ValueError as exc:
         raise DataError(f"results.json is not valid JSON: {exc}", where=str(trial)) from None
-    check = next((c for c in results.get("checks", []) if c.get("id") == "fairness.groups"), None)
+    registry = registry or Registry()
+    results = TrialResults.from_json(document, registry=registry)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    if check is not None and check.get("status") in ("passed", "failed"):
-        details = check["details"]
-        output, comparison = fmtc_output(details)
-        holdout = results.get("data", {}).get("holdout", {}).get("path", "")
-        submission = results.get("submission", {})
-        test_result = {
-            "gid": FMTC_GID,
-            "cid": FMTC_CID,
-            "version": FMTC_VERSION,
-            "startTime": _start_time(results.get("created_at")),
-            "timeTaken": round(float(check.get("wall_s", 0.0)), 4),
-            "testArguments": {
-                "testDataset": _uri(holdout),
-                "mode": "upload",
-                "modelType": "classification",
-                "groundTruthDataset": _uri(holdout),
-                "groundTruth": details.get("label_column", ""),
-                "algorithmArgs": {"sensitive_feature": list(details["sensitive"])},
-                "modelFile": _uri(submission.get("path", "")),
-            },
-            "output": output,
-            "artifacts": [],
-        }
-        written.append(_write(out / FMTC_FILE, test_result))
-        comparison |= {
-            "trial_id": results.get("trial_id"),
-            "undefined_left_out": comparison.pop("undefined"),
-        }
-        written.append(_write(out / STYLE_FILE, comparison))
+    for check in results.checks or ():
+        if check.id is None or check.details is None or check.status not in _EXPORTED:
+            continue
+        try:
+            cls = registry.load(PluginKind.CHECK, check.id)
+        except InputError:
+            continue  # not installed here: nothing knows its AI Verify counterpart
+        if not isinstance(cls, ExportsToAIVerify):
+            continue
+        details = check.details
+        if not isinstance(details, cls.details_type):
+            # Details that do not fit its type: the type's reader raises a DataError saying how.
+            details = cls.details_type.from_json(details.to_json())
+        result = cls.aiverify_result(details, results)
+        written.append(
+            _write(
+                out / result.file_name,
+                result.to_json(
+                    start_time=_start_time(results.created_at),
+                    time_taken=round(check.wall_s or 0.0, 4),
+                ),
+            )
+        )
+        written += [_write(out / name, doc) for name, doc in result.companions.items()]
     answers = answer_from_trial(load_checklist(), trial)
     written.append(write_answers(answers, out / CHECKLIST_FILE))
     summary = principle_summary(answers)
-    tested = results.get("principles", {})
+    tested = results.principles or {}
     principles = {
         p.value: {
             "name": p.display_name,
-            "tested": tested.get(p.value, {"status": "not_tested"}).get("status"),
+            "tested": tested[p.value].status if p.value in tested else "not_tested",
             "checklist": summary[p.value]["status"],
         }
         for p in Principle
     }
     written.append(
-        _write(
-            out / PRINCIPLES_FILE,
-            {"trial_id": results.get("trial_id"), "principles": principles},
-        )
+        _write(out / PRINCIPLES_FILE, {"trial_id": results.trial_id, "principles": principles})
     )
     return written
 
@@ -242,10 +153,6 @@ def _start_time(created: str | None) -> str:
     return datetime.fromisoformat(created.replace("Z", "+00:00")).isoformat()
 
 
-def _uri(path: str) -> str:
-    return Path(path).resolve().as_uri() if path else ""
-
-
 def _write(path: Path, obj: Mapping[str, Any]) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n", encoding="utf-8")
@@ -254,10 +161,10 @@ def _write(path: Path, obj: Mapping[str, Any]) -> Path:
 
 
 __all__ = [
-    "FMTC_CID",
-    "FMTC_GID",
-    "FMTC_VERSION",
-    "class_results",
+    "CHECKLIST_FILE",
+    "PRINCIPLES_FILE",
+    "AIVerifyResult",
+    "ExportsToAIVerify",
     "export_trial",
-    "fmtc_output",
+    "file_uri",
 ]

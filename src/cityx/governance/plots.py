@@ -11,6 +11,10 @@ searchable and readable by screen readers.
 
 A value of ``None`` is *undefined*: it is drawn as the word "undefined",
 never as a zero-height bar.
+
+matplotlib is imported when the first chart is drawn, not with this module:
+checks name these functions to draw their report sections, and importing a
+check must stay cheap.
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
 from markupsafe import escape
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # Colours shared with the report's stylesheet.
 INK = "#1f2937"
@@ -45,6 +50,8 @@ _REF = re.compile(r'(xlink:href="#|url\(#)')
 
 @contextmanager
 def _style() -> Iterator[None]:
+    import matplotlib  # on the first chart (see the module docstring)
+
     # A literal, so type checkers match its keys against matplotlib's rc keys.
     with (
         warnings.catch_warnings(),
@@ -78,6 +85,12 @@ def _style() -> Iterator[None]:
         yield
 
 
+def _figure(**options: Any) -> Figure:
+    from matplotlib.figure import Figure  # on the first chart (see the module docstring)
+
+    return Figure(**options)
+
+
 def _svg(fig: Figure, key: str, label: str) -> str:
     """Serialise ``fig`` as an inline ``<svg>`` element with ids under ``key``."""
     buf = io.StringIO()
@@ -107,7 +120,7 @@ def recall_chart(
 ) -> str:
     """Per-class recall as bars, with the 95 % interval as error bars."""
     with _style():
-        fig = Figure(figsize=(6.4, 2.9))
+        fig = _figure(figsize=(6.4, 2.9))
         ax = fig.add_subplot()
         xs = list(range(len(labels)))
         for x, v, lo, hi in zip(xs, values, lows, highs, strict=True):
@@ -147,7 +160,7 @@ def impact_chart(
     """Impact against intensity: per attack, (intensity, change %, low, high) points."""
     colours = (BLUE, DARK, MUTED, "#b35806", "#542788", "#1b7837", "#c51b7d")
     with _style():
-        fig = Figure(figsize=(6.4, 3.2))
+        fig = _figure(figsize=(6.4, 3.2))
         ax = fig.add_subplot()
         for k, (attack, points) in enumerate(sorted(series.items())):
             pts = [p for p in points if p[1] is not None and _defined(p[1])]
@@ -181,7 +194,7 @@ def confusion_heatmap(key: str, labels: Sequence[str], matrix: Sequence[Sequence
     peak = max((c for row in counts for c in row), default=0) or 1
     with _style():
         side = max(2.6, 0.9 * k + 1.2)
-        fig = Figure(figsize=(side + 0.4, side))
+        fig = _figure(figsize=(side + 0.4, side))
         ax = fig.add_subplot()
         # pcolormesh, not imshow: imshow would embed a PNG; these cells stay vector shapes.
         ax.pcolormesh(counts, cmap="Blues", vmin=0, vmax=peak, edgecolors="#ffffff", linewidth=1.5)
@@ -222,7 +235,7 @@ def residual_chart(key: str, quantiles: Mapping[str, float | None], unit: str = 
     q = {name: quantiles.get(name) for name in ("p5", "p25", "p50", "p75", "p95")}
     known = [v for v in q.values() if v is not None and _defined(v)]
     with _style():
-        fig = Figure(figsize=(6.4, 1.9))
+        fig = _figure(figsize=(6.4, 1.9))
         ax = fig.add_subplot()
         ax.axvline(0.0, color=MUTED, linestyle="--", linewidth=1.0, zorder=1)
         p5, p25, p50, p75, p95 = (q[n] for n in ("p5", "p25", "p50", "p75", "p95"))
@@ -291,7 +304,7 @@ def probe_chart(key: str, table: Mapping[str, Mapping[str, int]]) -> str:
     """What happened to each kind of probe, as stacked shares of the probes sent."""
     kinds = list(table)
     with _style():
-        fig = Figure(figsize=(6.4, 0.5 * len(kinds) + 1.5), layout="constrained")
+        fig = _figure(figsize=(6.4, 0.5 * len(kinds) + 1.5), layout="constrained")
         ax = fig.add_subplot()
         ys = list(range(len(kinds)))
         for name, label, colour in PROBE_OUTCOMES:
@@ -325,7 +338,7 @@ def probe_count_chart(key: str, sent: Mapping[str, int]) -> str:
     """The number of probes of each kind, when no outcomes were recorded."""
     kinds = list(sent)
     with _style():
-        fig = Figure(figsize=(6.4, 0.5 * len(kinds) + 1.0))
+        fig = _figure(figsize=(6.4, 0.5 * len(kinds) + 1.0))
         ax = fig.add_subplot()
         ys = list(range(len(kinds)))
         ax.barh(ys, [int(sent[k]) for k in kinds], height=0.6, color=BLUE, zorder=2)
@@ -343,6 +356,7 @@ def probe_count_chart(key: str, sent: Mapping[str, int]) -> str:
 __all__ = [
     "PROBE_OUTCOMES",
     "confusion_heatmap",
+    "impact_chart",
     "probe_chart",
     "probe_count_chart",
     "probe_outcomes",

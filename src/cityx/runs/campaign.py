@@ -79,6 +79,8 @@ from cityx.core import (
 from cityx.core.seeding import check_seed
 from cityx.worlds.traffic import is_controller_plugin
 
+from .campaign_details import CampaignDetails, campaign_section
+
 SCHEMA_VERSION = 1
 CLEAN = "none"
 GUARD = "guard:runtime"
@@ -875,6 +877,8 @@ class RedteamCampaign(Check):
         supports=frozenset({"controller"}),
     )
     threshold_metrics = ("worst_change_pct", "success_rate", "guard_detection_rate", "failed_cells")
+    details_type = CampaignDetails
+    report_section = staticmethod(campaign_section)
     # cityx.testing.check_plugin runs it small: one attack, one seed, a minute on cologne1.
     conformance_options: ClassVar[Mapping[str, Any]] = {
         "scenario": "cologne1",
@@ -950,11 +954,11 @@ class RedteamCampaign(Check):
             status_from(tuple(findings)),
             metrics=metrics,
             findings=tuple(findings),
-            details={
-                "campaign": str(out / CAMPAIGN_FILE),
-                "groups": [dict(g) for g in result.groups],
-                "failed": [dict(f) for f in result.failed],
-            },
+            details=CampaignDetails(
+                str(out / CAMPAIGN_FILE),
+                tuple(dict(g) for g in result.groups),
+                tuple(dict(f) for f in result.failed),
+            ),
         )
 
 

@@ -4,11 +4,11 @@ A *trial* is one submission tested under a policy with a seed: a
 predictor against its holdout data, a controller in the SUMO sandbox
 against the baselines (:mod:`.sandbox` runs its worlds). It validates and
 admits the submission, runs the policy's checks in order, decides the gate,
-and writes ``results.json`` (schema-versioned), ``report.html`` and
-``events.jsonl`` into its output folder. The store records the trial as
-``incomplete`` when it starts and ``complete`` only in the same transaction
-that stores its findings, so a run killed half-way leaves a consistent
-store.
+and writes ``results.json`` (a :class:`~cityx.core.TrialResults`, schema-
+versioned), ``report.html`` and ``events.jsonl`` into its output folder.
+The store records the trial as ``incomplete`` when it starts and
+``complete`` only in the same transaction that stores its findings, so a
+run killed half-way leaves a consistent store.
 """
 
 from __future__ import annotations
@@ -28,16 +28,26 @@ from typing import Any
 
 from cityx import __version__
 from cityx.core import (
+    RESULTS_SCHEMA_VERSION,
     Check,
     CheckContext,
+    CheckRecord,
     CheckResult,
+    DataRecord,
+    FindingRecord,
+    GateRecord,
     LabelledBatch,
     Manifest,
     PluginKind,
+    PluginRecord,
     PolicyError,
+    PolicyRecord,
     Principle,
+    PrincipleRecord,
     Registry,
+    SubmissionRecord,
     SystemKind,
+    TrialResults,
     check_seed,
 )
 from cityx.data import file_sha256, labelled_batch
@@ -51,7 +61,6 @@ from cityx.targets import Limits, open_predictor, open_scorer
 from .events import EventLog
 from .sandbox import SandboxRunner
 
-RESULTS_SCHEMA_VERSION = 1
 _VERSIONED = (
     "numpy",
     "pandas",
@@ -83,12 +92,15 @@ class TrialPlan:
 
 @dataclass(frozen=True, slots=True)
 class TrialOutcome:
+    """A finished trial: ``document`` is its results, ``results`` the JSON written for them."""
+
     trial_id: str
     out: Path
     results_path: Path
     report_path: Path
     gate: GateDecision
     results: dict[str, Any]
+    document: TrialResults
 
 
 def plan_checks(policy: Policy, kind: SystemKind, registry: Registry) -> list[Check]:
@@ -196,7 +208,8 @@ def run_trial(
                 ),
             )
             gate = decide(results, policy)
-            document = _results_json(
+            document = _trial_results(
+                registry,
                 trial_id=trial_id,
                 now=now,
                 submission=submission,
@@ -209,12 +222,14 @@ def run_trial(
                 gate=gate,
                 wall_s=time.perf_counter() - started,
             )
-            results_path = _write_json_atomic(out / "results.json", document)
-            report_path = write_report(document, out / "report.html")
+            written = document.to_json()
+            results_path = _write_json_atomic(out / "results.json", written)
+            # From the JSON, as anyone re-rendering results.json later would: the same bytes.
+            report_path = write_report(written, out / "report.html", registry=registry)
             store.finish_trial(
                 trial_id=trial_id,
-                results=document,
-                findings=document["findings"],
+                results=written,
+                findings=written["findings"],
                 gate=gate.to_json(),
             )
             events.emit(
@@ -223,7 +238,7 @@ def run_trial(
                 results=str(results_path),
                 report=str(report_path),
             )
-    return TrialOutcome(trial_id, out, results_path, report_path, gate, document)
+    return TrialOutcome(trial_id, out, results_path, report_path, gate, written, document)
 
 
 def _declared_holdout(folder: Path, manifest: Manifest) -> Path:
@@ -295,7 +310,8 @@ def versions() -> dict[str, str]:
     return found
 
 
-def _results_json(
+def _trial_results(
+    registry: Registry,
     *,
     trial_id: str,
     now: datetime,
@@ -308,38 +324,43 @@ def _results_json(
     results: Sequence[CheckResult],
     gate: GateDecision,
     wall_s: float,
-) -> dict[str, Any]:
+) -> TrialResults:
     tested: dict[str, Principle] = {c.meta.id: c.meta.tags.principle for c in checks}
-    return {
-        "schema_version": RESULTS_SCHEMA_VERSION,
-        "trial_id": trial_id,
-        "created_at": now.isoformat().replace("+00:00", "Z"),
-        "status": "complete",
-        "wall_s": round(wall_s, 3),
-        "submission": submission,
-        "seed": seed,
-        "versions": versions(),
-        "policy": policy.to_json(),
-        "data": {
-            "holdout": {
-                "path": str(holdout_path),
-                "sha256": file_sha256(holdout_path),
-                "rows": int(holdout.features.shape[0]) + holdout.rejected_rows,
-                "rejected_rows": holdout.rejected_rows,
-            }
+    return TrialResults(
+        schema_version=RESULTS_SCHEMA_VERSION,
+        trial_id=trial_id,
+        created_at=now.isoformat().replace("+00:00", "Z"),
+        status="complete",
+        wall_s=round(wall_s, 3),
+        submission=SubmissionRecord.from_json(submission),
+        seed=seed,
+        versions=versions(),
+        policy=PolicyRecord(policy.id, policy.version, policy.path, policy.sha256),
+        data={
+            "holdout": DataRecord(
+                str(holdout_path),
+                file_sha256(holdout_path),
+                int(holdout.features.shape[0]) + holdout.rejected_rows,
+                holdout.rejected_rows,
+            )
         }
         if holdout_path is not None and holdout is not None
         else {},
-        "plugins": [f"check:{c.meta.id}@{c.meta.version}" for c in checks],
-        "checks": [r.to_json() for r in results],
-        "findings": [f.to_json() for r in results for f in r.findings],
-        "gate": gate.to_json(),
-        "principles": principle_status(results, tested, policy),
-        "command": " ".join(
+        plugins=tuple(
+            PluginRecord.from_json(registry.record(PluginKind.CHECK, c.meta.id)) for c in checks
+        ),
+        checks=tuple(CheckRecord.of(r) for r in results),
+        findings=tuple(FindingRecord.of(f) for r in results for f in r.findings),
+        gate=GateRecord.from_json(gate.to_json()),
+        principles={
+            name: PrincipleRecord.from_json(row)
+            for name, row in principle_status(results, tested, policy).items()
+        },
+        command=" ".join(
             [
                 "cityx",
                 "trial",
-                submission["path"],
+                str(submission["path"]),
                 "--seed",
                 str(seed),
                 "--policy",
@@ -347,7 +368,7 @@ def _results_json(
                 *(["--data", str(holdout_path)] if holdout_path is not None else []),
             ]
         ),
-    }
+    )
 
 
 def _write_json_atomic(path: Path, document: dict[str, Any]) -> Path:

@@ -8,13 +8,17 @@ them: pickles and Python entry points run the vendor's code.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
 
 from cityx.core import (
     Check,
     CheckContext,
     CheckResult,
+    Details,
     Evidence,
+    Fields,
     Finding,
     Metric,
     NistFunction,
@@ -33,6 +37,22 @@ _TRUSTED_CODE = Tags(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class AdmissionDetails(Details):
+    """The artifact as admitted: its format and SHA-256 (None without a manifest)."""
+
+    format: str | None
+    sha256: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": self.format, "sha256": self.sha256}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        f = Fields.of(data, "admission details")
+        return cls(f.text_or_null("format"), f.text_or_null("sha256"))
+
+
 class Admission(Check):
     meta: ClassVar[PluginMeta] = PluginMeta(
         id="admission",
@@ -44,6 +64,7 @@ class Admission(Check):
         supports=frozenset({"predictor", "controller"}),
     )
     threshold_metrics = ("warnings",)
+    details_type = AdmissionDetails
 
     def _run(self, ctx: CheckContext) -> CheckResult:
         cid = self.meta.id
@@ -75,8 +96,5 @@ class Admission(Check):
             )
         found = tuple(findings)
         metrics = {"warnings": Metric(len(ctx.problems)), "load_s": Metric(ctx.load_s, unit="s")}
-        details = {
-            "format": fmt,
-            "sha256": ctx.manifest.artifact.sha256 if ctx.manifest else None,
-        }
+        details = AdmissionDetails(fmt, ctx.manifest.artifact.sha256 if ctx.manifest else None)
         return CheckResult(cid, status_from(found), metrics, found, details)

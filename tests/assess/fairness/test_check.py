@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from cityx.assess.fairness.check import GroupFairnessCheck
+from cityx.assess.fairness.details import FairnessDetails
 from cityx.core import (
     CheckContext,
     CheckStatus,
@@ -87,9 +88,10 @@ def test_check_finds_disparate_impact_and_records_counts(tmp_path: Path) -> None
     assert di.value is not None and di.value < 0.5 and di.ci_low is not None
     ids = {f.id for f in result.findings}
     assert "fairness.groups/disparate_impact[heavy]" in ids
-    counts = np.asarray(result.details["counts"]["heavy"])
+    assert isinstance(result.details, FairnessDetails)
+    counts = np.asarray(result.details.counts["heavy"])
     assert counts.sum() == 600 and counts.shape == (2, 4)
-    assert result.details["groups"] == ["a", "b"]
+    assert result.details.groups == ("a", "b")
     again = GroupFairnessCheck().run(_context(tmp_path, ["district"]))
     assert again.metrics == result.metrics  # the same seed gives the same intervals
 

@@ -10,6 +10,7 @@ import pandas as pd
 from cityx.attacks.poisoning import CompromisedSensors
 from cityx.core import CheckContext, CheckStatus, PluginKind, Registry, Severity
 from cityx.defenses.poisoning.check import PoisoningAudit
+from cityx.defenses.poisoning.details import PoisoningDetails
 from cityx.runs.drill import poisoning_drill
 from cityx.submissions.manifest_file import read_manifest
 
@@ -40,7 +41,8 @@ def test_registered_and_finds_compromised_sensors(tmp_path: Path, metro_base: pd
     finding = next(f for f in result.findings if f.id.endswith("compromised-sources"))
     assert finding.severity is Severity.HIGH
     assert any(s in finding.title for s in poisoned.details["sources"])
-    assert result.details["verdict"] == "poisoned"
+    assert isinstance(result.details, PoisoningDetails)
+    assert result.details.verdict == "poisoned"
     assert result.metrics["compromised_sources"].value >= 1
 
 
@@ -61,22 +63,25 @@ def test_a_backdoor_is_named_with_its_trigger_and_sanitising_undoes_it(tmp_path:
     assert len(original) == drill.poisoned.size  # the example itself is untouched
     result = PoisoningAudit().run(_context(drill.submission))
     assert result.status is CheckStatus.FAILED
-    trigger = result.details["trigger"]
-    assert trigger["target"] == "heavy"
-    assert {"occupancy_pct", "halting_veh", "max_jam_m"} <= set(trigger["offsets"])
-    flagged = set(result.details["flagged_rows"])
+    details = result.details
+    assert isinstance(details, PoisoningDetails) and details.trigger is not None
+    assert details.trigger.target == "heavy"
+    assert {"occupancy_pct", "halting_veh", "max_jam_m"} <= set(details.trigger.offsets)
+    flagged = set(details.flagged_rows)
     poisoned = set(drill.poisoned.nonzero()[0].tolist())
     assert len(flagged & poisoned) / len(flagged | poisoned) > 0.9
-    sanitising = result.details["sanitising"]
-    assert sanitising["attack_success_before"] > 0.8
-    assert sanitising["attack_success_after"] < 0.2
-    assert sanitising["accuracy_after"] >= sanitising["accuracy_before"] - 0.02
+    assert details.sanitising is not None and details.sanitising.comparison is not None
+    compared = details.sanitising.comparison
+    assert compared.attack_success_before is not None and compared.attack_success_before > 0.8
+    assert compared.attack_success_after is not None and compared.attack_success_after < 0.2
+    assert compared.accuracy_after >= compared.accuracy_before - 0.02
     # Keeping every row but fading the suspicious ones out also defuses the trigger.
-    assert sanitising["attack_success_robust"] < 0.2
+    assert compared.attack_success_robust is not None and compared.attack_success_robust < 0.2
 
 
 def test_clean_training_data_is_clean_and_not_retrained(tmp_path: Path) -> None:
     result = PoisoningAudit().run(_context(EXAMPLE))
     assert result.status is CheckStatus.PASSED, [f.title for f in result.findings]
-    assert result.details["verdict"] == "clean"
-    assert result.details["sanitising"] is None and result.details["trigger"] is None
+    assert isinstance(result.details, PoisoningDetails)
+    assert result.details.verdict == "clean"
+    assert result.details.sanitising is None and result.details.trigger is None

@@ -36,6 +36,8 @@ from cityx.core import (
 )
 from cityx.data import inspect_table, read_table
 
+from .aiverify import fairness_aiverify_result
+from .details import COUNTS_ORDER, FairnessDetails, fairness_section
 from .groups import encode_groups
 from .rates import cell_codes, confusion_by_group
 from .summary import GroupFairness, classification_fairness, regression_fairness
@@ -66,6 +68,9 @@ class GroupFairnessCheck(Check):
         "mae_ratio",
         "mae_difference",
     )
+    details_type = FairnessDetails
+    report_section = staticmethod(fairness_section)
+    aiverify_result = staticmethod(fairness_aiverify_result)
 
     def _run(self, ctx: CheckContext) -> CheckResult:
         if ctx.predictor is None or ctx.holdout is None or ctx.manifest is None:
@@ -99,16 +104,10 @@ class GroupFairnessCheck(Check):
         min_group = int(ctx.options.get("min_group", 30))
         prediction = ctx.predictor.predict(batch.features)
         metrics: dict[str, Metric] = {}
-        details: dict[str, Any] = {
-            "sensitive": sensitive,
-            "label_column": ctx.manifest.outputs.label_column,
-            "bootstrap": b,
-            "source": batch.source,
-        }
         if ctx.predictor.outputs.task is Task.CLASSIFICATION:
             labels = ctx.predictor.outputs.labels
             by_label: dict[str, Any] = {}
-            counts: dict[str, Any] = {}
+            counts: dict[str, tuple[tuple[int, ...], ...]] = {}
             for label in labels:  # one pass per declared label (a handful), not per row
                 result = classification_fairness(
                     batch.truth,
@@ -127,16 +126,21 @@ class GroupFairnessCheck(Check):
                     np.asarray(batch.truth).astype(str) == label,
                     np.asarray(prediction.values).astype(str) == label,
                 )
-                counts[label] = confusion_by_group(codes[None, :], groups.count)[0].tolist()
+                table = confusion_by_group(codes[None, :], groups.count)[0].tolist()
+                counts[label] = tuple(tuple(row) for row in table)
                 for name in _JUDGED:
                     metrics[f"{name}[{label}]"] = _metric(result, name)
-            details.update(
-                task="classification",
-                labels=list(labels),
-                groups=list(groups.names),
+            details = FairnessDetails(
+                sensitive=tuple(sensitive),
+                label_column=ctx.manifest.outputs.label_column,
+                bootstrap=b,
+                source=batch.source,
+                task=Task.CLASSIFICATION.value,
+                groups=tuple(groups.names),
+                labels=tuple(labels),
                 by_label=by_label,
                 counts=counts,
-                counts_order=["tn", "fp", "fn", "tp"],
+                counts_order=COUNTS_ORDER,
             )
         else:
             result = regression_fairness(
@@ -150,7 +154,15 @@ class GroupFairnessCheck(Check):
             )
             metrics["mae_ratio"] = _metric(result, "ratio/mae")
             metrics["mae_difference"] = _metric(result, "difference/mae")
-            details.update(task="regression", groups=list(groups.names), result=result.to_json())
+            details = FairnessDetails(
+                sensitive=tuple(sensitive),
+                label_column=ctx.manifest.outputs.label_column,
+                bootstrap=b,
+                source=batch.source,
+                task=Task.REGRESSION.value,
+                groups=tuple(groups.names),
+                result=result.to_json(),
+            )
         findings = [
             f for name, m in metrics.items() if (f := _judge(ctx, self.meta.id, name, m, details))
         ]
@@ -176,7 +188,7 @@ def _metric(result: GroupFairness, key: str) -> Metric:
 
 
 def _judge(
-    ctx: CheckContext, check_id: str, name: str, metric: Metric, details: dict[str, Any]
+    ctx: CheckContext, check_id: str, name: str, metric: Metric, details: FairnessDetails
 ) -> Finding | None:
     threshold = ctx.threshold_for(name)
     verdict = threshold.judge(metric.value) if threshold else None
@@ -184,7 +196,7 @@ def _judge(
         return None
     severity, reason = verdict
     ci = "" if metric.ci_low is None else f" (95% CI {metric.ci_low:.3f} to {metric.ci_high:.3f})"
-    by = " x ".join(details["sensitive"])
+    by = " x ".join(details.sensitive)
     value = "undefined" if metric.value is None else f"{metric.value:.3f}"
     return Finding(
         id=f"{check_id}/{name}",
@@ -198,7 +210,7 @@ def _judge(
         "group's value over the largest, 1 meaning parity.",
         evidence=Evidence(
             metrics={name: metric.value, "ci_low": metric.ci_low, "ci_high": metric.ci_high},
-            files=(details["source"],),
+            files=(details.source,),
             seed=ctx.seed,
         ),
     )

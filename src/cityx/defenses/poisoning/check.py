@@ -41,7 +41,8 @@ from cityx.data import read_table
 from cityx.data.training import feature_columns
 
 from .audit import AuditReport, AuditVerdict, audit
-from .sanitise import retrain_and_compare
+from .details import PoisoningDetails, Sanitising, poisoning_section
+from .sanitise import RetrainComparison, retrain_and_compare
 from .triggers import DataTrigger, find_data_trigger
 
 _TAGS = Tags(Principle.SECURITY, NistFunction.MEASURE, ("AML.T0020",), ("Art. 10", "Art. 15"))
@@ -59,6 +60,8 @@ class PoisoningAudit(Check):
         supports=frozenset({"predictor"}),
     )
     threshold_metrics = ("flagged_share", "compromised_sources")
+    details_type = PoisoningDetails
+    report_section = staticmethod(poisoning_section)
 
     def _run(self, ctx: CheckContext) -> CheckResult:
         manifest = ctx.manifest
@@ -176,16 +179,18 @@ class PoisoningAudit(Check):
                 )
             )
         found = tuple(findings)
-        details = {
-            "verdict": report.verdict.value,
-            "reasons": list(report.reasons),
-            "sources": [s.source for s in bad],
-            "detectors": report.detectors,
-            "source_columns": source_cols,
-            "flagged_rows": np.flatnonzero(report.flagged).tolist(),
-            "trigger": trigger.to_json() if trigger is not None else None,
-            "sanitising": sanitising,
-        }  # no wall time here: details repeat exactly for the same seed (the check has its own)
+        # No wall time in the details: they repeat exactly for the same seed (the check has its
+        # own). The trigger is kept as recorded (rounded), so every reader sees the same numbers.
+        details = PoisoningDetails(
+            verdict=report.verdict.value,
+            reasons=tuple(report.reasons),
+            sources=tuple(s.source for s in bad),
+            detectors=report.detectors,
+            source_columns=tuple(source_cols),
+            flagged_rows=tuple(np.flatnonzero(report.flagged).tolist()),
+            trigger=DataTrigger.from_json(trigger.to_json()) if trigger is not None else None,
+            sanitising=sanitising,
+        )
         return CheckResult(self.meta.id, status_from(found), metrics, found, details)
 
     @staticmethod
@@ -196,7 +201,7 @@ class PoisoningAudit(Check):
         label: str,
         source_cols: list[str],
         trigger: DataTrigger | None,
-    ) -> dict[str, object] | None:
+    ) -> Sanitising | None:
         """Before and after dropping the flagged rows; None when judged clean or no holdout."""
         manifest = ctx.manifest
         if (
@@ -210,7 +215,7 @@ class PoisoningAudit(Check):
         features = feature_columns(table, label, source_cols)
         missing = [c for c in (*features, label) if c not in holdout.columns]
         if missing:
-            return {"note": f"the holdout lacks {', '.join(missing)}: no comparison"}
+            return Sanitising(note=f"the holdout lacks {', '.join(missing)}: no comparison")
         triggered = (
             trigger.apply(holdout[holdout[label].astype(str) != trigger.target])
             if trigger is not None
@@ -227,8 +232,8 @@ class PoisoningAudit(Check):
             scores=report.scores,
             seed=ctx.seed,
         )
-        return {
-            **compared.to_json(),
-            "model": "gradient boosting trained by cityx on the audited features",
-            "holdout_rows": len(holdout),
-        }
+        return Sanitising(
+            RetrainComparison.from_json(compared.to_json()),  # as recorded: rounded
+            model="gradient boosting trained by cityx on the audited features",
+            holdout_rows=len(holdout),
+        )

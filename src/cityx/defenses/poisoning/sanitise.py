@@ -8,10 +8,14 @@ by their suspicion score instead of only dropping the flagged ones.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from cityx.core import Fields
 
 from ._data import FloatArray
 
@@ -40,6 +44,20 @@ class RetrainComparison:
             "attack_success_robust": r(self.attack_success_robust),
             "rows_dropped": self.rows_dropped,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str = "sanitising") -> RetrainComparison:
+        """The comparison as recorded: rounded to 4 decimals by :meth:`to_json`."""
+        f = Fields.of(data, where)
+        return cls(
+            accuracy_before=f.number("accuracy_before"),
+            accuracy_after=f.number("accuracy_after"),
+            attack_success_before=f.number_or_null("attack_success_before"),
+            attack_success_after=f.number_or_null("attack_success_after"),
+            rows_dropped=f.integer("rows_dropped"),
+            accuracy_robust=f.number_or_null("accuracy_robust"),
+            attack_success_robust=f.number_or_null("attack_success_robust"),
+        )
 
 
 def sanitise(table: pd.DataFrame, flagged: np.ndarray) -> pd.DataFrame:

@@ -10,11 +10,14 @@ readings alone, so no candidate comes out of them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from cityx.core import Fields
 
 from ._data import prepare
 
@@ -45,6 +48,14 @@ class DataTrigger:
             "effects": {k: round(v, 2) for k, v in self.effects.items()},
             "rows": self.rows,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str = "trigger") -> DataTrigger:
+        """The trigger as recorded: offsets rounded to 4 decimals, effects to 2."""
+        f = Fields.of(data, where)
+        return cls(
+            f.text("target"), f.number_map("offsets"), f.number_map("effects"), f.integer("rows")
+        )
 
 
 def find_data_trigger(

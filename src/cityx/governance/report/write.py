@@ -1,0 +1,76 @@
+"""Rendering the report to HTML and writing it to a file.
+
+The page is the Jinja template ``cityx/governance/templates/report.html.j2``
+filled with the view (:mod:`.build`); the template engine escapes every
+value, so a finding title or a vendor name cannot inject markup.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from cityx.core import Registry, RunError, TrialResults
+
+from .build import build_view
+
+
+def render_html(
+    results: TrialResults | Mapping[str, Any], *, registry: Registry | None = None
+) -> str:
+    """The report for a trial's results (typed, or the ``results.json`` document) as one page.
+
+    Unknown keys are ignored, absent sections are shown as "not run" and
+    ``null`` values as "undefined"; the same document gives the same bytes.
+    """
+    view = build_view(results, registry=registry)
+    return _environment().get_template("report.html.j2").render(report=view)
+
+
+def write_report(
+    results: TrialResults | Mapping[str, Any], path: Path, *, registry: Registry | None = None
+) -> Path:
+    """Render the report and write it to ``path`` atomically; return ``path``.
+
+    The page goes to a temporary file in the same folder first and then
+    replaces ``path`` in one step, so a reader never sees half a report.
+    """
+    path = Path(path)
+    html = render_html(results, registry=registry).encode("utf-8")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as out:
+            out.write(html)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RunError(
+            f"cannot write the report: {exc.strerror or exc}",
+            where=str(path),
+            hint="check that the folder exists and is writable",
+        ) from exc
+    return path
+
+
+@cache
+def _environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("cityx.governance", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+__all__ = ["render_html", "write_report"]
