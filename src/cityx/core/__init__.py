@@ -57,6 +57,7 @@ from .systems import (
     WorldRunner,
 )
 from .taxonomy import NistFunction, Principle, Tags
+from .trips import TripTable
 
 __all__ = [
     "BUILTIN_DISTRIBUTION",
@@ -112,6 +113,7 @@ __all__ = [
     "TargetTimeout",
     "Task",
     "Threshold",
+    "TripTable",
     "WorldCell",
     "WorldHook",
     "WorldOutcome",

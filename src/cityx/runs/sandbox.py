@@ -205,6 +205,7 @@ class SandboxRunner:
                 complete=False,
                 error=exc.message,
                 out=str(out),
+                trips=partial.trips if partial else None,
             )
         report = result.to_json()
         return WorldOutcome(
@@ -214,6 +215,7 @@ class SandboxRunner:
             safety=report["safety"],
             complete=result.complete,
             out=str(out),
+            trips=result.trips,
         )
 
 
