@@ -283,9 +283,8 @@ def run_cell(
 ) -> dict[str, Any]:
     """Run one cell in ``folder`` and return its record (a failed run is a record too)."""
     from cityx.worlds import ControllerFailed, WorldCrashed
-    from cityx.worlds.traffic import WorldSpec, run_world
 
-    from .sandbox import run_submitted_world
+    from .world import run_controller_world
 
     started = time.perf_counter()
     hooks: list[tuple[str, Mapping[str, Any]]] = []
@@ -301,27 +300,21 @@ def run_cell(
         }
     if plan.guard:
         hooks.append((GUARD, {"attack_start_s": plan.attack_start_s}))
-    spec = WorldSpec(
-        scenario=cell.scenario,
-        controller=plan.controller,
-        seconds=plan.seconds,
-        seed=cell.seed,
-        demand=plan.demand,
-        out=folder,
-        hooks=tuple(hooks),
-    )
     record: dict[str, Any] = {**cell.to_json(), "key": cell.key, "status": "ok", "error": None}
     try:
-        if is_controller_plugin(plan.controller):
-            result = run_world(spec, timeout_s=plan.timeout_s, on_spawn=on_spawn)
-        else:
-            result = run_submitted_world(
-                spec,
-                timeout_s=plan.timeout_s,
-                bus=plan.bus,
-                message_attack=message_attack,
-                on_spawn=on_spawn,
-            )
+        result = run_controller_world(
+            cell.scenario,
+            plan.controller,
+            seconds=plan.seconds,
+            seed=cell.seed,
+            demand=plan.demand,
+            out=folder,
+            hooks=hooks,
+            bus=plan.bus,
+            message_attack=message_attack,
+            timeout_s=plan.timeout_s,
+            on_spawn=on_spawn,
+        )
         obj = result.to_json()
         record.update(kpis=obj["kpis"]["overall"], hooks=obj["hooks"], complete=obj["complete"])
     except (WorldCrashed, ControllerFailed) as exc:
