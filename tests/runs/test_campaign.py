@@ -217,6 +217,18 @@ def test_a_group_plan_written_as_toml_reads_back_equal(tmp_path: Path) -> None:
     assert '[params."world.stale"]' in path.read_text()
 
 
+def test_a_written_plan_names_its_folders_absolutely(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "acme").mkdir()
+    (tmp_path / "city.sumocfg").write_text("<configuration/>")
+    p = plan(controller="acme", scenarios=("city.sumocfg", "cologne1")).with_absolute_paths()
+    assert p.controller == str(tmp_path / "acme")
+    assert p.scenarios == (str(tmp_path / "city.sumocfg"), "cologne1")
+    assert plan().with_absolute_paths() == plan()  # plugins and scenario names stay names
+
+
 @given(st.text(max_size=40))
 def test_any_scenario_name_survives_the_toml_form(text: str) -> None:
     import tomllib

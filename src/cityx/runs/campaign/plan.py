@@ -177,6 +177,19 @@ class CampaignPlan:
         """The plan of one group alone: everything else as in this plan."""
         return replace(self, scenarios=(scenario,), attacks=(attack,), intensities=(intensity,))
 
+    def with_absolute_paths(self) -> CampaignPlan:
+        """This plan with its submission folder and scenario files as absolute paths.
+
+        A plan written for someone to run again then works from any folder.
+        """
+        controller = self.controller
+        if not is_controller_plugin(controller):
+            controller = str(Path(controller).resolve())
+        scenarios = tuple(
+            str(Path(s).resolve()) if Path(s).is_file() else s for s in self.scenarios
+        )
+        return replace(self, controller=controller, scenarios=scenarios)
+
     def to_json(self) -> dict[str, Any]:
         obj = asdict(self)
         obj["params"] = {k: dict(v) for k, v in self.params.items()}

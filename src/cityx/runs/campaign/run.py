@@ -145,7 +145,8 @@ def run_campaign(
         for group in result.groups:
             path = reproduce_file(out, group.scenario, group.attack, group.intensity)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(plan.group(group.scenario, group.attack, group.intensity).to_toml())
+            one = plan.group(group.scenario, group.attack, group.intensity)
+            path.write_text(one.with_absolute_paths().to_toml())
         write_json(out / CAMPAIGN_FILE, obj)
     if record:
         from cityx.store import Store

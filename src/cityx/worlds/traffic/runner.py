@@ -196,7 +196,7 @@ def check_controller(
         raise InputError(
             "a submitted controller runs through cityx.runs (cityx world run does that)",
             where=name,
-            hint="from Python: cityx.run_world",
+            hint="from Python: cityx.runs.run_controller_world",
         )
     known = ", ".join((registry or Registry()).ids(PluginKind.CONTROLLER))
     raise InputError(
