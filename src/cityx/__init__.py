@@ -41,6 +41,7 @@ _EXPORTS = {
     "export_aiverify": "cityx.governance.aiverify:export_trial",
     # the sandbox
     "WorldSpec": "cityx.worlds.traffic:WorldSpec",
+    "run_world": "cityx.runs:run_controller_world",
     "list_scenarios": "cityx.worlds.traffic:list_scenarios",
     # red team
     "CampaignPlan": "cityx.runs.campaign:CampaignPlan",
@@ -92,6 +93,7 @@ __all__ = [
     "open_submission",
     "run_campaign",
     "run_trial",
+    "run_world",
     "sanitise",
     "validate_submission",
     "world_attack",
@@ -109,6 +111,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time each name loads on 
     from cityx.governance.policy import load_policy
     from cityx.governance.report import write_report
     from cityx.interop import Signer, StaticTrustStore, Verifier, generate_key
+    from cityx.runs import run_controller_world as run_world
     from cityx.runs.campaign import CampaignPlan, run_campaign
     from cityx.runs.trial import TrialPlan, run_trial
     from cityx.store import Store

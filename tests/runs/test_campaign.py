@@ -6,14 +6,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cityx.core import InputError, Severity
 from cityx.runs.campaign import (
     CLEAN,
+    AttackedCell,
     CampaignPlan,
     Cell,
+    CellRecord,
+    Group,
     Thresholds,
-    reproduce_command,
+    reproduce_file,
     summarise,
 )
 
@@ -47,6 +52,7 @@ def test_the_grid_pairs_every_attacked_cell_with_a_clean_one() -> None:
         ({"intensities": (1.5,)}, "'intensity' must be a number in \\[0, 1\\]"),
         ({"attacks": ("message.tamper",)}, "only a submitted controller"),
         ({"controller": "smart"}, "unknown controller 'smart'"),
+        ({"bus": "memory"}, "a bus wires a submitted controller"),
         ({"seeds": ()}, "seeds must be a non-empty list"),
         ({"seconds": 0}, "seconds must be positive"),
     ],
@@ -77,17 +83,26 @@ def test_a_plan_from_toml_with_a_seed_count_and_flag_overrides(tmp_path: Path) -
         CampaignPlan.from_toml(path)
 
 
-def record(attack: str, seed: int, loss: float, **extra: Any) -> dict[str, Any]:
+def record(attack: str, seed: int, loss: float, **extra: Any) -> CellRecord:
     cell = Cell("cologne1", attack, 0.0 if attack == CLEAN else 1.0, seed)
-    return {
+    obj = {
         **cell.to_json(),
         "key": cell.key,
-        "status": "ok",
-        "error": None,
-        "kpis": {"mean_time_loss_s": loss, "mean_waiting_s": loss / 2, "backlog": 0, "bus": None},
+        "status": extra.get("status", "ok"),
+        "error": extra.get("error"),
+        "kpis": extra.get(
+            "kpis",
+            {"mean_time_loss_s": loss, "mean_waiting_s": loss / 2, "backlog": 0, "bus": None},
+        ),
         "hooks": extra.get("hooks", []),
+        "complete": True,
         "interop": extra.get("interop"),
+        "wall_s": 1.5,
+        "out": f"/campaign/cells/{cell.key}",
     }
+    typed = CellRecord.from_json(obj)
+    assert typed.to_json() == obj  # cell.json keeps its exact shape
+    return typed
 
 
 def guard(after: int) -> dict[str, Any]:
@@ -112,14 +127,15 @@ def test_impact_is_paired_by_seed_with_success_detection_and_a_finding(tmp_path:
         record("world.phantom-queue", 3, 10.5, hooks=[attack_hook, guard(3)]),  # +5 %
     ]
     result = summarise(p, records, out=tmp_path)
-    cells = {c["seed"]: c for c in result.cells}
+    obj = result.to_json()
+    cells = {c["seed"]: c for c in obj["cells"]}
     assert cells[1]["delta"]["mean_time_loss_s"] == 10.0 and cells[1]["delta"]["bus"] is None
     assert cells[2]["change_pct"]["mean_time_loss_s"] == pytest.approx(20.0)
     assert [cells[s]["success"] for s in (1, 2, 3)] == [True, True, False]
     # Guard flags are read against the clean run's false alarms.
     assert [cells[s]["detected"] for s in (1, 2, 3)] == [False, True, True]
     assert cells[2]["detection"]["guard_delay_s"] == 12.0
-    (group,) = result.groups
+    (group,) = obj["groups"]
     assert group["success_rate"] == pytest.approx(2 / 3)
     assert group["change_pct"]["value"] == pytest.approx(25.0)
     assert group["change_pct"]["ci_low"] < 25.0 < group["change_pct"]["ci_high"]
@@ -129,17 +145,22 @@ def test_impact_is_paired_by_seed_with_success_detection_and_a_finding(tmp_path:
     (finding,) = result.findings
     assert finding.severity is Severity.HIGH  # 25 % against 10/25/50
     assert finding.tags.atlas == ("AML.T0043", "AML.T0015")
-    assert finding.evidence.reproduce == (
-        "cityx redteam run max-pressure --scenario cologne1 --attacks world.phantom-queue "
-        "--intensity 1 --seeds 3 --seconds 120"
-    )
-    assert result.to_json()["schema_version"] == 1
+    # The command names the group's own plan, which the campaign writes in its folder.
+    plan_file = reproduce_file(tmp_path, "cologne1", "world.phantom-queue", 1.0)
+    assert finding.evidence.reproduce == f"cityx redteam run --plan {plan_file}"
+    assert finding.evidence.files == (str(plan_file),)
+    assert obj["schema_version"] == 1
+    # Typed records round-trip through their JSON, and read like it too.
+    assert [AttackedCell.from_json(c) for c in obj["cells"]] == list(result.cells)
+    assert [Group.from_json(g) for g in obj["groups"]] == list(result.groups)
+    assert dict(result.groups[0]) == group and result.cells[0]["detection"]["guard"] is False
 
 
 def test_no_finding_below_the_threshold_and_failed_cells_are_kept_apart(tmp_path: Path) -> None:
     p = plan(intensities=(1.0,), seeds=(1, 2))
-    bad = record("world.phantom-queue", 2, 0.0)
-    bad.update(status="failed", error="the simulation died", kpis={})
+    bad = record(
+        "world.phantom-queue", 2, 0.0, status="failed", error="the simulation died", kpis={}
+    )
     records = [
         record(CLEAN, 1, 20.0),
         record(CLEAN, 2, 20.0),
@@ -148,9 +169,10 @@ def test_no_finding_below_the_threshold_and_failed_cells_are_kept_apart(tmp_path
     ]
     result = summarise(p, records, out=tmp_path)
     assert not result.findings
-    assert [f["error"] for f in result.failed] == ["the simulation died"]
-    assert result.groups[0]["n"] == 1
-    assert {c["seed"]: c["status"] for c in result.cells} == {1: "ok", 2: "failed"}
+    assert [f.error for f in result.failed] == ["the simulation died"]
+    assert result.groups[0].n == 1
+    assert {c.cell.seed: c.status for c in result.cells} == {1: "ok", 2: "failed"}
+    assert result.cells[1].detection is None and result.cells[1].delta == {}
 
 
 def test_interop_rejections_count_as_detection(tmp_path: Path) -> None:
@@ -162,11 +184,12 @@ def test_interop_rejections_count_as_detection(tmp_path: Path) -> None:
         interop={"observations": {"accepted": 5, "rejected:bad_signature": 5}},
     )
     (cell,) = summarise(plan(seeds=(1,), intensities=(1.0,)), [clean, attacked], out=tmp_path).cells
-    assert cell["detected"] and cell["detection"]["interop"] and not cell["detection"]["guard"]
-    assert cell["detection"]["rejected_messages"] == 5
+    assert cell.detected and cell.detection is not None
+    assert cell.detection.interop and not cell.detection.guard
+    assert cell.detection.rejected_messages == 5
 
 
-def test_severity_follows_the_thresholds_and_commands_carry_the_options() -> None:
+def test_severity_follows_the_thresholds() -> None:
     t = Thresholds(success_pct=5, high_pct=20, critical_pct=40)
     assert [t.severity(x) for x in (5, 20, 40)] == [
         Severity.MEDIUM,
@@ -175,10 +198,40 @@ def test_severity_follows_the_thresholds_and_commands_carry_the_options() -> Non
     ]
     with pytest.raises(InputError, match="thresholds"):
         Thresholds(success_pct=30, high_pct=20)
-    command = reproduce_command(
-        plan(seeds=(4, 7), share=0.5, demand=1.5), "a b", "world.stale", 0.25
+
+
+def test_a_group_plan_written_as_toml_reads_back_equal(tmp_path: Path) -> None:
+    full = plan(
+        seeds=(4, 7),
+        share=0.5,
+        demand=1.5,
+        params={"world.stale": {"max_delay_s": 30.0}},
+        thresholds=Thresholds(success_pct=5.0, high_pct=20.0, critical_pct=40.0),
     )
-    assert command.endswith(
-        "--scenario 'a b' --attacks world.stale --intensity 0.25 --seeds 4,7 --seconds 120 "
-        "--demand 1.5 --share 0.5"
-    )
+    group = full.group("cologne1", "world.phantom-queue", 0.5)
+    assert group.cells() == [c for c in full.cells() if c.intensity in (0.0, 0.5)]
+    path = tmp_path / "g.toml"
+    path.write_text(group.to_toml())
+    assert CampaignPlan.from_toml(path) == group
+    assert 'attacks = ["world.phantom-queue"]' in path.read_text()
+    assert '[params."world.stale"]' in path.read_text()
+
+
+def test_a_written_plan_names_its_folders_absolutely(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "acme").mkdir()
+    (tmp_path / "city.sumocfg").write_text("<configuration/>")
+    p = plan(controller="acme", scenarios=("city.sumocfg", "cologne1")).with_absolute_paths()
+    assert p.controller == str(tmp_path / "acme")
+    assert p.scenarios == (str(tmp_path / "city.sumocfg"), "cologne1")
+    assert plan().with_absolute_paths() == plan()  # plugins and scenario names stay names
+
+
+@given(st.text(max_size=40))
+def test_any_scenario_name_survives_the_toml_form(text: str) -> None:
+    import tomllib
+
+    p = plan(scenarios=(text,))
+    assert CampaignPlan.from_json(tomllib.loads(p.to_toml())) == p

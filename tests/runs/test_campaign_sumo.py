@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -13,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from cityx.runs.campaign import CELL_FILE, CampaignPlan, run_campaign
+from cityx.cli.campaign import add_run_command, plan_from_args
+from cityx.runs.campaign import CELL_FILE, CampaignPlan, reproduce_file, run_campaign
+from cityx.runs.campaign.summary import REPRODUCE
 from cityx.store import Store
 
 from ..support.cli import cityx
@@ -73,6 +77,16 @@ def test_redteam_run_pairs_cells_writes_campaign_json_and_the_store_and_resumes(
     with Store.open(store) as db:
         (entry,) = [e for e in db.audit_entries() if e.action == "campaign.finished"]
     assert entry.payload["cells"] == 3
+    # Each group's plan is written beside the cells; the command naming it parses back to it.
+    plan = CampaignPlan.from_json(campaign["plan"])
+    for attack in cells:
+        path = reproduce_file(tmp_path / "c", "cologne1", attack, 1.0)
+        parser = argparse.ArgumentParser(prog="cityx redteam")
+        add_run_command(parser.add_subparsers(dest="subcommand", required=True))
+        command = shlex.split(REPRODUCE.format(plan=shlex.quote(str(path))))
+        assert command[:3] == ["cityx", "redteam", "run"]
+        group = plan_from_args(parser.parse_args(command[2:]))
+        assert group == plan.group("cologne1", attack, 1.0)
     # Re-running the same command finds every cell done and counts none twice.
     again = redteam_run(argv)
     assert again["ran"] == 0 and again["skipped"] == 3 and again["cells"] == obj["cells"]
@@ -116,7 +130,7 @@ def test_a_killed_campaign_resumes_and_never_counts_a_cell_twice(tmp_path: Path)
     result = run_campaign(plan, out, workers=2, record=False)
     assert result.skipped >= len(done_before) and result.ran + result.skipped == 6
     assert not result.failed
-    keys = [c["key"] for c in result.cells] + [c["key"] for c in result.clean]
+    keys = [c.cell.key for c in result.cells] + [c.key for c in result.clean]
     assert len(keys) == len(set(keys)) == 6
     assert len(list(out.glob(f"cells/**/{CELL_FILE}"))) == 6
     assert not list(out.glob("cells/**/child.pid"))
@@ -138,9 +152,9 @@ def test_message_tampering_on_the_secure_loop_is_rejected_and_costs_the_lanes(
     assert plan.bus == "memory"
     result = run_campaign(plan, tmp_path / "m", record=False)
     (cell,) = result.cells
-    assert cell["status"] == "ok" and cell["detection"]["interop"]
-    assert cell["detection"]["rejected_messages"] > 0
-    assert cell["cost"]["unit"] == "messages altered or injected"
+    assert cell.status == "ok" and cell.detection is not None and cell.detection.interop
+    assert cell.detection.rejected_messages > 0
+    assert cell.cost is not None and cell.cost.unit == "messages altered or injected"
 
 
 @pytest.mark.slow
@@ -161,15 +175,16 @@ def test_cells_run_as_ray_tasks(tmp_path: Path) -> None:
     finally:
         ray.shutdown()
     assert result.ran == 2 and not result.failed
-    assert result.cells[0]["detection"]["guard_flagged_steps"] > 0
+    detection = result.cells[0].detection
+    assert detection is not None and detection.guard_flagged_steps > 0
 
 
 @pytest.mark.slow
 def test_the_trial_check_runs_a_small_campaign_on_a_submission(tmp_path: Path) -> None:
     needs_sumo_and_resco()
     from cityx.core import CheckContext, CheckStatus, Direction, Threshold
-    from cityx.runs.campaign import RedteamCampaign
-    from cityx.runs.campaign_details import CampaignDetails
+    from cityx.runs.campaign.check import RedteamCampaign
+    from cityx.runs.campaign.details import CampaignDetails
     from cityx.runs.sandbox import SandboxRunner
 
     ctx = CheckContext(

@@ -1,4 +1,4 @@
-"""Controller submissions in the SUMO sandbox: runs, failures and controller trials."""
+"""Controllers in the SUMO sandbox: one world run with any controller, failures, trials."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ import hashlib
 import json
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from cityx.core import InputError
-from cityx.runs import TrialPlan, run_trial
-from cityx.runs.sandbox import run_submitted_world
+from cityx.core import InputError, WorldCell
+from cityx.runs import TrialPlan, run_controller_world, run_trial
+from cityx.runs.sandbox import OUTCOME_FILE, SandboxRunner
 from cityx.worlds import ControllerFailed
-from cityx.worlds.traffic import WorldSpec
+from cityx.worlds.traffic import TRIPS_FILE, WorldResult, read_trips
 
 from ..support.paths import SUBMISSIONS
 from ..worlds.traffic.conftest import needs_resco, needs_sumo
@@ -82,19 +83,51 @@ def _sumo() -> None:
     needs_resco()
 
 
-def spec(controller: Path, out: Path, seconds: int = 120) -> WorldSpec:
-    return WorldSpec(
-        scenario="cologne1", controller=str(controller), seconds=seconds, seed=1, out=out
-    )
+def run(controller: Path | str, out: Path, seconds: int = 120, **kw: Any) -> WorldResult:
+    return run_controller_world("cologne1", controller, seconds=seconds, seed=1, out=out, **kw)
 
 
 def test_a_submitted_controller_drives_the_world_the_same_way_twice(tmp_path: Path) -> None:
-    first = run_submitted_world(spec(ACME, tmp_path / "a"))
-    second = run_submitted_world(spec(ACME, tmp_path / "b"))
+    first = run(ACME, tmp_path / "a")
+    second = run(ACME, tmp_path / "b")
     assert first.complete and first.kpis.overall["vehicles"] > 0
     assert first.safety is not None and first.safety.switches > 0
     assert first.kpis.to_json() == second.kpis.to_json()
     assert first.safety.to_json() == second.safety.to_json()
+    assert first.spec.controller == str(ACME.resolve())
+    # The trip table comes back with the result and is the one in the run's file.
+    assert first.trips is not None and len(first.trips) == first.kpis.overall["vehicles"]
+    assert read_trips(tmp_path / "a" / TRIPS_FILE).equals(first.trips)
+
+
+def test_a_controller_plugin_runs_by_its_id_with_hooks(tmp_path: Path) -> None:
+    result = run(
+        "max-pressure",
+        tmp_path / "mp",
+        seconds=60,
+        hooks=[("attack:world.stale", {"intensity": 1.0}), ("guard:runtime", {})],
+    )
+    assert result.complete and result.spec.controller == "max-pressure"
+    assert result.spec.controller_factory is None
+    assert [h["kind"] for h in result.hooks] == ["attack", "guard"]
+    assert result.trips is not None and result.trips.finished.any()
+
+
+@pytest.mark.parametrize(
+    ("controller", "options", "message"),
+    [
+        ("fixed", {"bus": "memory"}, "not a baseline"),
+        ("smart", {}, "unknown controller 'smart'"),
+        (ACME, {"bus": "carrier-pigeon"}, "unknown bus 'carrier-pigeon'"),
+        (ACME, {"message_attack": {"attack": "message.tamper"}}, "needs the secure loop"),
+    ],
+)
+def test_bad_controller_options_fail_before_sumo_starts(
+    tmp_path: Path, controller: str | Path, options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InputError, match=message):
+        run(controller, tmp_path / "x", **options)
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize(
@@ -111,7 +144,7 @@ def test_a_failing_controller_ends_the_run_and_keeps_partial_outputs(
 ) -> None:
     folder = controller_submission(tmp_path / "bad", body)
     with pytest.raises(ControllerFailed, match=expected) as caught:
-        run_submitted_world(spec(folder, tmp_path / "run"))
+        run(folder, tmp_path / "run")
     partial = caught.value.partial
     assert partial is not None and not partial.complete
     assert (tmp_path / "run" / "tripinfo.xml").is_file()
@@ -122,13 +155,24 @@ def test_a_failing_controller_ends_the_run_and_keeps_partial_outputs(
 def test_a_hanging_controller_is_stopped_by_the_step_timeout(tmp_path: Path) -> None:
     folder = controller_submission(tmp_path / "slow", "time.sleep(60)")
     with pytest.raises(ControllerFailed, match=r"longer than 5 s"):
-        run_submitted_world(spec(folder, tmp_path / "run"))
+        run(folder, tmp_path / "run")
 
 
 def test_a_predictor_is_not_a_controller(tmp_path: Path) -> None:
     metro = ACME.parent / "metro-congestion"
     with pytest.raises(InputError, match="not a controller"):
-        run_submitted_world(spec(metro, tmp_path / "run"))
+        run(metro, tmp_path / "run")
+
+
+def test_the_sandbox_runner_gives_outcomes_with_trips_and_errors(tmp_path: Path) -> None:
+    bad = controller_submission(tmp_path / "bad", "return np.full(len(batch), np.nan)")
+    cells = [WorldCell("cologne1", c, 1, 1.0, 60) for c in ("submission", "fixed")]
+    good, fixed = SandboxRunner(ACME, tmp_path / "w").run(cells)
+    assert good.complete and good.trips is not None and fixed.trips is not None
+    assert good.out == str((tmp_path / "w" / "cologne1" / "submission-s1-d1").resolve())
+    assert (Path(good.out) / OUTCOME_FILE).is_file()
+    (failed,) = SandboxRunner(bad, tmp_path / "b").run(cells[:1])
+    assert not failed.complete and failed.error is not None and "non-finite" in failed.error
 
 
 @pytest.mark.slow

@@ -112,16 +112,14 @@ def test_the_interval_must_allow_a_command_duration(tmp_path: Path) -> None:
     "bus", ["memory", pytest.param("mqtt://127.0.0.1:1883", marks=pytest.mark.mqtt)]
 )
 def test_a_submission_runs_wired_through_the_bus(tmp_path: Path, bus: str) -> None:
-    from cityx.runs.sandbox import run_submitted_world
-    from cityx.worlds.traffic import WorldSpec
+    from cityx.runs import run_controller_world
 
     from ..worlds.traffic.conftest import needs_resco, needs_sumo
 
     needs_sumo()
     needs_resco()
     acme = SUBMISSIONS / "acme-signals"
-    spec = WorldSpec(scenario="cologne1", controller=str(acme), seconds=60, seed=1, out=tmp_path)
-    result = run_submitted_world(spec, bus=bus)
+    result = run_controller_world("cologne1", acme, seconds=60, seed=1, out=tmp_path, bus=bus)
     assert result.complete
     stats = json.loads((tmp_path / "interop.json").read_text())
     assert stats["observations"]["missing"] == 0 and stats["observations"]["accepted"] > 0

@@ -199,25 +199,23 @@ def _fairness(
     metrics: dict[str, Metric],
 ) -> dict[str, Any]:
     """District waiting ratio of the submission, and who pays against each baseline."""
-    from pathlib import Path
-
-    from .fairness.controllers import against, run_report
+    from .fairness.controllers import against, outcome_report
 
     ratios: list[float] = []
     increases: dict[str, list[float]] = {b: [] for b in baselines}
     payers: dict[str, list[dict[str, Any]]] = {b: [] for b in baselines}
     for o in mine:
-        if not o.complete or o.out is None:
+        if not o.complete or o.trips is None:
             continue
-        report = run_report(Path(o.out))  # each run's trips are read once
+        report = outcome_report(o)  # from the trip table the run carries
         ratio = report["by"]["district"]["spread"]["waiting_s"]["ratio"]
         if ratio is not None:
             ratios.append(float(ratio))
         for base in baselines:
             other = by_cell.get((base, o.cell.seed, o.cell.demand))
-            if other is None or not other.complete or other.out is None:
+            if other is None or not other.complete or other.trips is None:
                 continue
-            pays = against(report, run_report(Path(other.out)))["baseline"]["who_pays"]
+            pays = against(report, outcome_report(other))["baseline"]["who_pays"]
             increases[base].append(max([p["delta_mean_waiting_s"] for p in pays], default=0.0))
             payers[base] += [{**p, "seed": o.cell.seed, "demand": o.cell.demand} for p in pays]
     metrics["district_waiting_ratio"] = paired(ratios)

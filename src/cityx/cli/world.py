@@ -14,8 +14,6 @@ import json
 import sys
 from pathlib import Path
 
-from cityx.core import InputError
-
 from .common import EXIT_OK, Subparsers, add_command, add_group, emit, seed
 
 
@@ -149,25 +147,19 @@ def _scenarios_list(args: argparse.Namespace) -> int:
 
 
 def _world_run(args: argparse.Namespace) -> int:
-    from cityx.runs.sandbox import run_submitted_world
-    from cityx.worlds.traffic import WorldSpec, is_controller_plugin, run_world
+    from cityx.runs import run_controller_world
 
-    spec = WorldSpec(
-        scenario=args.scenario,
-        controller=args.controller,
+    result = run_controller_world(
+        args.scenario,
+        args.controller,
         seconds=args.seconds,
         seed=args.seed,
         demand=args.demand,
         out=args.out,
+        bus=args.bus,
         emissions=args.emissions,
         detectors=args.detectors,
     )
-    if is_controller_plugin(spec.controller):
-        if args.bus:
-            raise InputError("--bus wires a submitted controller, not a baseline", where="--bus")
-        result = run_world(spec)
-    else:
-        result = run_submitted_world(spec, bus=args.bus)
     obj = result.to_json()
     wiring = result.out / "interop.json"
     if wiring.is_file():
@@ -175,8 +167,8 @@ def _world_run(args: argparse.Namespace) -> int:
     o = result.kpis.overall
     safety = obj["safety"]
     lines = [
-        f"{spec.scenario} / {spec.controller}: {spec.seconds} s, seed {spec.seed}, demand "
-        f"{spec.demand:g}",
+        f"{args.scenario} / {args.controller}: {args.seconds} s, seed {args.seed}, demand "
+        f"{args.demand:g}",
         f"  arrived {o['arrived']} of {o['vehicles']} vehicles; backlog {o['backlog']}, "
         f"teleports {o['teleports']}, collisions {o['collisions']}",
         f"  waiting   mean {o['mean_waiting_s']} s, p95 {o['p95_waiting_s']} s",

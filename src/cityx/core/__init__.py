@@ -71,6 +71,7 @@ from .systems import (
     WorldRunner,
 )
 from .taxonomy import NistFunction, Principle, Tags
+from .trips import TripTable
 
 __all__ = [
     "BUILTIN_DISTRIBUTION",
@@ -140,6 +141,7 @@ __all__ = [
     "Task",
     "Threshold",
     "TrialResults",
+    "TripTable",
     "WorldCell",
     "WorldHook",
     "WorldOutcome",

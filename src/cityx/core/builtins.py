@@ -13,7 +13,7 @@ _CHECKS = {
     "performance.nominal": "cityx.assess.performance:NominalPerformance",
     "input.contract": "cityx.assess.contract:InputContract",
     "sandbox.nominal": "cityx.assess.sandbox:SandboxNominal",
-    "redteam.campaign": "cityx.runs.campaign:RedteamCampaign",
+    "redteam.campaign": "cityx.runs.campaign.check:RedteamCampaign",
     "fairness.groups": "cityx.assess.fairness.check:GroupFairnessCheck",
     "poisoning.audit": "cityx.defenses.poisoning.check:PoisoningAudit",
 }

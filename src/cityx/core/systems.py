@@ -9,13 +9,14 @@ with whole batches; neither is ever called one row at a time in a loop.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .schema import FloatArray, InputSchema, OutputSpec
+from .trips import TripTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +162,19 @@ class WorldCell:
     demand: float
     seconds: int
 
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> WorldCell:
+        return cls(
+            scenario=str(obj["scenario"]),
+            controller=str(obj["controller"]),
+            seed=int(obj["seed"]),
+            demand=float(obj["demand"]),
+            seconds=int(obj["seconds"]),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class WorldOutcome:
@@ -169,7 +183,8 @@ class WorldOutcome:
     A KPI is None where it is undefined (a mean over no trips).
 
     ``error`` says why a cell did not finish (``complete`` is then False and
-    the KPIs, if any, are partial).
+    the KPIs, if any, are partial). ``trips`` is the run's trip table, when
+    its outputs could be read; it is kept beside the JSON form, not in it.
     """
 
     cell: WorldCell
@@ -179,6 +194,35 @@ class WorldOutcome:
     complete: bool = True
     error: str | None = None
     out: str | None = None
+    trips: TripTable | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything but the trip table (which has a file of its own)."""
+        return {
+            "cell": self.cell.to_json(),
+            "kpis": dict(self.kpis),
+            "by_group": {
+                kind: {name: dict(kpis) for name, kpis in groups.items()}
+                for kind, groups in self.by_group.items()
+            },
+            "safety": dict(self.safety),
+            "complete": self.complete,
+            "error": self.error,
+            "out": self.out,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], *, trips: TripTable | None = None) -> WorldOutcome:
+        return cls(
+            cell=WorldCell.from_json(obj["cell"]),
+            kpis=dict(obj["kpis"]),
+            by_group=dict(obj.get("by_group", {})),
+            safety=dict(obj.get("safety", {})),
+            complete=bool(obj.get("complete", True)),
+            error=obj.get("error"),
+            out=obj.get("out"),
+            trips=trips,
+        )
 
 
 class WorldRunner(Protocol):

@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from cityx.worlds.traffic.kpis import compute_kpis, read_tripinfo
+from cityx.core import DataError, TripTable
+from cityx.worlds.traffic.kpis import compute_kpis, read_tripinfo, trip_table
 from cityx.worlds.traffic.network import NetworkInfo
+from cityx.worlds.traffic.trips import TRIPS_FILE, load_trips, read_trips, write_trips
 
 TRIPS = """<tripinfos>
   <tripinfo id="a" depart="0" departLane="e1_0" arrival="50" duration="50" waitingTime="10"
@@ -90,3 +93,42 @@ def test_truncated_outputs_give_partial_kpis(tmp_path: Path) -> None:
     assert kpis.overall["teleports"] is None
     assert kpis.overall["backlog"] == 2  # from the pending list
     assert np.isnan(trips.co2_mg).all()
+
+
+def test_the_trip_table_holds_each_trip_with_its_groups(tmp_path: Path) -> None:
+    write(tmp_path)
+    trips = trip_table(tmp_path, NETWORK)
+    assert trips.vehicle.tolist() == ["a", "b", "c"]
+    assert trips.vclass.tolist() == ["passenger", "bus", "passenger"]
+    assert trips.district.tolist() == ["NE", "SW", "NE"]
+    assert trips.approach.tolist() == ["x", "z", "none"]
+    assert trips.depart_s.tolist() == [0.0, 5.0, 9.0]
+    assert trips.finished.tolist() == [True, False, True]
+    assert np.isnan(trips.arrival_s[1]) and trips.arrival_s[2] == 70.0
+    assert np.isnan(trips.travel_time_s[1]) and trips.travel_time_s[0] == 50.0
+    # The KPIs are the table's: the same numbers from the table as from the folder.
+    assert compute_kpis(tmp_path, NETWORK, trips) == compute_kpis(tmp_path, NETWORK)
+
+
+def test_the_trip_file_round_trips_byte_for_byte(tmp_path: Path) -> None:
+    write(tmp_path)
+    trips = trip_table(tmp_path, NETWORK)
+    path = write_trips(trips, tmp_path / TRIPS_FILE)
+    again = read_trips(path)
+    assert again.equals(trips) and again.vclass.dtype.kind == "U"
+    first = path.read_bytes()
+    write_trips(again, path)
+    assert path.read_bytes() == first  # the same trips give the same file
+    cut = TRIPS[: TRIPS.index('<tripinfo id="c"') + 40]
+    write(tmp_path, stats=False, trips=cut)
+    partial = trip_table(tmp_path, NETWORK)
+    assert partial.partial and read_trips(write_trips(partial, path)).partial
+    empty = read_trips(write_trips(TripTable.empty(), tmp_path / "empty.parquet"))
+    assert len(empty) == 0 and empty.equals(TripTable.empty())
+
+
+def test_a_damaged_trip_file_is_a_data_error(tmp_path: Path) -> None:
+    (tmp_path / TRIPS_FILE).write_text("not parquet")
+    with pytest.raises(DataError, match="unreadable trip table"):
+        read_trips(tmp_path / TRIPS_FILE)
+    assert load_trips(tmp_path / "missing") is None

@@ -1,11 +1,13 @@
 """Fairness of a traffic controller: who waits, and who pays for its gains.
 
 A *world run* is the folder ``cityx world run --out DIR`` writes: its
-``result.json``, SUMO's ``tripinfo.xml`` and ``vehroutes.xml`` and the
-run's ``network.json``. Each trip (see :mod:`cityx.worlds.traffic.kpis`)
-belongs to one group of each *group kind*: ``district`` (quadrant of its
-departure edge), ``approach`` (the edge by which it reached its first
-signal) and ``vclass`` (bus, emergency, passenger, ...).
+``result.json`` and its trip table (:class:`cityx.core.TripTable`, in
+``trips.parquet``), which the world's own process built from SUMO's
+outputs. A trial's runs come as :class:`cityx.core.WorldOutcome` values
+carrying the same table. Each trip belongs to one group of each *group
+kind*: ``district`` (quadrant of its departure edge), ``approach`` (the
+edge by which it reached its first signal) and ``vclass`` (bus, emergency,
+passenger, ...).
 
 Per group: mean, median, p95 and max of waiting, time loss and travel time.
 Across groups of a kind, the *difference* (largest minus smallest mean) and
@@ -29,15 +31,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from cityx.core import DataError
-from cityx.worlds.traffic import NetworkInfo
-from cityx.worlds.traffic.kpis import read_approaches, read_tripinfo
+from cityx.core import DataError, TripTable, WorldOutcome
+from cityx.worlds.traffic import TRIPS_FILE, load_trips
 
 SCHEMA_VERSION = 1
 GROUP_KINDS = ("district", "approach", "vclass")
 MEASURES = {"waiting_s": "waiting", "time_loss_s": "time_loss", "travel_time_s": "duration"}
 _QUANTILES = (0.5, 0.95)
-_TRIPINFO, _VEHROUTES = "tripinfo.xml", "vehroutes.xml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ class RunTrips:
 def read_run(folder: Path) -> RunTrips:
     """Read a world run folder; DataError naming the missing file otherwise."""
     folder = Path(folder)
-    for name in ("result.json", "network.json", _TRIPINFO):
+    for name in ("result.json", TRIPS_FILE):
         if not (folder / name).is_file():
             raise DataError(
                 f"not a world run folder: {name} is missing",
@@ -65,34 +65,56 @@ def read_run(folder: Path) -> RunTrips:
             )
     try:
         result = json.loads((folder / "result.json").read_text(encoding="utf-8"))
-        network = NetworkInfo.from_json(
-            json.loads((folder / "network.json").read_text(encoding="utf-8"))
-        )
-    except (ValueError, KeyError, TypeError) as exc:
+    except ValueError as exc:
         raise DataError(f"unreadable run file: {exc}", where=str(folder)) from None
-    trips = read_tripinfo(folder / _TRIPINFO)
-    if len(trips) == 0:
-        raise DataError("the run has no trips to judge", where=str(folder / _TRIPINFO))
-    vclass_of, district_of = network.vclass_of_vtype, network.district_of_edge
-    approach_of = read_approaches(folder / _VEHROUTES, network.approach_edges)
-    groups = {
-        "district": np.asarray([district_of.get(e, "none") for e in trips.depart_edge.tolist()]),
-        "approach": np.asarray([approach_of.get(v, "none") for v in trips.id.tolist()]),
-        "vclass": np.asarray([vclass_of.get(t, "passenger") for t in trips.vtype.tolist()]),
-    }
-    measures = {
-        "waiting_s": trips.waiting,
-        "time_loss_s": trips.time_loss,
-        "travel_time_s": np.where(trips.finished, trips.duration, np.nan),
-    }
-    return RunTrips(
+    trips = load_trips(folder)
+    assert trips is not None  # checked above
+    return run_trips(
+        trips,
         folder=folder,
         scenario=str(result.get("scenario", "?")),
         controller=str(result.get("controller", "?")),
         seed=int(result.get("seed", 0)),
         seconds=int(result.get("seconds", 0)),
-        measures=measures,
-        groups=groups,
+    )
+
+
+def run_trips(
+    trips: TripTable, *, folder: Path, scenario: str, controller: str, seed: int, seconds: int
+) -> RunTrips:
+    """The measures and groups of a run's trip table; DataError when it holds no trip."""
+    if len(trips) == 0:
+        raise DataError("the run has no trips to judge", where=str(folder))
+    return RunTrips(
+        folder=folder,
+        scenario=scenario,
+        controller=controller,
+        seed=seed,
+        seconds=seconds,
+        measures={
+            "waiting_s": trips.waiting_s,
+            "time_loss_s": trips.time_loss_s,
+            "travel_time_s": trips.travel_time_s,
+        },
+        groups={kind: trips.group(kind) for kind in GROUP_KINDS},
+    )
+
+
+def outcome_report(outcome: WorldOutcome) -> dict[str, Any]:
+    """The fairness report of a trial's world run, from the trip table it carries."""
+    where = Path(outcome.out or ".")
+    if outcome.trips is None:
+        raise DataError("the run kept no trip table", where=str(where))
+    c = outcome.cell
+    return _run_report(
+        run_trips(
+            outcome.trips,
+            folder=where,
+            scenario=c.scenario,
+            controller=c.controller,
+            seed=c.seed,
+            seconds=c.seconds,
+        )
     )
 
 
@@ -306,6 +328,8 @@ __all__ = [
     "gini",
     "group_stats",
     "jain",
+    "outcome_report",
     "read_run",
     "run_report",
+    "run_trips",
 ]

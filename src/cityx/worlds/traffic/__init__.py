@@ -5,7 +5,8 @@ Importing this package loads no simulator. Words used across it:
 and *group* (:mod:`.network`), *signal mode* and *observation*
 (:mod:`.world`), *safety envelope* (:mod:`.safety`), *controller plugin*
 and *baseline* (:mod:`.controllers`), *scenario plugin* (:mod:`.scenarios`,
-:mod:`.catalogue`), *trip*, *backlog* and *teleport* (:mod:`.kpis`).
+:mod:`.catalogue`), *trip*, *backlog* and *teleport* (:mod:`.kpis`), *trip
+table* (:class:`cityx.core.TripTable`, its file in :mod:`.trips`).
 """
 
 from .controllers import (
@@ -14,7 +15,7 @@ from .controllers import (
     controller_plugin,
     is_controller_plugin,
 )
-from .kpis import Kpis, compute_kpis
+from .kpis import Kpis, compute_kpis, trip_table
 from .network import Intersection, NetworkInfo, Phase
 from .runner import WorldResult, WorldSpec, run_world, simulate
 from .safety import Refusal, SafetyEnvelope, SafetyReport
@@ -28,9 +29,11 @@ from .scenarios import (
     prepare_run,
 )
 from .sumo_env import SumoTools, sumo_tools
+from .trips import TRIPS_FILE, load_trips, read_trips, write_trips
 from .world import SignalMode, TrafficWorld, WorldOptions
 
 __all__ = [
+    "TRIPS_FILE",
     "ControllerPlugin",
     "Intersection",
     "Kpis",
@@ -55,8 +58,12 @@ __all__ = [
     "get_scenario",
     "is_controller_plugin",
     "list_scenarios",
+    "load_trips",
     "prepare_run",
+    "read_trips",
     "run_world",
     "simulate",
     "sumo_tools",
+    "trip_table",
+    "write_trips",
 ]

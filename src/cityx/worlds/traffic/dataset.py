@@ -4,7 +4,8 @@ Words used here:
 
 - *run*: one SUMO simulation of a scenario for one seed and one demand
   level, with one baseline controller, in its own child process
-  (:func:`~.runner.run_world`);
+  (:func:`~.runner.run_world`), one job of the execution engine
+  (:mod:`cityx.worlds.engine`) in a folder of its own;
 - *place*: one *approach* (an incoming edge, i.e. a road arm) of one
   signalised *intersection* in one run; the dataset has one row per place
   and *interval*;
@@ -53,11 +54,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,7 @@ import pandas as pd
 from cityx.core.errors import InputError
 from cityx.core.seeding import check_seed
 
+from ..engine import Engine, SpawnHook, hold
 from .network import NetworkInfo, lane_edge
 from .runner import WorldSpec, check_controller, run_world
 from .scenarios import Scenario, get_scenario
@@ -79,6 +80,7 @@ LABELS = ("free", "moderate", "heavy")
 FREE_AT_OR_BELOW_S = 35.0
 HEAVY_ABOVE_S = 80.0
 _E1_FILE, _E2_FILE = "e1.out.xml", "e2.out.xml"  # as prepare_run names them
+_RUN_FILE = "run.json"  # each run's record: its result.json, for the engine
 _DAY_S = 86400
 
 # The file's columns, in order, with their Arrow types.
@@ -185,30 +187,35 @@ def build_dataset(
     _check_writable(out)
     sumo_version = sumo_tools().version
     # The busiest runs first: they take longest, so two workers finish together.
-    runs = [
-        (seed, demand)
+    runs = {
+        f"run-s{seed}-d{demand:g}": (seed, demand)
         for demand in sorted(spec.demands, reverse=True)
         for seed in range(spec.seeds)
-    ]
-    with tempfile.TemporaryDirectory(prefix="cityx-dataset-") as tmp:
-        done = 0
-        lock = threading.Lock()  # two worker threads may finish at once
+    }
+    done = 0
 
-        def one(run: tuple[int, float]) -> pd.DataFrame:
-            nonlocal done
-            frame = _run_one(scenario, spec, Path(tmp), seed=run[0], demand=run[1])
-            with lock:
-                done += 1
-                if progress is not None:
-                    progress(done, len(runs))
-            return frame
+    def finished(_key: str, _record: Mapping[str, Any]) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, len(runs))
 
-        if spec.workers == 1:
-            frames = [one(r) for r in runs]
-        else:
-            # Threads only wait: each run is its own child process.
-            with ThreadPoolExecutor(max_workers=spec.workers) as pool:
-                frames = list(pool.map(one, runs))
+    with (
+        tempfile.TemporaryDirectory(prefix="cityx-dataset-") as tmp,
+        hold(Path(tmp)) as folder,
+    ):
+        Engine(workers=spec.workers).run(
+            folder,
+            runs,
+            partial(_simulate, spec),
+            result_file=_RUN_FILE,
+            resume=False,
+            on_done=finished,
+        )
+        frames = [
+            _run_frame(scenario, spec, folder.root / key, seed=seed, demand=demand)
+            for key, (seed, demand) in runs.items()
+        ]
     table = pd.concat(frames, ignore_index=True)
     keys = ["scenario", "demand", "seed", "intersection", "approach", "interval_start_s"]
     table = table.sort_values(keys, kind="mergesort").reset_index(drop=True)
@@ -282,22 +289,31 @@ def _write_parquet(table: pd.DataFrame, out: Path, metadata: dict[str, Any]) -> 
 # -- one run --------------------------------------------------------------------------
 
 
-def _run_one(
-    scenario: Scenario, spec: DatasetSpec, tmp: Path, *, seed: int, demand: float
-) -> pd.DataFrame:
-    world = tmp / f"run-s{seed}-d{demand:g}"
-    run_world(
+def _simulate(
+    spec: DatasetSpec, run: tuple[int, float], folder: Path, on_spawn: SpawnHook | None
+) -> dict[str, Any]:
+    """One run, as the engine's job: the world's result.json is its record."""
+    seed, demand = run
+    result = run_world(
         WorldSpec(
             scenario=spec.scenario,
             controller=spec.controller,
             seconds=spec.seconds,
             seed=seed,
             demand=demand,
-            out=world,
+            out=folder,
             detector_period_s=spec.interval_s,
             detectors=True,  # the features are the detectors' own aggregates
-        )
+        ),
+        on_spawn=on_spawn,
     )
+    return result.to_json()
+
+
+def _run_frame(
+    scenario: Scenario, spec: DatasetSpec, world: Path, *, seed: int, demand: float
+) -> pd.DataFrame:
+    """The rows of one finished run, from the detector outputs in its folder."""
     network = NetworkInfo.from_json(json.loads((world / "network.json").read_text()))
     config = world / "scenario.sumocfg"
     frame = _aggregate(

@@ -20,6 +20,11 @@ of ``waiting_s``, ``time_loss_s`` and ``travel_time_s``, plus ``vehicles``
 ``bus_mean_delay_s``, ``emergency_mean_delay_s`` and ``co2_kg`` (``None``
 when not measured). The same trip KPIs are given per group (see
 :mod:`.network`), with the backlog split by group too.
+
+The run's *trip table* (:class:`cityx.core.TripTable`: each trip with its
+groups) is built once from tripinfo and vehroutes, in the world's own
+process; the KPIs are computed from it, and it is kept beside the result
+(:mod:`.trips`) for the fairness measures.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from cityx.core import TripTable
+
 from .network import NetworkInfo
 
 Value = float | int | None
@@ -47,6 +54,8 @@ class Trips:
     id: NDArray[np.str_]
     vtype: NDArray[np.str_]
     depart_edge: NDArray[np.str_]
+    depart: NDArray[np.float64]
+    arrival: NDArray[np.float64]  # -1 when unfinished, as SUMO writes it
     finished: NDArray[np.bool_]
     waiting: NDArray[np.float64]
     time_loss: NDArray[np.float64]
@@ -63,7 +72,7 @@ def read_tripinfo(path: Path) -> Trips:
     ids: list[str] = []
     vtypes: list[str] = []
     edges: list[str] = []
-    numbers: list[tuple[float, float, float, float, float]] = []
+    numbers: list[tuple[float, float, float, float, float, float]] = []
     truncated = False
     co2 = float("nan")
     try:
@@ -78,6 +87,7 @@ def read_tripinfo(path: Path) -> Trips:
                 edges.append(a.get("departLane", "").rsplit("_", 1)[0])
                 numbers.append(
                     (
+                        float(a.get("depart", "nan")),
                         float(a.get("arrival", "-1")),
                         float(a.get("waitingTime", "0")),
                         float(a.get("timeLoss", "0")),
@@ -91,16 +101,18 @@ def read_tripinfo(path: Path) -> Trips:
         truncated = True
     except FileNotFoundError:
         truncated = True
-    table = np.asarray(numbers, dtype=np.float64).reshape(-1, 5)
+    table = np.asarray(numbers, dtype=np.float64).reshape(-1, 6)
     return Trips(
         id=np.asarray(ids, dtype=np.str_),
         vtype=np.asarray(vtypes, dtype=np.str_),
         depart_edge=np.asarray(edges, dtype=np.str_),
-        finished=table[:, 0] >= 0,
-        waiting=table[:, 1],
-        time_loss=table[:, 2],
-        duration=table[:, 3],
-        co2_mg=table[:, 4],
+        depart=table[:, 0],
+        arrival=table[:, 1],
+        finished=table[:, 1] >= 0,
+        waiting=table[:, 2],
+        time_loss=table[:, 3],
+        duration=table[:, 4],
+        co2_mg=table[:, 5],
         truncated=truncated,
     )
 
@@ -164,14 +176,14 @@ def _stats(values: NDArray[np.float64], name: str) -> dict[str, Value]:
     }
 
 
-def _trip_kpis(trips: Trips, mask: NDArray[np.bool_]) -> dict[str, Value]:
+def _trip_kpis(trips: TripTable, mask: NDArray[np.bool_]) -> dict[str, Value]:
     out: dict[str, Value] = {
         "vehicles": int(mask.sum()),
         "arrived": int((mask & trips.finished).sum()),
     }
-    out |= _stats(trips.waiting[mask], "waiting_s")
-    out |= _stats(trips.time_loss[mask], "time_loss_s")
-    out |= _stats(trips.duration[mask & trips.finished], "travel_time_s")
+    out |= _stats(trips.waiting_s[mask], "waiting_s")
+    out |= _stats(trips.time_loss_s[mask], "time_loss_s")
+    out |= _stats(trips.duration_s[mask & trips.finished], "travel_time_s")
     return out
 
 
@@ -196,23 +208,48 @@ class Kpis:
         return cls(overall=dict(obj["overall"]), by_group=dict(obj["by_group"]), complete=complete)
 
 
-def compute_kpis(folder: Path, network: NetworkInfo) -> Kpis:
-    """The KPIs of the run whose outputs are in ``folder``."""
+def trip_table(folder: Path, network: NetworkInfo) -> TripTable:
+    """The trip table of the run whose outputs are in ``folder`` (tripinfo and vehroutes)."""
     from .world import OUTPUTS
 
     trips = read_tripinfo(folder / OUTPUTS["tripinfo"])
+    vclass_of, districts = network.vclass_of_vtype, network.district_of_edge
+    approaches = read_approaches(folder / OUTPUTS["vehroute"], network.approach_edges)
+    return TripTable(
+        vehicle=trips.id,
+        vtype=trips.vtype,
+        vclass=np.asarray(
+            [vclass_of.get(t, "passenger") for t in trips.vtype.tolist()], dtype=np.str_
+        ),
+        district=np.asarray(
+            [districts.get(e, "none") for e in trips.depart_edge.tolist()], dtype=np.str_
+        ),
+        approach=np.asarray([approaches.get(v, "none") for v in trips.id.tolist()], dtype=np.str_),
+        depart_s=trips.depart,
+        arrival_s=np.where(trips.finished, trips.arrival, np.nan),
+        duration_s=trips.duration,
+        waiting_s=trips.waiting,
+        time_loss_s=trips.time_loss,
+        co2_mg=trips.co2_mg,
+        finished=trips.finished,
+        partial=trips.truncated,
+    )
+
+
+def compute_kpis(folder: Path, network: NetworkInfo, trips: TripTable | None = None) -> Kpis:
+    """The KPIs of the run whose outputs are in ``folder``.
+
+    ``trips`` is the run's trip table when the caller has it already
+    (otherwise it is read from ``folder``).
+    """
+    from .world import OUTPUTS
+
+    if trips is None:
+        trips = trip_table(folder, network)
     stats = read_statistics(folder / OUTPUTS["statistics"])
     pending = _read_pending(folder / OUTPUTS["pending"])
-    vclass_of = network.vclass_of_vtype
-    vclass = np.asarray(
-        [vclass_of.get(t, "passenger") for t in trips.vtype.tolist()], dtype=np.str_
-    )
-    districts = network.district_of_edge
-    district = np.asarray(
-        [districts.get(e, "none") for e in trips.depart_edge.tolist()], dtype=np.str_
-    )
-    approaches = read_approaches(folder / OUTPUTS["vehroute"], network.approach_edges)
-    approach = np.asarray([approaches.get(v, "none") for v in trips.id.tolist()], dtype=np.str_)
+    vclass_of, districts = network.vclass_of_vtype, network.district_of_edge
+    vclass, district, approach = trips.vclass, trips.district, trips.approach
 
     everyone = np.ones(len(trips), dtype=np.bool_)
     overall = _trip_kpis(trips, everyone)
@@ -230,7 +267,7 @@ def compute_kpis(folder: Path, network: NetworkInfo) -> Kpis:
         }
     for cls_name, key in (("bus", "bus_mean_delay_s"), ("emergency", "emergency_mean_delay_s")):
         chosen = vclass == cls_name
-        overall[key] = round(float(trips.time_loss[chosen].mean()), 3) if chosen.any() else None
+        overall[key] = round(float(trips.time_loss_s[chosen].mean()), 3) if chosen.any() else None
     measured = ~np.isnan(trips.co2_mg)
     overall["co2_kg"] = (
         round(float(trips.co2_mg[measured].sum()) / 1e6, 3) if measured.any() else None
@@ -250,7 +287,7 @@ def compute_kpis(folder: Path, network: NetworkInfo) -> Kpis:
             kpis["backlog"] = pending_groups[kind].count(name) if pending is not None else None
             groups[name] = kpis
         by_group[kind] = groups
-    complete = stats is not None and not trips.truncated
+    complete = stats is not None and not trips.partial
     return Kpis(overall=overall, by_group=by_group, complete=complete)
 
 
@@ -270,4 +307,5 @@ __all__ = [
     "read_approaches",
     "read_statistics",
     "read_tripinfo",
+    "trip_table",
 ]

@@ -7,7 +7,9 @@ the scenario, runs the world to the end and writes ``result.json`` (or
 child, so a simulator crash kills only the child: the parent then raises
 :class:`~cityx.worlds.WorldCrashed` carrying a result marked incomplete,
 computed from the outputs SUMO had written, which stay in the run folder.
-:func:`simulate` is the child's body, usable in-process too.
+:func:`simulate` is the child's body, usable in-process too. Beside
+``result.json`` the child writes the run's trip table (:mod:`.trips`),
+which the parent reads back into :attr:`WorldResult.trips`.
 
 A controller other than a baseline is opened in the child by a *controller
 factory*, named in the spec as ``"module:function"`` so that this package
@@ -37,6 +39,7 @@ from cityx.core import (
     InputError,
     PluginKind,
     Registry,
+    TripTable,
     WorldHook,
     check_seed,
     resolve,
@@ -44,11 +47,12 @@ from cityx.core import (
 
 from ..errors import ControllerFailed, ScenarioError, WorldCrashed, WorldError
 from .controllers import controller_plugin, is_controller_plugin
-from .kpis import Kpis, compute_kpis
+from .kpis import Kpis, compute_kpis, trip_table
 from .network import NetworkInfo
 from .safety import SafetyReport
 from .scenarios import get_scenario, prepare_run
 from .sumo_env import sumo_tools
+from .trips import TRIPS_FILE, load_trips, write_trips
 from .world import SignalMode, TrafficWorld, WorldOptions
 
 SCHEMA_VERSION = 1
@@ -120,7 +124,11 @@ class WorldSpec:
 
 @dataclass(frozen=True, slots=True)
 class WorldResult:
-    """A run's KPIs, safety report and speed; ``complete`` is False after a crash."""
+    """A run's KPIs, safety report, speed and trips; ``complete`` is False after a crash.
+
+    ``trips`` is the run's trip table (None when no output could be read);
+    it lives in its own file beside ``result.json``, not in :meth:`to_json`.
+    """
 
     spec: WorldSpec
     kpis: Kpis
@@ -132,6 +140,7 @@ class WorldResult:
     out: Path
     complete: bool = True
     hooks: tuple[Mapping[str, Any], ...] = ()  # each hook's report, in order
+    trips: TripTable | None = None
 
     def to_json(self) -> dict[str, Any]:
         safety = (
@@ -158,7 +167,9 @@ class WorldResult:
         }
 
     @classmethod
-    def from_json(cls, obj: Mapping[str, Any], spec: WorldSpec) -> WorldResult:
+    def from_json(
+        cls, obj: Mapping[str, Any], spec: WorldSpec, *, trips: TripTable | None = None
+    ) -> WorldResult:
         safety = obj["safety"]
         return cls(
             spec=spec,
@@ -171,6 +182,7 @@ class WorldResult:
             out=Path(obj["out"]),
             complete=bool(obj["complete"]),
             hooks=tuple(obj.get("hooks", ())),
+            trips=trips,
         )
 
 
@@ -184,7 +196,7 @@ def check_controller(
         raise InputError(
             "a submitted controller runs through cityx.runs (cityx world run does that)",
             where=name,
-            hint="from Python: cityx.run_world",
+            hint="from Python: cityx.runs.run_controller_world",
         )
     known = ", ".join((registry or Registry()).ids(PluginKind.CONTROLLER))
     raise InputError(
@@ -280,7 +292,9 @@ def simulate(spec: WorldSpec) -> WorldResult:
         close = getattr(controller, "close", None)
         if callable(close):
             close()
-    kpis = compute_kpis(out, run.network)
+    trips = trip_table(out, run.network)
+    write_trips(trips, out / TRIPS_FILE)
+    kpis = compute_kpis(out, run.network, trips)
     result = WorldResult(
         spec=replace(spec, out=out),
         kpis=replace(kpis, complete=kpis.complete and failure is None),
@@ -292,6 +306,7 @@ def simulate(spec: WorldSpec) -> WorldResult:
         out=out,
         complete=kpis.complete and failure is None,
         hooks=tuple(hook.report() for hook in hooks),
+        trips=trips,
     )
     if failure is not None:
         raise ControllerFailed(
@@ -321,7 +336,7 @@ def run_world(
     out = (spec.out or Path(tempfile.mkdtemp(prefix="cityx-world-"))).resolve()
     out.mkdir(parents=True, exist_ok=True)
     spec = replace(spec, out=out)
-    for stale in ("result.json", "error.json"):
+    for stale in ("result.json", "error.json", TRIPS_FILE):
         (out / stale).unlink(missing_ok=True)
     (out / "spec.json").write_text(json.dumps(spec.to_json(), indent=1))
     env = dict(os.environ)
@@ -346,7 +361,9 @@ def run_world(
             code, reason = -signal.SIGKILL, f"no result after {timeout_s:g} s"
     result_file, error_file = out / "result.json", out / "error.json"
     if code == 0 and result_file.is_file():
-        result = WorldResult.from_json(json.loads(result_file.read_text()), spec)
+        result = WorldResult.from_json(
+            json.loads(result_file.read_text()), spec, trips=load_trips(out)
+        )
         return replace(result, wall_s=time.perf_counter() - start)
     if error_file.is_file():
         raise _error_from_json(json.loads(error_file.read_text()), spec)
@@ -366,7 +383,9 @@ def _partial(spec: WorldSpec, out: Path, wall_s: float) -> WorldResult | None:
         network = NetworkInfo.from_json(json.loads((out / "network.json").read_text()))
     except (OSError, ValueError, KeyError):
         return None
-    kpis = compute_kpis(out, network)
+    trips = trip_table(out, network)
+    write_trips(trips, out / TRIPS_FILE)
+    kpis = compute_kpis(out, network, trips)
     return WorldResult(
         spec=spec,
         kpis=replace(kpis, complete=False),
@@ -377,6 +396,7 @@ def _partial(spec: WorldSpec, out: Path, wall_s: float) -> WorldResult | None:
         sumo_version="unknown",
         out=out,
         complete=False,
+        trips=trips,
     )
 
 
@@ -395,12 +415,18 @@ def _error_from_json(obj: Mapping[str, Any], spec: WorldSpec) -> CityxError:
             message,
             where=where,
             hint=hint,
-            partial=WorldResult.from_json(partial, spec) if partial else None,
+            partial=WorldResult.from_json(partial, spec, trips=_trips_of(spec))
+            if partial
+            else None,
         )
     cls = _ERRORS.get(str(obj.get("type")), WorldError)
     if cls is WorldError and int(obj.get("exit_code", 1)) == 2:
         cls = InputError
     return cls(message, where=where, hint=hint)
+
+
+def _trips_of(spec: WorldSpec) -> TripTable | None:
+    return load_trips(spec.out) if spec.out is not None else None
 
 
 def child_main(folder: Path) -> int:

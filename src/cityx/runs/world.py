@@ -1,0 +1,109 @@
+"""One world run with any controller: :func:`run_controller_world`.
+
+A *controller* here is either a *controller plugin* (a baseline such as
+``fixed``, ``actuated`` or ``max-pressure``, see
+:mod:`cityx.worlds.traffic.controllers`) or a *controller submission*: a
+folder whose ``cityx.toml`` declares a controller, opened in the world's
+child process by :mod:`.submitted`'s controller factory. Only a submission can
+run behind the *secure loop* (:mod:`.secure_loop`): detectors publish signed
+messages on a *bus* and the controller's commands are signed and verified,
+which is also where a *message attack* sits. *Hooks* (attacks on the sensor
+or world path, guards) apply to either kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from cityx.core import InputError, PluginKind, Registry
+from cityx.worlds.engine import SpawnHook
+from cityx.worlds.traffic import WorldResult, WorldSpec, is_controller_plugin, run_world
+
+from .submitted import FACTORY, controller_manifest
+
+
+def run_controller_world(
+    scenario: str,
+    controller: str | Path,
+    *,
+    seconds: int = 600,
+    seed: int = 0,
+    demand: float = 1.0,
+    out: Path | None = None,
+    hooks: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    bus: str | None = None,
+    message_attack: Mapping[str, Any] | None = None,
+    timeout_s: float | None = None,
+    on_spawn: SpawnHook | None = None,
+    emissions: bool = False,
+    detectors: bool = False,
+) -> WorldResult:
+    """Run ``scenario`` for ``seconds`` with ``controller`` in a child process; its result.
+
+    ``controller`` is a controller plugin's id or a controller submission
+    folder. ``scenario`` is a scenario name or a ``.sumocfg`` path; ``seed``
+    fixes the vehicles and ``demand`` scales them. ``out`` is the run folder
+    (default: a temp folder), where SUMO's outputs, ``result.json`` and the
+    trip table stay.
+
+    ``hooks`` are ``("attack:ID" | "guard:ID", options)`` pairs, run in order
+    on the sensor path. ``bus`` (``"memory"`` or ``"mqtt://HOST:PORT"``) runs a
+    submission behind the secure loop; ``message_attack`` (``{"attack": ID,
+    "seed": N, **params}``) attacks that bus, so it needs one. ``timeout_s``
+    bounds the whole run; ``on_spawn`` hears the child's process id.
+    ``emissions`` measures CO2; ``detectors`` keeps the detector output files.
+
+    Raises InputError (or ScenarioError) for a bad controller, scenario or
+    option before any simulation starts; WorldCrashed when the simulation
+    dies or overruns ``timeout_s``, ControllerFailed when the submission
+    fails, both with the partial result.
+    """
+    name = str(controller)
+    spec = WorldSpec(
+        scenario=scenario,
+        controller=name,
+        seconds=seconds,
+        seed=seed,
+        demand=demand,
+        out=out,
+        emissions=emissions,
+        detectors=detectors,
+        hooks=tuple((ref, dict(options)) for ref, options in hooks),
+    )
+    if is_controller_plugin(name):
+        if bus is not None or message_attack is not None:
+            raise InputError(
+                "a bus and message attacks wire a submitted controller, not a baseline",
+                where="bus" if bus is not None else "message_attack",
+                hint="give a controller submission folder, or drop the bus",
+            )
+        return run_world(spec, timeout_s=timeout_s, on_spawn=on_spawn)
+    folder = Path(name).resolve()
+    if not folder.is_dir():
+        known = ", ".join(Registry().ids(PluginKind.CONTROLLER))
+        raise InputError(
+            f"unknown controller {name!r}",
+            hint=f"a controller plugin ({known}) or a controller submission folder",
+        )
+    controller_manifest(folder)  # a bad submission fails here, before SUMO starts
+    if bus is not None and bus != "memory" and not bus.startswith(("mqtt://", "mqtts://")):
+        raise InputError(f"unknown bus {bus!r}", where="bus", hint="memory or mqtt://HOST:PORT")
+    if message_attack is not None and bus is None:
+        raise InputError(
+            "a message-path attack needs the secure loop",
+            where=str(message_attack.get("attack", "message attack")),
+            hint="run it with a bus (memory or mqtt://HOST:PORT)",
+        )
+    options: dict[str, Any] = {"bus": bus} if bus is not None else {}
+    if message_attack is not None:
+        options["message_attack"] = dict(message_attack)
+    spec = replace(
+        spec, controller=str(folder), controller_factory=FACTORY, controller_options=options
+    )
+    return run_world(spec, timeout_s=timeout_s, on_spawn=on_spawn)
+
+
+__all__ = ["run_controller_world"]
