@@ -42,6 +42,7 @@ from cityx.core import (
     status_from,
 )
 
+from .fairness.controllers import against, outcome_report
 from .sandbox_details import BaselineComparison, KpiChange, SandboxDetails, sandbox_section
 
 _TAGS = Tags(Principle.ROBUSTNESS, NistFunction.MEASURE, (), ("Art. 15",))
@@ -199,8 +200,6 @@ def _fairness(
     metrics: dict[str, Metric],
 ) -> dict[str, Any]:
     """District waiting ratio of the submission, and who pays against each baseline."""
-    from .fairness.controllers import against, outcome_report
-
     ratios: list[float] = []
     increases: dict[str, list[float]] = {b: [] for b in baselines}
     payers: dict[str, list[dict[str, Any]]] = {b: [] for b in baselines}

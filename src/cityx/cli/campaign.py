@@ -114,6 +114,7 @@ def add_run_command(group: Subparsers) -> argparse.ArgumentParser:
 
 def plan_from_args(args: argparse.Namespace) -> Any:
     """The campaign plan that ``args`` describe (a TOML plan, then the flags over it)."""
+    # lazy: cityx --help stays fast
     from cityx.core import InputError
     from cityx.runs.campaign import CampaignPlan
 
@@ -142,6 +143,7 @@ def plan_from_args(args: argparse.Namespace) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.runs.campaign import run_campaign
 
     plan = plan_from_args(args)

@@ -193,6 +193,7 @@ def _parser() -> argparse.ArgumentParser:
 def _progress_bar(args: argparse.Namespace) -> Callable[[str, int, int], None] | None:
     if getattr(args, "json", False) or not sys.stderr.isatty():
         return None
+    # lazy: cityx --help stays fast
     from tqdm import tqdm
 
     bar: dict[str, Any] = {}
@@ -213,6 +214,7 @@ def _progress_bar(args: argparse.Namespace) -> Callable[[str, int, int], None] |
 def _run_trial(
     args: argparse.Namespace, submission: Path, out: Path | None, *, seed: int = 0
 ) -> Any:
+    # lazy: cityx --help stays fast
     from cityx.runs import TrialPlan, run_trial
     from cityx.targets import Limits
 
@@ -262,6 +264,7 @@ DEMO_SUBMISSIONS = ("metro-congestion", "acme-signals")
 
 def demo_submission(name: str = DEMO_SUBMISSIONS[0]) -> Path:
     """An embedded example submission (in the source checkout)."""
+    # lazy: cityx --help stays fast
     import cityx
 
     folder = Path(cityx.__file__).resolve().parents[2] / "examples" / "submissions" / name
@@ -275,6 +278,7 @@ def demo_submission(name: str = DEMO_SUBMISSIONS[0]) -> Path:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.governance.aiverify import export_trial
 
     start = time.perf_counter()
@@ -309,8 +313,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _demo_drill(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     """The red team backdoors a copy of metro-congestion's training data; does the audit see?"""
+    # lazy: cityx --help stays fast
     import numpy as np
 
+    # lazy: cityx --help stays fast
     from cityx.defenses.poisoning.details import PoisoningDetails
     from cityx.runs.drill import poisoning_drill
 
@@ -382,6 +388,7 @@ def _demo_drill(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
 
 
 def _submission_init(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.submissions import scaffold_submission
 
     written = scaffold_submission(args.dir, kind=SystemKind(args.kind))
@@ -394,6 +401,7 @@ def _submission_init(args: argparse.Namespace) -> int:
 
 
 def _submission_validate(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.submissions import validate_submission
 
     result = validate_submission(args.dir)
@@ -404,6 +412,7 @@ def _submission_validate(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.store import Store
 
     with Store.open(args.store) as store:
@@ -425,6 +434,7 @@ def _anchor(text: str) -> AuditHead:
 
 
 def _audit_head(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.store import Store
 
     with Store.open(args.store) as store:
@@ -434,6 +444,7 @@ def _audit_head(args: argparse.Namespace) -> int:
 
 
 def _plugins(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.core import Registry
 
     rows = Registry().describe()

@@ -127,6 +127,7 @@ def _demands(text: str) -> tuple[float, ...]:
 
 
 def _scenarios_list(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.worlds.traffic import list_scenarios
 
     rows = [s.to_json() for s in list_scenarios()]
@@ -147,6 +148,7 @@ def _scenarios_list(args: argparse.Namespace) -> int:
 
 
 def _world_run(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.runs import run_controller_world
 
     result = run_controller_world(
@@ -194,6 +196,7 @@ def _world_run(args: argparse.Namespace) -> int:
 
 
 def _world_dataset(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.worlds.traffic.dataset import DatasetSpec, build_dataset
 
     spec = DatasetSpec(

@@ -187,7 +187,7 @@ def read_answers(path: Path, items: Sequence[Item]) -> list[Answer]:
 
 
 def _xlsx_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    from openpyxl import load_workbook
+    from openpyxl import load_workbook  # heavy: only spreadsheets need it
 
     try:
         book = load_workbook(path, read_only=True, data_only=True)

@@ -19,10 +19,13 @@ from typing import Any
 
 from cityx.core import InputError, Manifest, SystemKind
 from cityx.core.systems import Action, Controller, Observation
+from cityx.interop.mqtt import MqttTransport
 from cityx.submissions import validate_submission
 from cityx.targets import IsolatedScorer, Limits, open_scorer
 from cityx.worlds.traffic import NetworkInfo
 from cityx.worlds.traffic.candidates import CONTRACT, FEATURE_NAMES, ScoredController
+
+from .secure_loop import SecureLoop
 
 FACTORY = f"{__name__}:open_submitted_controller"
 # One step's call for a few hundred candidate rows takes well under a
@@ -84,8 +87,6 @@ def open_submitted_controller(
     controller = SubmittedController(network, scorer)
     if bus is None:
         return controller
-    from .secure_loop import SecureLoop
-
     transport, close = _transport(bus)
     return SecureLoop(
         controller,
@@ -101,8 +102,6 @@ def open_submitted_controller(
 def _transport(bus: str) -> tuple[Any, Callable[[], None] | None]:
     if bus == "memory":
         return None, None
-    from cityx.interop.mqtt import MqttTransport
-
     transport = MqttTransport(url=bus).connect()
     return transport, transport.close
 

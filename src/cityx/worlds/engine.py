@@ -181,7 +181,7 @@ class Engine:
     ) -> None:
         # Ray is optional (the cityx[ray] extra): imported on this path only.
         try:
-            import ray
+            import ray  # optional: the cityx[ray] extra, imported on this path only
         except ImportError:
             raise InputError(
                 "the Ray engine needs Ray", hint="install the extra: pip install 'cityx[ray]'"

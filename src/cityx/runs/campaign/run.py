@@ -25,6 +25,7 @@ from typing import Any
 
 from cityx.attacks import HookAttack, MessageAttack, world_attack
 from cityx.core import CityxError, InputError
+from cityx.store import Store
 from cityx.worlds import ControllerFailed, WorldCrashed
 from cityx.worlds.engine import Engine, HeldFolder, SpawnHook, hold, write_json
 from cityx.worlds.traffic import get_scenario
@@ -149,8 +150,6 @@ def run_campaign(
             path.write_text(one.with_absolute_paths().to_toml())
         write_json(out / CAMPAIGN_FILE, obj)
     if record:
-        from cityx.store import Store
-
         with Store.open(store) as db:
             db.append_audit(
                 actor="cityx.redteam",

@@ -64,6 +64,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cityx import __version__ as cityx_version
 from cityx.core.errors import InputError
 from cityx.core.seeding import check_seed
 
@@ -71,6 +72,7 @@ from ..engine import Engine, SpawnHook, hold
 from .network import NetworkInfo, lane_edge
 from .runner import WorldSpec, check_controller, run_world
 from .scenarios import Scenario, get_scenario
+from .sumo_env import sumo_tools
 
 DATASET_SCHEMA_VERSION = 2
 METADATA_KEY = b"cityx.dataset"
@@ -177,10 +179,6 @@ def build_dataset(
     spec: DatasetSpec, out: Path, *, progress: Callable[[int, int], None] | None = None
 ) -> DatasetSummary:
     """Run every (seed, demand), aggregate the detectors, write ``out`` atomically."""
-    from cityx import __version__ as cityx_version
-
-    from .sumo_env import sumo_tools
-
     scenario = get_scenario(spec.scenario)
     check_controller(spec.controller)
     out = Path(out)
@@ -261,6 +259,7 @@ def _check_writable(out: Path) -> None:
 
 
 def _write_parquet(table: pd.DataFrame, out: Path, metadata: dict[str, Any]) -> None:
+    # heavy: pyarrow loads when a dataset is written, not when the sandbox is imported
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -468,7 +467,7 @@ def _aggregate(
 
 def read_metadata(path: Path) -> dict[str, Any]:
     """The dataset's recorded inputs and versions (the Parquet schema metadata)."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # heavy: only reading a dataset's metadata needs it
 
     raw = pq.read_schema(path).metadata or {}
     value: dict[str, Any] = json.loads(raw[METADATA_KEY])

@@ -26,6 +26,9 @@ from cityx.core.errors import InputError
 from cityx.core.seeding import check_seed
 
 from .candidates import FEATURE_NAMES, PhaseCandidates
+from .controllers import MaxPressure
+from .scenarios import get_scenario, prepare_run
+from .world import SignalMode, TrafficWorld, WorldOptions
 
 LABEL = "chosen"
 KEYS = ("scenario", "seed", "demand", "time_s", "intersection", "phase")
@@ -65,10 +68,6 @@ def record_demonstrations(spec: DemonstrationSpec, *, workers: int = 1) -> pd.Da
 
 
 def _record_one(spec: DemonstrationSpec, seed: int, demand: float) -> pd.DataFrame:
-    from .controllers import MaxPressure
-    from .scenarios import get_scenario, prepare_run
-    from .world import SignalMode, TrafficWorld, WorldOptions
-
     with tempfile.TemporaryDirectory(prefix="cityx-demo-run-") as tmp:
         run = prepare_run(
             get_scenario(spec.scenario), Path(tmp), seed=seed, seconds=spec.seconds, demand=demand

@@ -42,6 +42,7 @@ from numpy.typing import NDArray
 from cityx.core import TripTable
 
 from .network import NetworkInfo
+from .world import OUTPUTS
 
 Value = float | int | None
 GROUP_KINDS = ("vclass", "approach", "district")
@@ -210,8 +211,6 @@ class Kpis:
 
 def trip_table(folder: Path, network: NetworkInfo) -> TripTable:
     """The trip table of the run whose outputs are in ``folder`` (tripinfo and vehroutes)."""
-    from .world import OUTPUTS
-
     trips = read_tripinfo(folder / OUTPUTS["tripinfo"])
     vclass_of, districts = network.vclass_of_vtype, network.district_of_edge
     approaches = read_approaches(folder / OUTPUTS["vehroute"], network.approach_edges)
@@ -242,8 +241,6 @@ def compute_kpis(folder: Path, network: NetworkInfo, trips: TripTable | None = N
     ``trips`` is the run's trip table when the caller has it already
     (otherwise it is read from ``folder``).
     """
-    from .world import OUTPUTS
-
     if trips is None:
         trips = trip_table(folder, network)
     stats = read_statistics(folder / OUTPUTS["statistics"])

@@ -27,6 +27,7 @@ _METADATA_KEY = b"cityx.trips"
 
 def write_trips(trips: TripTable, path: Path) -> Path:
     """Write ``trips`` to ``path`` atomically (a temp file beside it, then one rename)."""
+    # heavy: pyarrow loads when a run's trips are written, not with the sandbox
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -53,6 +54,7 @@ def write_trips(trips: TripTable, path: Path) -> Path:
 
 def read_trips(path: Path) -> TripTable:
     """The trip table in ``path``; DataError when it is missing, unreadable or too new."""
+    # heavy: pyarrow loads when trips are read, not with the sandbox
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -39,6 +39,7 @@ from ..errors import WorldError
 from .network import e1_id, e2_id
 from .safety import SafetyEnvelope, SafetyReport
 from .scenarios import ACTUATED_PROGRAM, PreparedRun
+from .sumo_env import load_libsumo
 
 # TraCI variable ids (stable in the TraCI protocol); importing traci.constants
 # would pull in the whole traci package for five integers.
@@ -161,8 +162,6 @@ class TrafficWorld:
 
     def reset(self, seed: int | None = None) -> Observation | None:
         """Start SUMO (a fresh simulation) and return the first observation."""
-        from .sumo_env import load_libsumo
-
         seed = check_seed(self.run.seed if seed is None else seed)
         if self._sumo is not None:
             self.close()
