@@ -15,6 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from cityx.core import StoreError
+
+from ._base import StoreBase, _now
 from .models import TrustKeyRow, TrustRevocationRow
 
 KEY_FIELDS = ("kid", "x", "not_before", "not_after", "types", "topics")
@@ -123,3 +126,72 @@ def key_records(conn: Connection) -> list[TrustKeyRecord]:
 def revocation_records(conn: Connection) -> list[TrustRevocationRecord]:
     rows = conn.execute(sa.select(TrustRevocationRow).order_by(TrustRevocationRow.kid))
     return [TrustRevocationRecord(r.kid, r.at, r.reason, r.recorded_at) for r in rows]
+
+
+class TrustRows(StoreBase):
+    """The trusted keys and revocations of the database-backed trust store."""
+
+    def put_trust(
+        self,
+        *,
+        issuer: str,
+        keys: Sequence[Mapping[str, Any]],
+        revoked: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Add or update ``issuer``'s keys and record revocations, in one transaction.
+
+        ``keys`` items hold kid, x, not_before, not_after (ISO text or None),
+        types and topics; ``revoked`` items hold kid, at and reason. A kid
+        that belongs to another issuer is refused; an earlier revocation of a
+        kid wins over a later one. Keys are never deleted.
+        """
+        check_fields(keys, KEY_FIELDS, "trusted key")
+        check_fields(revoked, REVOCATION_FIELDS, "revocation")
+        now = _now()
+        with self._write() as conn:
+            owners = issuers_of(conn, [str(k["kid"]) for k in keys])
+            for key in keys:
+                owner = owners.get(str(key["kid"]), issuer)
+                if owner != issuer:
+                    raise StoreError(
+                        f"kid {key['kid']} already belongs to {owner}, not {issuer}",
+                        where=self.display_url,
+                        hint="a key belongs to one issuer: generate a new key",
+                    )
+                upsert_key(conn, issuer, key, exists=str(key["kid"]) in owners, now=now)
+            changed = [
+                str(r["kid"])
+                for r in revoked
+                if revoke(conn, str(r["kid"]), str(r["at"]), str(r["reason"]), now=now)
+            ]
+            self._append(
+                conn,
+                actor=self.actor,
+                action="trust.imported",
+                subject=issuer,
+                payload={"keys": sorted(str(k["kid"]) for k in keys), "revoked": sorted(changed)},
+            )
+
+    def revoke_trust_key(self, *, kid: str, at: str, reason: str) -> bool:
+        """Revoke ``kid`` from ``at`` (ISO text); False if an earlier revocation stands."""
+        with self._write() as conn:
+            changed = revoke(conn, kid, at, reason, now=_now())
+            if changed:
+                self._append(
+                    conn,
+                    actor=self.actor,
+                    action="trust.key.revoked",
+                    subject=kid,
+                    payload={"at": at, "reason": reason},
+                )
+            return changed
+
+    def trust_keys(self) -> list[TrustKeyRecord]:
+        """Every trusted key, by issuer and kid."""
+        with self._transaction(write=False) as conn:
+            return key_records(conn)
+
+    def trust_revocations(self) -> list[TrustRevocationRecord]:
+        """Every revocation, by kid."""
+        with self._transaction(write=False) as conn:
+            return revocation_records(conn)
