@@ -102,3 +102,43 @@ def test_an_allow_list_keeps_unlisted_distributions_out(installed: Path) -> None
     with pytest.raises(Exception, match="not on the allow-list"):
         closed.load(PluginKind.ATTACK, "example.dropout")
     assert json.dumps([r.to_json() for r in closed.refused()])
+
+
+@pytest.mark.slow
+def test_a_trial_loads_a_third_party_target_only_when_the_policy_allows_it(
+    installed: Path, tmp_path: Path
+) -> None:
+    from cityx import TrialPlan, run_trial
+    from cityx.core import TargetLoadError
+    from cityx.data import file_sha256
+    from cityx.testing.fixtures import predictor_submission
+
+    folder = predictor_submission(tmp_path / "npz")
+    # The vendor ships the same kind of model in the example package's own format.
+    from cityx_plugin_example.target import make_artifact
+
+    artifact = make_artifact(folder).artifact
+    manifest = (folder / "cityx.toml").read_text()
+    start = manifest.index('path = "model.skops"')
+    end = manifest.index("\n", manifest.index("sha256 = ", start))
+    manifest = (
+        manifest[:start]
+        + f'path = "{artifact.name}"\nformat = "example.npz-linear"\n'
+        + f'sha256 = "{file_sha256(artifact)}"'
+        + manifest[end:]
+    )
+    (folder / "cityx.toml").write_text(manifest)
+    (folder / "model.skops").unlink()
+    policy = tmp_path / "closed.toml"
+    policy.write_text(
+        'schema_version = 1\nid = "closed"\nversion = "1"\n[plugins]\nallow = []\n'
+        '[checks."performance.nominal"]\n'
+    )
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    opened = run_trial(TrialPlan(submission=folder, out=tmp_path / "t1", store=store, seed=1))
+    used = {(p["kind"], p["id"]): p for p in opened.results["plugins"]}
+    assert used[("target", "example.npz-linear")]["distribution"] == DISTRIBUTION
+    with pytest.raises(TargetLoadError, match="not on the allow-list"):
+        run_trial(
+            TrialPlan(submission=folder, out=tmp_path / "t2", store=store, policy=policy, seed=1)
+        )

@@ -45,17 +45,19 @@ class SandboxRunner:
         *,
         workers: int = 2,
         timeout_s: float | None = 1800.0,
+        plugins_allow: Sequence[str] | None = None,
     ) -> None:
         self.submission = submission
         self.root = root
         self.workers = workers
         self.timeout_s = timeout_s
+        self.plugins_allow = None if plugins_allow is None else tuple(plugins_allow)
 
     def run(self, cells: Sequence[WorldCell]) -> list[WorldOutcome]:
         for scenario in {c.scenario for c in cells}:
             get_scenario(scenario)  # a bad name fails before any run starts
         jobs = {cell_key(c): c for c in cells}
-        work = partial(_run_cell, str(self.submission), self.timeout_s)
+        work = partial(_run_cell, str(self.submission), self.timeout_s, self.plugins_allow)
         with hold(self.root) as folder:
             batch = Engine(workers=max(1, self.workers)).run(
                 folder, jobs, work, result_file=OUTCOME_FILE, resume=False
@@ -73,6 +75,7 @@ def cell_key(cell: WorldCell) -> str:
 def _run_cell(
     submission: str,
     timeout_s: float | None,
+    plugins_allow: tuple[str, ...] | None,
     cell: WorldCell,
     folder: Path,
     on_spawn: SpawnHook | None,
@@ -88,6 +91,7 @@ def _run_cell(
             out=folder,
             timeout_s=timeout_s,
             on_spawn=on_spawn,
+            plugins_allow=plugins_allow,
         )
     except WorldCrashed as exc:
         partial_kpis = exc.partial.kpis.overall if exc.partial is not None else {}

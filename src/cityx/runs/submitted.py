@@ -13,7 +13,7 @@ names this factory in the world's spec.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,7 @@ def open_submitted_controller(
     *,
     bus: str | None = None,
     message_attack: Mapping[str, Any] | None = None,
+    plugins_allow: Sequence[str] | None = None,
 ) -> Controller:
     """The controller factory the world's child process calls.
 
@@ -83,7 +84,7 @@ def open_submitted_controller(
     """
     path = Path(folder)
     manifest = controller_manifest(path)
-    scorer = open_scorer(manifest, path, limits=STEP_LIMITS).start()
+    scorer = open_scorer(manifest, path, limits=STEP_LIMITS, plugins_allow=plugins_allow).start()
     controller = SubmittedController(network, scorer)
     if bus is None:
         return controller

@@ -131,10 +131,13 @@ def run_trial(
     """Run one trial end to end; raise a CityxError for bad input before writing anything."""
     started = time.perf_counter()
     seed = check_seed(plan.seed)
-    registry = registry or Registry()
     validation = validate_submission(plan.submission)
     manifest = validation.raise_for_errors()
     policy = load_policy(plan.policy)
+    # The policy's allow-list decides which installed plugins this trial may load, here,
+    # in the model's worker and in the world's child processes alike.
+    registry = registry or policy.registry()
+    allow = None if registry.allow is None else tuple(sorted(registry.allow))
     checks = plan_checks(policy, manifest.system.kind, registry)
     controller = manifest.system.kind is SystemKind.CONTROLLER
     holdout_path = None if controller else plan.data or _declared_holdout(plan.submission, manifest)
@@ -149,14 +152,22 @@ def run_trial(
         if controller:
             # Loaded once here to prove it loads safely; each world run opens its own.
             with open_scorer(
-                manifest, plan.submission, limits=plan.limits, trust_pickle=plan.trust_pickle
+                manifest,
+                plan.submission,
+                limits=plan.limits,
+                trust_pickle=plan.trust_pickle,
+                plugins_allow=allow,
             ):
                 pass
         predictor = (
             None
             if controller
             else open_predictor(
-                manifest, plan.submission, limits=plan.limits, trust_pickle=plan.trust_pickle
+                manifest,
+                plan.submission,
+                limits=plan.limits,
+                trust_pickle=plan.trust_pickle,
+                plugins_allow=allow,
             )
         )
         with (
@@ -202,7 +213,9 @@ def run_trial(
                     load_s=load_s,
                     predictor=predictor,
                     holdout=holdout,
-                    world=SandboxRunner(plan.submission, out / "world", workers=plan.workers)
+                    world=SandboxRunner(
+                        plan.submission, out / "world", workers=plan.workers, plugins_allow=allow
+                    )
                     if controller
                     else None,
                 ),
@@ -218,6 +231,7 @@ def run_trial(
                 holdout_path=holdout_path,
                 holdout=holdout,
                 checks=checks,
+                target=manifest.artifact.format,
                 results=results,
                 gate=gate,
                 wall_s=time.perf_counter() - started,
@@ -321,6 +335,7 @@ def _trial_results(
     holdout_path: Path | None,
     holdout: LabelledBatch | None,
     checks: Sequence[Check],
+    target: str,
     results: Sequence[CheckResult],
     gate: GateDecision,
     wall_s: float,
@@ -346,8 +361,13 @@ def _trial_results(
         }
         if holdout_path is not None and holdout is not None
         else {},
+        # The checks that ran, and the target plugin that loaded the artifact.
         plugins=tuple(
-            PluginRecord.from_json(registry.record(PluginKind.CHECK, c.meta.id)) for c in checks
+            PluginRecord.from_json(registry.record(kind, plugin_id))
+            for kind, plugin_id in [
+                *((PluginKind.CHECK, c.meta.id) for c in checks),
+                (PluginKind.TARGET, target),
+            ]
         ),
         checks=tuple(CheckRecord.of(r) for r in results),
         findings=tuple(FindingRecord.of(f) for r in results for f in r.findings),

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cityx.core import InputError, PluginKind, Registry
+from cityx.core import InputError, PluginKind
 from cityx.worlds.engine import SpawnHook
 from cityx.worlds.traffic import WorldResult, WorldSpec, is_controller_plugin, run_world
 
@@ -40,6 +40,7 @@ def run_controller_world(
     on_spawn: SpawnHook | None = None,
     emissions: bool = False,
     detectors: bool = False,
+    plugins_allow: Sequence[str] | None = None,
 ) -> WorldResult:
     """Run ``scenario`` for ``seconds`` with ``controller`` in a child process; its result.
 
@@ -55,6 +56,9 @@ def run_controller_world(
     "seed": N, **params}``) attacks that bus, so it needs one. ``timeout_s``
     bounds the whole run; ``on_spawn`` hears the child's process id.
     ``emissions`` measures CO2; ``detectors`` keeps the detector output files.
+    ``plugins_allow`` is the allow-list of distributions whose entry-point
+    plugins (controllers, scenarios, hooks, the submission's target) the
+    run may load; None allows every installed one.
 
     Raises InputError (or ScenarioError) for a bad controller, scenario or
     option before any simulation starts; WorldCrashed when the simulation
@@ -72,8 +76,10 @@ def run_controller_world(
         emissions=emissions,
         detectors=detectors,
         hooks=tuple((ref, dict(options)) for ref, options in hooks),
+        plugins_allow=None if plugins_allow is None else tuple(plugins_allow),
     )
-    if is_controller_plugin(name):
+    registry = spec.registry()
+    if is_controller_plugin(name, registry):
         if bus is not None or message_attack is not None:
             raise InputError(
                 "a bus and message attacks wire a submitted controller, not a baseline",
@@ -83,7 +89,7 @@ def run_controller_world(
         return run_world(spec, timeout_s=timeout_s, on_spawn=on_spawn)
     folder = Path(name).resolve()
     if not folder.is_dir():
-        known = ", ".join(Registry().ids(PluginKind.CONTROLLER))
+        known = ", ".join(registry.ids(PluginKind.CONTROLLER))
         raise InputError(
             f"unknown controller {name!r}",
             hint=f"a controller plugin ({known}) or a controller submission folder",
@@ -98,6 +104,8 @@ def run_controller_world(
             hint="run it with a bus (memory or mqtt://HOST:PORT)",
         )
     options: dict[str, Any] = {"bus": bus} if bus is not None else {}
+    if plugins_allow is not None:
+        options["plugins_allow"] = list(plugins_allow)
     if message_attack is not None:
         options["message_attack"] = dict(message_attack)
     spec = replace(

@@ -287,11 +287,14 @@ def open_predictor(
     limits: Limits = DEFAULT_LIMITS,
     trust_pickle: bool = False,
     trusted: Sequence[str] = (),
+    plugins_allow: Sequence[str] | None = None,
 ) -> IsolatedPredictor:
     """The predictor a submission's manifest describes, not yet started.
 
     ``trusted`` names types to accept in a skops file beyond those skops
     trusts; ``trust_pickle`` accepts pickles and any type in a skops file.
+    ``plugins_allow`` is the allow-list of distributions whose target
+    plugins the worker may load (None: any installed).
     The artifact must lie inside ``submission_dir``. A controller's model
     opens with :func:`cityx.targets.open_scorer`.
     """
@@ -302,6 +305,7 @@ def open_predictor(
         limits=limits,
         trust_pickle=trust_pickle,
         trusted=trusted,
+        plugins_allow=plugins_allow,
     )
 
 
@@ -313,6 +317,7 @@ def _open(
     limits: Limits,
     trust_pickle: bool,
     trusted: Sequence[str],
+    plugins_allow: Sequence[str] | None = None,
 ) -> IsolatedPredictor:
     request = LoadRequest.for_submission(
         manifest,
@@ -320,6 +325,7 @@ def _open(
         trust_pickle=trust_pickle,
         trusted=trusted,
         threads=limits.threads,
+        plugins_allow=plugins_allow,
     )
     if manifest.system.kind is not kind:
         raise TargetLoadError(

@@ -72,6 +72,7 @@ def open_scorer(
     limits: Limits = DEFAULT_LIMITS,
     trust_pickle: bool = False,
     trusted: Sequence[str] = (),
+    plugins_allow: Sequence[str] | None = None,
 ) -> IsolatedScorer:
     """The scoring function of a controller submission, not yet started."""
     predictor = _open(
@@ -81,6 +82,7 @@ def open_scorer(
         limits=limits,
         trust_pickle=trust_pickle,
         trusted=trusted,
+        plugins_allow=plugins_allow,
     )
     section = manifest.controller
     return IsolatedScorer(predictor, section.score_label if section is not None else None)
