@@ -36,6 +36,7 @@ _EXPORTS = {
     # trials and the gate
     "TrialPlan": "cityx.runs.trial:TrialPlan",
     "run_trial": "cityx.runs.trial:run_trial",
+    "run_demo": "cityx.runs.demo:run_demo",
     "load_policy": "cityx.governance.policy:load_policy",
     "write_report": "cityx.governance.report:write_report",
     "export_aiverify": "cityx.governance.aiverify:export_trial",
@@ -92,6 +93,7 @@ __all__ = [
     "load_policy",
     "open_submission",
     "run_campaign",
+    "run_demo",
     "run_trial",
     "run_world",
     "sanitise",
@@ -113,6 +115,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time each name loads on 
     from cityx.interop import Signer, StaticTrustStore, Verifier, generate_key
     from cityx.runs import run_controller_world as run_world
     from cityx.runs.campaign import CampaignPlan, run_campaign
+    from cityx.runs.demo import run_demo
     from cityx.runs.trial import TrialPlan, run_trial
     from cityx.store import Store
     from cityx.submissions import Submission, open_submission, validate_submission

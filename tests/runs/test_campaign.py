@@ -153,7 +153,9 @@ def test_impact_is_paired_by_seed_with_success_detection_and_a_finding(tmp_path:
     # Typed records round-trip through their JSON, and read like it too.
     assert [AttackedCell.from_json(c) for c in obj["cells"]] == list(result.cells)
     assert [Group.from_json(g) for g in obj["groups"]] == list(result.groups)
-    assert dict(result.groups[0]) == group and result.cells[0]["detection"]["guard"] is False
+    assert result.groups[0].to_json() == group
+    detection = result.cells[0].detection
+    assert detection is not None and detection.guard is False
 
 
 def test_no_finding_below_the_threshold_and_failed_cells_are_kept_apart(tmp_path: Path) -> None:

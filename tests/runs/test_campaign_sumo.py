@@ -201,5 +201,5 @@ def test_the_trial_check_runs_a_small_campaign_on_a_submission(tmp_path: Path) -
     assert result.metrics["worst_change_pct"].value is not None
     assert (tmp_path / "trial" / "redteam" / "campaign.json").is_file()
     assert isinstance(result.details, CampaignDetails)
-    assert [g["attack"] for g in result.details.groups] == ["world.stuck-at"]
+    assert [g.attack for g in result.details.groups] == ["world.stuck-at"]
     assert all(f.check == "redteam.campaign" for f in result.findings)

@@ -15,14 +15,13 @@ import json
 import os
 import shutil
 import sys
-import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from cityx import __version__
-from cityx.core import CityxError, InputError, RunError, SystemKind
+from cityx.core import CityxError, SystemKind
 from cityx.core.audit import AuditHead
 
 from . import campaign, fairness, interop, poison, redteam, world
@@ -258,101 +257,19 @@ def _trial(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# The demo's trials, in order: a predictor, then a controller in the sandbox.
-DEMO_SUBMISSIONS = ("metro-congestion", "acme-signals")
-
-
-def demo_submission(name: str = DEMO_SUBMISSIONS[0]) -> Path:
-    """An embedded example submission (in the source checkout)."""
-    # lazy: cityx --help stays fast
-    import cityx
-
-    folder = Path(cityx.__file__).resolve().parents[2] / "examples" / "submissions" / name
-    if not (folder / "cityx.toml").is_file():
-        raise InputError(
-            "the embedded example is not here; run the demo from a source "
-            "checkout (git clone, then make demo)",
-            where=str(folder),
-        )
-    return folder
-
-
 def _demo(args: argparse.Namespace) -> int:
     # lazy: cityx --help stays fast
-    from cityx.governance.aiverify import export_trial
+    from cityx.runs.demo import run_demo
 
-    start = time.perf_counter()
-    trials, lines = [], []
-    for name in DEMO_SUBMISSIONS:
-        outcome = _run_trial(args, demo_submission(name), args.out / name)
-        entry = {
-            "submission": name,
-            "trial_id": outcome.trial_id,
-            "decision": outcome.gate.decision.value,
-            "report": str(outcome.report_path),
-            "results": str(outcome.results_path),
-        }
-        lines += [f"{name}: gate {outcome.gate.decision.value}"]
-        lines += [f"  report: {outcome.report_path.resolve()}"]
-        if outcome.results["submission"]["kind"] == "predictor":
-            # Fairness results in AI Verify's own format, for its portal.
-            written = export_trial(outcome.out, outcome.out / "aiverify")
-            entry["aiverify"] = [str(p) for p in written]
-            lines += [f"  AI Verify export: {(outcome.out / 'aiverify').resolve()}"]
-        trials.append(entry)
-    drill, drill_lines = _demo_drill(args)
-    lines += drill_lines
-    wall = time.perf_counter() - start
-    emit(
-        args,
-        {"trials": trials, "poisoning_drill": drill, "wall_s": round(wall, 2)},
-        "\n".join([*lines, f"(demo took {wall:.1f} s)"]),
-    )
-    return EXIT_OK
-
-
-def _demo_drill(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
-    """The red team backdoors a copy of metro-congestion's training data; does the audit see?"""
-    # lazy: cityx --help stays fast
-    import numpy as np
-
-    # lazy: cityx --help stays fast
-    from cityx.defenses.poisoning.details import PoisoningDetails
-    from cityx.runs.drill import poisoning_drill
-
-    folder = args.out / "poisoning-drill"
-    drill = poisoning_drill(demo_submission("metro-congestion"), folder, rate=0.05, seed=1)
-    outcome = _run_trial(
-        argparse.Namespace(**{**vars(args), "policy": drill.policy}),
-        drill.submission,
-        folder / "trial",
-    )
-    record = outcome.document.check("poisoning.audit")
-    details = record.details if record is not None else None
-    if not isinstance(details, PoisoningDetails):
-        raise RunError(
-            "the drill's trial has no poisoning audit details",
-            where=str(outcome.results_path),
-            hint="check that the drill policy enables poisoning.audit",
-        )
-    flagged = np.zeros(drill.poisoned.size, dtype=bool)
-    flagged[list(details.flagged_rows)] = True
-    hits = int((flagged & drill.poisoned).sum())
-    f1 = 2 * hits / max(int(flagged.sum() + drill.poisoned.sum()), 1)
-    sanitising = details.sanitising
-    measured = sanitising.comparison if sanitising is not None else None
-    entry = {
-        "attack": drill.attack,
-        "rate": drill.rate,
-        "poisoned_rows": int(drill.poisoned.sum()),
-        "flagged_rows": int(flagged.sum()),
-        "f1": round(f1, 3),
-        "verdict": details.verdict,
-        "decision": outcome.gate.decision.value,
-        "trigger": details.trigger.to_json() if details.trigger is not None else None,
-        "sanitising": sanitising.to_json() if sanitising is not None else {},
-        "report": str(outcome.report_path),
-    }
+    demo = run_demo(args.out, store=args.store, workers=args.workers, progress=_progress_bar(args))
+    lines = []
+    for trial in demo.trials:
+        lines += [f"{trial.name}: gate {trial.outcome.gate.decision.value}"]
+        lines += [f"  report: {trial.outcome.report_path.resolve()}"]
+        if trial.aiverify:
+            lines += [f"  AI Verify export: {(trial.outcome.out / 'aiverify').resolve()}"]
+    drill = demo.drill
+    measured = drill.sanitising.comparison if drill.sanitising is not None else None
 
     def pair(a: float | None, b: float | None, robust: float | None) -> str:
         if a is None or b is None:
@@ -361,30 +278,30 @@ def _demo_drill(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
             f" ({robust:.3f} down-weighted)" if robust is not None else ""
         )
 
-    accuracy = (
-        pair(measured.accuracy_before, measured.accuracy_after, measured.accuracy_robust)
-        if measured is not None
-        else "n/a"
-    )
-    attack_success = (
-        pair(
-            measured.attack_success_before,
-            measured.attack_success_after,
-            measured.attack_success_robust,
+    accuracy, attack_success = (
+        (
+            pair(measured.accuracy_before, measured.accuracy_after, measured.accuracy_robust),
+            pair(
+                measured.attack_success_before,
+                measured.attack_success_after,
+                measured.attack_success_robust,
+            ),
         )
         if measured is not None
-        else "n/a"
+        else ("n/a", "n/a")
     )
-    lines = [
+    lines += [
         f"poisoning drill (metro-congestion training data, {drill.attack} on "
-        f"{drill.rate:.0%} of rows): audit {details.verdict}, gate "
-        f"{outcome.gate.decision.value}",
-        f"  flagged {int(flagged.sum())} rows, {hits} of the {int(drill.poisoned.sum())} "
-        f"poisoned (F1 {f1:.2f})",
+        f"{drill.rate:.0%} of rows): audit {drill.details.verdict}, gate "
+        f"{drill.outcome.gate.decision.value}",
+        f"  flagged {drill.flagged_rows} rows, {drill.caught_rows} of the "
+        f"{drill.poisoned_rows} poisoned (F1 {drill.f1:.2f})",
         f"  before -> after sanitising: accuracy {accuracy}, attack success {attack_success}",
-        f"  report: {outcome.report_path.resolve()}",
+        f"  report: {drill.outcome.report_path.resolve()}",
+        f"(demo took {demo.wall_s:.1f} s)",
     ]
-    return entry, lines
+    emit(args, demo.to_json(), "\n".join(lines))
+    return EXIT_OK
 
 
 def _submission_init(args: argparse.Namespace) -> int:
