@@ -224,3 +224,22 @@ def test_a_killed_trial_stays_incomplete_and_a_rerun_completes(
         assert statuses == ["complete", "incomplete"]
         assert store.trial(outcome.trial_id).status == "complete"  # type: ignore[union-attr]
         assert store.verify_audit().ok
+
+
+def test_a_policy_with_an_unknown_or_mistyped_check_option_stops_before_anything_runs(
+    tiny_submission: Path, tmp_path: Path, store_url: str
+) -> None:
+    from cityx.core import PolicyError
+
+    for body, word in (("bootstrapp = 10", "bootstrapp"), ('bootstrap = "many"', "bootstrap")):
+        policy = tmp_path / f"{word}.toml"
+        policy.write_text(
+            'schema_version = 1\nid = "p"\nversion = "1"\n'
+            f'[checks."performance.nominal"]\noptions = {{ {body} }}\n'
+        )
+        out = tmp_path / f"out-{word}"
+        with pytest.raises(PolicyError, match=word):
+            run_trial(
+                TrialPlan(submission=tiny_submission, policy=policy, out=out, store=store_url)
+            )
+        assert not out.exists()

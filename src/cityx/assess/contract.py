@@ -205,13 +205,14 @@ class InputContract(Check):
         "repeatable_outputs",
         "holdout_rejected_rows",
     )
+    option_defaults: ClassVar[Mapping[str, Any]] = {"probes": 1000}
     details_type = ContractDetails
 
     def _run(self, ctx: CheckContext) -> CheckResult:
         predictor = ctx.predictor
         if predictor is None:
             raise RunError("the input contract needs a loaded predictor")
-        n_valid = int(ctx.options.get("probes", 1000))
+        n_valid = int(ctx.options["probes"])
         reference = ctx.holdout.features if ctx.holdout is not None else None
         batches = probes(predictor.schema, reference, n_valid, ctx.rng(self.meta.id, "probes"))
         findings: list[Finding] = []

@@ -138,6 +138,7 @@ class NominalPerformance(Check):
         supports=frozenset({"predictor"}),
     )
     threshold_metrics = ("accuracy", "macro_f1", "recall[*]", "mae", "rmse", "abs_bias")
+    option_defaults: ClassVar[Mapping[str, Any]] = {"bootstrap": 1000}
     details_type = PerformanceDetails
 
     def _run(self, ctx: CheckContext) -> CheckResult:
@@ -146,7 +147,7 @@ class NominalPerformance(Check):
         batch = ctx.holdout
         if batch.features.shape[0] == 0:
             raise RunError("no holdout row is left to score", where=batch.source)
-        b = int(ctx.options.get("bootstrap", 1000))
+        b = int(ctx.options["bootstrap"])
         prediction = ctx.predictor.predict(batch.features)
         rng = ctx.rng(self.meta.id, "bootstrap")
         if ctx.predictor.outputs.task is Task.CLASSIFICATION:

@@ -106,6 +106,7 @@ class SandboxNominal(Check):
         "district_waiting_ratio",
         "group_waiting_increase_s[*]",
     )
+    option_defaults = DEFAULTS
     details_type = SandboxDetails
     report_section = staticmethod(sandbox_section)
     # cityx.testing.check_plugin runs it small: one seed and baseline, a minute on cologne1.
@@ -120,7 +121,7 @@ class SandboxNominal(Check):
     def _run(self, ctx: CheckContext) -> CheckResult:
         if ctx.world is None:
             raise RunError("the sandbox check needs a world runner (cityx[sumo])")
-        options = {**DEFAULTS, **ctx.options}
+        options = ctx.options
         baselines = [str(b) for b in options["baselines"]]
         cells = [
             WorldCell(

@@ -16,7 +16,7 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, final
@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .details import Details, RawDetails
-from .errors import CityxError, TargetError, TargetTimeout
+from .errors import CityxError, PolicyError, TargetError, TargetTimeout
 from .findings import CheckResult, CheckStatus, Evidence, Finding, Severity
 from .manifest import Manifest
 from .registry import PluginMeta
@@ -139,11 +139,36 @@ class Check(ABC):
     a name ending in ``[*]`` stands for a family (``recall[*]``).
     ``details_type`` is the type of the details ``_run`` returns
     (:class:`~cityx.core.details.RawDetails` for a check that declares none).
+    ``option_defaults`` names the options a policy may give it, with their
+    defaults; :meth:`configure` refuses any other option, or one of another
+    type, and ``_run`` sees every option filled in.
     """
 
     meta: ClassVar[PluginMeta]
     threshold_metrics: ClassVar[tuple[str, ...]] = ()
     details_type: ClassVar[type[Details]] = RawDetails
+    option_defaults: ClassVar[Mapping[str, Any]] = {}
+
+    @final
+    @classmethod
+    def configure(cls, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Every declared option, from ``options`` or its default; a PolicyError names a bad one."""
+        given = dict(options or {})
+        where = f'checks."{cls.meta.id}".options'
+        extra = sorted(set(given) - set(cls.option_defaults))
+        if extra:
+            raise PolicyError(
+                f"unknown option(s) {', '.join(extra)}",
+                where=where,
+                hint=f"known: {', '.join(sorted(cls.option_defaults)) or 'none'}",
+            )
+        for name, value in given.items():
+            default = cls.option_defaults[name]
+            if not _same_kind(value, default):
+                raise PolicyError(
+                    f"option {name!r} must be {_kind_name(default)}, got {value!r}", where=where
+                )
+        return {**cls.option_defaults, **given}
 
     @final
     def run(self, ctx: CheckContext) -> CheckResult:
@@ -153,7 +178,7 @@ class Check(ABC):
             return CheckResult(cid, CheckStatus.SKIPPED, message=f"not for {kind} submissions")
         start = time.perf_counter()
         try:
-            result = self._run(ctx)
+            result = self._run(replace(ctx, options=self.configure(ctx.options)))
             if result.details is not None and not isinstance(result.details, self.details_type):
                 raise TypeError(
                     f"details are a {type(result.details).__name__}, not the declared "
@@ -182,6 +207,33 @@ class Check(ABC):
     @abstractmethod
     def _run(self, ctx: CheckContext) -> CheckResult:
         """Measure, and return metrics and findings."""
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Whether ``value`` may stand where ``default`` does (ints for floats, lists for lists)."""
+    if default is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, int | float):
+        return isinstance(value, int | float) and (
+            isinstance(default, float) or isinstance(value, int)
+        )
+    if isinstance(default, list | tuple):
+        return isinstance(value, list | tuple)
+    return isinstance(value, type(default))
+
+
+def _kind_name(default: Any) -> str:
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, list | tuple):
+        return "a list"
+    return f"a {type(default).__name__}"
 
 
 def target_failure(check_id: str, exc: TargetError) -> Finding:

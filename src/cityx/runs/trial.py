@@ -117,6 +117,7 @@ def plan_checks(policy: Policy, kind: SystemKind, registry: Registry) -> list[Ch
                 hint=f"known: {', '.join(declared) or 'none'}",
             )
         if rules.enabled and (not cls.meta.supports or kind.value in cls.meta.supports):
+            cls.configure(rules.options)  # a bad option stops the trial before it starts
             checks.append(cls())
     return checks
 

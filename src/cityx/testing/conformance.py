@@ -8,10 +8,11 @@ The checks, in order (each is a :class:`PluginCheck`):
 - ``constructor``: the plugin constructs without arguments and without
   work: no file opened, no process started, no connection made (a target
   is built by its ``load(request)`` classmethod instead, in the worker);
-- ``parameters``: bad parameters are one clear :class:`~cityx.core.InputError`
-  naming the parameter (kinds whose plugins take parameters: attacks,
-  controllers, guards; scenarios refuse a bad demand; a target refuses a
-  missing artifact);
+- ``parameters``: bad parameters are one clear error naming the parameter:
+  an :class:`~cityx.core.InputError` for attacks, controllers and guards
+  (unknown, out of range, not a number), a :class:`~cityx.core.PolicyError`
+  for a check's options (unknown, or of another type than its default);
+  scenarios refuse a bad demand; a target refuses a missing artifact;
 - ``runs``: a run on the kind's tiny fixture (:mod:`cityx.testing.fixtures`)
   gives a well-formed result;
 - ``deterministic``: a second run with the same seed gives the same result.

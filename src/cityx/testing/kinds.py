@@ -36,6 +36,7 @@ from cityx.core import (
     Param,
     PluginKind,
     PluginMeta,
+    PolicyError,
     Prediction,
     Registry,
     TargetLoadError,
@@ -108,6 +109,16 @@ def bad_parameters(plugin: Any, bench: Workbench) -> None:
             _refused(lambda p=p: configure({p.name: "high"}), p.name)
         return
     meta: PluginMeta = plugin.meta
+    if issubclass(plugin, Check):
+        _refused(
+            lambda: plugin.configure({"no_such_option": 1}), "no_such_option", error=PolicyError
+        )
+        for name, default in plugin.option_defaults.items():
+            if default is None:  # declared as "anything goes"
+                continue
+            wrong = "text" if not isinstance(default, str) else 1.5
+            _refused(lambda n=name, w=wrong: plugin.configure({n: w}), name, error=PolicyError)
+        return
     if meta.kind is PluginKind.SCENARIO:
         spec = WorldSpec(scenario=meta.id, seconds=60, out=bench.folder("bad", meta.id))
         _refused(lambda: WorldSpec(**{**spec.to_json(), "demand": 0.0, "out": None}), "demand")

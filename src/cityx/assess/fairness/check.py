@@ -11,6 +11,7 @@ knowing whom to compare.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,7 +41,7 @@ from .aiverify import fairness_aiverify_result
 from .details import COUNTS_ORDER, FairnessDetails, fairness_section
 from .groups import encode_groups
 from .rates import cell_codes, confusion_by_group
-from .summary import GroupFairness, classification_fairness, regression_fairness
+from .summary import MIN_GROUP, GroupFairness, classification_fairness, regression_fairness
 from .table import require_columns
 
 _TAGS = Tags(Principle.FAIRNESS, NistFunction.MEASURE, (), ("Art. 10", "Art. 15"))
@@ -68,6 +69,7 @@ class GroupFairnessCheck(Check):
         "mae_ratio",
         "mae_difference",
     )
+    option_defaults: ClassVar[Mapping[str, Any]] = {"bootstrap": 1000, "min_group": MIN_GROUP}
     details_type = FairnessDetails
     report_section = staticmethod(fairness_section)
     aiverify_result = staticmethod(fairness_aiverify_result)
@@ -100,8 +102,8 @@ class GroupFairnessCheck(Check):
             rows=int(keep.sum()),
             where=batch.source,
         )
-        b = int(ctx.options.get("bootstrap", 1000))
-        min_group = int(ctx.options.get("min_group", 30))
+        b = int(ctx.options["bootstrap"])
+        min_group = int(ctx.options["min_group"])
         prediction = ctx.predictor.predict(batch.features)
         metrics: dict[str, Metric] = {}
         if ctx.predictor.outputs.task is Task.CLASSIFICATION:

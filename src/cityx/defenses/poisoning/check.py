@@ -16,7 +16,8 @@ into its target label).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -60,6 +61,7 @@ class PoisoningAudit(Check):
         supports=frozenset({"predictor"}),
     )
     threshold_metrics = ("flagged_share", "compromised_sources")
+    option_defaults: ClassVar[Mapping[str, Any]] = {"source_columns": list(DEFAULT_SOURCES)}
     details_type = PoisoningDetails
     report_section = staticmethod(poisoning_section)
 
@@ -71,7 +73,7 @@ class PoisoningAudit(Check):
             )
         path = ctx.submission_dir / str(manifest.data.training)
         table = read_table(path)
-        wanted = ctx.options.get("source_columns", DEFAULT_SOURCES)
+        wanted = ctx.options["source_columns"]
         source_cols = [c for c in wanted if c in table.columns]
         report = audit(
             table,

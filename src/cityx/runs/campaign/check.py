@@ -70,6 +70,7 @@ class RedteamCampaign(Check):
         supports=frozenset({"controller"}),
     )
     threshold_metrics = ("worst_change_pct", "success_rate", "guard_detection_rate", "failed_cells")
+    option_defaults = CHECK_DEFAULTS
     details_type = CampaignDetails
     report_section = staticmethod(campaign_section)
     # cityx.testing.check_plugin runs it small: one attack, one seed, a minute on cologne1.
@@ -83,7 +84,7 @@ class RedteamCampaign(Check):
     def _run(self, ctx: CheckContext) -> CheckResult:
         if ctx.world is None:
             raise RunError("the red-team check needs the sandbox (cityx[sumo])")
-        options = {**CHECK_DEFAULTS, **ctx.options}
+        options = ctx.options
         plan = CampaignPlan(
             controller=str(ctx.submission_dir.resolve()),
             scenarios=(str(options["scenario"]),),
