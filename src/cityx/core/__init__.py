@@ -33,7 +33,7 @@ from .errors import (
 )
 from .findings import CheckResult, CheckStatus, Evidence, Finding, Metric, Severity
 from .manifest import MANIFEST_FILE, ArtifactFormat, Manifest, SystemKind, manifest_json_schema
-from .params import Param, configure
+from .params import Param, Parameterised, configure
 from .registry import (
     BUILTIN_DISTRIBUTION,
     ENTRY_POINT_GROUP,
@@ -113,6 +113,7 @@ __all__ = [
     "Observation",
     "OutputSpec",
     "Param",
+    "Parameterised",
     "PluginError",
     "PluginInfo",
     "PluginKind",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, final
 
 from .errors import InputError
 
@@ -80,4 +80,18 @@ def configure(
     return {p.name: p.check(given.get(p.name, p.default), where=where) for p in params}
 
 
-__all__ = ["Param", "configure"]
+class Parameterised:
+    """A plugin class that declares its parameters: ``configure`` checks values against them."""
+
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    @final
+    @classmethod
+    def configure(cls, values: Mapping[str, Any] | None = None) -> dict[str, float]:
+        """Every declared parameter, from ``values`` or its default, checked against its bounds."""
+        meta = getattr(cls, "meta", None)
+        where = f"{meta.kind} {meta.id}" if meta is not None else cls.__name__
+        return configure(cls.params, values, where=where)
+
+
+__all__ = ["Param", "Parameterised", "configure"]

@@ -50,12 +50,12 @@ from cityx.core import (
     NistFunction,
     Observation,
     Param,
+    Parameterised,
     PluginKind,
     PluginMeta,
     Principle,
     Tags,
     WorldHook,
-    configure,
 )
 from cityx.worlds.traffic import NetworkInfo
 
@@ -223,16 +223,10 @@ class RuntimeGuard:
         }
 
 
-class Guard(ABC):
+class Guard(Parameterised, ABC):
     """Base class of guard plugins; constructors take nothing and do no work."""
 
     meta: ClassVar[PluginMeta]
-    params: ClassVar[tuple[Param, ...]] = ()
-
-    @final
-    @classmethod
-    def configure(cls, values: Mapping[str, Any] | None = None) -> dict[str, float]:
-        return configure(cls.params, values, where=f"guard {cls.meta.id}")
 
     @final
     def hook(self, network: NetworkInfo, *, seed: int, **params: Any) -> WorldHook:

@@ -102,44 +102,27 @@ class RescoScenario(ScenarioPlugin):
         return copy_config(self._config(), folder)
 
 
-class Cologne1(RescoScenario):
-    meta = _meta(
-        "cologne1", "Cologne, one signal; real morning-peak demand 07:00-08:00 (TAPAS Cologne)"
-    )
+def _resco(name: str, summary: str) -> type[RescoScenario]:
+    """The plugin class of one RESCO network (the registry names it by module attribute)."""
+    return type(name.capitalize(), (RescoScenario,), {"meta": _meta(name, summary)})
 
 
-class Cologne3(RescoScenario):
-    meta = _meta(
-        "cologne3",
-        "Cologne, a corridor of three signals; morning peak 07:00-08:00 (TAPAS Cologne)",
-    )
-
-
-class Cologne8(RescoScenario):
-    meta = _meta("cologne8", "Cologne, eight signals; morning peak 07:00-08:00 (TAPAS Cologne)")
-
-
-class Ingolstadt1(RescoScenario):
-    meta = _meta("ingolstadt1", "Ingolstadt, one signal; afternoon 16:00-17:00 with buses (InTAS)")
-
-
-class Ingolstadt7(RescoScenario):
-    meta = _meta(
-        "ingolstadt7",
-        "Ingolstadt, a corridor of seven signals; 16:00-17:00 with buses (InTAS)",
-    )
-
-
-class Ingolstadt21(RescoScenario):
-    meta = _meta("ingolstadt21", "Ingolstadt, 21 signals; 16:00-17:00 with buses (InTAS)")
-
-
-class Grid4x4(RescoScenario):
-    meta = _meta("grid4x4", "synthetic 4x4 grid of signals with one-hour demand (RESCO)")
-
-
-class Arterial4x4(RescoScenario):
-    meta = _meta("arterial4x4", "synthetic 4x4 grid with a busy arterial (RESCO)")
+Cologne1 = _resco(
+    "cologne1", "Cologne, one signal; real morning-peak demand 07:00-08:00 (TAPAS Cologne)"
+)
+Cologne3 = _resco(
+    "cologne3", "Cologne, a corridor of three signals; morning peak 07:00-08:00 (TAPAS Cologne)"
+)
+Cologne8 = _resco("cologne8", "Cologne, eight signals; morning peak 07:00-08:00 (TAPAS Cologne)")
+Ingolstadt1 = _resco(
+    "ingolstadt1", "Ingolstadt, one signal; afternoon 16:00-17:00 with buses (InTAS)"
+)
+Ingolstadt7 = _resco(
+    "ingolstadt7", "Ingolstadt, a corridor of seven signals; 16:00-17:00 with buses (InTAS)"
+)
+Ingolstadt21 = _resco("ingolstadt21", "Ingolstadt, 21 signals; 16:00-17:00 with buses (InTAS)")
+Grid4x4 = _resco("grid4x4", "synthetic 4x4 grid of signals with one-hour demand (RESCO)")
+Arterial4x4 = _resco("arterial4x4", "synthetic 4x4 grid with a busy arterial (RESCO)")
 
 
 # (label, vehicle class or None for SUMO's default car, mean seconds between departures)

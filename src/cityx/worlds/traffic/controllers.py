@@ -32,7 +32,6 @@ The built-in *baselines*, which a controller under test is compared with:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
 from typing import Any, ClassVar, final
 
 from cityx.core import (
@@ -40,13 +39,12 @@ from cityx.core import (
     Controller,
     NistFunction,
     Observation,
-    Param,
+    Parameterised,
     PluginKind,
     PluginMeta,
     Principle,
     Registry,
     Tags,
-    configure,
 )
 
 from .candidates import PhaseCandidates
@@ -56,18 +54,11 @@ from .world import SignalMode
 BASELINE_IDS = ("fixed", "actuated", "max-pressure")
 
 
-class ControllerPlugin(ABC):
+class ControllerPlugin(Parameterised, ABC):
     """Base class of controller plugins; constructors take nothing and do no work."""
 
     meta: ClassVar[PluginMeta]
     mode: ClassVar[SignalMode]
-    params: ClassVar[tuple[Param, ...]] = ()
-
-    @final
-    @classmethod
-    def configure(cls, values: Mapping[str, Any] | None = None) -> dict[str, float]:
-        """Every declared parameter, from ``values`` or its default, checked."""
-        return configure(cls.params, values, where=f"controller {cls.meta.id}")
 
     @final
     def controller(self, network: NetworkInfo, *, seed: int, **params: Any) -> Controller | None:
