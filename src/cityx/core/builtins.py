@@ -74,6 +74,7 @@ _POISONING_DETECTORS = {
         ("cross_sensor", "CrossSensor"),
         ("next_interval", "NextInterval"),
         ("bounds", "Bounds"),
+        ("declared_bounds", "DeclaredBounds"),
     )
 }
 

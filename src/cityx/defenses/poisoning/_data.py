@@ -11,12 +11,15 @@ Words used here:
   negative, since counts, occupancies and queues are skewed and their tails
   would otherwise pass for outliers;
 - *series*: the rows of one source in one run, in time order; *run*: the
-  rows sharing the run columns (scenario, seed, demand, controller).
+  rows sharing the run columns (scenario, seed, demand, controller);
+- *declared bounds*: the physical range the submission's manifest gives a
+  feature (``min``/``max``); a reading outside it is impossible by the
+  vendor's own account.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +27,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from cityx.core import DataError
-from cityx.data.training import RUN_COLUMNS, feature_columns, time_column
+from cityx.data.training import ID_COLUMNS, RUN_COLUMNS, feature_columns, time_column
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -56,6 +59,10 @@ class AuditData:
     moment: IntArray | None  # code of (run, time) per row: rows observed together
     site: IntArray | None  # code of (run, time, first source column): same intersection
     time: FloatArray | None = None  # the time column's value per row
+    # Declared bounds per feature (-inf/inf where none); None when nothing was declared.
+    low: FloatArray | None = None
+    high: FloatArray | None = None
+    ignored: tuple[str, ...] = ()  # non-numeric columns left out of the audit
 
     @property
     def n(self) -> int:
@@ -70,8 +77,22 @@ def _codes(table: pd.DataFrame, cols: Sequence[str]) -> IntArray:
     )
 
 
-def prepare(table: pd.DataFrame, *, label: str, source_cols: Sequence[str] = ()) -> AuditData:
-    """Check the table and build the arrays; bad input is one clear DataError."""
+Bounds = Mapping[str, tuple[float | None, float | None]]
+# A text column whose values are numbers this often is a numeric column with bad cells.
+NUMERIC_SHARE = 0.9
+
+
+def prepare(
+    table: pd.DataFrame,
+    *,
+    label: str,
+    source_cols: Sequence[str] = (),
+    bounds: Bounds | None = None,
+) -> AuditData:
+    """Check the table and build the arrays; bad input is one clear DataError.
+
+    ``bounds`` are declared bounds by feature name (see the module docstring).
+    """
     if label not in table.columns:
         raise DataError(
             f"no label column {label!r}; columns are: {', '.join(map(str, table.columns))}",
@@ -83,6 +104,7 @@ def prepare(table: pd.DataFrame, *, label: str, source_cols: Sequence[str] = ())
     bad_labels = int(table[label].isna().sum())
     if bad_labels:
         raise DataError(f"{bad_labels} rows have no label", where=f"column {label}")
+    ignored = _text_columns(table, label, source_cols)
     features = tuple(feature_columns(table, label, source_cols))
     if not features:
         raise DataError("no numeric feature column to audit", where="data")
@@ -116,6 +138,10 @@ def prepare(table: pd.DataFrame, *, label: str, source_cols: Sequence[str] = ())
         order = np.lexsort((t, series)).astype(np.int64)
         moment = _codes(table, [*run_cols, time_col])
         site = _codes(table, [*run_cols, time_col, *source_cols[:1]]) if source_cols else moment
+    low = high = None
+    if bounds:
+        low = np.array([_bound(bounds, f, 0, -np.inf) for f in features])
+        high = np.array([_bound(bounds, f, 1, np.inf) for f in features])
     return AuditData(
         features=features,
         x=x,
@@ -129,4 +155,33 @@ def prepare(table: pd.DataFrame, *, label: str, source_cols: Sequence[str] = ())
         moment=moment,
         site=site,
         time=t,
+        low=low,
+        high=high,
+        ignored=ignored,
     )
+
+
+def _bound(bounds: Bounds, feature: str, side: int, default: float) -> float:
+    value = bounds.get(feature, (None, None))[side]
+    return default if value is None else float(value)
+
+
+def _text_columns(table: pd.DataFrame, label: str, source_cols: Sequence[str]) -> tuple[str, ...]:
+    """The non-numeric columns the audit leaves out; a numeric column with text is an error."""
+    skip = {label, *source_cols, *ID_COLUMNS}
+    found = []
+    for column in table.columns:
+        if column in skip or pd.api.types.is_numeric_dtype(table[column]):
+            continue
+        values = table[column].dropna()
+        numbers = pd.to_numeric(values, errors="coerce")
+        if len(values) and numbers.notna().mean() >= NUMERIC_SHARE:
+            bad = values[numbers.isna()]
+            raise DataError(
+                f"column {column!r} holds numbers and {len(bad)} text value(s), the first "
+                f"{bad.iloc[0]!r} at row {bad.index[0]}",
+                where="data",
+                hint="repair or remove those cells; the audit does not drop a column silently",
+            )
+        found.append(str(column))
+    return tuple(found)

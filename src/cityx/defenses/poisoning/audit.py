@@ -31,7 +31,7 @@ import pandas as pd
 
 from cityx.core import DataError, PluginKind, Registry
 
-from ._data import AuditData, FloatArray, prepare, robust_z
+from ._data import AuditData, Bounds, FloatArray, prepare, robust_z
 from .detectors import DetectorRole, PoisoningDetector
 from .scores import DetectorScores
 from .source_evidence import source_drift, static_violations
@@ -124,11 +124,13 @@ def audit(
     source_cols: Sequence[str] = (),
     trusted: pd.DataFrame | None = None,
     seed: int = 0,
+    bounds: Bounds | None = None,
     registry: Registry | None = None,
 ) -> AuditReport:
     """Score every row of ``table`` and judge whether it is poisoned (see the module docstring).
 
-    Every registered poisoning detector runs, weighed by its role.
+    Every registered poisoning detector runs, weighed by its role. ``bounds``
+    are the features' declared ranges (a submission's manifest gives them).
     """
     start = time.perf_counter()
     n_rows = len(table)
@@ -140,7 +142,9 @@ def audit(
                 f"the trusted set lacks columns {', '.join(missing)}", where="--trusted"
             )
         combined = pd.concat([table, trusted[table.columns]], ignore_index=True)
-    data = prepare(combined.reset_index(drop=True), label=label, source_cols=source_cols)
+    data = prepare(
+        combined.reset_index(drop=True), label=label, source_cols=source_cols, bounds=bounds
+    )
     if n_rows < MIN_ROWS:
         return _undetermined(n_rows, f"{n_rows} rows are too few to judge (need {MIN_ROWS})", start)
     counts = np.bincount(data.y[:n_rows], minlength=len(data.classes))
@@ -155,6 +159,8 @@ def audit(
     roles = [d.role for d in detectors]
     levels = np.stack([r.level for r in results], axis=1)
     notes: list[str] = [f"{r.name}: not applicable ({r.note})" for r in results if not r.applicable]
+    if data.ignored:
+        notes.append(f"non-numeric column(s) left out: {', '.join(data.ignored)}")
     if trusted is not None and len(trusted) >= 20:
         # Thresholds from the trusted rows: each detector's 99.5th percentile there is 1.0.
         q = np.quantile(levels[n_rows:], 0.995, axis=0)
@@ -322,7 +328,8 @@ def _verdict(
         # Readings no road produces are not noise, however few.
         return AuditVerdict.POISONED, (
             *reasons,
-            f"{impossible} rows hold readings beyond a physical ceiling",
+            f"{impossible} rows hold readings no road produces (beyond a physical ceiling, "
+            "or outside the declared range)",
             f"{count} rows ({share:.1%}) flagged",
         )
     if share >= poisoned_share and count >= MIN_FLAGGED:

@@ -80,6 +80,8 @@ class PoisoningAudit(Check):
             label=manifest.outputs.label_column,
             source_cols=source_cols,
             seed=ctx.seed,
+            # What the vendor itself declares physically possible.
+            bounds={f.name: (f.min, f.max) for f in manifest.inputs.features},
         )
         bad = [s for s in report.sources if s.flagged]
         metrics = {

@@ -35,7 +35,15 @@ import numpy as np
 from cityx.core import NistFunction, PluginError, PluginKind, PluginMeta, Principle, Tags
 
 from ._data import AuditData
-from .feature_evidence import bounds, class_isolation, cross_sensor, physical, spectral, temporal
+from .feature_evidence import (
+    bounds,
+    class_isolation,
+    cross_sensor,
+    declared_bounds,
+    physical,
+    spectral,
+    temporal,
+)
 from .label_evidence import (
     confident_learning,
     label_consistency,
@@ -173,6 +181,14 @@ class Bounds(PoisoningDetector):
         return bounds(data)
 
 
+class DeclaredBounds(PoisoningDetector):
+    meta = _meta("declared_bounds", "Readings outside the range the submission's manifest declares")
+    role = DetectorRole.RULE
+
+    def _score(self, data: AuditData, *, seed: int) -> DetectorScores:
+        return declared_bounds(data)
+
+
 class CrossSensor(PoisoningDetector):
     meta = _meta("cross_sensor", "Readings far from the other sensors of the same place and time")
     role = DetectorRole.CONTEXT
@@ -186,6 +202,7 @@ __all__ = [
     "ClassIsolation",
     "ConfidentLearning",
     "CrossSensor",
+    "DeclaredBounds",
     "DetectorRole",
     "LabelConsistency",
     "NextInterval",

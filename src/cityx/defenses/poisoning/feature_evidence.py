@@ -9,6 +9,8 @@
   the top of a reading's range that many rows share exactly (a jam as long
   as the detector, an occupancy of 100 %, a delay as long as the
   interval) is where the reading saturates, and nothing real lies above it;
+- ``declared_bounds``: readings outside the range the submission's own
+  manifest declares for a feature (applicable only when it declares one);
 - ``temporal``: how far a reading departs from the mean of its series'
   neighbours in time (a trigger is a short bump; a sensor's limits do not
   change between intervals);
@@ -105,6 +107,15 @@ def bounds(data: AuditData) -> DetectorScores:
     return DetectorScores("bounds", np.where(beyond, 2.0, 0.0), note=f"ceilings: {named}")
 
 
+def declared_bounds(data: AuditData) -> DetectorScores:
+    if data.low is None or data.high is None:
+        return not_applicable("declared_bounds", data.n, "no declared bounds")
+    outside = (data.x < data.low[None, :]) | (data.x > data.high[None, :])
+    named = [data.features[j] for j in np.flatnonzero(outside.any(axis=0))]
+    note = f"outside the declared range: {', '.join(named[:8])}" if named else ""
+    return DetectorScores("declared_bounds", np.where(outside.any(axis=1), 2.0, 0.0), note=note)
+
+
 def temporal(data: AuditData) -> DetectorScores:
     if data.order is None or data.series is None:
         return not_applicable("temporal", data.n, "no time column")
@@ -150,7 +161,9 @@ def physical(data: AuditData, *, seed: int, folds: int = 4) -> DetectorScores:
 def cross_sensor(data: AuditData) -> DetectorScores:
     if data.site is None or len(data.sources) < 3:
         return not_applicable(
-            "cross_sensor", data.n, "needs a time column and at least three sources"
+            "cross_sensor",
+            data.n,
+            "needs a time column and at least three sources",
         )
     site = data.site
     counts = np.bincount(site)
@@ -175,6 +188,7 @@ __all__ = [
     "ceilings",
     "class_isolation",
     "cross_sensor",
+    "declared_bounds",
     "physical",
     "spectral",
     "temporal",
