@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import os
 import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
@@ -158,17 +159,25 @@ class Engine:
             write_json(folder / result_file, record)
             return record
 
+        # No more jobs in flight than workers: a job is handed out only once one has ended
+        # well, so a failure stops every job not yet started, however fast the others are.
+        waiting = iter(todo.items())
         with ThreadPoolExecutor(self.workers) as pool:
-            futures = {pool.submit(one, key, job): key for key, job in todo.items()}
-            try:
-                for future in as_completed(futures):
-                    record = future.result()
+            running: dict[Future[Mapping[str, Any]], str] = {}
+
+            def hand_out() -> None:
+                for key, job in itertools.islice(waiting, self.workers - len(running)):
+                    running[pool.submit(one, key, job)] = key
+
+            hand_out()
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    key = running.pop(future)
+                    record = future.result()  # raises: the running ones end, no more start
                     if on_done is not None:
-                        on_done(futures[future], record)
-            except BaseException:
-                for future in futures:
-                    future.cancel()  # the running ones end; the waiting ones never start
-                raise
+                        on_done(key, record)
+                hand_out()
 
     def _run_ray(
         self,
