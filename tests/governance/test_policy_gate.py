@@ -98,6 +98,17 @@ def test_a_check_that_could_not_run_is_never_a_pass() -> None:
     assert "could not run: it broke" in gate.reasons[0]
 
 
+def test_an_undetermined_check_is_conditional_and_its_principle_needs_attention() -> None:
+    undetermined = CheckResult(
+        "x", CheckStatus.UNDETERMINED, message="label flips cannot be ruled out"
+    )
+    gate = decide([undetermined], load_policy())
+    assert gate.decision is Decision.CONDITIONAL
+    assert gate.reasons == ("check x is undetermined: label flips cannot be ruled out",)
+    table = principle_status([undetermined], {"x": Principle.DATA_GOVERNANCE}, load_policy())
+    assert table["data_governance"]["status"] == "attention"
+
+
 def test_principle_status_covers_all_eleven() -> None:
     table = principle_status(
         [result(finding(Severity.HIGH, Principle.SAFETY), finding(Severity.LOW))],

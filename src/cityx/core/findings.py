@@ -38,11 +38,14 @@ _RANK = {s: i for i, s in enumerate(Severity)}
 
 class CheckStatus(StrEnum):
     """How a check ended: ``passed`` (no finding above low), ``failed`` (a
-    medium or worse finding), ``error`` (the check itself could not run to the end) or
-    ``skipped`` (it does not apply to this submission)."""
+    medium or worse finding), ``undetermined`` (it ran, but its evidence could not rule
+    out what it tests for: no pass, and no fail either; the message says what is open),
+    ``error`` (the check itself could not run to the end) or ``skipped`` (it does not
+    apply to this submission)."""
 
     PASSED = "passed"
     FAILED = "failed"
+    UNDETERMINED = "undetermined"
     ERROR = "error"
     SKIPPED = "skipped"
 

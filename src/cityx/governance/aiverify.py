@@ -39,7 +39,8 @@ from .checklist import answer_from_trial, load_checklist, principle_summary, wri
 
 PRINCIPLES_FILE = "principles.json"
 CHECKLIST_FILE = "checklist.json"
-_EXPORTED = ("passed", "failed")  # statuses of a check that measured something
+# Statuses of a check that measured something.
+_EXPORTED = ("passed", "failed", "undetermined")
 
 
 @dataclass(frozen=True, slots=True)

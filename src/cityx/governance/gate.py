@@ -3,8 +3,9 @@
 The *gate decision* is ``pass``, ``conditional`` (deploy only once the
 reasons are addressed) or ``fail``. It is a pure function of the trial's
 check results and the policy: the most severe finding decides, and a check
-that could not run makes the decision at best conditional, since an
-untested property is not a passed one.
+that could not run, or whose evidence could not decide (``undetermined``),
+makes the decision at best conditional, since an untested property is not a
+passed one.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def decide(results: Iterable[CheckResult], policy: Policy) -> GateDecision:
     for result in results:
         if result.status is CheckStatus.ERROR:
             conditions.append(f"check {result.check} could not run: {result.message}")
+        elif result.status is CheckStatus.UNDETERMINED:
+            conditions.append(f"check {result.check} is undetermined: {result.message}")
         for f in result.findings:
             line = f"{f.severity.value}: {f.title} ({f.severity_reason})"
             if f.severity.rank >= policy.fail_at.rank:
@@ -78,6 +81,9 @@ def principle_status(
     for result in results:
         if result.status in (CheckStatus.PASSED, CheckStatus.FAILED) and result.check in tested:
             raise_to(tested[result.check], "ok")
+        elif result.status is CheckStatus.UNDETERMINED and result.check in tested:
+            # Tested, but not ruled out: never "OK" on what the check could not decide.
+            raise_to(tested[result.check], "attention")
         for f in result.findings:
             table[f.tags.principle.value]["findings"] += 1
             if f.severity.rank >= policy.fail_at.rank:

@@ -60,7 +60,13 @@ MAX_EXAMPLES = 20
 MAX_SUMMARY_METRICS = 6
 
 _SEVERITY_ORDER = tuple(reversed(Severity))  # critical first
-_CHECK_STATUS = {"passed": "Passed", "failed": "Failed", "error": "Error", "skipped": "Skipped"}
+_CHECK_STATUS = {
+    "passed": "Passed",
+    "failed": "Failed",
+    "undetermined": "Undetermined",
+    "error": "Error",
+    "skipped": "Skipped",
+}
 _PRINCIPLE_STATUS = {
     "not_tested": "Not tested",
     "ok": "OK",
