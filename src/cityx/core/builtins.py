@@ -75,6 +75,8 @@ _POISONING_DETECTORS = {
         ("next_interval", "NextInterval"),
         ("bounds", "Bounds"),
         ("declared_bounds", "DeclaredBounds"),
+        ("reading_consistency", "ReadingConsistency"),
+        ("trigger_boxes", "TriggerBoxes"),
     )
 }
 

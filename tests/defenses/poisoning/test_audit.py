@@ -8,7 +8,13 @@ import pytest
 
 from cityx.attacks.poisoning import Backdoor, CleanLabel, CompromisedSensors, LabelFlip
 from cityx.core import DataError
-from cityx.defenses.poisoning import AuditVerdict, audit, retrain_and_compare, sanitise
+from cityx.defenses.poisoning import (
+    AuditReport,
+    AuditVerdict,
+    audit,
+    retrain_and_compare,
+    sanitise,
+)
 from cityx.defenses.poisoning._data import prepare
 from cityx.defenses.poisoning.feature_evidence import ceilings
 from cityx.defenses.poisoning.label_evidence import next_interval
@@ -21,11 +27,19 @@ def _split(metro_base: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return metro_base[~trusted].reset_index(drop=True), metro_base[trusted].reset_index(drop=True)
 
 
-def test_clean_data_with_a_trusted_set_is_clean(metro_base: pd.DataFrame) -> None:
+def _covered(report: AuditReport) -> dict[str, bool]:
+    return {c.kind.value: c.covered for c in report.coverage}
+
+
+def test_clean_data_with_a_trusted_set_rules_out_flips_and_triggers(
+    metro_base: pd.DataFrame,
+) -> None:
     rows, trusted = _split(metro_base)
     report = audit(rows, label=LABEL, source_cols=SOURCES, trusted=trusted)
-    assert report.verdict is AuditVerdict.CLEAN, report.reasons
-    assert report.flagged.mean() < 0.02
+    # Not clean: a sensor misreporting within its range is beyond the audit's reach.
+    assert report.verdict is AuditVerdict.UNDETERMINED, report.reasons
+    assert _covered(report) == {"label-flips": True, "triggers": True, "sources": False}
+    assert report.flagged.mean() < 0.01
     assert not any(s.flagged for s in report.sources)
 
 
@@ -33,9 +47,13 @@ def _f1(flagged: np.ndarray, truth: np.ndarray) -> float:
     return float(2 * (flagged & truth).sum() / (flagged.sum() + truth.sum()))
 
 
-def test_clean_data_alone_is_clean(metro_base: pd.DataFrame) -> None:
+def test_clean_data_alone_is_not_poisoned_and_says_what_is_open(
+    metro_base: pd.DataFrame,
+) -> None:
     report = audit(metro_base, label=LABEL, source_cols=SOURCES)
-    assert report.verdict is AuditVerdict.CLEAN, report.reasons
+    assert report.verdict is AuditVerdict.UNDETERMINED, report.reasons
+    assert _covered(report)["label-flips"]  # the next interval checks the labels
+    assert any("sensor misreporting" in r for r in report.reasons)
     assert report.flagged.mean() < 0.01
     body = report.to_json()
     assert set(body) >= {"rows", "flagged", "sources", "verdict", "detectors", "wall_s"}

@@ -79,9 +79,13 @@ def test_a_backdoor_is_named_with_its_trigger_and_sanitising_undoes_it(tmp_path:
     assert compared.attack_success_robust is not None and compared.attack_success_robust < 0.2
 
 
-def test_clean_training_data_is_clean_and_not_retrained(tmp_path: Path) -> None:
+def test_clean_training_data_is_undetermined_and_not_retrained(tmp_path: Path) -> None:
+    # Nothing is found, yet a sensor misreporting within range cannot be ruled out: the
+    # check says so as its own state, never as a pass, and retrains nothing.
     result = PoisoningAudit().run(_context(EXAMPLE))
-    assert result.status is CheckStatus.PASSED, [f.title for f in result.findings]
+    assert result.status is CheckStatus.UNDETERMINED, [f.title for f in result.findings]
+    assert "sensor misreporting" in result.message
+    assert not result.findings
     assert isinstance(result.details, PoisoningDetails)
-    assert result.details.verdict == "clean"
+    assert result.details.verdict == "undetermined"
     assert result.details.sanitising is None and result.details.trigger is None

@@ -10,7 +10,7 @@ trained model for small trigger patterns; :func:`sign_manifest` and
 """
 
 from ._data import AuditData, prepare, robust_z
-from .audit import AuditReport, AuditVerdict, SourceScore, audit
+from .audit import AuditReport, SourceScore, audit
 from .provenance import (
     ProvenanceCheck,
     dataset_manifest,
@@ -22,13 +22,16 @@ from .sanitise import RetrainComparison, retrain_and_compare, robust_weights, sa
 from .scan import ScanReport, TriggerCandidate, scan_model
 from .scores import DetectorScores
 from .triggers import DataTrigger, find_data_trigger
+from .verdict import AuditVerdict, Coverage, PoisonKind
 
 __all__ = [
     "AuditData",
     "AuditReport",
     "AuditVerdict",
+    "Coverage",
     "DataTrigger",
     "DetectorScores",
+    "PoisonKind",
     "ProvenanceCheck",
     "RetrainComparison",
     "ScanReport",

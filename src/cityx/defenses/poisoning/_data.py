@@ -10,8 +10,17 @@ Words used here:
 - *z* of a feature: the robust z of its logarithm (``log1p``) when it is never
   negative, since counts, occupancies and queues are skewed and their tails
   would otherwise pass for outliers;
+- a *discrete* feature takes at most :data:`DISCRETE_LEVELS` values (a flag, a
+  lane count): its robust z is meaningless (a median absolute deviation of
+  nearly 0 turns every other value into an outlier), so it is standardised
+  plainly, and the outlier detectors read only the *continuous* ones (``zc``);
 - *series*: the rows of one source in one run, in time order; *run*: the
   rows sharing the run columns (scenario, seed, demand, controller);
+- *task*: ``regression`` when the label is numeric with more than
+  :data:`REGRESSION_LEVELS` distinct values (a delay, a flow), else
+  ``classification``. A regression label keeps its values (``target``) and
+  is also cut into :data:`TARGET_BINS` quantile bins (``y``), so what counts
+  rows per class (folds, per-class outliers) works for both;
 - *declared bounds*: the physical range the submission's manifest gives a
   feature (``min``/``max``); a reading outside it is impossible by the
   vendor's own account.
@@ -26,21 +35,31 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from cityx.core import DataError
+from cityx.core import DataError, Task
 from cityx.data.training import ID_COLUMNS, RUN_COLUMNS, feature_columns, time_column
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 
+def robust_scale(values: FloatArray, axis: int = 0) -> FloatArray:
+    """The robust spread of ``values`` along ``axis`` (kept as a length-1 axis)."""
+    med = np.median(values, axis=axis, keepdims=True)
+    mad = 1.4826 * np.median(np.abs(values - med), axis=axis, keepdims=True)
+    # Zero-inflated readings (empty roads, residuals that are mostly exactly 0) have a MAD
+    # of nearly nothing; the 10-90 % spread, scaled to a normal's, is still robust there.
+    q10, q90 = np.percentile(values, [10, 90], axis=axis, keepdims=True)
+    spread = (q90 - q10) / 2.5631
+    std = np.std(values, axis=axis, keepdims=True)
+    scale = np.where(mad >= 0.1 * std, mad, np.maximum(mad, spread))
+    # A feature constant for most rows: fall back on the sd, then on 1.
+    return np.asarray(np.where(scale > 1e-9, scale, np.where(std > 1e-9, std, 1.0)))
+
+
 def robust_z(values: FloatArray, axis: int = 0) -> FloatArray:
     """Robust z-scores along ``axis`` (see the module docstring)."""
     med = np.median(values, axis=axis, keepdims=True)
-    mad = 1.4826 * np.median(np.abs(values - med), axis=axis, keepdims=True)
-    std = np.std(values, axis=axis, keepdims=True)
-    # A feature constant for most rows has MAD 0: fall back on the sd, then on 1.
-    scale = np.where(mad > 1e-9, mad, np.where(std > 1e-9, std, 1.0))
-    return np.asarray((values - med) / scale, dtype=np.float64)
+    return np.asarray((values - med) / robust_scale(values, axis), dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +68,8 @@ class AuditData:
 
     features: tuple[str, ...]
     x: FloatArray  # raw feature values (n, d)
-    z: FloatArray  # per-feature robust z (n, d)
+    z: FloatArray  # per-feature robust z (n, d); discrete features plainly standardised
+    zc: FloatArray  # the continuous features' z (n, d'), what outlier detectors read
     y: IntArray  # class code per row
     classes: tuple[str, ...]
     source: IntArray  # source code per row (all 0 without a source column)
@@ -63,10 +83,21 @@ class AuditData:
     low: FloatArray | None = None
     high: FloatArray | None = None
     ignored: tuple[str, ...] = ()  # non-numeric columns left out of the audit
+    # Rows other detectors already doubt (past a rule or the label check): detectors that
+    # compare a row with its neighbours leave them out of the comparison.
+    doubted: NDArray[np.bool_] | None = None
+    task: Task = Task.CLASSIFICATION
+    target: FloatArray | None = None  # a regression label's values
+    # Rows from this position on are the trusted set (known clean), None without one.
+    trusted_from: int | None = None
 
     @property
     def n(self) -> int:
         return int(self.y.size)
+
+    @property
+    def regression(self) -> bool:
+        return self.task is Task.REGRESSION
 
 
 def _codes(table: pd.DataFrame, cols: Sequence[str]) -> IntArray:
@@ -78,6 +109,9 @@ def _codes(table: pd.DataFrame, cols: Sequence[str]) -> IntArray:
 
 
 Bounds = Mapping[str, tuple[float | None, float | None]]
+DISCRETE_LEVELS = 10
+REGRESSION_LEVELS = 20
+TARGET_BINS = 5
 # A text column whose values are numbers this often is a numeric column with bad cells.
 NUMERIC_SHARE = 0.9
 
@@ -119,7 +153,7 @@ def prepare(
             where="data",
             hint="drop or repair them before the audit",
         )
-    y_codes, classes = pd.factorize(table[label].astype(str), sort=True)
+    task, target, y_codes, classes = _label(table[label])
     source = _codes(table, source_cols)
     sources = (
         tuple(
@@ -138,6 +172,12 @@ def prepare(
         order = np.lexsort((t, series)).astype(np.int64)
         moment = _codes(table, [*run_cols, time_col])
         site = _codes(table, [*run_cols, time_col, *source_cols[:1]]) if source_cols else moment
+    z = robust_z(np.where((x >= 0).all(axis=0), np.log1p(np.maximum(x, 0.0)), x))
+    discrete = np.array([np.unique(x[:, j]).size <= DISCRETE_LEVELS for j in range(x.shape[1])])
+    if discrete.any():
+        part = x[:, discrete]
+        std = part.std(axis=0)
+        z[:, discrete] = (part - part.mean(axis=0)) / np.where(std > 1e-12, std, 1.0)
     low = high = None
     if bounds:
         low = np.array([_bound(bounds, f, 0, -np.inf) for f in features])
@@ -145,9 +185,10 @@ def prepare(
     return AuditData(
         features=features,
         x=x,
-        z=robust_z(np.where((x >= 0).all(axis=0), np.log1p(np.maximum(x, 0.0)), x)),
-        y=np.asarray(y_codes, dtype=np.int64),
-        classes=tuple(str(c) for c in classes),
+        z=z,
+        zc=z[:, ~discrete],
+        y=y_codes,
+        classes=classes,
         source=source,
         sources=sources,
         series=series,
@@ -158,6 +199,28 @@ def prepare(
         low=low,
         high=high,
         ignored=ignored,
+        task=task,
+        target=target,
+    )
+
+
+def _label(values: pd.Series) -> tuple[Task, FloatArray | None, IntArray, tuple[str, ...]]:
+    """The task, a regression label's values, and class codes (bins for regression)."""
+    if pd.api.types.is_numeric_dtype(values) and values.nunique() > REGRESSION_LEVELS:
+        target = values.to_numpy(dtype=np.float64)
+        if not np.isfinite(target).all():
+            raise DataError("the label holds infinite values", where=f"column {values.name}")
+        # Bins by rank, so ties and skew cannot leave a bin empty.
+        ranks = pd.Series(target).rank(method="first").to_numpy()
+        bins = np.minimum((ranks - 1) * TARGET_BINS // len(target), TARGET_BINS - 1)
+        names = tuple(f"q{i + 1}" for i in range(TARGET_BINS))
+        return Task.REGRESSION, target, bins.astype(np.int64), names
+    codes, classes = pd.factorize(values.astype(str), sort=True)
+    return (
+        Task.CLASSIFICATION,
+        None,
+        np.asarray(codes, dtype=np.int64),
+        tuple(str(c) for c in classes),
     )
 
 

@@ -41,10 +41,11 @@ from cityx.core import (
 from cityx.data import read_table
 from cityx.data.training import feature_columns
 
-from .audit import AuditReport, AuditVerdict, audit
+from .audit import AuditReport, audit
 from .details import PoisoningDetails, Sanitising, poisoning_section
 from .sanitise import RetrainComparison, retrain_and_compare
 from .triggers import DataTrigger, find_data_trigger
+from .verdict import MIN_FLAGGED, AuditVerdict
 
 _TAGS = Tags(Principle.SECURITY, NistFunction.MEASURE, ("AML.T0020",), ("Art. 10", "Art. 15"))
 DEFAULT_SOURCES = ("intersection", "approach")
@@ -169,19 +170,6 @@ class PoisoningAudit(Check):
                     evidence=evidence,
                 )
             )
-        if report.verdict is AuditVerdict.UNDETERMINED:
-            findings.append(
-                Finding(
-                    id=f"{self.meta.id}/undetermined",
-                    check=self.meta.id,
-                    title="The poisoning audit could not decide",
-                    severity=Severity.LOW,
-                    severity_reason="; ".join(report.reasons),
-                    tags=_TAGS,
-                    description="The training data could not be judged clean or poisoned.",
-                    evidence=evidence,
-                )
-            )
         found = tuple(findings)
         # No wall time in the details: they repeat exactly for the same seed (the check has its
         # own). The trigger is kept as recorded (rounded), so every reader sees the same numbers.
@@ -195,7 +183,19 @@ class PoisoningAudit(Check):
             trigger=DataTrigger.from_json(trigger.to_json()) if trigger is not None else None,
             sanitising=sanitising,
         )
-        return CheckResult(self.meta.id, status_from(found), metrics, found, details)
+        status = status_from(found)
+        if status is CheckStatus.PASSED and report.verdict is AuditVerdict.UNDETERMINED:
+            # Nothing found is not "clean" where the detectors could not reach: its own state,
+            # which the gate treats as conditional, never as a pass.
+            return CheckResult(
+                self.meta.id,
+                CheckStatus.UNDETERMINED,
+                metrics,
+                found,
+                details,
+                message="; ".join(report.reasons),
+            )
+        return CheckResult(self.meta.id, status, metrics, found, details)
 
     @staticmethod
     def _sanitising(
@@ -206,10 +206,16 @@ class PoisoningAudit(Check):
         source_cols: list[str],
         trigger: DataTrigger | None,
     ) -> Sanitising | None:
-        """Before and after dropping the flagged rows; None when judged clean or no holdout."""
+        """Before and after dropping the flagged rows; None when there is nothing to drop.
+
+        Nothing to drop: judged clean, too few rows flagged in a table not judged
+        poisoned, or no holdout to compare on.
+        """
         manifest = ctx.manifest
+        # A few flagged rows in a table not judged poisoned are noise: nothing to compare.
         if (
             report.verdict is AuditVerdict.CLEAN
+            or (report.verdict is not AuditVerdict.POISONED and report.flagged.sum() < MIN_FLAGGED)
             or not report.flagged.any()
             or manifest is None
             or manifest.data.holdout is None

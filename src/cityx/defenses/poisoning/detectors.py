@@ -15,6 +15,9 @@ audit weighs it (:func:`cityx.defenses.poisoning.audit.audit`):
   threshold;
 - ``rule``: a hard physical rule; a row past it is flagged, and many such
   rows make the table poisoned;
+- ``trigger``: a pattern of readings that goes with one label (a backdoor's
+  signature); a row that carries it is flagged, and many such rows make the
+  table poisoned;
 - ``context``: weighs only in attributing poison to a source.
 
 ``label`` and ``feature`` thresholds are recalibrated on a trusted set when
@@ -35,6 +38,7 @@ import numpy as np
 from cityx.core import NistFunction, PluginError, PluginKind, PluginMeta, Principle, Tags
 
 from ._data import AuditData
+from .boxes import trigger_boxes
 from .feature_evidence import (
     bounds,
     class_isolation,
@@ -50,6 +54,7 @@ from .label_evidence import (
     next_interval,
     out_of_fold_proba,
 )
+from .readings import reading_consistency
 from .scores import DetectorScores
 
 
@@ -58,12 +63,13 @@ class DetectorRole(StrEnum):
     LABEL_CHECK = "label-check"
     FEATURE = "feature"
     RULE = "rule"
+    TRIGGER = "trigger"
     CONTEXT = "context"
 
     @property
     def calibrated(self) -> bool:
         """Whether a trusted set recalibrates this role's threshold."""
-        return self not in (DetectorRole.LABEL_CHECK, DetectorRole.RULE)
+        return self not in (DetectorRole.LABEL_CHECK, DetectorRole.RULE, DetectorRole.TRIGGER)
 
 
 class PoisoningDetector(ABC):
@@ -189,6 +195,29 @@ class DeclaredBounds(PoisoningDetector):
         return declared_bounds(data)
 
 
+class ReadingConsistency(PoisoningDetector):
+    meta = _meta(
+        "reading_consistency",
+        "Readings of one detector that cannot go together (a queue on an unoccupied area, "
+        "a slow speed on an empty road, occupancy without vehicles)",
+    )
+    role = DetectorRole.RULE
+
+    def _score(self, data: AuditData, *, seed: int) -> DetectorScores:
+        return reading_consistency(data)
+
+
+class TriggerBoxes(PoisoningDetector):
+    meta = _meta(
+        "trigger_boxes",
+        "Rows of one label crowded into narrow ranges of a few readings (a trigger's box)",
+    )
+    role = DetectorRole.TRIGGER
+
+    def _score(self, data: AuditData, *, seed: int) -> DetectorScores:
+        return trigger_boxes(data)
+
+
 class CrossSensor(PoisoningDetector):
     meta = _meta("cross_sensor", "Readings far from the other sensors of the same place and time")
     role = DetectorRole.CONTEXT
@@ -208,6 +237,8 @@ __all__ = [
     "NextInterval",
     "Physical",
     "PoisoningDetector",
+    "ReadingConsistency",
     "Spectral",
     "Temporal",
+    "TriggerBoxes",
 ]

@@ -26,28 +26,32 @@ from __future__ import annotations
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
-from ._data import AuditData, FloatArray, robust_z
+from ._data import AuditData, FloatArray, robust_scale, robust_z
 from .scores import Z_LIMIT, DetectorScores, not_applicable, upper_z
 
 
 def class_isolation(data: AuditData, *, seed: int) -> DetectorScores:
+    if not data.zc.shape[1]:
+        return not_applicable("class_isolation", data.n, "no continuous reading")
     score = np.zeros(data.n)
     for j in range(len(data.classes)):
         members = data.y == j
         if members.sum() < 20:
             continue
         forest = IsolationForest(n_estimators=100, random_state=seed % 2**31)
-        score[members] = -forest.fit(data.z[members]).score_samples(data.z[members])
+        score[members] = -forest.fit(data.zc[members]).score_samples(data.zc[members])
     return DetectorScores("class_isolation", upper_z(score, data.y) / Z_LIMIT)
 
 
 def spectral(data: AuditData) -> DetectorScores:
+    if not data.zc.shape[1]:
+        return not_applicable("spectral", data.n, "no continuous reading")
     score = np.zeros(data.n)
     for j in range(len(data.classes)):
         members = np.flatnonzero(data.y == j)
         if members.size < 20:
             continue
-        block = data.z[members]
+        block = data.zc[members]
         centred = block - np.median(block, axis=0)
         _, _, vt = np.linalg.svd(centred - centred.mean(axis=0), full_matrices=False)
         score[members] = (centred @ vt[0]) ** 2
@@ -62,6 +66,9 @@ PILE_RATIO, PILE_MIN, PILE_SPAN = 10.0, 5, 0.01
 # So many separate piles are a lattice (flows come in whole vehicles per interval), not a
 # ceiling.
 LATTICE_PILES = 4
+# Readings beyond a ceiling are detached from it: nothing lies within this many typical
+# spacings of distinct values, or this share of the reading's 5-95 % range, above it.
+GAP_SPACINGS, GAP_SHARE = 3.0, 0.1
 
 
 def ceilings(x: FloatArray) -> FloatArray:
@@ -85,12 +92,14 @@ def ceilings(x: FloatArray) -> FloatArray:
         if gaps.sum() + 1 >= LATTICE_PILES:
             continue
         ceiling = piles[np.flatnonzero(np.r_[gaps, True])[0]]
-        # Saturation: readings crowd up to the ceiling and stop; a distribution that goes
-        # on through a pile (queues of whole vehicles) has as many just above it.
-        span = PILE_SPAN * max(abs(float(ceiling)), 1.0)
-        above = int(((column > ceiling) & (column <= ceiling + span)).sum())
-        below = int(((column < ceiling) & (column >= ceiling - span)).sum())
-        if above <= 0.25 * below:
+        # Saturation: readings crowd up to the ceiling and stop. Natural readings past a
+        # pile (speeds above a limit, pixels above 0, whole vehicles above a queue) go on
+        # just above it; only readings detached from it by a gap are beyond a ceiling.
+        distinct = np.unique(column)
+        spacing = float(np.median(np.diff(distinct))) if distinct.size > 2 else 0.0
+        p5, p95 = np.percentile(column, [5, 95])
+        gap = max(GAP_SPACINGS * spacing, GAP_SHARE * float(p95 - p5), 1e-9)
+        if not ((column > ceiling) & (column <= ceiling + gap)).any():
             out[j] = ceiling
     return out
 
@@ -119,8 +128,10 @@ def declared_bounds(data: AuditData) -> DetectorScores:
 def temporal(data: AuditData) -> DetectorScores:
     if data.order is None or data.series is None:
         return not_applicable("temporal", data.n, "no time column")
+    if not data.zc.shape[1]:
+        return not_applicable("temporal", data.n, "no continuous reading")
     order = data.order
-    z = data.z[order]
+    z = data.zc[order]
     s = data.series[order]
     prev_ok = np.r_[False, s[1:] == s[:-1]]
     next_ok = np.r_[s[:-1] == s[1:], False]
@@ -130,36 +141,63 @@ def temporal(data: AuditData) -> DetectorScores:
         expected = np.nanmean(np.stack([prev, nxt]), axis=0)
     alone = ~(prev_ok | next_ok)
     residual = np.where(alone[:, None], 0.0, z - np.nan_to_num(expected))
-    level = np.abs(robust_z(residual)).max(axis=1) / (Z_LIMIT * 1.5)
+    # A busy approach's readings jump more than a quiet one's from interval to interval: each
+    # series' jumps are measured against its sensor's own spread, never below the table's.
+    scale = np.broadcast_to(robust_scale(residual), residual.shape).copy()
+    sensors = data.source[order]
+    for k in np.unique(sensors):
+        mine = sensors == k
+        if mine.sum() >= 20:
+            scale[mine] = np.maximum(scale[mine], robust_scale(residual[mine]))
+    centred = residual - np.median(residual, axis=0, keepdims=True)
+    level = np.abs(centred / scale).max(axis=1) / (Z_LIMIT * 1.5)
     out = np.zeros(data.n)
     out[order] = level
     return DetectorScores("temporal", out)
 
 
+# The smallest spread of a residual, in robust spreads of the reading itself.
+RESIDUAL_FLOOR = 0.1
+
+
+def _scaled(residual: FloatArray, floor: float) -> FloatArray:
+    """Residuals from their median over their robust spread, the spread never below ``floor``."""
+    med = np.median(residual, axis=0, keepdims=True)
+    return np.asarray((residual - med) / np.maximum(robust_scale(residual), floor))
+
+
 def physical(data: AuditData, *, seed: int, folds: int = 4) -> DetectorScores:
-    d = data.z.shape[1]
+    d = data.zc.shape[1]
     if d < 2:
         return not_applicable("physical", data.n, "one feature")
-    z = np.clip(data.z, -20, 20)
+    z = np.clip(data.zc, -20, 20)
     design = np.hstack([np.ones((data.n, 1)), z, z**2])
     fold = np.random.default_rng(seed).integers(0, folds, size=data.n)
     residual = np.zeros_like(z)
-    ridge = 1e-3 * data.n
-    for j in range(d):
-        keep = np.ones(design.shape[1], dtype=bool)
-        keep[[1 + j, 1 + d + j]] = False  # the feature itself and its square
-        a = design[:, keep]
-        for f in range(folds):
-            train = fold != f
-            gram = a[train].T @ a[train] + ridge * np.eye(a.shape[1])
-            coef = np.linalg.solve(gram, a[train].T @ z[train, j])
-            residual[~train, j] = z[~train, j] - a[~train] @ coef
-    level = np.abs(robust_z(residual)).max(axis=1) / (Z_LIMIT * 1.5)
+    ridge = 1e-3 * data.n * np.eye(design.shape[1])
+    own, square = 1 + np.arange(d), 1 + d + np.arange(d)
+    total = design.T @ design
+    for f in range(folds):
+        train = fold != f
+        held = design[~train]
+        # Every feature's ridge regression on the other columns (all but itself and its
+        # square) from one inverse Gram matrix: leaving out the square is a rank-one
+        # downdate, and a column's regression on the rest is its column of the inverse
+        # scaled (the block-inverse identity). One matrix product then gives every residual.
+        inverse = np.linalg.inv(total - held.T @ held + ridge)
+        pivot = inverse[square, own] / inverse[square, square]
+        columns = inverse[:, own] - inverse[:, square] * pivot[None, :]
+        weights = columns / columns[own, np.arange(d)][None, :]
+        residual[~train] = held @ weights
+    # Readings that others determine almost exactly (a flow per hour beside its count) leave
+    # residuals of nearly nothing; a departure counts only once it is a visible part of the
+    # reading's own spread.
+    level = np.abs(_scaled(residual, RESIDUAL_FLOOR)).max(axis=1) / (Z_LIMIT * 1.5)
     return DetectorScores("physical", level)
 
 
 def cross_sensor(data: AuditData) -> DetectorScores:
-    if data.site is None or len(data.sources) < 3:
+    if data.site is None or len(data.sources) < 3 or not data.zc.shape[1]:
         return not_applicable(
             "cross_sensor",
             data.n,
@@ -170,14 +208,14 @@ def cross_sensor(data: AuditData) -> DetectorScores:
     if counts.max() < 3:
         site = data.moment if data.moment is not None else site
         counts = np.bincount(site)
-    frame_median = np.zeros_like(data.z)
-    for j in range(data.z.shape[1]):
+    frame_median = np.zeros_like(data.zc)
+    for j in range(data.zc.shape[1]):
         # Median per group, vectorised by sorting on (group, value).
-        order = np.lexsort((data.z[:, j], site))
+        order = np.lexsort((data.zc[:, j], site))
         starts = np.r_[0, np.cumsum(counts)[:-1]]
         mid = order[starts + counts // 2]
-        frame_median[:, j] = data.z[mid, j][site]
-    residual = np.where((counts[site] >= 3)[:, None], data.z - frame_median, 0.0)
+        frame_median[:, j] = data.zc[mid, j][site]
+    residual = np.where((counts[site] >= 3)[:, None], data.zc - frame_median, 0.0)
     level = np.abs(robust_z(residual)).max(axis=1) / (Z_LIMIT * 1.5)
     return DetectorScores("cross_sensor", level)
 

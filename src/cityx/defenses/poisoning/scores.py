@@ -26,6 +26,9 @@ class DetectorScores:
     applicable: bool = True
     note: str = ""
     checked: np.ndarray | None = None  # rows the detector could judge, when not all
+    # Patterns the detector found but could not tell from natural traffic: no row is
+    # flagged for them, and the audit says what they are.
+    candidates: tuple[str, ...] = ()
 
     @property
     def flagged(self) -> np.ndarray:
