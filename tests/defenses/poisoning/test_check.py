@@ -10,7 +10,7 @@ import pandas as pd
 from cityx.attacks.poisoning import CompromisedSensors
 from cityx.core import CheckContext, CheckStatus, PluginKind, Registry, Severity
 from cityx.defenses.poisoning.check import PoisoningAudit
-from cityx.defenses.poisoning.details import PoisoningDetails
+from cityx.defenses.poisoning.details import PoisoningDetails, poisoning_section
 from cityx.runs.drill import poisoning_drill
 from cityx.submissions.manifest_file import read_manifest
 
@@ -89,3 +89,8 @@ def test_clean_training_data_is_undetermined_and_not_retrained(tmp_path: Path) -
     assert isinstance(result.details, PoisoningDetails)
     assert result.details.verdict == "undetermined"
     assert result.details.sanitising is None and result.details.trigger is None
+    # The details keep which kinds could be ruled out, and the report section shows them.
+    assert result.details.coverage["sources"]["covered"] is False
+    assert PoisoningDetails.from_json(result.details.to_json()) == result.details
+    (table, *_) = poisoning_section(result.details, result.metrics, "poisoning.audit").tables
+    assert ("sources", "no") == table.rows[-1][:2]

@@ -126,3 +126,32 @@ def test_degenerate_tables_get_a_verdict_with_its_limits(shape: str) -> None:
         report = audit(frame, label="y")
         assert report.verdict is AuditVerdict.UNDETERMINED
         assert "single class" in report.reasons[0]
+
+
+@pytest.mark.parametrize("where", ["three sensors", "everywhere"])
+def test_sources_are_named_only_when_the_poison_concentrates_in_them(where: str) -> None:
+    rng = np.random.default_rng(5)
+    frame = _plain(rng, 3000)
+    frame["sensor"] = [f"s{i}" for i in rng.integers(0, 20, len(frame))]
+    pool = (
+        frame.index[frame["sensor"].isin(["s1", "s5", "s9"])]
+        if where != "everywhere"
+        else frame.index
+    )
+    rows = rng.choice(pool, size=210, replace=False)  # 7 % of the table
+    frame.loc[rows, "y"] = frame.loc[rows, "y"].map({"a": "b", "b": "a"})
+    report = audit(frame, label="y", source_cols=["sensor"])
+    named = {s.source for s in report.sources if s.flagged}
+    if where == "everywhere":
+        assert named == set()
+    else:
+        assert named == {"s1", "s5", "s9"}
+        assert report.verdict is AuditVerdict.POISONED
+        # Named for concentration, a source keeps its unflagged rows unflagged.
+        assert report.flagged.sum() < (frame["sensor"].isin(named)).sum()
+
+
+def test_no_source_column_leaves_no_source_to_rule_out() -> None:
+    report = audit(_plain(np.random.default_rng(6)), label="y")
+    sources = {c.kind.value: c for c in report.coverage}["sources"]
+    assert sources.covered and "not applicable" in sources.reason

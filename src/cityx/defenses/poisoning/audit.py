@@ -7,7 +7,10 @@ Words used here:
 - *flagged* row: score >= 1; *flagged* source: its rows' mean score is a
   robust outlier among sources (robust z >= 3.5) and at least half of its
   rows are flagged, the signature of a compromised sensor or provider
-  (all its rows are then flagged);
+  (all its rows are then flagged); a source is also *named* when the
+  flagged rows concentrate in it (:func:`~.source_evidence.concentrated`:
+  a few of the sources hold them, far beyond a typical source's share),
+  and then keeps its unflagged rows;
 - *trusted set*: rows known to be clean; when given, each detector's
   threshold becomes the 99.5th percentile of its levels on them (label
   checks and rules keep theirs; see :class:`~.detectors.DetectorRole`);
@@ -30,7 +33,7 @@ from cityx.core import DataError, PluginKind, Registry
 from ._data import AuditData, Bounds, FloatArray, prepare, robust_z
 from .detectors import DetectorRole, PoisoningDetector
 from .scores import DetectorScores
-from .source_evidence import source_drift, static_violations
+from .source_evidence import concentrated, source_drift, static_violations
 from .verdict import (
     MIN_SOURCES,
     AuditVerdict,
@@ -277,20 +280,33 @@ def _coverage(
         triggers = Coverage(
             PoisonKind.TRIGGERS, True, "no box of rows of one label crowded in a few readings"
         )
+    if len(data.sources) < MIN_SOURCES:
+        # No sources to single out: rows planted through a sensor matter only through the
+        # labels or readings they carry, which the two kinds above cover.
+        sources = Coverage(
+            PoisonKind.SOURCES,
+            True,
+            f"not applicable: {len(data.sources)} source(s), none to single out",
+        )
+    else:
+        sources = _sources_coverage()
+    return (
+        label_coverage(checked_share=float(checked.mean()), trusted=trusted, noise=noise),
+        triggers,
+        sources,
+    )
+
+
+def _sources_coverage() -> Coverage:
     # Measured on the evaluation protocol (docs/poisoning.md): a sensor that misreports one
     # kind of reading within its normal range, labels untouched, is found too rarely to be
     # ruled out, and natural differences between sensors are as large as its traces.
-    sources = Coverage(
+    return Coverage(
         PoisonKind.SOURCES,
         False,
         "a sensor misreporting one kind of reading (a gain, an offset, frozen values or "
         "noise) within the normal range cannot be ruled out: the audit finds such sensors "
         "only when they drift, move static readings or break a physical rule",
-    )
-    return (
-        label_coverage(checked_share=float(checked.mean()), trusted=trusted, noise=noise),
-        triggers,
-        sources,
     )
 
 
@@ -366,6 +382,8 @@ def _attribute(
     else:
         zs = np.zeros(k)
         flags = np.zeros(k, dtype=bool)
+    named = concentrated(source, flagged, rows)
+    zs = np.where(named & ~flags, np.maximum(zs, SOURCE_Z), zs)
     static = static_violations(data)
     if static is not None:
         # Static readings (speed limit, lanes) that move in most of a source's runs.
@@ -377,9 +395,11 @@ def _attribute(
             score=float(zs[i]),
             rows=int(rows[i]),
             flagged_rows=round(share[i] * rows[i]),
-            flagged=bool(flags[i]),
+            flagged=bool(flags[i] or named[i]),
         )
         for i in range(k)
         if rows[i] > 0
     ]
+    # A source named for concentration alone keeps its unflagged rows: only part of them
+    # may be poisoned, and flagging all would bury the rows that are.
     return out, flags

@@ -182,6 +182,7 @@ class PoisoningAudit(Check):
             flagged_rows=tuple(np.flatnonzero(report.flagged).tolist()),
             trigger=DataTrigger.from_json(trigger.to_json()) if trigger is not None else None,
             sanitising=sanitising,
+            coverage={c.kind.value: c.to_json() for c in report.coverage},
         )
         status = status_from(found)
         if status is CheckStatus.PASSED and report.verdict is AuditVerdict.UNDETERMINED:

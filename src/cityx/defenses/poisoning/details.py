@@ -3,7 +3,8 @@
 The details give the audit's *verdict* (clean, poisoned or undetermined)
 and reasons, the compromised *sources*, what each detector found, the
 flagged rows (positions in the training table), the *trigger candidate*
-read off them, and *sanitising*: a reference model trained before and
+read off them, *coverage* (per kind of poisoning: could it be found here,
+and why not), and *sanitising*: a reference model trained before and
 after dropping the flagged rows, or a note saying why it was not.
 Numbers are kept as recorded (rounded), so every reader sees the same.
 """
@@ -11,7 +12,7 @@ Numbers are kept as recorded (rounded), so every reader sees the same.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 from cityx.core import Details, Fields, Metric
@@ -65,6 +66,9 @@ class PoisoningDetails(Details):
     flagged_rows: tuple[int, ...]
     trigger: DataTrigger | None = None
     sanitising: Sanitising | None = None
+    # Per kind of poisoning (label flips, triggers, sources): could the detectors that
+    # applied find it here, and why (not). Empty in results written before it existed.
+    coverage: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +80,7 @@ class PoisoningDetails(Details):
             "flagged_rows": list(self.flagged_rows),
             "trigger": None if self.trigger is None else self.trigger.to_json(),
             "sanitising": None if self.sanitising is None else self.sanitising.to_json(),
+            "coverage": {k: dict(v) for k, v in self.coverage.items()},
         }
 
     @classmethod
@@ -84,6 +89,7 @@ class PoisoningDetails(Details):
         detectors = f.field("detectors")
         trigger = f.obj_or_null("trigger")
         sanitising = f.obj_or_null("sanitising")
+        coverage = f.field("coverage") if f.has("coverage") else None
         return cls(
             verdict=f.text("verdict"),
             reasons=f.texts("reasons"),
@@ -95,6 +101,7 @@ class PoisoningDetails(Details):
             sanitising=None
             if sanitising is None
             else Sanitising.from_json(sanitising, f"{_NAME}.sanitising"),
+            coverage={k: coverage.obj(k) for k in coverage.data} if coverage else {},
         )
 
 
@@ -103,6 +110,17 @@ def poisoning_section(
 ) -> Section:
     """The trigger candidate's jumps, and the model before and after sanitising."""
     tables: list[Table] = []
+    if details.coverage:
+        tables.append(
+            Table(
+                f"What the audit could rule out (verdict: {details.verdict})",
+                ("Kind of poisoning", "Covered", "Why"),
+                tuple(
+                    (kind, "yes" if c.get("covered") else "no", str(c.get("reason", "")))
+                    for kind, c in details.coverage.items()
+                ),
+            )
+        )
     trigger = details.trigger
     if trigger is not None:
         tables.append(
@@ -136,7 +154,10 @@ def poisoning_section(
         )
     elif sanitising is not None:
         tables.append(Table("Sanitising", ("Note",), ((sanitising.note,),)))
-    return Section(tables=tuple(tables), shown=frozenset({"sanitising", "trigger", "flagged_rows"}))
+    return Section(
+        tables=tuple(tables),
+        shown=frozenset({"sanitising", "trigger", "flagged_rows", "coverage"}),
+    )
 
 
 __all__ = ["PoisoningDetails", "Sanitising", "poisoning_section"]

@@ -89,4 +89,38 @@ def static_violations(data: AuditData) -> FloatArray | None:
     )
 
 
-__all__ = ["source_drift", "static_violations"]
+# A source is named for concentration when this share of its rows is flagged, several
+# times the share of a typical source, and the excess is far beyond chance.
+CONCENTRATED_SHARE, CONCENTRATED_RATIO, CONCENTRATED_Z = 0.2, 4.0, 5.0
+# Poison spread over more than this share of the sources is not concentrated in them.
+CONCENTRATED_AT_MOST = 0.25
+
+
+def concentrated(source: np.ndarray, flagged: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per source: do the flagged rows concentrate in it (a few compromised providers)?
+
+    Compared with a typical source (the median flagged share, at least one row's
+    worth, so a table that flags nothing elsewhere still needs several rows
+    here), by a binomial z of its flagged rows. When many sources stand out,
+    the poison is spread, not concentrated, and none is named.
+    """
+    k = rows.size
+    if k < 5:
+        return np.zeros(k, dtype=bool)
+    hits = np.bincount(source, weights=flagged.astype(np.float64), minlength=k)
+    present = rows > 0
+    share = hits / np.maximum(rows, 1)
+    base = max(float(np.median(share[present])), 1.0 / float(np.median(rows[present])))
+    z = (hits - rows * base) / np.sqrt(rows * base * (1.0 - base) + 1.0)
+    named = (
+        present
+        & (share >= CONCENTRATED_SHARE)
+        & (share >= CONCENTRATED_RATIO * base)
+        & (z >= CONCENTRATED_Z)
+    )
+    if named.sum() > CONCENTRATED_AT_MOST * present.sum():
+        return np.zeros(k, dtype=bool)
+    return np.asarray(named, dtype=bool)
+
+
+__all__ = ["concentrated", "source_drift", "static_violations"]

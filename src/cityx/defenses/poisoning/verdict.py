@@ -11,11 +11,12 @@ Words used here:
   them), a trusted set, or labels so predictable from the other readings
   that flips would stand out (an out-of-fold model confidently contradicts
   at most :data:`LABEL_FLOOR` of them); triggers are covered when the trigger
-  detector applied and no candidate box stands (see :mod:`.boxes`); a
-  compromised sensor that misreports within the normal range is not covered
-  by any detector (measured: see docs/poisoning.md), so *clean* is out of
-  reach until one is;
-- *clean* only when label flips and triggers are covered and the evidence
+  detector applied and no candidate box stands (see :mod:`.boxes`); in a
+  table of sources, a compromised sensor that misreports within the normal
+  range is not covered by any detector (measured: see docs/poisoning.md), so
+  *clean* is out of reach there until one is; a table without sources has
+  none to compromise;
+- *clean* only when every kind is covered and the evidence
   found nothing beyond a clean table's noise; *poisoned* when the evidence
   is beyond doubt (a compromised source, readings no road produces, crowded
   single-label bands, or far more flagged rows than noise explains);
