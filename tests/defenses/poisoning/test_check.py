@@ -93,4 +93,4 @@ def test_clean_training_data_is_undetermined_and_not_retrained(tmp_path: Path) -
     assert result.details.coverage["sources"]["covered"] is False
     assert PoisoningDetails.from_json(result.details.to_json()) == result.details
     (table, *_) = poisoning_section(result.details, result.metrics, "poisoning.audit").tables
-    assert ("sources", "no") == table.rows[-1][:2]
+    assert table.rows[-1][:2] == ("sources", "no")
