@@ -163,7 +163,7 @@ ART_ATTACKS: dict[str, dict[str, Any]] = {
     # ART's defaults (max_iter 50, max_eval 10000, init_eval 100).
     "hopskipjump": {"max_iter": 50, "max_eval": 10_000, "init_eval": 100},
     # 100 steps of 2 x 20 queries: about 4,000 a row, HopSkipJump's order.
-    "pgd_gradient_estimation": {"max_iter": 100, "num_basis": 20, "sigma": 0.05, "eps_step": 0.1},
+    "pgd_gradient_estimation": {"max_iter": 100, "num_basis": 20, "sigma": 0.25, "eps_step": 0.1},
 }
 
 
@@ -325,7 +325,7 @@ def main() -> int:
             peers: dict[str, Any] = {}
             for attack in attacks:
                 art = run_art(attack, data, classes, seed)
-                adv = art["adversarial"] if "adversarial" in art else art["adv"]
+                adv = art["adv"]
                 raw_ok = flips(adv, y)
                 broken = violations(threat, adv, x, prev) > 0
                 projected = project(threat, adv, x, prev)
