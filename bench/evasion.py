@@ -1,4 +1,4 @@
-"""Benchmark: constrained evasion (ours) against IBM ART's masked black-box attacks, at equal queries.
+"""Benchmark: constrained evasion (ours) against IBM ART's masked attacks, at equal queries.
 
 Both attack the same ONNX traffic-congestion model (the metro-congestion
 example) on the same correctly predicted holdout rows, under the same
@@ -374,7 +374,7 @@ def main() -> int:
             goals[tname] = _goals(curve, peers, budgets)
             # Ours at ART's own full query count, for the second goal.
             for attack, peer in peers.items():
-                budget = max(8, int(round(peer["queries_per_row"])))
+                budget = max(8, round(peer["queries_per_row"]))
                 report = ConstrainedEvasion().run(
                     predictor,
                     rows,
