@@ -142,3 +142,18 @@ def test_a_model_outside_a_submission_is_refused(tmp_path: Path) -> None:
 def test_help_has_an_example() -> None:
     run = cityx("redteam", "evade", "--help")
     assert run.code == 0 and "example:\n  cityx redteam evade" in run.out
+
+
+def test_evade_without_a_threat_model_names_the_default(tmp_path: Path) -> None:
+    folder = tmp_path / "sub"
+    shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("threat-model.toml", "*.py"))
+    argv = _evade(tmp_path / "unused.toml", "--budget", "16", "--samples", "5", "--no-fragility")
+    at = argv.index("--constraints")
+    del argv[at : at + 2]
+    argv[argv.index("--model") + 1] = str(folder / "model.onnx")
+    run = cityx(*argv, "--json")
+    assert run.code == 0, run.err
+    named = run.json()["threat_model"]
+    assert named["source"] == "default: schema bounds, every sensor" and named["default"]
+    text = cityx(*argv)
+    assert text.code == 0 and "threat model: default: schema bounds, every sensor" in text.out

@@ -128,7 +128,10 @@ def _evade(args: argparse.Namespace) -> int:
 
 
 def _text(obj: dict[str, Any]) -> str:
+    threat = obj["threat_model"]
+    digest = f" (sha256 {threat['sha256'][:12]})" if threat.get("sha256") else ""
     lines = [
+        f"threat model: {threat['source']}{digest}",
         f"success rate: {obj['success_rate']:.1%} of {obj['samples']} rows "
         f"({obj['queries_per_sample']:.0f} queries a row, budget {obj['budget']})",
         f"constraint violations: {obj['constraint_violations']}",

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from cityx.attacks.evasion import (
+    DEFAULT_THREAT_MODEL,
+    THREAT_MODEL_FILE,
     ConstrainedEvasion,
     ThreatModel,
     ThreatModelError,
+    evade,
     parse_threat_model,
     search,
     violations,
@@ -181,3 +188,43 @@ def test_the_shipped_example_threat_model_fits_the_example_data() -> None:
     check_against_data(threat, table[list(schema.names)].to_numpy(dtype=float), where="holdout")
     previous = previous_rows(threat, table, where="holdout")
     assert previous is None or previous.shape == (len(table), len(schema.names))
+
+
+def _without_threat_model(folder: Path) -> Path:
+    """A copy of the example submission with no threat-model.toml."""
+    shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns(THREAT_MODEL_FILE, "*.py"))
+    return folder
+
+
+def test_evade_names_the_default_threat_model_when_the_submission_declares_none(
+    tmp_path: Path,
+) -> None:
+    folder = _without_threat_model(tmp_path / "sub")
+    report = evade(
+        folder,
+        folder / "data" / "holdout.csv",
+        label="congestion_next",
+        budget=16,
+        samples=5,
+        fragility=False,
+        seed=1,
+    )
+    named = report.to_json()["threat_model"]
+    assert named["source"] == DEFAULT_THREAT_MODEL and named["default"] is True
+    assert named["sha256"] is None
+
+
+def test_evade_names_the_declared_threat_model_by_path_and_digest() -> None:
+    declared = EXAMPLE / THREAT_MODEL_FILE
+    report = evade(
+        EXAMPLE,
+        EXAMPLE / "data" / "holdout.csv",
+        label="congestion_next",
+        budget=16,
+        samples=5,
+        fragility=False,
+        seed=1,
+    )
+    named = report.to_json()["threat_model"]
+    assert named["source"] == str(declared) and named["default"] is False
+    assert named["sha256"] == hashlib.sha256(declared.read_bytes()).hexdigest()

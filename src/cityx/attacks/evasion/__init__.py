@@ -9,6 +9,7 @@ re-exported here, where the attack uses them.
 """
 
 from cityx.data.constraints import (
+    DEFAULT_THREAT_MODEL,
     Consistency,
     Ratio,
     Sensor,
@@ -31,6 +32,7 @@ from .evade import THREAT_MODEL_FILE, evade
 from .search import SearchOutcome, search
 
 __all__ = [
+    "DEFAULT_THREAT_MODEL",
     "THREAT_MODEL_FILE",
     "Consistency",
     "ConstrainedEvasion",

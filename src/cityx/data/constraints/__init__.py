@@ -5,11 +5,20 @@ by explanations that must stay physically possible.
 """
 
 from .checks import check_against_data, previous_rows
-from .model import Consistency, Ratio, Sensor, Temporal, ThreatModel, ThreatModelError
+from .model import (
+    DEFAULT_THREAT_MODEL,
+    Consistency,
+    Ratio,
+    Sensor,
+    Temporal,
+    ThreatModel,
+    ThreatModelError,
+)
 from .projection import consistency_gap, feasible_box, project, ratio_gap, violations
 from .reading import load_threat_model, parse_threat_model, schema_threat_model
 
 __all__ = [
+    "DEFAULT_THREAT_MODEL",
     "Consistency",
     "Ratio",
     "Sensor",

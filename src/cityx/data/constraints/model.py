@@ -47,6 +47,11 @@ import numpy as np
 
 from cityx.core import FloatArray, InputError
 
+# The name of the threat model used when a submission declares none (see
+# :func:`.reading.schema_threat_model`): reports print it, so a reader sees
+# the attack did not use the vendor's or the city's threat model.
+DEFAULT_THREAT_MODEL = "default: schema bounds, every sensor"
+
 
 class ThreatModelError(InputError):
     """A constraints file is malformed, names unknown features or contradicts the data."""
@@ -117,6 +122,8 @@ class ThreatModel:
     resolution: Mapping[str, float] = field(default_factory=dict)
     ratios: tuple[Ratio, ...] = ()
     source: str = "<threat model>"
+    # SHA-256 of the file it was read from: a report names exactly which one.
+    sha256: str | None = None
 
     def sensor(self, name: str) -> Sensor:
         for s in self.sensors:
@@ -159,9 +166,17 @@ class ThreatModel:
         """The same constraints with the attacker holding only ``sensors``."""
         return replace(self, controlled=tuple(sensors))
 
+    @property
+    def is_default(self) -> bool:
+        """Whether this is the fallback for a submission that declares no threat model."""
+        return self.source == DEFAULT_THREAT_MODEL
+
     def describe(self) -> dict[str, Any]:
+        """What a report says about the threat model: where it came from, and its reach."""
         return {
             "source": self.source,
+            "sha256": self.sha256,
+            "default": self.is_default,
             "controlled": list(self.controlled),
             "controlled_features": list(self.controlled_features),
             "linked": self.consistency is not None,
@@ -169,4 +184,12 @@ class ThreatModel:
         }
 
 
-__all__ = ["Consistency", "Ratio", "Sensor", "Temporal", "ThreatModel", "ThreatModelError"]
+__all__ = [
+    "DEFAULT_THREAT_MODEL",
+    "Consistency",
+    "Ratio",
+    "Sensor",
+    "Temporal",
+    "ThreatModel",
+    "ThreatModelError",
+]

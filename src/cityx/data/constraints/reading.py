@@ -36,9 +36,11 @@ File layout::
 from __future__ import annotations
 
 import difflib
+import hashlib
 import math
 import tomllib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cityx.core import FeatureType, InputSchema
 
-from .model import Consistency, Ratio, Sensor, Temporal, ThreatModel, ThreatModelError
+from .model import (
+    DEFAULT_THREAT_MODEL,
+    Consistency,
+    Ratio,
+    Sensor,
+    Temporal,
+    ThreatModel,
+    ThreatModelError,
+)
 
 
 class _SensorFile(BaseModel):
@@ -103,12 +113,14 @@ def load_threat_model(path: Path, schema: InputSchema) -> ThreatModel:
     """Read and check a constraints file against the model's input schema."""
     where = str(path)
     try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        data = Path(path).read_bytes()
+        raw = tomllib.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise ThreatModelError("constraints file not found", where=where) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ThreatModelError(f"not valid TOML: {exc}", where=where) from None
-    return parse_threat_model(raw, schema, where=where)
+    model = parse_threat_model(raw, schema, where=where)
+    return replace(model, sha256=hashlib.sha256(data).hexdigest())
 
 
 def parse_threat_model(
@@ -251,14 +263,17 @@ def parse_threat_model(
 
 
 def schema_threat_model(schema: InputSchema) -> ThreatModel:
-    """The weakest threat model: every feature its own sensor, all controlled, bounds only."""
+    """The fallback threat model: every feature its own controlled sensor, bounds only.
+
+    Its ``source`` is :data:`DEFAULT_THREAT_MODEL`, which reports print.
+    """
     return parse_threat_model(
         {
             "controlled": list(schema.names),
             "sensors": {n: {"features": [n]} for n in schema.names},
         },
         schema,
-        where="<input schema bounds>",
+        where=DEFAULT_THREAT_MODEL,
     )
 
 
