@@ -81,6 +81,17 @@ class ArtifactSection(_Strict):
         return self
 
 
+class ReadingRole(StrEnum):
+    """What one detector reading is (the poisoning audit checks them against each other)."""
+
+    COUNT = "count"
+    OCCUPANCY = "occupancy"
+    SPEED = "speed"
+    QUEUE = "queue"
+    SPEED_RATIO = "speed_ratio"
+    FREE_FLOW = "free_flow"
+
+
 class FeatureSpec(_Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     type: FeatureType = FeatureType.FLOAT
@@ -88,11 +99,18 @@ class FeatureSpec(_Strict):
     min: float | None = None
     max: float | None = None
     description: str = ""
+    # What a traffic detector measured, for the poisoning audit's reading rules, where the
+    # name does not say it (see docs/submissions.md): the reading's role and the detector
+    # window (lane, time step) it belongs to.
+    reading: ReadingRole | None = None
+    group: Annotated[str, StringConstraints(max_length=128)] = ""
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> FeatureSpec:
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        if self.group and self.reading is None:
+            raise ValueError("group is only used with reading")
         return self
 
 
@@ -193,7 +211,12 @@ class Manifest(_Strict):
         return self
 
     def input_schema(self) -> InputSchema:
-        return InputSchema(tuple(Feature(**f.model_dump()) for f in self.inputs.features))
+        # The reading role is the audit's business, not the model's input contract.
+        return InputSchema(
+            tuple(
+                Feature(**f.model_dump(exclude={"reading", "group"})) for f in self.inputs.features
+            )
+        )
 
     def output_spec(self) -> OutputSpec:
         o = self.outputs
@@ -222,6 +245,7 @@ __all__ = [
     "InputsSection",
     "Manifest",
     "OutputsSection",
+    "ReadingRole",
     "SystemKind",
     "SystemSection",
     "manifest_json_schema",

@@ -63,6 +63,21 @@ def test_occupancy_without_vehicles_breaks_a_rule_the_table_keeps() -> None:
     assert set(rows) <= set(np.flatnonzero(report.flagged))
 
 
+def test_readings_declared_in_the_manifest_stand_in_for_names_that_say_nothing() -> None:
+    frame = _windows(np.random.default_rng(0))
+    rows = np.arange(60)
+    frame.loc[rows, "count_l1_t2"] = 0
+    frame.loc[rows, "occupancy_l1_t2"] = 30.0
+    opaque = {c: f"x{j}" for j, c in enumerate(frame.columns) if c != "busy"}
+    renamed = frame.rename(columns=opaque)
+    assert not reading_consistency(prepare(renamed, label="busy")).applicable
+    # As a manifest declares them: [[inputs.features]] reading = "count", group = "l1_t2".
+    declared = {new: tuple(old.split("_", 1)) for old, new in opaque.items()}
+    report = audit(renamed, label="busy", readings=declared)
+    assert report.detectors["reading_consistency"]["applicable"]
+    assert set(rows) <= set(np.flatnonzero(report.flagged))
+
+
 def _plain(rng: np.random.Generator, n: int = 2000) -> pd.DataFrame:
     x = rng.normal(size=(n, 6))
     frame = pd.DataFrame(x, columns=[f"f{j}" for j in range(6)])

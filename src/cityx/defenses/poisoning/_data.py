@@ -29,7 +29,7 @@ Words used here:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,9 @@ from cityx.data.training import ID_COLUMNS, RUN_COLUMNS, feature_columns, time_c
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
+# A declared reading: its role (count, occupancy, speed, ...) and its group (the detector
+# window it belongs to; "" to take the group from the name).
+Reading = tuple[str, str]
 
 
 def robust_scale(values: FloatArray, axis: int = 0) -> FloatArray:
@@ -90,6 +93,8 @@ class AuditData:
     target: FloatArray | None = None  # a regression label's values
     # Rows from this position on are the trusted set (known clean), None without one.
     trusted_from: int | None = None
+    # Declared readings by feature name: (role, group), from a submission's manifest.
+    readings: Mapping[str, Reading] = field(default_factory=dict)
 
     @property
     def n(self) -> int:

@@ -21,7 +21,7 @@ Words used here:
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -30,7 +30,7 @@ import pandas as pd
 
 from cityx.core import DataError, PluginKind, Registry
 
-from ._data import AuditData, Bounds, FloatArray, prepare, robust_z
+from ._data import AuditData, Bounds, FloatArray, Reading, prepare, robust_z
 from .detectors import DetectorRole, PoisoningDetector
 from .scores import DetectorScores
 from .source_evidence import concentrated, source_drift, static_violations
@@ -154,12 +154,14 @@ def audit(
     trusted: pd.DataFrame | None = None,
     seed: int = 0,
     bounds: Bounds | None = None,
+    readings: Mapping[str, Reading] | None = None,
     registry: Registry | None = None,
 ) -> AuditReport:
     """Score every row of ``table`` and judge whether it is poisoned (see the module docstring).
 
     Every registered poisoning detector runs, weighed by its role. ``bounds``
-    are the features' declared ranges (a submission's manifest gives them).
+    are the features' declared ranges and ``readings`` their declared reading
+    roles and groups (a submission's manifest gives both).
     """
     start = time.perf_counter()
     n_rows = len(table)
@@ -171,6 +173,7 @@ def audit(
             trusted=trusted,
             seed=seed,
             bounds=bounds,
+            readings=readings,
             registry=registry,
             start=start,
         )
@@ -187,6 +190,8 @@ def audit(
     )
     if trusted is not None:
         data = replace(data, trusted_from=n_rows)
+    if readings:
+        data = replace(data, readings=dict(readings))
     if n_rows < MIN_ROWS:
         return _undetermined(n_rows, f"{n_rows} rows are too few to judge (need {MIN_ROWS})", start)
     counts = np.bincount(data.y[:n_rows], minlength=len(data.classes))

@@ -83,6 +83,9 @@ class PoisoningAudit(Check):
             seed=ctx.seed,
             # What the vendor itself declares physically possible.
             bounds={f.name: (f.min, f.max) for f in manifest.inputs.features},
+            readings={
+                f.name: (f.reading.value, f.group) for f in manifest.inputs.features if f.reading
+            },
         )
         bad = [s for s in report.sources if s.flagged]
         metrics = {

@@ -10,7 +10,8 @@ Words used here:
   and time step; in a table of one row per approach (``area_occupancy_pct``,
   ``mean_speed_kmh``, ``halting_veh``, ...) there is one. A name's role is
   the role word in it; the group is what is left once role, unit and
-  statistic words are taken out (see :func:`reading_groups`);
+  statistic words are taken out (see :func:`reading_groups`); a manifest
+  may declare both per feature (``reading`` and ``group``), which wins;
 - *rule*: what the readings of one group cannot show together on any road:
 
   - ``queue-unoccupied``: a queue on an area that reads no occupancy (the
@@ -34,13 +35,13 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ._data import AuditData, FloatArray, IntArray
+from ._data import AuditData, FloatArray, IntArray, Reading
 from .scores import DetectorScores, not_applicable
 
 ROLE_WORDS: dict[str, frozenset[str]] = {
@@ -99,16 +100,23 @@ def _role(words: list[str]) -> str | None:
     return None
 
 
-def reading_groups(features: Sequence[str]) -> tuple[ReadingGroup, ...]:
-    """The reading groups the feature names show (groups with two roles or more)."""
+def reading_groups(
+    features: Sequence[str], declared: Mapping[str, Reading] | None = None
+) -> tuple[ReadingGroup, ...]:
+    """The reading groups the feature names show (groups with two roles or more).
+
+    ``declared`` gives, by feature name, a reading's role and group where the
+    submission's manifest declares them; they take precedence over the name.
+    """
+    declared = declared or {}
+    drop = NEUTRAL_WORDS | {"free", "ratio", *(w for ws in ROLE_WORDS.values() for w in ws)}
     members: dict[str, dict[str, list[int]]] = {}
     for j, name in enumerate(features):
         words = _words(name)
-        role = _role(words)
+        role, key = declared.get(name, (_role(words), ""))
         if role is None:
             continue
-        drop = NEUTRAL_WORDS | {"free", "ratio", *(w for ws in ROLE_WORDS.values() for w in ws)}
-        key = "_".join(w for w in words if w not in drop)
+        key = key or "_".join(w for w in words if w not in drop)
         members.setdefault(key, {}).setdefault(role, []).append(j)
     groups = (
         ReadingGroup(key=key, **{role: tuple(cols) for role, cols in roles.items()})
@@ -232,7 +240,7 @@ def holding(breaks: Breaks, n_groups: int) -> dict[str, NDArray[np.bool_]]:
 def reading_consistency(data: AuditData) -> DetectorScores:
     """Rows whose readings of one detector break a rule that holds in the table."""
     name = "reading_consistency"
-    groups = reading_groups(data.features)
+    groups = reading_groups(data.features, data.readings)
     if not groups:
         return not_applicable(name, data.n, "no feature names with reading roles")
     broken = holding(rule_breaks(data, groups), len(groups))
