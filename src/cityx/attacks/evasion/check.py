@@ -192,7 +192,8 @@ def _sizes(options: Mapping[str, Any], check_id: str) -> tuple[int, int]:
 def _threat_model(ctx: CheckContext) -> ThreatModel:
     assert ctx.predictor is not None
     schema = ctx.manifest.input_schema() if ctx.manifest else ctx.predictor.schema
-    declared = ctx.submission_dir / THREAT_MODEL_FILE
+    # Resolved: the report names the file wherever the trial was started from.
+    declared = ctx.submission_dir.resolve() / THREAT_MODEL_FILE
     if declared.is_file():
         return load_threat_model(declared, schema)
     return schema_threat_model(schema)
@@ -291,7 +292,7 @@ def _judge(
         if _is_default(details)
         else (
             details.source,
-            str(ctx.submission_dir / THREAT_MODEL_FILE),
+            str(ctx.submission_dir.resolve() / THREAT_MODEL_FILE),
         )
     )
     return Finding(

@@ -70,7 +70,7 @@ def evasion_section(details: EvasionDetails, metrics: Mapping[str, Metric], key:
     """The threat model first (a reader judges every number by it), then what was changed."""
     setup = Table(
         "Constrained evasion: the threat model the attack was held to, and what it attacked",
-        ("", ""),
+        ("Setting", "Value"),
         (
             ("Threat model", details.threat_model),
             ("Attacker controls", ", ".join(details.controlled) or "nothing"),
