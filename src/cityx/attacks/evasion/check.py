@@ -90,7 +90,7 @@ class EvasionCheck(Check):
         supports=frozenset({"predictor"}),
     )
     threshold_metrics = ("evasion_success", "violations", "queries_per_row")
-    # 100 rows x 200 queries takes about two seconds on metro-congestion (docs/redteam.md).
+    # 100 rows x 200 queries: about 0.2 s on metro-congestion (docs/redteam.md).
     option_defaults: ClassVar[Mapping[str, Any]] = {"rows": 100, "budget": 200}
     details_type = EvasionDetails
     report_section = staticmethod(evasion_section)
