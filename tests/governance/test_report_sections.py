@@ -158,6 +158,7 @@ def test_every_built_in_check_with_charts_or_tables_draws_its_section() -> None:
         "redteam.campaign",
         "fairness.groups",
         "poisoning.audit",
+        "redteam.evasion",
     }  # admission has only a name/value table
 
 

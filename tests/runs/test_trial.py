@@ -61,6 +61,7 @@ def test_a_trial_writes_results_report_events_and_store(
         "input.contract",
         "fairness.groups",
         "poisoning.audit",
+        "redteam.evasion",
     }
     for check in results["checks"]:
         assert {"id", "status", "metrics", "findings"} <= set(check)

@@ -16,6 +16,7 @@ _CHECKS = {
     "redteam.campaign": "cityx.runs.campaign.check:RedteamCampaign",
     "fairness.groups": "cityx.assess.fairness.check:GroupFairnessCheck",
     "poisoning.audit": "cityx.defenses.poisoning.check:PoisoningAudit",
+    "redteam.evasion": "cityx.attacks.evasion.check:EvasionCheck",
 }
 _ATTACKS = {
     "evasion.constrained": "cityx.attacks.evasion:ConstrainedEvasion",
