@@ -79,8 +79,9 @@ def test_the_declared_threat_model_is_named_with_its_digest(predictor: Predictor
     assert isinstance(details, EvasionDetails)
     path = METRO / "threat-model.toml"
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert details.threat_model == f"{path} (sha256 {digest})"
-    assert result.message.startswith(f"threat model: {path} (sha256 {digest})")
+    # Named as the submission holds it: results read the same on every machine.
+    assert details.threat_model == f"threat-model.toml (sha256 {digest})"
+    assert result.message.startswith(f"threat model: {details.threat_model};")
     assert details.controlled == ("loop",)
     # The declared attacker holds the stop-line loops only: nothing else may change.
     assert set(details.changed) <= {"flow_veh_h", "occupancy_pct"}

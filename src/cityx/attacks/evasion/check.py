@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -192,10 +193,11 @@ def _sizes(options: Mapping[str, Any], check_id: str) -> tuple[int, int]:
 def _threat_model(ctx: CheckContext) -> ThreatModel:
     assert ctx.predictor is not None
     schema = ctx.manifest.input_schema() if ctx.manifest else ctx.predictor.schema
-    # Resolved: the report names the file wherever the trial was started from.
-    declared = ctx.submission_dir.resolve() / THREAT_MODEL_FILE
+    declared = ctx.submission_dir / THREAT_MODEL_FILE
     if declared.is_file():
-        return load_threat_model(declared, schema)
+        # Named as the submission holds it, with its digest: the same results on every
+        # machine, and the file is identified whatever folder the trial ran from.
+        return replace(load_threat_model(declared, schema), source=THREAT_MODEL_FILE)
     return schema_threat_model(schema)
 
 
