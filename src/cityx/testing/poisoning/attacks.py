@@ -101,8 +101,8 @@ def poison(
     rate = float(rng.uniform(band.low, band.high))
     out = table.reset_index(drop=True).copy()
     if attack in SOURCE_ATTACKS:
-        truth, sources, details = _compromise(out, label, source_cols, meta, attack, rate, rng)
-        return Poisoned(out, truth, attack, rate, sources, details)
+        truth, sources, found = _compromise(out, label, source_cols, meta, attack, rate, rng)
+        return Poisoned(out, truth, attack, rate, sources, found)
     y = out[label].to_numpy()
     n = round(rate * len(out))
     regression = meta.task is Task.REGRESSION
@@ -244,11 +244,11 @@ def _random_labels(
         values = y.astype(np.float64)
         rank = (np.argsort(np.argsort(values)) + 0.5) / values.size
         moved = (rank[rows] + rng.uniform(0.25, 0.75, size=rows.size)) % 1.0
-        return np.quantile(values, moved)
+        return np.asarray(np.quantile(values, moved), dtype=np.float64)
     classes = np.unique(y)
     index = np.searchsorted(classes, y[rows])
     shift = rng.integers(1, classes.size, size=rows.size)
-    return classes[(index + shift) % classes.size]
+    return np.asarray(classes[(index + shift) % classes.size])
 
 
 def _relabel(

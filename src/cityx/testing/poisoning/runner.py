@@ -186,7 +186,7 @@ def run_case(case: Case, peers: Peers | None = None) -> CaseResult:
             peers=peer_outcomes,
             details=details,
         )
-    except Exception as exc:  # noqa: BLE001 - recorded per case, the run goes on
+    except Exception as exc:  # recorded per case: the run goes on
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return CaseResult(
             case=case,
@@ -216,7 +216,7 @@ def run_cases(
                 i = futures[future]
                 try:
                     results[i] = future.result()
-                except Exception as exc:  # noqa: BLE001 - a dead worker is one case's error
+                except Exception as exc:  # a dead worker is one case's error
                     results[i] = CaseResult(case=todo[i], error=f"worker: {exc!r}"[:500])
                 if progress is not None:
                     progress(results[i] or CaseResult(todo[i]), done, len(todo))

@@ -61,8 +61,22 @@ def windows(seed: int) -> DrawnTable:
     lanes = int(rng.integers(MIN_LANES, MAX_LANES + 1))
     steps = int(rng.integers(MIN_STEPS, MAX_STEPS + 1))
     per_sensor = int(rng.integers(MIN_WINDOWS, MAX_WINDOWS + 1))
-    spare = -(-TRUSTED_ROWS // sensors) + 1
     regression = bool(rng.random() < REGRESSION_SHARE)
+    return windows_table(rng, sensors, lanes, steps, per_sensor, regression=regression)
+
+
+def windows_table(
+    rng: np.random.Generator,
+    sensors: int,
+    lanes: int,
+    steps: int,
+    per_sensor: int,
+    *,
+    regression: bool = False,
+) -> DrawnTable:
+    """A windows table of the given shape: ``sensors * per_sensor`` rows, ``lanes * steps * 3``
+    features (the time goal's table is one)."""
+    spare = -(-TRUSTED_ROWS // sensors) + 1
     # How busy the roads are: the upper end of the sensors' demand levels sets the balance.
     busy = float(rng.uniform(0.3, 0.75))
     total = per_sensor + spare
