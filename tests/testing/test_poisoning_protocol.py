@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import re
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,6 +33,7 @@ from cityx.testing.poisoning import (
 from cityx.testing.poisoning.attacks import SOURCE_ATTACKS, source_keys
 from cityx.testing.poisoning.report import judge, summarise
 from cityx.testing.poisoning.tables import DrawnTable
+from cityx.worlds.traffic.dataset import DatasetSpec
 
 READING = re.compile(r"^lane\d+_t\d+_(count|occupancy|speed)$")
 
@@ -221,3 +225,23 @@ def test_a_tiny_run_works_end_to_end() -> None:
     assert flipped.ours_trusted is not None and flipped.actual_rate is not None
     assert broken.error is not None and "nowhere" in broken.error
     assert summarise(results)["cases"] == 3
+
+
+def test_a_simulated_base_is_cached_by_its_parameters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The package exports the family function under the module's name: take the module.
+    series_module = importlib.import_module("cityx.testing.poisoning.series")
+    built: list[Path] = []
+
+    def build(spec: DatasetSpec, out: Path) -> None:
+        built.append(out)
+        out.write_text("table")
+
+    monkeypatch.setattr(series_module, "build_dataset", build)
+    spec = DatasetSpec("grid3x3", seconds=900, seeds=1, interval_s=180)
+    first = series_module.simulated_base(spec, tmp_path)
+    assert series_module.simulated_base(spec, tmp_path) == first
+    assert series_module.simulated_base(replace(spec, workers=2), tmp_path) == first
+    other = series_module.simulated_base(replace(spec, seeds=2), tmp_path)
+    assert other != first and built == [first, other]

@@ -5,8 +5,9 @@ The bases are real SUMO runs (the sandbox's own detectors, aggregated by
 ``tests/support/data/metro_base.csv`` (grid3x3, 36 sensors, 12 runs of
 seeds 0-2 at four demand levels, 14 intervals each), or the CSV/parquet
 files named in ``CITYX_POISONING_SERIES_BASES`` (``:``-separated, each a
-``cityx world dataset`` output). SUMO is slow, so a seed never simulates:
-it resamples a base, picking 10-36 sensors and most of the runs for the
+``cityx world dataset`` output; :func:`simulated_base` simulates one and
+caches it on disk under a key of its parameters). SUMO is slow, so a seed
+never simulates: it resamples a base, picking 10-36 sensors and most of the runs for the
 table, and draws the trusted set from the runs left out (the same sensors,
 other runs: rows that overlap nothing in the table).
 
@@ -16,7 +17,10 @@ next interval's delay of the same sensor (its series' last row dropped).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from cityx.core import DataError, Task, stream
+from cityx.worlds.traffic.dataset import DatasetSpec, build_dataset
 
 from .tables import DrawnTable, ReadingColumns, TableMeta
 
@@ -45,8 +50,25 @@ READINGS = (
         queue=("halting_veh", "max_jam_m"),
     ),
 )
-# Text columns that describe a place, not traffic: the audit would only leave them out.
-DROPPED = ("district",)
+CACHE_ENV = "CITYX_POISONING_CACHE"
+DEFAULT_CACHE = Path.home() / ".cache" / "cityx" / "poisoning-bases"
+
+
+def simulated_base(spec: DatasetSpec, cache: Path | None = None) -> Path:
+    """A SUMO base table for ``spec``: simulated once, then read from the cache.
+
+    The cache (``cache``, else ``CITYX_POISONING_CACHE``, else
+    ``~/.cache/cityx/poisoning-bases``) keys each table by every parameter of
+    the spec that changes its rows (the worker count does not).
+    """
+    params = {k: v for k, v in asdict(spec).items() if k != "workers"}
+    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+    folder = cache or Path(os.environ.get(CACHE_ENV, DEFAULT_CACHE))
+    path = folder / f"{spec.scenario}-{key}.parquet"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        build_dataset(spec, path)
+    return path
 
 
 def base_paths() -> tuple[Path, ...]:
@@ -62,7 +84,14 @@ def _read(path: Path) -> pd.DataFrame:
             where="series",
         )
     table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    return table.drop(columns=[c for c in DROPPED if c in table.columns])
+    # Text columns describe a place or a run (district, scenario, the current state), not
+    # traffic: the audit would only leave them out.
+    text = [
+        c
+        for c in table.columns
+        if c not in {LABEL, *SOURCE_COLS} and not pd.api.types.is_numeric_dtype(table[c])
+    ]
+    return table.drop(columns=text)
 
 
 def series(seed: int) -> DrawnTable:
