@@ -1,0 +1,104 @@
+"""The evaluation protocol's fixed parts: the seed splits, the families, the cases.
+
+Words used here:
+
+- *split*: a fixed set of seeds. ``dev`` seeds are for tuning the audit;
+  ``heldout`` seeds are for measuring it, once tuning is done;
+- *case*: one table of a family drawn from a seed, poisoned by one attack
+  at a rate in one band (or left clean: attack ``None``); the runner audits
+  it without and with the family's trusted set;
+- *leave-one-family-out* / *leave-one-attack-out*: the audit has no training
+  step, so these are reporting splits: the report gives each family's and
+  each attack's held-out figures on their own, and a tuner who wants them
+  to mean "unseen" must tune on dev with that family or attack left out
+  (``exclude_families`` / ``exclude_attacks``, ``--exclude-family`` /
+  ``--exclude-attack`` in ``bench/poisoning.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cityx.core import InputError
+
+from .attacks import ATTACKS, BANDS, SOURCE_ATTACKS
+from .cells import FAMILIES, cell
+from .plain import plain
+from .series import series
+from .tables import Family
+from .windows import windows
+
+# Fixed before any tuning. Tune on DEV_SEEDS only.
+DEV_SEEDS: tuple[int, ...] = tuple(range(20))
+# HELD-OUT SEEDS MUST NEVER BE USED FOR TUNING: not for thresholds, not for choosing
+# detectors or defaults, not for revising a detectability declaration. A run on them is a
+# measurement of the audit as it stands; looking at its failures and changing the audit
+# makes the next held-out run a dev run (then draw fresh held-out seeds and say so).
+HELDOUT_SEEDS: tuple[int, ...] = tuple(range(9001, 9021))
+SPLITS: dict[str, tuple[int, ...]] = {"dev": DEV_SEEDS, "heldout": HELDOUT_SEEDS}
+
+FAMILY_FUNCTIONS: dict[str, Family] = {"series": series, "windows": windows, "plain": plain}
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One audited table: a family's seed, poisoned by ``attack`` in ``band`` (or clean)."""
+
+    family: str
+    seed: int
+    attack: str | None = None
+    band: str | None = None
+    peers: bool = False  # also run the peers on it (a subset, to bound the time)
+
+    @property
+    def key(self) -> str:
+        what = "clean" if self.attack is None else f"{self.attack}@{self.band}"
+        return f"{self.family}/{what}/{self.seed}"
+
+
+def cases(
+    split: str,
+    *,
+    seeds: int | None = None,
+    families: Sequence[str] = FAMILIES,
+    attacks: Sequence[str] = ATTACKS,
+    exclude_families: Sequence[str] = (),
+    exclude_attacks: Sequence[str] = (),
+    peer_seeds: int = 0,
+) -> tuple[Case, ...]:
+    """Every case of ``split`` (its first ``seeds`` seeds), clean tables included.
+
+    Peers run on the cases of the first ``peer_seeds`` seeds only.
+    """
+    if split not in SPLITS:
+        raise InputError(f"unknown split {split!r}; one of {', '.join(SPLITS)}", where="--split")
+    for name, given, known in (
+        ("--families", [*families, *exclude_families], FAMILIES),
+        ("--attacks", [*attacks, *exclude_attacks], ATTACKS),
+    ):
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise InputError(f"unknown {', '.join(unknown)}; known: {', '.join(known)}", where=name)
+    chosen = SPLITS[split][:seeds] if seeds is not None else SPLITS[split]
+    out: list[Case] = []
+    for i, seed in enumerate(chosen):
+        peers = i < peer_seeds
+        for family in (f for f in families if f not in exclude_families):
+            out.append(Case(family, seed, peers=peers))
+            for attack in (a for a in attacks if a not in exclude_attacks):
+                for band in BANDS:
+                    if cell(family, attack, band.name).applicable:
+                        out.append(Case(family, seed, attack, band.name, peers))
+    return tuple(out)
+
+
+__all__ = [
+    "DEV_SEEDS",
+    "FAMILY_FUNCTIONS",
+    "HELDOUT_SEEDS",
+    "SOURCE_ATTACKS",
+    "SPLITS",
+    "Case",
+    "cases",
+]
