@@ -31,14 +31,15 @@ def _covered(report: AuditReport) -> dict[str, bool]:
     return {c.kind.value: c.covered for c in report.coverage}
 
 
-def test_clean_data_with_a_trusted_set_rules_out_flips_and_triggers(
+def test_clean_data_with_a_trusted_set_rules_out_flips_only(
     metro_base: pd.DataFrame,
 ) -> None:
     rows, trusted = _split(metro_base)
     report = audit(rows, label=LABEL, source_cols=SOURCES, trusted=trusted)
-    # Not clean: a sensor misreporting within its range is beyond the audit's reach.
+    # Not clean: a trigger within the readings' ranges, or a sensor misreporting within
+    # its range, is beyond the audit's reach, and it says so.
     assert report.verdict is AuditVerdict.UNDETERMINED, report.reasons
-    assert _covered(report) == {"label-flips": True, "triggers": True, "sources": False}
+    assert _covered(report) == {"label-flips": True, "triggers": False, "sources": False}
     assert report.flagged.mean() < 0.01
     assert not any(s.flagged for s in report.sources)
 

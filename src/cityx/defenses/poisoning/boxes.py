@@ -26,7 +26,8 @@ model nothing). Words used here:
   :data:`MIN_SHARE` of the table's rows, one exact value does not make it
   (an *atom*: sentinels such as a free-flow speed are natural), and its rows
   carry the label far more often than its flanks' rows (:data:`PURITY_Z`):
-  a natural cluster crowds rows of every label alike;
+  a natural cluster crowds rows of every label alike (asked only without a
+  trusted set: with one, its rows' density judges every box);
 - *confirmed*: an accepted box that a trusted set shows is not natural: the
   table's rows of the label are :data:`TRUSTED_RATIO` times denser in it than
   the trusted rows. Without a trusted set a box stays a *candidate*: natural
@@ -221,8 +222,16 @@ def judge(
     other_rows: IntArray,
     weight: FloatArray,
     min_rows: float,
+    *,
+    purity: bool = True,
 ) -> Verdict:
-    """Whether ``box`` is a trigger of the label (see "accepted" in the module docstring)."""
+    """Whether ``box`` is a trigger of the label (see "accepted" in the module docstring).
+
+    ``purity``: ask that the box's rows carry the label more often than its flanks'.
+    Without a trusted set it is what tells a trigger from a natural cluster; with
+    one, the trusted rows' density does that, and a clean-label trigger of the
+    majority class (as pure as the rows around it) is judged too.
+    """
     inside = _inside(binned, box, label_rows)
     none = Verdict(False, inside, 0.0, 0.0)
     if weight[inside].sum() < min_rows:
@@ -262,8 +271,10 @@ def judge(
     n_mine = float(weight[inside].sum())
     n_all = n_mine + float(weight[_inside(binned, box, other_rows)].sum())
     p = float(np.clip(share, 0.02, 0.98))
-    purity = (n_mine - n_all * p) / np.sqrt(n_all * p * (1.0 - p))
-    return Verdict(bool(purity >= PURITY_Z), inside, float(weakest), float(purity))
+    purity_z = (n_mine - n_all * p) / np.sqrt(n_all * p * (1.0 - p))
+    return Verdict(
+        bool(purity_z >= PURITY_Z or not purity), inside, float(weakest), float(purity_z)
+    )
 
 
 def _flanks(w: Window, bins: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -349,7 +360,16 @@ def find_boxes(data: AuditData) -> list[Found]:
         if label_rows.size < min_rows:
             continue
         for box in search(binned, label_rows, weight, min_rows):
-            verdict = judge(binned, data.x, box, label_rows, other_rows, weight, min_rows)
+            verdict = judge(
+                binned,
+                data.x,
+                box,
+                label_rows,
+                other_rows,
+                weight,
+                min_rows,
+                purity=data.trusted_from is None,
+            )
             if not verdict.accepted:
                 continue
             share = verdict.rows.size / max(_inside(binned, box, np.flatnonzero(own)).size, 1)
@@ -361,7 +381,7 @@ def find_boxes(data: AuditData) -> list[Found]:
                     box,
                     verdict.rows,
                     share,
-                    min(verdict.weakest_z / ACCEPT_Z, verdict.purity_z / PURITY_Z),
+                    min(verdict.weakest_z / ACCEPT_Z, max(verdict.purity_z / PURITY_Z, 1.0)),
                     trusted_excess(data, inside, t) if data.trusted_from is not None else None,
                 )
             )

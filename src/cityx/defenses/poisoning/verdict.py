@@ -8,14 +8,15 @@ Words used here:
   sensors or providers);
 - a kind is *covered* when detectors able to find it applied to this table:
   label flips need a direct check of the labels (the next interval measured
-  them), a trusted set, or labels so predictable from the other readings
-  that flips would stand out (an out-of-fold model confidently contradicts
-  at most :data:`LABEL_FLOOR` of them); triggers are covered when the trigger
-  detector applied and no candidate box stands (see :mod:`.boxes`); in a
-  table of sources, a compromised sensor that misreports within the normal
-  range is not covered by any detector (measured: see docs/poisoning.md), so
-  *clean* is out of reach there until one is; a table without sources has
-  none to compromise;
+  them), or class labels so predictable from the other readings that flips
+  would stand out (an out-of-fold model confidently contradicts
+  at most :data:`LABEL_FLOOR` of them); triggers within the readings'
+  ranges are covered by no detector today: the box search (:mod:`.boxes`)
+  finds most but not all of them, and finding none is no proof (measured:
+  see docs/poisoning.md); in a table of sources, a compromised sensor that
+  misreports within the normal range is not covered either; a table without
+  sources has none to compromise. So *clean* is out of reach until a
+  detector covers triggers: the audit answers *poisoned* or *undetermined*;
 - *clean* only when every kind is covered and the evidence
   found nothing beyond a clean table's noise; *poisoned* when the evidence
   is beyond doubt (a compromised source, readings no road produces, crowded
@@ -82,13 +83,23 @@ class Findings:
     coverage: tuple[Coverage, ...]
 
 
-def label_coverage(*, checked_share: float, trusted: bool, noise: float) -> Coverage:
-    """Whether label flips could be found: see *covered* in the module docstring."""
+def label_coverage(*, checked_share: float, noise: float, regression: bool) -> Coverage:
+    """Whether label flips could be found: see *covered* in the module docstring.
+
+    A trusted set alone does not cover them: it calibrates how often clean labels
+    look wrong, but where that is often, flipped rows look no different (measured
+    on the evaluation protocol's plain tables, docs/poisoning.md).
+    """
     kind = PoisonKind.LABEL_FLIPS
     if checked_share >= 0.5:
         return Coverage(kind, True, f"the next interval checks {checked_share:.0%} of the labels")
-    if trusted:
-        return Coverage(kind, True, "thresholds calibrated on a trusted set")
+    if regression:
+        return Coverage(
+            kind,
+            False,
+            "replaced label values cannot be ruled out: the label is a number, and a value "
+            "within its normal spread looks natural where no next interval checks it",
+        )
     if noise <= LABEL_FLOOR:
         return Coverage(
             kind,
@@ -100,7 +111,7 @@ def label_coverage(*, checked_share: float, trusted: bool, noise: float) -> Cove
         False,
         f"label flips up to about {max(noise, SMALLEST_RATE):.0%} cannot be ruled out: an "
         f"out-of-fold model contradicts {noise:.1%} of the labels anyway, and the table has "
-        "no time structure to check labels against and no trusted set",
+        "no time structure to check labels against",
     )
 
 
