@@ -43,7 +43,7 @@ histogram of a set of rows, and prefix sums give every window's counts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -296,20 +296,45 @@ def _contrast(hist: FloatArray, w: Window, bins: int) -> tuple[float, float] | N
     return (count - expected) / np.sqrt(expected + 1.0), count / max(expected, 0.5)
 
 
-def trusted_excess(data: AuditData, inside: NDArray[np.bool_], label: int) -> tuple[float, float]:
+def trusted_excess(
+    data: AuditData, inside: NDArray[np.bool_], around: NDArray[np.bool_], label: int
+) -> tuple[float, float]:
     """How many times denser the table's rows of ``label`` are in a box than trusted rows.
 
-    The density ratio and its Poisson z (needs ``data.trusted_from``).
+    The density ratio, over the same ratio for the other labels' rows in and
+    around the box (``around``: the box widened by its flanks), and its Poisson
+    z. A trusted set from another day or another run differs from the table in
+    places (more congestion, say); that shift raises every label's ratio
+    there, a trigger only its own label's (whose rows its jitter also spills
+    around the box). Needs ``data.trusted_from``.
     """
     assert data.trusted_from is not None
     cut = data.trusted_from
     mine = data.y == label
-    table = float((inside[:cut] & mine[:cut]).sum())
-    trusted = float((inside[cut:] & mine[cut:]).sum())
+    scale = cut / max(data.n - cut, 1)
+
+    def counts(where: NDArray[np.bool_], of: NDArray[np.bool_]) -> tuple[float, float]:
+        return float((where[:cut] & of[:cut]).sum()), float((where[cut:] & of[cut:]).sum())
+
+    table, trusted = counts(inside, mine)
+    near_table, near_trusted = counts(around, ~mine)
     # Half a row where none is seen: a trusted set of a few hundred rows may miss a small
     # natural cluster by chance, never by a factor of ten.
-    expected = (trusted + 0.5) * cut / max(data.n - cut, 1)
+    shift = max(1.0, near_table / ((near_trusted + 0.5) * scale)) if near_table >= MIN_ROWS else 1.0
+    expected = (trusted + 0.5) * scale * shift
     return table / expected, (table - expected) / float(np.sqrt(expected))
+
+
+def _surroundings(binned: Binned, box: Box) -> Box:
+    """The box widened by :data:`FLANK` times each window's width on both sides."""
+    return tuple(
+        replace(
+            w,
+            low=max(1, w.low - FLANK * (w.high - w.low + 1)),
+            high=min(int(binned.bins[w.feature]), w.high + FLANK * (w.high - w.low + 1)),
+        )
+        for w in box
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,6 +400,8 @@ def find_boxes(data: AuditData) -> list[Found]:
             share = verdict.rows.size / max(_inside(binned, box, np.flatnonzero(own)).size, 1)
             inside = np.zeros(data.n, dtype=bool)
             inside[_inside(binned, box, everyone)] = True
+            around = np.zeros(data.n, dtype=bool)
+            around[_inside(binned, _surroundings(binned, box), everyone)] = True
             found.append(
                 Found(
                     t,
@@ -382,7 +409,9 @@ def find_boxes(data: AuditData) -> list[Found]:
                     verdict.rows,
                     share,
                     min(verdict.weakest_z / ACCEPT_Z, max(verdict.purity_z / PURITY_Z, 1.0)),
-                    trusted_excess(data, inside, t) if data.trusted_from is not None else None,
+                    trusted_excess(data, inside, around, t)
+                    if data.trusted_from is not None
+                    else None,
                 )
             )
     # One box per cluster: the purest, then the one of most readings, stands for the rest.

@@ -35,7 +35,12 @@ DEV_SEEDS: tuple[int, ...] = tuple(range(20))
 # detectors or defaults, not for revising a detectability declaration. A run on them is a
 # measurement of the audit as it stands; looking at its failures and changing the audit
 # makes the next held-out run a dev run (then draw fresh held-out seeds and say so).
-HELDOUT_SEEDS: tuple[int, ...] = tuple(range(9001, 9021))
+#
+# 9001-9020 measured the audit of commit 0500b29 once; the audit was then changed on dev
+# seeds by someone who had seen that run's summary (clean windows tables called poisoned),
+# so those seeds count as seen. Fresh ones were drawn on 2026-12-06, before the next run.
+SEEN_HELDOUT_SEEDS: tuple[int, ...] = tuple(range(9001, 9021))
+HELDOUT_SEEDS: tuple[int, ...] = tuple(range(9101, 9121))
 SPLITS: dict[str, tuple[int, ...]] = {"dev": DEV_SEEDS, "heldout": HELDOUT_SEEDS}
 
 FAMILY_FUNCTIONS: dict[str, Family] = {"series": series, "windows": windows, "plain": plain}
@@ -97,6 +102,7 @@ __all__ = [
     "DEV_SEEDS",
     "FAMILY_FUNCTIONS",
     "HELDOUT_SEEDS",
+    "SEEN_HELDOUT_SEEDS",
     "SOURCE_ATTACKS",
     "SPLITS",
     "Case",
