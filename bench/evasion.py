@@ -268,6 +268,9 @@ def main() -> int:
     seed = check_seed(args.seed)
     budgets = sorted(int(b) for b in args.budgets.split(","))
     attacks = [a for a in args.attacks.split(",") if a]
+    unknown = sorted(set(attacks) - set(ART_ATTACKS))
+    if unknown:
+        raise SystemExit(f"--attacks: unknown {', '.join(unknown)}; known: {', '.join(ART_ATTACKS)}")
 
     manifest, problems = read_manifest(SUBMISSION)
     if manifest is None:
@@ -307,6 +310,20 @@ def main() -> int:
             ]
             return np.concatenate(out) if out else np.zeros(0, dtype=bool)
 
+        def ours(threat: Any, budget: int) -> Any:
+            """Our search on the same rows and seed, at ``budget`` queries a row."""
+            return ConstrainedEvasion().run(
+                predictor,
+                rows,
+                truth,
+                threat,
+                seed=seed,
+                previous=previous,
+                fragility=False,
+                budget=budget,
+                samples=args.rows,
+            )
+
         by_threat: dict[str, Any] = {}
         goals: dict[str, Any] = {}
         for tname, threat in threats.items():
@@ -314,17 +331,7 @@ def main() -> int:
             chosen = None
             for budget in budgets:
                 start = time.perf_counter()
-                report = ConstrainedEvasion().run(
-                    predictor,
-                    rows,
-                    truth,
-                    threat,
-                    seed=seed,
-                    previous=previous,
-                    fragility=False,
-                    budget=budget,
-                    samples=args.rows,
-                )
+                report = ours(threat, budget)
                 chosen = report.rows
                 curve.append(
                     {
@@ -398,17 +405,7 @@ def main() -> int:
             # Ours at ART's own full query count, for the second goal.
             for attack, peer in peers.items():
                 budget = max(8, round(peer["queries_per_row"]))
-                report = ConstrainedEvasion().run(
-                    predictor,
-                    rows,
-                    truth,
-                    threat,
-                    seed=seed,
-                    previous=previous,
-                    fragility=False,
-                    budget=budget,
-                    samples=args.rows,
-                )
+                report = ours(threat, budget)
                 target = peer["returned"]["success_after_projection"]
                 goals[tname][f"at_art_full_queries[{attack}]"] = {
                     "met": report.success_rate >= target and report.constraint_violations == 0,
