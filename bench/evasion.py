@@ -270,7 +270,8 @@ def main() -> int:
     attacks = [a for a in args.attacks.split(",") if a]
     unknown = sorted(set(attacks) - set(ART_ATTACKS))
     if unknown:
-        raise SystemExit(f"--attacks: unknown {', '.join(unknown)}; known: {', '.join(ART_ATTACKS)}")
+        known = ", ".join(ART_ATTACKS)
+        raise SystemExit(f"--attacks: unknown {', '.join(unknown)}; known: {known}")
 
     manifest, problems = read_manifest(SUBMISSION)
     if manifest is None:
