@@ -31,17 +31,17 @@ import pandas as pd
 from cityx.core import DataError, PluginKind, Registry
 
 from ._data import AuditData, Bounds, FloatArray, Reading, prepare, robust_z
+from .coverage import kinds_covered
 from .detectors import DetectorRole, PoisoningDetector
 from .scores import DetectorScores
 from .source_evidence import concentrated, source_drift, static_violations
 from .verdict import (
     MIN_SOURCES,
+    TRIGGER_PEAK,
     AuditVerdict,
     Coverage,
     Findings,
-    PoisonKind,
     decide,
-    label_coverage,
 )
 
 MIN_ROWS = 200
@@ -59,7 +59,10 @@ DRIFT_SHARE = 0.25
 CLEAN_SHARE, POISONED_SHARE = 0.03, 0.10
 # When the next interval checks most labels, a clean table flags about 1 % of its rows.
 CHECKED_CLEAN_SHARE, CHECKED_POISONED_SHARE = 0.02, 0.04
-TRUSTED_CLEAN_SHARE, TRUSTED_POISONED_SHARE = 0.01, 0.02
+# A trusted set from other days or runs differs from the table in places, which the
+# calibrated thresholds do not know: clean tables of the protocol's series family flagged
+# up to 2.8 % of their rows against such a set (dev seeds).
+TRUSTED_CLEAN_SHARE, TRUSTED_POISONED_SHARE = 0.01, 0.04
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,10 +247,15 @@ def audit(
         bars = (CHECKED_CLEAN_SHARE, CHECKED_POISONED_SHARE)
     else:
         bars = (CLEAN_SHARE, POISONED_SHARE)
-    coverage = _coverage(data, results, roles, levels, checked)
+    coverage = kinds_covered(data, results, roles, levels, checked)
+    # Rows only an uncertain trigger box flags (see boxes.trigger_boxes) count for no verdict.
+    boxed = levels[:, _columns(roles, DetectorRole.TRIGGER)].max(axis=1, initial=0.0)
+    rules = levels[:, _columns(roles, DetectorRole.RULE)].max(axis=1, initial=0.0)
+    others = np.maximum.reduce([parts.label, parts.feature, rules])
+    weak = (boxed >= 1.0) & (boxed < TRIGGER_PEAK) & (others < 1.0) & ~extra
     verdict, reasons = decide(
         Findings(
-            flagged=flagged,
+            flagged=flagged & ~weak,
             bars=bars,
             class_counts=counts,
             bad_sources=tuple(s.source for s in source_scores if s.flagged),
@@ -291,83 +299,6 @@ def _rows_past(levels: FloatArray, roles: list[DetectorRole], role: DetectorRole
 def _peak(levels: FloatArray, roles: list[DetectorRole], role: DetectorRole) -> float:
     cols = _columns(roles, role)
     return float(levels[:, cols].max()) if cols and levels.size else 0.0
-
-
-def _coverage(
-    data: AuditData,
-    results: list[DetectorScores],
-    roles: list[DetectorRole],
-    levels: FloatArray,
-    checked: np.ndarray,
-) -> tuple[Coverage, ...]:
-    """Which kinds of poisoning the detectors that applied here could find."""
-    # Label noise: the share of labels an out-of-fold model confidently contradicts, at its
-    # own thresholds (calibrated ones hold a trusted set's share at 0.5 % by construction).
-    n = levels.shape[0]
-    learned = [r.level[:n] for r in results if r.name == "confident_learning" and r.applicable]
-    noise = float((np.max(learned, axis=0) >= 1.0).mean()) if learned else 1.0
-    boxes = [r for r, role in zip(results, roles, strict=True) if role is DetectorRole.TRIGGER]
-    candidates = [c for r in boxes for c in r.candidates]
-    if not any(r.applicable for r in boxes):
-        triggers = Coverage(
-            PoisonKind.TRIGGERS,
-            False,
-            "triggers cannot be ruled out: no trigger detector applied ("
-            + "; ".join(r.note for r in boxes)
-            + ")",
-        )
-    elif candidates:
-        triggers = Coverage(
-            PoisonKind.TRIGGERS,
-            False,
-            "a trigger cannot be ruled out: "
-            + "; ".join(candidates[:3])
-            + (f" (and {len(candidates) - 3} more)" if len(candidates) > 3 else "")
-            + ". A trigger leaves rows like these, and so does natural traffic at times; "
-            "a trusted set would tell them apart",
-        )
-    else:
-        # Measured on the evaluation protocol (docs/poisoning.md): the search misses some
-        # triggers within the readings' ranges (a clean-label trigger of the majority class,
-        # jitter spread over several bins), also with a trusted set. Finding no box is not
-        # evidence of no trigger, so this kind stays open, and no table is called clean.
-        triggers = Coverage(
-            PoisonKind.TRIGGERS,
-            False,
-            "no box of rows of one label crowded in a few readings was found, but a trigger "
-            "within the readings' ranges cannot be ruled out: the search does not find "
-            "every one (see docs/poisoning.md)",
-        )
-    if len(data.sources) < MIN_SOURCES:
-        # No sources to single out: rows planted through a sensor matter only through the
-        # labels or readings they carry, which the two kinds above cover.
-        sources = Coverage(
-            PoisonKind.SOURCES,
-            True,
-            f"not applicable: {len(data.sources)} source(s), none to single out",
-        )
-    else:
-        sources = _sources_coverage()
-    return (
-        label_coverage(
-            checked_share=float(checked.mean()), noise=noise, regression=data.regression
-        ),
-        triggers,
-        sources,
-    )
-
-
-def _sources_coverage() -> Coverage:
-    # Measured on the evaluation protocol (docs/poisoning.md): a sensor that misreports one
-    # kind of reading within its normal range, labels untouched, is found too rarely to be
-    # ruled out, and natural differences between sensors are as large as its traces.
-    return Coverage(
-        PoisonKind.SOURCES,
-        False,
-        "a sensor misreporting one kind of reading (a gain, an offset, frozen values or "
-        "noise) within the normal range cannot be ruled out: the audit finds such sensors "
-        "only when they drift, move static readings or break a physical rule",
-    )
 
 
 def _detectors(registry: Registry) -> list[PoisoningDetector]:

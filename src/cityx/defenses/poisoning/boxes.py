@@ -28,9 +28,13 @@ model nothing). Words used here:
   carry the label far more often than its flanks' rows (:data:`PURITY_Z`):
   a natural cluster crowds rows of every label alike (asked only without a
   trusted set: with one, its rows' density judges every box);
-- *confirmed*: an accepted box that a trusted set shows is not natural: the
+- *confirmed*: an accepted box that a trusted set shows is unusual: the
   table's rows of the label are :data:`TRUSTED_RATIO` times denser in it than
-  the trusted rows. Without a trusted set a box stays a *candidate*: natural
+  the trusted rows (over the other labels' ratio around it, which a shift
+  between days raises too); *certain*: :data:`TRUSTED_CERTAIN` times denser,
+  beyond what a trusted set from other runs explains. A certain box's rows
+  can make the table poisoned; a confirmed one's are flagged, but count for
+  no verdict. Without a trusted set a box stays a *candidate*: natural
   traffic leaves such boxes too (quantised jam lengths, consecutive time
   steps of one reading, a quiet approach's rows), and nothing else in a
   table tells them apart reliably (what was tried is in docs/poisoning.md).
@@ -69,6 +73,10 @@ OTHER_RATIO, OTHER_MIN = 3.0, 3.0
 # Against a trusted set: a box this many times denser in the table (Poisson z this high)
 # is a trigger; one at most this much denser is natural.
 TRUSTED_RATIO, TRUSTED_Z, NATURAL_RATIO = 5.0, 5.0, 2.0
+# A confirmed box flags its rows only this many times denser than trusted rows: a trusted
+# set from other runs made natural boxes up to 11 times denser (protocol, dev seeds).
+TRUSTED_CERTAIN = 20.0
+UNCERTAIN_STRENGTH = 0.4  # an uncertain box's rows stay under the verdict's TRIGGER_PEAK
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +357,11 @@ class Found:
     trusted: tuple[float, float] | None = None  # density ratio over the trusted set, and z
 
     @property
+    def certain(self) -> bool:
+        """Confirmed beyond what a trusted set from other days explains (see trigger_boxes)."""
+        return self.confirmed and self.trusted is not None and self.trusted[0] >= TRUSTED_CERTAIN
+
+    @property
     def confirmed(self) -> bool:
         return self.trusted is not None and (
             self.trusted[0] >= TRUSTED_RATIO and self.trusted[1] >= TRUSTED_Z
@@ -435,10 +448,20 @@ def trigger_boxes(data: AuditData) -> DetectorScores:
     notes: list[str] = []
     candidates: list[str] = []
     for f in find_boxes(data):
-        if f.confirmed:
-            level[f.rows] = np.maximum(level[f.rows], 1.0 + f.strength)
+        if f.certain:
             assert f.trusted is not None
+            level[f.rows] = np.maximum(level[f.rows], 1.0 + f.strength)
             notes.append(f"{f.describe(data)}: {f.trusted[0]:.0f} times denser than trusted rows")
+        elif f.confirmed:
+            # Trusted sets from other runs made natural boxes 6-11 times denser (protocol,
+            # dev seeds): a box within that reach flags its rows at a level under the
+            # verdict's bar for a trigger, and stays a candidate, with its ratio.
+            assert f.trusted is not None
+            level[f.rows] = np.maximum(level[f.rows], 1.0 + min(f.strength, UNCERTAIN_STRENGTH))
+            candidates.append(
+                f"{f.describe(data)} ({f.trusted[0]:.0f} times denser than trusted rows: a "
+                "trusted set from other days can differ that much)"
+            )
         elif not f.natural:
             candidates.append(f.describe(data))
     return DetectorScores(name, level, note="; ".join(notes[:3]), candidates=tuple(candidates))
