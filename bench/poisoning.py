@@ -22,7 +22,7 @@ Held-out seeds are for measuring, never for tuning (see protocol.py); tune
 on ``--split dev``, with ``--exclude-family`` / ``--exclude-attack`` when the
 figures of that family or attack must stay unseen. At the default settings
 (all 20 seeds of the split, 700 cases) a held-out run without peers took
-13.5 minutes with 2 workers on a shared 2-core machine (2026-12-06).
+16 minutes (980 s) with 2 workers on a 2-core machine (2026-12-07).
 
     .venv/bin/python bench/poisoning.py --split heldout --no-peers --out results.json
 """

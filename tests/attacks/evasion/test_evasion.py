@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -196,10 +197,8 @@ def _without_threat_model(folder: Path) -> Path:
     return folder
 
 
-def test_evade_names_the_default_threat_model_when_the_submission_declares_none(
-    tmp_path: Path,
-) -> None:
-    folder = _without_threat_model(tmp_path / "sub")
+def _threat_model_named(folder: Path) -> dict[str, Any]:
+    """How a small evasion run on ``folder``'s holdout names its threat model."""
     report = evade(
         folder,
         folder / "data" / "holdout.csv",
@@ -209,22 +208,19 @@ def test_evade_names_the_default_threat_model_when_the_submission_declares_none(
         fragility=False,
         seed=1,
     )
-    named = report.to_json()["threat_model"]
+    return dict(report.to_json()["threat_model"])
+
+
+def test_evade_names_the_default_threat_model_when_the_submission_declares_none(
+    tmp_path: Path,
+) -> None:
+    named = _threat_model_named(_without_threat_model(tmp_path / "sub"))
     assert named["source"] == DEFAULT_THREAT_MODEL and named["default"] is True
     assert named["sha256"] is None
 
 
 def test_evade_names_the_declared_threat_model_by_path_and_digest() -> None:
     declared = EXAMPLE / THREAT_MODEL_FILE
-    report = evade(
-        EXAMPLE,
-        EXAMPLE / "data" / "holdout.csv",
-        label="congestion_next",
-        budget=16,
-        samples=5,
-        fragility=False,
-        seed=1,
-    )
-    named = report.to_json()["threat_model"]
+    named = _threat_model_named(EXAMPLE)
     assert named["source"] == str(declared) and named["default"] is False
     assert named["sha256"] == hashlib.sha256(declared.read_bytes()).hexdigest()

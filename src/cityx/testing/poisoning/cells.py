@@ -71,6 +71,10 @@ _FLIP_PLAIN = (
 
 def _declare(family: str, attack: str, band: str) -> Cell:
     rate = "3-6 %" if band == "low" else "8-15 %"
+
+    def declared(detectable: bool, with_trusted: bool, reason: str) -> Cell:
+        return Cell(family, attack, band, True, detectable, with_trusted, reason)
+
     if attack in SOURCE_ATTACKS and family == "plain":
         return Cell(family, attack, band, False, False, False, "no source column to compromise")
     if attack in ("backdoor", "clean-label"):
@@ -79,37 +83,25 @@ def _declare(family: str, attack: str, band: str) -> Cell:
         why = _TRIGGER.format(rate=rate, label=label, physics=physics)
         if attack == "backdoor" and family == "series":
             why += "; and " + _FLIP_SERIES
-        return Cell(family, attack, band, True, True, True, why)
+        return declared(True, True, why)
     if attack in ("label-flip", "label-flip-targeted"):
         if family == "series":
-            return Cell(family, attack, band, True, True, True, f"{rate} flips: {_FLIP_SERIES}")
+            return declared(True, True, f"{rate} flips: {_FLIP_SERIES}")
         if family == "windows":
-            return Cell(
-                family,
-                attack,
-                band,
-                True,
+            return declared(
                 False,
                 True,
                 f"{rate} flips: {_FLIP_WINDOWS}. A trusted set calibrates what a clean "
                 "window's surprise looks like, so the flips stand out against it",
             )
-        return Cell(
-            family,
-            attack,
-            band,
-            True,
+        return declared(
             False,
             False,
             f"{rate} flips: {_FLIP_PLAIN}; a trusted set says how often labels surprise "
             "but cannot tell which of the surprising rows were flipped",
         )
     if attack == "compromised-relabel":
-        return Cell(
-            family,
-            attack,
-            band,
-            True,
+        return declared(
             True,
             True,
             "1-5 sources whose labels are rewritten towards one class: their rows "
@@ -118,22 +110,14 @@ def _declare(family: str, attack: str, band: str) -> Cell:
         )
     # compromised-shift
     if family == "series":
-        return Cell(
-            family,
-            attack,
-            band,
-            True,
+        return declared(
             True,
             True,
             "a gain of 1.3-2 on 1-3 kinds of reading of 1-5 sensors breaks the relation "
             "between count, occupancy, speed and queue that each SUMO approach shows, "
             "and the sensors' series sit in runs shared with their peers",
         )
-    return Cell(
-        family,
-        attack,
-        band,
-        True,
+    return declared(
         False,
         False,
         "a gain of 1.3-2 on 1-3 kinds of reading of 1-5 sensors, with no time column: "
