@@ -2,7 +2,11 @@
 
 Validation never loads the artifact: it checks the manifest, that the
 files it names exist inside the folder, the artifact's SHA-256 *digest*,
-and the training and holdout data against the declared input schema.
+the training and holdout data against the declared input schema, and a
+controller's features against its observation contract. It lists the
+manifest's completeness *gaps* (:mod:`.completeness`) as warnings. With
+``load`` (:mod:`.loading`) it also loads the model in its isolated worker
+and calls it on a few rows that fit the schema.
 """
 
 from __future__ import annotations
@@ -20,10 +24,14 @@ from cityx.core import (
     PluginKind,
     Problem,
     Registry,
+    SystemKind,
 )
 from cityx.data import file_sha256, inspect_table, read_table
 
+from .completeness import manifest_gaps
+from .contract import contract_problems
 from .manifest_file import read_manifest
+from .paths import resolve_inside
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +77,6 @@ class Validation:
         }
 
 
-def resolve_inside(folder: Path, relative: str) -> Path | None:
-    """``folder/relative`` if it stays inside ``folder``; else None."""
-    base = folder.resolve()
-    path = (base / relative).resolve()
-    return path if path.is_relative_to(base) else None
-
-
 def validate_submission(folder: Path) -> Validation:
     """Check a submission folder and list every problem found."""
     folder = Path(folder)
@@ -96,7 +97,9 @@ def validate_submission(folder: Path) -> Validation:
         path = _named_file(folder, rel, f"{toml}: [data].{field}", found)
         if path is not None and field != "datasheet":
             _check_data(path, manifest, found)
-    if data.training is None:
+    found.extend(contract_problems(manifest, toml))
+    found.extend(manifest_gaps(folder, manifest))
+    if data.training is None and manifest.system.kind is SystemKind.PREDICTOR:
         found.append(
             Problem(
                 f"{toml}: [data].training",
