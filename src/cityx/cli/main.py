@@ -146,6 +146,34 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("dir", type=Path, metavar="DIR")
     validate.add_argument("--json", action="store_true", help="print one JSON object")
+    validate.add_argument(
+        "--load",
+        action="store_true",
+        help="also load the model in its isolated worker and call it on a few rows that fit "
+        "its input schema",
+    )
+    validate.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="with --load: allow pickle/joblib artifacts (they run arbitrary code, in the "
+        "isolated worker)",
+    )
+    validate.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="with --load: allow a Python entry point (the vendor's code runs, in the "
+        "isolated worker)",
+    )
+    upgrade = command(
+        "upgrade",
+        "Rewrite a version 1 cityx.toml as version 2 ([data].sensitive becomes "
+        "[fairness].sensitive), keeping its comments, and say what is left to declare.",
+        "cityx submission upgrade examples/submissions/acme-signals --json",
+        _submission_upgrade,
+        ssub,
+    )
+    upgrade.add_argument("dir", type=Path, metavar="DIR")
+    upgrade.add_argument("--json", action="store_true", help="print one JSON object")
 
     asub = add_group(sub, "audit", "Verify the tamper-evident audit log.")
     verify = command(
@@ -326,6 +354,20 @@ def _submission_validate(args: argparse.Namespace) -> int:
     status = "valid" if result.ok else f"not valid: {len(result.errors)} error(s)"
     emit(args, result.to_json(), "\n".join([*lines, f"{args.dir}: {status}"]))
     return EXIT_OK if result.ok else EXIT_INPUT
+
+
+def _submission_upgrade(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
+    from cityx.submissions import upgrade_manifest
+
+    done = upgrade_manifest(args.dir)
+    head = (
+        f"{done.path}: rewritten as schema version 2"
+        if done.changed
+        else f"{done.path}: already schema version {done.from_version}, nothing written"
+    )
+    emit(args, done.to_json(), "\n".join([head, *(f"to do: {t}" for t in done.todo)]))
+    return EXIT_OK
 
 
 def _audit_verify(args: argparse.Namespace) -> int:

@@ -221,7 +221,14 @@ def run_trial(
                     else None,
                 ),
             )
-            gate = decide(results, policy)
+            gate = decide(
+                results,
+                policy,
+                planned=[c.meta.id for c in checks],
+                waived={
+                    c.meta.id: why for c in checks if (why := c.waiver(manifest)) is not None
+                },
+            )
             document = _trial_results(
                 registry,
                 trial_id=trial_id,
@@ -341,7 +348,7 @@ def _trial_results(
     gate: GateDecision,
     wall_s: float,
 ) -> TrialResults:
-    tested: dict[str, Principle] = {c.meta.id: c.meta.tags.principle for c in checks}
+    tested = {c.meta.id: c.tested_principles() for c in checks}
     return TrialResults(
         schema_version=RESULTS_SCHEMA_VERSION,
         trial_id=trial_id,

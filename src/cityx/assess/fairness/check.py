@@ -26,6 +26,7 @@ from cityx.core import (
     CheckStatus,
     Evidence,
     Finding,
+    Manifest,
     Metric,
     NistFunction,
     PluginKind,
@@ -75,6 +76,11 @@ class GroupFairnessCheck(Check):
     details_type = FairnessDetails
     report_section = staticmethod(fairness_section)
     aiverify_result = staticmethod(fairness_aiverify_result)
+
+    def waiver(self, manifest: Manifest) -> str | None:
+        if manifest.fairness.sensitive:
+            return None
+        return manifest.fairness.not_applicable
 
     def _run(self, ctx: CheckContext) -> CheckResult:
         if ctx.predictor is None or ctx.holdout is None or ctx.manifest is None:
