@@ -108,5 +108,6 @@ def test_shipped_manifest_schema_is_current() -> None:
     shipped = resources.files("cityx") / "schemas" / "submission-manifest.v2.json"
     assert json.loads(shipped.read_text()) == json.loads(json.dumps(manifest_json_schema()))
     # Version 1 stays shipped, frozen, for manifests written against it.
-    old = json.loads((resources.files("cityx") / "schemas" / "submission-manifest.v1.json").read_text())
+    v1 = resources.files("cityx") / "schemas" / "submission-manifest.v1.json"
+    old = json.loads(v1.read_text())
     assert old["$id"].endswith("submission-manifest.v1.json")

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from .schema import Feature, FeatureType, InputSchema, OutputSpec, Task
 
-MANIFEST_SCHEMA_VERSION = 2
+MANIFEST_SCHEMA_VERSION: Literal[2] = 2
 MANIFEST_FILE = "cityx.toml"
 
 _ID = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -255,9 +255,7 @@ class Manifest(_Strict):
                 upgraded["fairness"] = {"sensitive": data["sensitive"]}
             return upgraded
         if isinstance(data, dict) and "sensitive" in data:
-            raise ValueError(
-                "[data].sensitive is [fairness].sensitive from schema_version = 2 on"
-            )
+            raise ValueError("[data].sensitive is [fairness].sensitive from schema_version = 2 on")
         return raw
 
     @model_validator(mode="after")

@@ -42,7 +42,6 @@ from cityx.core import (
     PluginRecord,
     PolicyError,
     PolicyRecord,
-    Principle,
     PrincipleRecord,
     Registry,
     SubmissionRecord,
@@ -225,9 +224,7 @@ def run_trial(
                 results,
                 policy,
                 planned=[c.meta.id for c in checks],
-                waived={
-                    c.meta.id: why for c in checks if (why := c.waiver(manifest)) is not None
-                },
+                waived={c.meta.id: why for c in checks if (why := c.waiver(manifest)) is not None},
             )
             document = _trial_results(
                 registry,

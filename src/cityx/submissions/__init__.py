@@ -8,9 +8,10 @@ and the artifact loads safely in an isolated worker.
 from .completeness import manifest_gaps
 from .manifest_file import read_manifest
 from .opening import Submission, open_submission, submission_folder
+from .paths import resolve_inside
 from .scaffold import scaffold_submission
 from .upgrade import Upgrade, upgrade_manifest
-from .validate import Validation, resolve_inside, validate_submission
+from .validate import Validation, validate_submission
 
 __all__ = [
     "Submission",

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from cityx.core import MANIFEST_FILE, Level, Manifest, Problem, SystemKind
 
-from .scaffold import DATASHEET_QUESTIONS, PLACEHOLDERS
 from .paths import resolve_inside
+from .scaffold import DATASHEET_QUESTIONS, PLACEHOLDERS
 
 GAP = "incomplete"  # the first word of every gap's message, so a reader can filter them
 

@@ -42,13 +42,14 @@ def contract_problems(manifest: Manifest, toml: str) -> list[Problem]:
                     f"observation, not {spec.unit or 'no unit'!r}",
                 )
             )
+        declared = f"[{_num(spec.min, '-inf')}, {_num(spec.max, 'inf')}]"
         low = spec.min is not None and spec.min > known.min
         high = spec.max is not None and spec.max < known.max
         if low or high:
             found.append(
                 Problem(
                     f"{where}.{'min' if low else 'max'}",
-                    f"{spec.name} is declared within [{_num(spec.min, '-inf')}, {_num(spec.max, 'inf')}], but "
+                    f"{spec.name} is declared within {declared}, but "
                     f"the {CONTRACT} observation feeds it values in [{known.min:g}, "
                     f"{known.max:g}] {known.unit}".rstrip(),
                 )

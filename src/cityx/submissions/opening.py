@@ -29,7 +29,7 @@ from cityx.targets import (
 )
 
 from .manifest_file import read_manifest
-from .validate import resolve_inside
+from .paths import resolve_inside
 
 
 @dataclass(frozen=True, slots=True)
