@@ -106,6 +106,12 @@ def _parser() -> argparse.ArgumentParser:
         help="allow pickle/joblib artifacts (they run arbitrary code, in the isolated worker)",
     )
     trial.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="allow a Python entry point artifact (the vendor's code runs, in the isolated "
+        "worker); the report says who allowed it",
+    )
+    trial.add_argument(
         "--timeout",
         type=float,
         default=30.0,
@@ -256,6 +262,7 @@ def _run_trial(
         seed=seed,
         store=args.store,
         trust_pickle=getattr(args, "trust_pickle", False),
+        trust_code=getattr(args, "trust_code", False),
         limits=limits,
         workers=getattr(args, "workers", 2),
     )
@@ -349,7 +356,9 @@ def _submission_validate(args: argparse.Namespace) -> int:
     # lazy: cityx --help stays fast
     from cityx.submissions import validate_submission
 
-    result = validate_submission(args.dir)
+    result = validate_submission(
+        args.dir, load=args.load, trust_pickle=args.trust_pickle, trust_code=args.trust_code
+    )
     lines = [f"{p.level.value}: {p}" for p in result.problems]
     status = "valid" if result.ok else f"not valid: {len(result.errors)} error(s)"
     emit(args, result.to_json(), "\n".join([*lines, f"{args.dir}: {status}"]))

@@ -114,6 +114,9 @@ class CheckContext:
     seed: int
     problems: tuple[Problem, ...] = ()
     load_s: float | None = None
+    # The opt-ins that let vendor code run (``--trust-code``, ``--trust-pickle``), each
+    # with who gave it: admission states it as given, never more.
+    trusted_by: Mapping[str, str] = field(default_factory=dict)
     predictor: Predictor | None = None
     controller: Controller | None = None
     world: WorldRunner | None = None

@@ -6,6 +6,7 @@ and the artifact loads safely in an isolated worker.
 """
 
 from .completeness import manifest_gaps
+from .loading import load_problems
 from .manifest_file import read_manifest
 from .opening import Submission, open_submission, submission_folder
 from .paths import resolve_inside
@@ -17,6 +18,7 @@ __all__ = [
     "Submission",
     "Upgrade",
     "Validation",
+    "load_problems",
     "manifest_gaps",
     "open_submission",
     "read_manifest",

@@ -105,15 +105,22 @@ class Admission(Check):
         fmt = ctx.manifest.artifact.format if ctx.manifest else None
         target = Registry().load(PluginKind.TARGET, fmt) if fmt else None
         if fmt and getattr(target, "runs_vendor_code", False):
+            flag = "--trust-pickle" if fmt == "pickle" else "--trust-code"
+            who = ctx.trusted_by.get(flag)
             findings.append(
                 Finding(
                     id=f"{cid}/trusted-code",
                     check=cid,
                     title=f"The artifact ({fmt}) runs the vendor's own code",
                     severity=Severity.MEDIUM,
-                    severity_reason="it was loaded only because the user trusted it; prefer ONNX, "
-                    "skops or LightGBM files, which load without running code",
+                    severity_reason=(
+                        f"it was loaded, in the isolated worker, because {who} passed {flag}"
+                        if who is not None
+                        else f"it was loaded without {flag} being recorded for this run"
+                    )
+                    + "; prefer ONNX, skops or LightGBM files, which load without running code",
                     tags=_TRUSTED_CODE,
+                    evidence=Evidence(metrics={"opt_in": flag, "given_by": who}),
                 )
             )
         found = tuple(findings)

@@ -27,9 +27,11 @@ from cityx.core import (
     SystemKind,
 )
 from cityx.data import file_sha256, inspect_table, read_table
+from cityx.targets import DEFAULT_LIMITS, Limits
 
 from .completeness import manifest_gaps
 from .contract import contract_problems
+from .loading import load_problems
 from .manifest_file import read_manifest
 from .paths import resolve_inside
 
@@ -77,8 +79,19 @@ class Validation:
         }
 
 
-def validate_submission(folder: Path) -> Validation:
-    """Check a submission folder and list every problem found."""
+def validate_submission(
+    folder: Path,
+    *,
+    load: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+    trust_pickle: bool = False,
+    trust_code: bool = False,
+) -> Validation:
+    """Check a submission folder and list every problem found.
+
+    With ``load``, a folder without errors so far also has its model loaded in the
+    isolated worker and called on a few schema-valid rows (:mod:`.loading`).
+    """
     folder = Path(folder)
     manifest, problems = read_manifest(folder)
     if manifest is None:
@@ -105,6 +118,16 @@ def validate_submission(folder: Path) -> Validation:
                 f"{toml}: [data].training",
                 "no training data named: the poisoning and fairness audits cannot run",
                 Level.WARNING,
+            )
+        )
+    if load and not any(p.level is Level.ERROR for p in found):
+        found.extend(
+            load_problems(
+                folder,
+                manifest,
+                limits=limits,
+                trust_pickle=trust_pickle,
+                trust_code=trust_code,
             )
         )
     return Validation(folder, manifest, tuple(found), digest)
@@ -153,6 +176,10 @@ def _check_artifact(
     if not path.is_file():
         found.append(Problem(f"{toml}: [artifact].path", f"file {art.path!r} not found"))
         return None
+    if path.stat().st_size == 0:
+        found.append(
+            Problem(f"{toml}: [artifact].path", f"{art.path!r} is empty (0 bytes): no model")
+        )
     digest = file_sha256(path)
     if digest != art.sha256:
         found.append(
