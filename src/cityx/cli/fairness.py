@@ -29,7 +29,7 @@ def register(sub: Subparsers) -> None:
         "Measure group fairness: of a predictor on labelled data (--model), or of a "
         "controller's sandbox run (--world-run).",
         "cityx fairness --model examples/submissions/metro-congestion --data "
-        "examples/submissions/metro-congestion/data/holdout.csv --label congestion "
+        "examples/submissions/metro-congestion/data/holdout.csv --label congestion_next "
         "--sensitive district --positive heavy --bootstrap 500 --seed 1",
         _fairness,
     )

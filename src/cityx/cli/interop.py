@@ -16,7 +16,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_OK, EXIT_VERDICT, Subparsers, add_command, add_group, emit, seed
+from .common import (
+    EXIT_OK,
+    EXIT_VERDICT,
+    Subparsers,
+    add_command,
+    add_group,
+    emit,
+    positive_seconds,
+    seed,
+)
 
 _AUD = "urn:cityx:city:cologne:tmc"
 _KEY = "keys/urn_cityx_vendor_acme_detector-12.AbCdEfGhIjKl.key.jwk"
@@ -153,7 +162,7 @@ def _register_conformance(group: Subparsers) -> None:
     )
     serve.add_argument(
         "--duration",
-        type=float,
+        type=positive_seconds,
         metavar="S",
         help="stop after this many seconds (default: run until interrupted)",
     )

@@ -250,5 +250,13 @@ def _verify(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise InputError(f"cannot read the manifest: {exc}", where=str(args.manifest)) from exc
     check = verify_manifest(token, args.data, args.trust)
-    emit(args, check.to_json(), f"{'ok' if check.ok else 'FAILED'}: {check.reason}")
+    lines = [f"{'ok' if check.ok else 'FAILED'}: {check.reason}"]
+    for what, names in (
+        ("changed", check.changed),
+        ("added", check.added),
+        ("removed", check.removed),
+    ):
+        if names:
+            lines.append(f"  {what} source(s): {', '.join(names)}")
+    emit(args, check.to_json(), "\n".join(lines))
     return EXIT_OK if check.ok else EXIT_VERDICT
