@@ -95,7 +95,9 @@ def _refuse_public(text: str, where: str) -> None:
         )
     if isinstance(body, dict) and "kty" in body and "d" not in body:
         raise KeyFileError(
-            "this is a public key (no 'd' member), not a private key", where=where, hint=hint
+            "this is a public key, not a private key: it holds no private key (no 'd' member)",
+            where=where,
+            hint=hint,
         )
 
 
