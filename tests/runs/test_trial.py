@@ -167,7 +167,7 @@ def test_a_model_that_does_not_load_is_refused_at_admission_with_no_folder(
     toml = tiny_submission / "cityx.toml"
     digest = hashlib.sha256(b"not an onnx graph").hexdigest()
     toml.write_text(re.sub(r'sha256 = "[0-9a-f]{64}"', f'sha256 = "{digest}"', toml.read_text()))
-    with pytest.raises(ManifestError, match="did not load"):
+    with pytest.raises(ManifestError, match="the model did not load: "):
         run_trial(TrialPlan(submission=tiny_submission, out=tmp_path / "o", store=store_url))
     assert not (tmp_path / "o").exists()
     assert not (tmp_path / "store.db").exists() or _trials(store_url) == 0

@@ -161,12 +161,14 @@ def test_validate_names_a_controller_feature_the_contract_lacks_or_its_wrong_uni
     toml = folder / "cityx.toml"
     text = toml.read_text().replace("0" * 64, hashlib.sha256(b"x").hexdigest())
     text = text.replace('name = "hour"', 'name = "hour_of_day"')
-    text = text.replace('unit = "%"\nmin = 0\nmax = 100', 'unit = ""\nmin = 0\nmax = 1')
+    text = text.replace('unit = "%"\nmin = 0\nmax = 100', 'unit = "fraction"\nmin = 0\nmax = 1')
     toml.write_text(text)
     run = cityx("submission", "validate", folder)
     assert run.code == 2
     assert "'hour_of_day' is not a feature of the phase-candidates/v1 observation" in run.out
-    assert "occupancy_in is in '%' in the phase-candidates/v1 observation, not 'no unit'" in run.out
+    assert (
+        "occupancy_in is in '%' in the phase-candidates/v1 observation, not 'fraction'" in run.out
+    )
     assert "occupancy_in is declared within [0, 1]" in run.out
 
 

@@ -147,8 +147,8 @@ def run_trial(
     controller = manifest.system.kind is SystemKind.CONTROLLER
     holdout_path = None if controller else plan.data or _declared_holdout(plan.submission, manifest)
     holdout = _holdout(holdout_path, manifest) if holdout_path else None
-    # Admission: the model loads in its worker and answers a few schema-valid rows, and
-    # vendor code runs only if the user opted in; refused here, nothing is written.
+    # Admission: the model loads in its isolated worker, and vendor code runs only if the
+    # user opted in; refused here, nothing is written. How it answers is for the checks.
     load_start = time.perf_counter()
     refused = load_problems(
         plan.submission,
@@ -157,6 +157,7 @@ def run_trial(
         trust_pickle=plan.trust_pickle,
         trust_code=plan.trust_code,
         plugins_allow=allow,
+        call=False,
     )
     if refused:
         raise ManifestError(refused[0].message, where=refused[0].where)

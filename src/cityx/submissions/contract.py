@@ -4,14 +4,14 @@ A controller submission's model reads the features of an *observation
 contract* (``[controller] observation``, today only ``phase-candidates/v1``,
 :mod:`cityx.worlds.traffic.candidates`), which the sandbox computes and
 feeds it. Each feature the manifest declares must be one the contract
-has, in the contract's unit, with bounds that hold every value the contract
+has, in the contract's unit (no unit at all is a warning), with bounds that hold every value the contract
 may feed: a model that expects a 0-1 fraction where the sandbox sends a
 0-100 percentage would otherwise be fed values it never saw, silently.
 """
 
 from __future__ import annotations
 
-from cityx.core import Manifest, Problem, SystemKind
+from cityx.core import Level, Manifest, Problem, SystemKind
 from cityx.worlds.traffic.candidates import CONTRACT, FEATURES
 
 
@@ -34,7 +34,16 @@ def contract_problems(manifest: Manifest, toml: str) -> list[Problem]:
                 )
             )
             continue
-        if spec.unit != known.unit:
+        if not spec.unit and known.unit:
+            found.append(
+                Problem(
+                    f"{where}.unit",
+                    f"{spec.name} declares no unit; the {CONTRACT} observation feeds it in "
+                    f"{known.unit!r}",
+                    Level.WARNING,
+                )
+            )
+        elif spec.unit != known.unit:
             found.append(
                 Problem(
                     f"{where}.unit",

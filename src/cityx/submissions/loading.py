@@ -6,8 +6,10 @@ rows drawn (seeded) within every feature's declared bounds, the first at
 every minimum and the second at every maximum. A 0-byte or corrupt
 artifact, one that hangs or crashes, or one whose answers break the
 declared outputs (a wrong label, NaN, the wrong number of answers) is a
-problem here, not a misleading finding later. ``cityx submission
-validate --load`` and the admission of ``cityx trial`` both run it.
+problem here, not a misleading finding later: ``cityx submission
+validate --load`` runs it. The admission of ``cityx trial`` loads without
+the call: a model that loads but misbehaves is what the trial's checks
+measure, and they report it as findings.
 
 *Trusted code*: a Python entry point runs the vendor's code to load, so it
 loads only with ``trust_code`` (``--trust-code``), as a pickle needs
@@ -83,9 +85,14 @@ def load_problems(
     trust_pickle: bool = False,
     trust_code: bool = False,
     plugins_allow: tuple[str, ...] | None = None,
+    call: bool = True,
 ) -> list[Problem]:
-    """Load the model in its isolated worker and call it on :func:`schema_rows`; the problems
-    (none when it loaded and answered as declared)."""
+    """Load the model in its isolated worker and, with ``call``, call it on
+    :func:`schema_rows`; the problems (none when it loaded and answered as declared).
+
+    A trial's admission loads without calling: how a model that loads behaves (crashes,
+    NaN, wrong answers) is what its checks measure and report as findings.
+    """
     where = f"{Path(folder) / MANIFEST_FILE}: [artifact]"
     refused = code_trust_problem(folder, manifest, trust_code)
     if refused is not None:
@@ -100,7 +107,7 @@ def load_problems(
                 trust_pickle=trust_pickle,
                 plugins_allow=plugins_allow,
             ) as scorer:
-                scores = scorer.score(batch)
+                scores = scorer.score(batch) if call else np.zeros(batch.shape[0])
             if scores.shape != (batch.shape[0],) or not np.isfinite(scores).all():
                 return [
                     Problem(
@@ -118,9 +125,11 @@ def load_problems(
                 trust_pickle=trust_pickle,
                 plugins_allow=plugins_allow,
             ) as predictor:
-                predictor.predict(batch)
+                if call:
+                    predictor.predict(batch)
     except TargetError as exc:
-        return [Problem(where, f"the model did not load and answer: {exc}")]
+        did = "load and answer" if call else "load"
+        return [Problem(where, f"the model did not {did}: {exc}")]
     return []
 
 
