@@ -4,9 +4,10 @@ A controller submission's model reads the features of an *observation
 contract* (``[controller] observation``, today only ``phase-candidates/v1``,
 :mod:`cityx.worlds.traffic.candidates`), which the sandbox computes and
 feeds it. Each feature the manifest declares must be one the contract
-has, in the contract's unit (no unit at all is a warning), with bounds that hold every value the contract
-may feed: a model that expects a 0-1 fraction where the sandbox sends a
-0-100 percentage would otherwise be fed values it never saw, silently.
+has, in the contract's unit (no unit at all is a warning), with bounds
+that hold every value the contract may feed: a model that expects a 0-1
+fraction where the sandbox sends a 0-100 percentage would otherwise be fed
+values it never saw, silently.
 """
 
 from __future__ import annotations
