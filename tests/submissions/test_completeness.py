@@ -7,6 +7,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -239,3 +240,19 @@ def test_upgrade_rewrites_v1_keeping_comments_and_is_idempotent(tmp_path: Path) 
     with pytest.raises(ManifestError, match="nothing was written"):
         upgrade_manifest(folder)
     assert (folder / "cityx.toml").read_text() == "schema_version = 1\n"
+
+
+def test_opening_an_entry_point_needs_trust_code(entrypoint_submission: object) -> None:
+    from cityx.submissions import open_submission
+
+    folder = entrypoint_submission()  # type: ignore[operator]
+    submission = open_submission(folder)
+    with pytest.raises(ManifestError, match="--trust-code"):
+        submission.predictor()
+    with submission.predictor(trust_code=True) as model:
+        assert model.predict(np.zeros((1, 4))).values.shape == (1,)
+    run = cityx(
+        *("redteam", "evade", "--model", folder, "--data", folder / "holdout.csv"),
+        *("--label", "congestion", "--budget", "16", "--samples", "5", "--no-fragility"),
+    )
+    assert run.code == 2 and "--trust-code" in run.err

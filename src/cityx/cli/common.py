@@ -68,3 +68,9 @@ def positive_seconds(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
     return value
+
+
+TRUST_CODE_HELP = (
+    "allow a Python entry point artifact: loading it runs the vendor's code (in the "
+    "isolated worker)"
+)

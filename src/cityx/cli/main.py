@@ -30,6 +30,7 @@ from .common import (
     EXIT_INTERNAL,
     EXIT_OK,
     EXIT_VERDICT,
+    TRUST_CODE_HELP,
     Handler,
     add_command,
     add_group,
@@ -165,10 +166,7 @@ def _parser() -> argparse.ArgumentParser:
         "isolated worker)",
     )
     validate.add_argument(
-        "--trust-code",
-        action="store_true",
-        help="with --load: allow a Python entry point (the vendor's code runs, in the "
-        "isolated worker)",
+        "--trust-code", action="store_true", help=f"with --load: {TRUST_CODE_HELP}"
     )
     upgrade = command(
         "upgrade",
