@@ -37,8 +37,8 @@ from .conformance.protocol import (
     subscribe_and_wait,
 )
 from .messages import Catalog
-from .profiles import DEFAULT_PROFILE, Profile
 from .mqtt import QOS
+from .profiles import DEFAULT_PROFILE, Profile
 from .trust import TrustStore
 from .verify import Verifier, VerifierPolicy
 
