@@ -23,7 +23,7 @@ from typing import Any
 from .common import EXIT_OK, EXIT_VERDICT, Subparsers, add_command, add_group, emit, seed
 
 _AUD = "urn:cityx:city:cologne:tmc"
-_KEY = "keys/urn_cityx_vendor_acme_detector-12.AbCdEfGhIjKl.key.jwk"
+_KEY = "keys/*.key.jwk"  # what `cityx interop keygen --out keys` wrote
 _PROFILES = "base, city"  # = cityx.interop.Profile, kept lazy
 _DEFAULT_PROFILE = "city"  # = cityx.interop.DEFAULT_PROFILE, kept lazy
 
