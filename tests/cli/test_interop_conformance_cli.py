@@ -22,11 +22,11 @@ from cityx.interop.conformance import (
     suite_for,
     write_trust,
 )
-
-CITY_SUITE = suite_for("city")
 from cityx.interop.endpoint import HttpServer, MqttServer, reference_handler
 
 from ..support.cli import cityx
+
+CITY_SUITE = suite_for("city")  # what a run without --profile sends
 
 
 def free_port() -> int:
