@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
@@ -318,3 +320,47 @@ def test_dates_as_the_smart_data_models_write_them() -> None:
     assert instant("2016-12-07T11:15:00/PT5M") == end  # start/duration: its start
     assert instant("2016-12-07T11:15:00") == end  # no offset: UTC, whatever the host's zone
     assert instant("yesterday") is None
+
+
+# -- properties -----------------------------------------------------------------------------------
+
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 70)
+    | st.floats(-10, 500, allow_nan=False)
+    | st.sampled_from(["", "forward", "2026-01-01T00:00:00Z", "urn:ngsi-ld:RoadSegment:s"])
+)
+_CHANGE = st.one_of(
+    st.just("keep"),
+    st.just("drop"),
+    _SCALARS.map(lambda v: ("value", v)),  # the attribute's value replaced
+    _SCALARS.map(lambda v: ("raw", v)),  # the attribute replaced by a bare value
+)
+
+
+@pytest.fixture(scope="module")
+def every_catalog() -> dict[tuple[Profile, SchemaEngine], Catalog]:
+    return {(p, e): Catalog.builtin(engine=e, profile=p) for p in Profile for e in ENGINES}
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(changes=st.lists(_CHANGE, min_size=12, max_size=12))
+def test_city_implies_base_and_the_engines_agree(
+    every_catalog: dict[tuple[Profile, SchemaEngine], Catalog], changes: list[Any]
+) -> None:
+    entity: dict[str, Any] = {}
+    for (name, attribute), change in zip(flow().items(), changes, strict=False):
+        if change == "drop" and name not in ("id", "type"):
+            continue
+        if isinstance(change, tuple) and name not in ("id", "type"):
+            kind, value = change
+            attribute = {**attribute, "value": value} if kind == "value" else value
+        entity[name] = attribute
+    valid = {key: c.first_error(FLOW, entity) is None for key, c in every_catalog.items()}
+    for profile in Profile:
+        assert valid[(profile, ENGINES[0])] == valid[(profile, ENGINES[1])], (profile, entity)
+    if valid[(Profile.CITY, ENGINES[0])]:
+        assert valid[(Profile.BASE, ENGINES[0])], entity

@@ -9,7 +9,10 @@ we follow it (``TrafficFlowObserved``, ``Road``, ``RoadSegment``); where none
 does we define our own (``SignalPhaseCommand``, ``SignalStateObserved``).
 
 Each type has a versioned *schema* (JSON Schema draft 2020-12, ``$id``
-ending in ``/v1``) shipped as package data in ``cityx/interop/schemas``. A
+ending in ``/v1``) shipped as package data in ``cityx/interop/schemas``: the
+city's. Which entities a :class:`Catalog` accepts depends on its *profile*
+(:mod:`.profiles`): ``base`` checks the vendored Smart Data Model of the
+type, ``city`` that and then the city's schema. A
 *schema check* says whether an entity has the right shape; a *plausibility
 check* says whether what it claims can physically be true (a speed of
 400 km/h, an occupancy of 1.3, an observation dated in the future). The two
@@ -412,8 +415,9 @@ def _traffic_flow(
     if occupancy is not None and not 0.0 <= occupancy <= 1.0:
         raise _Implausible(f"occupancy {occupancy} is outside 0..1")
     lane = _number(_value(entity, "laneId"))
-    if lane is not None and not 0 <= lane <= limits.max_lane_id:
-        raise _Implausible(f"laneId {lane:g} is outside 0..{limits.max_lane_id}")
+    # The Smart Data Model counts lanes from 1 (its schema refuses 0 before this runs).
+    if lane is not None and not 1 <= lane <= limits.max_lane_id:
+        raise _Implausible(f"laneId {lane:g} is outside 1..{limits.max_lane_id}")
     if start is not None and end is not None:
         if end < start:
             raise _Implausible("dateObservedTo is before dateObservedFrom")
