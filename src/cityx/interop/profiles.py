@@ -15,11 +15,13 @@ There are two:
     (``SignalPhaseCommand``, ``SignalStateObserved``) cityx's own published
     schema is the standard, and the base profile uses it.
 ``city``
-    The sandbox's default: everything ``base`` requires, and then the
-    city's own schema (``cityx/interop/schemas/TYPE.v1.json``), which asks for
-    more, e.g. a ``TrafficFlowObserved`` must name its ``refRoadSegment``,
+    The sandbox's default: everything ``base`` requires, and the city's own
+    schema (``cityx/interop/schemas/TYPE.v1.json``), which asks for more,
+    e.g. a ``TrafficFlowObserved`` must name its ``refRoadSegment``,
     ``laneId`` and ``intensity``, where the SDM needs only ``id``, ``type``
-    and ``dateObserved``. Every rejection names the profile and the field.
+    and ``dateObserved``. The city's schema runs first (it implies the
+    normalised-form check, which it replaces), then the SDM's. Every
+    rejection names the profile and the field.
 
 The SDM schemas are vendored byte for byte, with the common schema their
 ``$ref`` s point to, in ``cityx/interop/schemas/sdm`` (``PROVENANCE.json``
@@ -186,24 +188,24 @@ def key_values(entity: Mapping[str, Any]) -> dict[str, Any]:
     so the SDM schema sees it and judges it.
     """
     projected: dict[str, Any] = {}
+    # On every received message: type() is, not isinstance (JSON gives dicts; the ABC is slow).
     for name, attribute in entity.items():
-        if name in ("id", "type", "@context") or type(attribute) is not dict:
-            projected[name] = attribute
-            continue
-        kind = attribute.get("type")
-        if kind == "Relationship":
-            projected[name] = attribute.get("object")
-        elif kind in ("Property", "GeoProperty"):
-            projected[name] = _plain(attribute.get("value"))
-        else:
-            projected[name] = attribute
+        if type(attribute) is dict and name not in _AS_IS:
+            kind = attribute.get("type")
+            if kind == "Relationship":
+                projected[name] = attribute.get("object")
+                continue
+            if kind == "Property" or kind == "GeoProperty":
+                value = attribute.get("value")
+                if type(value) is dict and value.get("@type") == "DateTime" and "@value" in value:
+                    value = value["@value"]
+                projected[name] = value
+                continue
+        projected[name] = attribute
     return projected
 
 
-def _plain(value: Any) -> Any:
-    if type(value) is dict and value.get("@type") == "DateTime" and "@value" in value:
-        return value["@value"]
-    return value
+_AS_IS = frozenset({"id", "type", "@context"})
 
 
 __all__ = [
