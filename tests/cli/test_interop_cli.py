@@ -64,7 +64,7 @@ def test_keygen_sign_verify_accepts(signed: dict[str, Path]) -> None:
     )
     assert run.code == 0, run.err
     out = run.json()
-    assert set(out) == {"accepted", "reason", "claims"}
+    assert set(out) == {"accepted", "reason", "detail", "claims"}
     assert out["accepted"] is True and out["reason"] is None and out["claims"]["iss"] == ISSUER
     text = cityx(
         "interop",

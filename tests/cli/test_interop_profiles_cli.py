@@ -81,3 +81,25 @@ def test_conformance_judges_the_profile_the_endpoint_claims(trust_dir: Path) -> 
     assert wrong.code == 3
     failed = {c["id"] for c in wrong.json()["cases"] if not c["passed"]}
     assert failed == {"city-road-segment"}
+
+
+def test_verify_json_names_the_profile_and_the_field(tmp_path: Path) -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples" / "interop"
+    made = cityx("interop", "keygen", "--issuer", "urn:cityx:vendor:acme:d-1", "--out", tmp_path)
+    key = made.out.split("private key: ", 1)[1].split(" ", 1)[0]
+    signed = cityx(
+        *("interop", "sign", "--key", key, "--type", "TrafficFlowObserved"),
+        *("--aud", "urn:x:y", "--profile", "base"),
+        examples / "traffic-flow-location-only.json",
+    )
+    assert signed.code == 0, signed.err
+    (tmp_path / "located.jws").write_text(signed.out)
+    verify = ("interop", "verify", "--trust", tmp_path, "--json", tmp_path / "located.jws")
+    city = cityx(*verify)
+    assert city.code == 3
+    assert city.json()["reason"] == "schema_invalid"
+    assert city.json()["detail"] == (
+        "city profile requires refRoadSegment (the Smart Data Model does not)"
+    )
+    base = cityx(*verify, "--profile", "base")
+    assert base.code == 0 and base.json()["detail"] == "accepted"

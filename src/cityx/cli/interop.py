@@ -259,7 +259,8 @@ def _verify(args: argparse.Namespace) -> int:
         text = f"accepted: {claims['type']} from {claims['iss']} (seq {claims['seq']})"
     else:
         text = f"rejected: {verdict.reason}: {verdict.detail}"
-    emit(args, verdict.to_json(), text)
+    # The detail names what failed (for schema_invalid: the profile and the field).
+    emit(args, {**verdict.to_json(), "detail": verdict.detail}, text)
     return EXIT_OK if verdict.accepted else EXIT_VERDICT
 
 
