@@ -96,7 +96,12 @@ def test_tampered_envelope_exits_3_with_the_reason(signed: dict[str, Path]) -> N
     )
     assert run.code == 3, run.err
     out = run.json()
-    assert out == {"accepted": False, "reason": out["reason"], "claims": None}
+    assert out == {
+        "accepted": False,
+        "reason": out["reason"],
+        "claims": None,
+        "detail": out["detail"],
+    }
     assert out["reason"] in {"bad_signature", "malformed"}
 
 
