@@ -4,7 +4,9 @@ A *comparison* lists:
 
 - findings *fixed* (in the old trial, not the new), *new* (the other way)
   and *unchanged* (in both; a change of severity is shown), matched by the
-  finding's id, which names its check and what it measured;
+  finding's id, which names its check and what it measured; an old finding
+  whose check did not measure in the new trial is *not re-tested*, never
+  fixed;
 - each metric (a check's metric, including a controller's KPIs) in either
   trial, with both values, their intervals and a *verdict*: ``changed``
   when the two 95 % intervals do not overlap, ``within noise`` when they
@@ -103,7 +105,9 @@ class Comparison:
             "kind": "cityx.trial-comparison",
             "old_trial": self.old_trial,
             "new_trial": self.new_trial,
-            "counts": {c: self.count(c) for c in ("fixed", "new", "unchanged")},
+            "counts": {
+                c: self.count(c) for c in ("fixed", "new", "unchanged", "not re-tested")
+            },
             "findings": [f.to_json() for f in self.findings],
             "metrics": [m.to_json() for m in self.metrics],
             "checks": [c.to_json() for c in self.checks],
@@ -118,7 +122,7 @@ class Comparison:
             lines.append(f"gate: {self.gate.old} -> {self.gate.new}")
         lines.append(
             f"findings: {self.count('fixed')} fixed, {self.count('new')} new, "
-            f"{self.count('unchanged')} unchanged"
+            f"{self.count('unchanged')} unchanged, {self.count('not re-tested')} not re-tested"
         )
         lines += [
             f"  {f.change}: {f.id} ({f.severity_old or '-'} -> {f.severity_new or '-'})"
@@ -150,8 +154,18 @@ def compare_trials(
     """What changed from ``old`` to ``new``; a pure function of the two results and answers."""
     old_f = {f.id or "?": f for f in old.findings or ()}
     new_f = {f.id or "?": f for f in new.findings or ()}
+    measured_new = {
+        c.id for c in new.checks or () if c.status in ("passed", "failed", "undetermined")
+    }
+    # A finding is fixed only where its check measured again; else it was not re-tested.
     findings = [
-        FindingChange(i, "fixed", f.title or "", f.severity, None)
+        FindingChange(
+            i,
+            "fixed" if f.check in measured_new else "not re-tested",
+            f.title or "",
+            f.severity,
+            None,
+        )
         for i, f in old_f.items()
         if i not in new_f
     ]
