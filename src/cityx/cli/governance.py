@@ -27,7 +27,7 @@ def register(sub: Subparsers) -> None:
         "render",
         "Write a trial's report with every framework's requirements, its evidence and "
         "status, and the vendor's claims against the measurements.",
-        "cityx report render cityx-demo/acme-signals --format pdf --out acme.pdf",
+        "cityx report render cityx-demo/acme-signals --format pdf --summary --out acme-summary.pdf",
         _render,
     )
     render.add_argument("trial", type=Path, metavar="TRIAL_DIR")

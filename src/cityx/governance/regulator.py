@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -307,16 +308,22 @@ def html_to_pdf(html: str) -> bytes:
 
     Closed ``<details>`` blocks are opened first: on paper they would print empty.
     """
-    try:
-        from weasyprint import HTML  # heavy (Pango): only PDFs need it
-    except ImportError as exc:  # pragma: no cover - weasyprint is a runtime dependency
-        raise RunError(
-            f"PDF output needs WeasyPrint: {exc}", hint="pip install weasyprint"
-        ) from exc
-    from weasyprint import CSS
-
-    html = html.replace("<details>", "<details open>")
-    pdf: bytes = HTML(string=html, base_url=None).write_pdf(stylesheets=[CSS(string=_PDF_CSS)])
+    with warnings.catch_warnings():
+        # WeasyPrint warns at import that a future version will need HarfBuzz-Subset;
+        # fonts are still embedded and subset today, so the warning is not ours to act on.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="weasyprint")
+        warnings.filterwarnings("ignore", message=".*HarfBuzz.*")
+        try:
+            from weasyprint import CSS, HTML  # heavy (Pango): only PDFs need it
+        except (ImportError, OSError) as exc:
+            raise RunError(
+                f"PDF output needs WeasyPrint and Pango: {exc}",
+                hint="pip install weasyprint; apt-get install libpango-1.0-0",
+            ) from exc
+        html = html.replace("<details>", "<details open>")
+        pdf: bytes = HTML(string=html, base_url=None).write_pdf(
+            stylesheets=[CSS(string=_PDF_CSS)]
+        )
     return pdf
 
 
