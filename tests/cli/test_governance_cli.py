@@ -31,8 +31,9 @@ def demo(tmp_path: Path) -> Path:
     """A folder laid out like 'cityx demo' output, with the city's key from keygen."""
     for name in ("acme-signals", "metro-congestion", "poisoning-drill/trial"):
         _trial(tmp_path / "cityx-demo" / name, f"t-{name.split('/')[0]}")
-    run = cityx("interop", "keygen", "--issuer", "urn:cityx:city:cologne", "--out", "city-key",
-                cwd=tmp_path)
+    run = cityx(
+        "interop", "keygen", "--issuer", "urn:cityx:city:cologne", "--out", "city-key", cwd=tmp_path
+    )
     assert run.code == 0, run.err
     return tmp_path
 
@@ -48,8 +49,12 @@ def _example(*path: str) -> list[str]:
 
 @pytest.mark.slow
 def test_every_help_example_runs(demo: Path) -> None:
-    for path in (("report", "render"), ("report", "compare"), ("evidence", "pack"),
-                 ("evidence", "verify")):
+    for path in (
+        ("report", "render"),
+        ("report", "compare"),
+        ("evidence", "pack"),
+        ("evidence", "verify"),
+    ):
         run = cityx(*_example(*path), cwd=demo)
         assert run.code == 0, (path, run.err)
     assert (demo / "acme-summary.pdf").read_bytes().startswith(b"%PDF")
@@ -58,8 +63,18 @@ def test_every_help_example_runs(demo: Path) -> None:
 
 def test_render_html_json_and_bad_input(demo: Path) -> None:
     trial = demo / "cityx-demo" / "acme-signals"
-    run = cityx("report", "render", trial, "--format", "json", "--framework", "euai",
-                "--out", demo / "r.json", "--json")
+    run = cityx(
+        "report",
+        "render",
+        trial,
+        "--format",
+        "json",
+        "--framework",
+        "euai",
+        "--out",
+        demo / "r.json",
+        "--json",
+    )
     assert run.code == 0, run.err
     doc = run.json()
     assert set(doc["frameworks"]) == {"euai"}
@@ -88,8 +103,13 @@ def test_a_checklist_in_the_wrong_format_names_the_row(demo: Path) -> None:
 
 
 def test_compare_prints_changes(demo: Path) -> None:
-    run = cityx("report", "compare", demo / "cityx-demo" / "acme-signals",
-                demo / "cityx-demo" / "metro-congestion", "--json")
+    run = cityx(
+        "report",
+        "compare",
+        demo / "cityx-demo" / "acme-signals",
+        demo / "cityx-demo" / "metro-congestion",
+        "--json",
+    )
     assert run.code == 0, run.err
     doc = run.json()
     assert doc["old_trial"] == "t-acme-signals" and doc["counts"]["unchanged"] > 0
@@ -97,8 +117,19 @@ def test_compare_prints_changes(demo: Path) -> None:
 
 def test_pack_and_verify_exit_codes(demo: Path) -> None:
     trial = demo / "cityx-demo" / "acme-signals"
-    run = cityx("evidence", "pack", trial, "--key", "city-key", "--out", "pkg", "--no-pdf",
-                "--trust", "city-key", cwd=demo)
+    run = cityx(
+        "evidence",
+        "pack",
+        trial,
+        "--key",
+        "city-key",
+        "--out",
+        "pkg",
+        "--no-pdf",
+        "--trust",
+        "city-key",
+        cwd=demo,
+    )
     assert run.code == 0, run.err
     ok = cityx("evidence", "verify", "pkg", "--trust", "city-key", "--json", cwd=demo)
     assert ok.code == 0 and ok.json()["ok"]
@@ -106,11 +137,23 @@ def test_pack_and_verify_exit_codes(demo: Path) -> None:
     bad = cityx("evidence", "verify", "pkg", "--trust", "city-key", "--json", cwd=demo)
     assert bad.code == 3
     assert bad.json()["problems"][0]["subject"] == "ledgers/events.jsonl"
-    other = cityx("interop", "keygen", "--issuer", "urn:cityx:city:bonn", "--out", "other",
-                  cwd=demo)
+    other = cityx(
+        "interop", "keygen", "--issuer", "urn:cityx:city:bonn", "--out", "other", cwd=demo
+    )
     assert other.code == 0
-    refused = cityx("evidence", "pack", trial, "--key", "other", "--out", "pkg2", "--no-pdf",
-                    "--trust", "city-key", cwd=demo)
+    refused = cityx(
+        "evidence",
+        "pack",
+        trial,
+        "--key",
+        "other",
+        "--out",
+        "pkg2",
+        "--no-pdf",
+        "--trust",
+        "city-key",
+        cwd=demo,
+    )
     assert refused.code == 2 and "not in the trust store" in refused.err
     assert not (demo / "pkg2").exists()
     unknown = cityx("evidence", "verify", "pkg", "--trust", "other", cwd=demo)

@@ -75,7 +75,9 @@ def test_claims_are_read_raw_from_the_manifest_and_absence_is_tolerated(tmp_path
     assert read_claims(TrialResults()) is None
 
 
-def _trial(trial_id: str, findings: list[str], checks: dict[str, str], metric: dict[str, float]) -> TrialResults:
+def _trial(
+    trial_id: str, findings: list[str], checks: dict[str, str], metric: dict[str, float]
+) -> TrialResults:
     return TrialResults.from_json(
         {
             "trial_id": trial_id,
@@ -85,9 +87,7 @@ def _trial(trial_id: str, findings: list[str], checks: dict[str, str], metric: d
                 {"id": c, "status": s, "metrics": {"m": metric} if c == "a" else {}}
                 for c, s in checks.items()
             ],
-            "findings": [
-                {"id": f, "check": f.split("/")[0], "severity": "high"} for f in findings
-            ],
+            "findings": [{"id": f, "check": f.split("/")[0], "severity": "high"} for f in findings],
         }
     )
 
@@ -114,5 +114,7 @@ def test_compare_lists_fixed_new_unchanged_and_not_retested() -> None:
     assert c.gate is not None and (c.gate.old, c.gate.new) == ("fail", "fail")
     assert {x.what for x in c.policy} == {"version", "sha256"}
     assert c.to_json()["counts"] == {"fixed": 1, "new": 1, "unchanged": 1, "not re-tested": 1}
-    overlapping = _trial("v3", [], {"a": "passed"}, {"value": 0.55, "ci_low": 0.45, "ci_high": 0.65})
+    overlapping = _trial(
+        "v3", [], {"a": "passed"}, {"value": 0.55, "ci_low": 0.45, "ci_high": 0.65}
+    )
     assert compare_trials(old, overlapping).metrics[0].verdict == "within noise"

@@ -53,7 +53,14 @@ def test_every_framework_is_pinned_and_its_ids_are_unique() -> None:
     assert len(nist) == 72  # every subcategory of AI RMF 1.0
     euai = {r.id for r in load_framework("euai").requirements}
     assert {f"Art. 14(4)({x})" for x in "abcde"} <= euai
-    assert {"Art. 9(1)", "Art. 10(2)", "Art. 11(1)", "Art. 12(1)", "Art. 13(1)", "Art. 26(1)"} <= euai
+    assert {
+        "Art. 9(1)",
+        "Art. 10(2)",
+        "Art. 11(1)",
+        "Art. 12(1)",
+        "Art. 13(1)",
+        "Art. 26(1)",
+    } <= euai
     groups = {r.group for r in load_framework("aiverify").requirements}
     assert len(groups) == 11  # every AI Verify principle
 
@@ -121,8 +128,12 @@ def trials(draw: st.DrawFn) -> TrialResults:
         doc["policy"] = {"id": "p", "version": "1", "sha256": "0" * 64}
     if draw(st.booleans()):
         doc["findings"] = [
-            {"id": "f", "check": "redteam.campaign", "severity": draw(st.sampled_from(
-                ("info", "low", "medium", "high", "critical"))), "atlas": ["AML.T0043"]}
+            {
+                "id": "f",
+                "check": "redteam.campaign",
+                "severity": draw(st.sampled_from(("info", "low", "medium", "high", "critical"))),
+                "atlas": ["AML.T0043"],
+            }
         ]
     return TrialResults.from_json(doc)
 

@@ -52,8 +52,16 @@ def test_an_intact_package_verifies(package: Path, trusted: StaticTrustStore) ->
     result = verify_evidence(package, trusted)
     assert result.ok, result.problems
     names = set(read_package(package))
-    assert {"results.json", "report.html", "ledgers/events.jsonl", "checklist.json",
-            "artifacts.json", "manifest.json", "manifest.jws", "trial-report.html"} <= names
+    assert {
+        "results.json",
+        "report.html",
+        "ledgers/events.jsonl",
+        "checklist.json",
+        "artifacts.json",
+        "manifest.json",
+        "manifest.jws",
+        "trial-report.html",
+    } <= names
     assert result.files == len(names) - 2
 
 
@@ -61,7 +69,9 @@ def _files(package: Path) -> list[str]:
     return sorted(read_package(package))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_every_single_byte_change_is_caught(
     package: Path, trusted: StaticTrustStore, data: st.DataObject
@@ -77,7 +87,9 @@ def test_every_single_byte_change_is_caught(
     shutil.rmtree(target.parent)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_every_deletion_and_addition_is_caught(
     package: Path, trusted: StaticTrustStore, data: st.DataObject
@@ -98,9 +110,7 @@ def test_every_deletion_and_addition_is_caught(
     shutil.rmtree(target.parent)
 
 
-def test_signers_unknown_revoked_before_and_after_signing(
-    package: Path, key: SigningKey
-) -> None:
+def test_signers_unknown_revoked_before_and_after_signing(package: Path, key: SigningKey) -> None:
     other = StaticTrustStore([TrustedKey.of(generate_key("urn:cityx:city:other"))])
     unknown = verify_evidence(package, other)
     assert not unknown.ok and unknown.problems[0].subject == f"key {key.kid}"
@@ -121,8 +131,10 @@ def test_a_resigned_manifest_with_another_key_is_caught(
 
     manifest = json.loads((target / "manifest.json").read_text())
     token = jws.serialize_compact(
-        {"alg": "Ed25519", "kid": trusted.keys()[0].kid}, json.dumps(manifest).encode(),
-        forger.jwk, algorithms=["Ed25519"],
+        {"alg": "Ed25519", "kid": trusted.keys()[0].kid},
+        json.dumps(manifest).encode(),
+        forger.jwk,
+        algorithms=["Ed25519"],
     )
     (target / "manifest.jws").write_text(token)
     result = verify_evidence(target, trusted)
@@ -172,5 +184,5 @@ def test_pack_refuses_a_key_the_trust_store_does_not_hold(tmp_path: Path, key: S
     with pytest.raises(InputError, match="not in the trust store"):
         pack_evidence(trial, key, tmp_path / "p", pdf=False, trust=other)
     assert not (tmp_path / "p").exists()
-    with pytest.raises(InputError, match="results.json is missing"):
+    with pytest.raises(InputError, match=r"results\.json is missing"):
         pack_evidence(tmp_path, key, tmp_path / "q", pdf=False)

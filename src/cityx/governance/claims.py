@@ -73,7 +73,9 @@ def compare_claims(
 def _number_claim(name: str, claimed: float, results: TrialResults) -> ClaimCheck:
     found = _metric(name, results)
     if found is None:
-        return ClaimCheck(name, f"{claimed:g}", "not measured", NOT_ASSESSED, "no check measured it")
+        return ClaimCheck(
+            name, f"{claimed:g}", "not measured", NOT_ASSESSED, "no check measured it"
+        )
     where, metric = found
     measured = f"{fmt_metric(metric)} ({where})"
     if metric.value is None:

@@ -105,9 +105,7 @@ class Comparison:
             "kind": "cityx.trial-comparison",
             "old_trial": self.old_trial,
             "new_trial": self.new_trial,
-            "counts": {
-                c: self.count(c) for c in ("fixed", "new", "unchanged", "not re-tested")
-            },
+            "counts": {c: self.count(c) for c in ("fixed", "new", "unchanged", "not re-tested")},
             "findings": [f.to_json() for f in self.findings],
             "metrics": [m.to_json() for m in self.metrics],
             "checks": [c.to_json() for c in self.checks],
@@ -136,7 +134,9 @@ class Comparison:
         ]
         lines += [f"check {c.what}: {c.old} -> {c.new}" for c in self.checks]
         lines += [f"policy {c.what}: {c.old} -> {c.new}" for c in self.policy]
-        lines += [f"checklist {c.what}: {c.old or 'open'} -> {c.new or 'open'}" for c in self.checklist]
+        lines += [
+            f"checklist {c.what}: {c.old or 'open'} -> {c.new or 'open'}" for c in self.checklist
+        ]
         return "\n".join(lines)
 
 

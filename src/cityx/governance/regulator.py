@@ -183,9 +183,7 @@ def governance_view(report: GovernanceReport) -> GovernanceView:
                 group_word=_GROUP_WORD.get(a.framework.id, "group"),
                 chart=status_chart(counts),
                 counts_text=", ".join(f"{n} {s}" for s, n in counts.items()),
-                groups=tuple(
-                    _Group(g, s.value, _key(s.value), n) for g, s, n in a.groups()
-                ),
+                groups=tuple(_Group(g, s.value, _key(s.value), n) for g, s, n in a.groups()),
                 rows=tuple(
                     _Row(
                         r.requirement.id,
@@ -269,9 +267,7 @@ def render_summary_html(report: GovernanceReport) -> str:
 def summary(report: GovernanceReport) -> dict[str, Any]:
     r = report.trial.results
     order = {s.value: s.rank for s in Severity}
-    worst = sorted(
-        r.findings or (), key=lambda f: -order.get(f.severity or "", -1)
-    )[:5]
+    worst = sorted(r.findings or (), key=lambda f: -order.get(f.severity or "", -1))[:5]
     return {
         "system": r.submission.id if r.submission else "undefined",
         "version": r.submission.version if r.submission else "",
@@ -314,32 +310,28 @@ def html_to_pdf(html: str) -> bytes:
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="weasyprint")
         warnings.filterwarnings("ignore", message=".*HarfBuzz.*")
         try:
-            from weasyprint import CSS, HTML  # heavy (Pango): only PDFs need it
+            from weasyprint import CSS, HTML  # type: ignore[import-untyped]  # heavy: PDFs only
         except (ImportError, OSError) as exc:
             raise RunError(
                 f"PDF output needs WeasyPrint and Pango: {exc}",
                 hint="pip install weasyprint; apt-get install libpango-1.0-0",
             ) from exc
         html = html.replace("<details>", "<details open>")
-        pdf: bytes = HTML(string=html, base_url=None).write_pdf(
-            stylesheets=[CSS(string=_PDF_CSS)]
-        )
+        pdf: bytes = HTML(string=html, base_url=None).write_pdf(stylesheets=[CSS(string=_PDF_CSS)])
     return pdf
 
 
 # DejaVu ships with the system (offline); fixed table layout spares the engine measuring
 # every word of every cell twice, which is most of its time on a long report.
 _PDF_CSS = """
-body, table, p, li, h1, h2, h3, h4 { font-family: "DejaVu Sans", sans-serif; }
-code, pre { font-family: "DejaVu Sans Mono", monospace; }
+* { font-family: "DejaVu Sans", sans-serif !important; }
+code, pre, code * { font-family: "DejaVu Sans Mono", monospace !important; }
 table { table-layout: fixed; width: 100%; }
 .table-wrap { overflow: visible; }
 """
 
 
-def render(
-    report: GovernanceReport, fmt: str, *, summary_only: bool = False
-) -> bytes:
+def render(report: GovernanceReport, fmt: str, *, summary_only: bool = False) -> bytes:
     """The report (or its one-page summary) as bytes in ``fmt`` (html, pdf or json)."""
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")

@@ -128,12 +128,13 @@ def pack_evidence(
         )
     contents["artifacts.json"] = _json_bytes(_artifact_digests(trial.path, trial.results))
     signed_at = time.time() if now is None else now
-    manifest = {
+    digests = {name: _sha(data) for name, data in sorted(contents.items())}
+    manifest: dict[str, Any] = {
         "format": PACKAGE_FORMAT,
         "trial_id": trial.results.trial_id,
         "signed_at": datetime.fromtimestamp(signed_at, UTC).isoformat().replace("+00:00", "Z"),
         "signer": {"issuer": key.issuer, "kid": key.kid},
-        "files": {name: _sha(data) for name, data in sorted(contents.items())},
+        "files": digests,
     }
     contents[MANIFEST] = _json_bytes(manifest)
     header = {"alg": ALG, "kid": key.kid, "typ": _TYP}
@@ -144,7 +145,7 @@ def pack_evidence(
         _write_archive(contents, out)
     else:
         _write_folder(contents, out)
-    return Packed(out, manifest["files"], key.kid)
+    return Packed(out, digests, key.kid)
 
 
 def _answers_json(answers: Any) -> bytes:
@@ -278,7 +279,7 @@ def _read_folder(root: Path) -> dict[str, bytes]:
 
 def _read_archive(path: Path) -> dict[str, bytes]:
     try:
-        tar = tarfile.open(path, mode="r:*")
+        tar = tarfile.open(path, mode="r:*")  # noqa: SIM115 - closed by the with below
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise InputError(f"not a readable .tar.gz package: {exc}", where=str(path)) from None
     found: dict[str, bytes] = {}
@@ -325,7 +326,10 @@ def verify_evidence(path: Path, trust: TrustStore) -> Verified:
         return Verified(
             where,
             False,
-            tuple(Problem(n, "is missing: not an evidence package, or it was removed") for n in missing),
+            tuple(
+                Problem(n, "is missing: not an evidence package, or it was removed")
+                for n in missing
+            ),
         )
     try:
         token = token_bytes.decode("ascii").strip()
@@ -335,13 +339,17 @@ def verify_evidence(path: Path, trust: TrustStore) -> Verified:
     kid = str(header.get("kid", ""))
     trusted = trust.key(kid)
     if trusted is None:
-        return Verified(where, False, (Problem(f"key {kid}", "the signer is unknown to the trust store"),))
+        return Verified(
+            where, False, (Problem(f"key {kid}", "the signer is unknown to the trust store"),)
+        )
     try:
         public = OKPKey.import_key({"kty": "OKP", "crv": "Ed25519", "x": trusted.x})
         payload = jws.deserialize_compact(token, public, algorithms=[ALG]).payload
     except (JoseError, ValueError) as exc:
         return Verified(
-            where, False, (Problem(SIGNATURE, f"the signature does not verify with key {kid}: {exc}"),)
+            where,
+            False,
+            (Problem(SIGNATURE, f"the signature does not verify with key {kid}: {exc}"),),
         )
     try:
         manifest = json.loads(manifest_bytes)
