@@ -41,6 +41,7 @@ def main() -> None:
         "pdf": [],
         "summary_pdf": [],
     }
+    cpu: list[float] = []
     pdf = b""
     for _ in range(args.repeat):
         t = time.perf_counter()
