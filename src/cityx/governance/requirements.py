@@ -31,8 +31,9 @@ Statuses, earned in this order:
 - ``met``: for a technical requirement, a check passed (or, where it names
   no check, its artifacts are present); for an organisational one, a named
   attestation says "yes" or "n/a"; for a mixed one, both; never when the
-  requirement is partial or has a gap, or one of its checklist items is
-  unanswered or its answer names no author;
+  requirement is partial or has a gap, one of its checklist items is
+  unanswered or its answer names no author, or one of its artifacts is
+  absent;
 - ``partly met``: some evidence, not enough for ``met``.
 """
 
@@ -335,8 +336,10 @@ def assess_requirement(req: Requirement, ev: TrialEvidence) -> RequirementRow:
             missing.append(f"checklist item {item_id}: the answer names no author")
         detail = answer.answer + (f": {answer.comment}" if answer.comment else "")
         items.append(EvidenceItem("attestation", item_id, detail, outcome, author=answer.author))
-    unanswered = any(m.startswith("checklist item") for m in missing)
-    status = _status(req, items, complete=not unanswered)
+    # An open or unsigned checklist item, or an artifact the trial lacks, leaves the row
+    # short of what it names as its evidence.
+    incomplete = any(m.startswith(("checklist item", "artifact ")) for m in missing)
+    status = _status(req, items, complete=not incomplete)
     if req.gap:
         missing.append(req.gap)
     if status is Status.PARTLY_MET and req.partial and req.covers:
