@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import time
 from pathlib import Path
 
@@ -69,7 +68,6 @@ def main() -> None:
                 # CPU time of this process: what the PDF costs on an idle core, whatever
                 # the load of a shared machine did to the wall time.
                 "pdf_cpu_s": round(min(cpu), 3),
-                "pdf_pages": _pages(pdf),
                 "pdf_bytes": len(pdf),
                 "goal_pdf_s": GOAL_PDF_S,
                 "goal_met_wall": pdf_total <= GOAL_PDF_S,
@@ -79,11 +77,6 @@ def main() -> None:
             }
         )
     )
-
-
-def _pages(pdf: bytes) -> int | None:
-    counts = [int(n) for n in re.findall(rb"/Count (\d+)", pdf)]
-    return max(counts) if counts else None
 
 
 if __name__ == "__main__":

@@ -137,6 +137,22 @@ def test_pack_and_verify_exit_codes(demo: Path) -> None:
     assert run.code == 0, run.err
     ok = cityx("evidence", "verify", "pkg", "--trust", "city-key", "--json", cwd=demo)
     assert ok.code == 0 and ok.json()["ok"]
+    headed = cityx(
+        "evidence",
+        "pack",
+        trial,
+        "--key",
+        "city-key",
+        "--out",
+        "pkg-h",
+        "--no-pdf",
+        "--store",
+        f"sqlite:///{demo / 'cityx.db'}",
+        cwd=demo,
+    )
+    assert headed.code == 0, headed.err
+    head = json.loads((demo / "pkg-h" / "audit-head.json").read_text())
+    assert set(head) == {"entries", "hash"}
     (demo / "pkg" / "ledgers" / "events.jsonl").write_text("{}\n")
     bad = cityx("evidence", "verify", "pkg", "--trust", "city-key", "--json", cwd=demo)
     assert bad.code == 3

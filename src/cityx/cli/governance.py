@@ -87,6 +87,9 @@ def register(sub: Subparsers) -> None:
     pack.add_argument(
         "--audit-head", metavar="N:HASH", help="the audit log's head ('cityx audit head')"
     )
+    pack.add_argument(
+        "--store", metavar="URL", help="read the audit log's head from this store instead"
+    )
     pack.add_argument("--no-pdf", action="store_true", help="leave the PDF report out")
     pack.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -175,6 +178,11 @@ def _pack(args: argparse.Namespace) -> int:
     key = load_signing_key(_signing_key_path(args.key))
     trust = load_trust(args.trust) if args.trust else None
     head = _head(args.audit_head) if args.audit_head else None
+    if args.store and head is None:
+        from cityx.store import Store  # lazy: cityx --help stays fast
+
+        with Store.open(args.store) as store:
+            head = store.head()
     packed = pack_evidence(
         args.trial,
         key,
