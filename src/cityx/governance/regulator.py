@@ -245,6 +245,7 @@ def status_chart(counts: dict[str, int]) -> Markup:
     )
     return Markup(
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 600 44" role="img" '
+        'preserveAspectRatio="xMinYMid meet" '
         f'aria-label="requirements by status">{"".join(parts)}{legend}</svg>'
     )
 
