@@ -3,9 +3,9 @@
 A *baseline comparison* sets the submitted controller against one baseline
 over the *pairs* of runs they share (same scenario, seed and demand): per
 KPI, both means, the paired difference (submission minus baseline) with
-its 95 % interval and, for KPIs compared relatively, the mean change in
-percent. A *cell* is one world run, recorded with its KPIs and safety
-counts.
+its 95 % interval and, for KPIs compared relatively, the *change in
+percent*: that paired mean difference over the baseline's mean. A *cell*
+is one world run, recorded with its KPIs and safety counts.
 """
 
 from __future__ import annotations
@@ -152,8 +152,9 @@ def sandbox_section(details: SandboxDetails, metrics: Mapping[str, Metric], key:
         tables.append(
             Table(
                 f"Submission against {base}: means over {fmt_value(comparison.pairs)} paired "
-                "runs; change = submission minus baseline [95 % interval]; negative waiting "
-                "and time loss are gains",
+                "runs; change = submission minus baseline, paired mean [95 % interval]; "
+                "change % = that change over the baseline's mean; negative waiting and time "
+                "loss are gains",
                 ("KPI", "Submission", base, "Change", "Change %"),
                 tuple(rows),
                 frozenset({1, 2, 3, 4}),

@@ -2,8 +2,9 @@
 
 The *gate decision* is ``pass``, ``conditional`` (deploy only once the
 reasons are addressed) or ``fail``. It is a pure function of the trial's
-check results and the policy: the most severe finding decides, and a check
-that could not run, or whose evidence could not decide (``undetermined``),
+check results and the policy: the most severe finding decides, a finding
+whose interval leaves a gate-relevant severity open (``severity_upper``)
+makes it at best conditional, and a check that could not run, or whose evidence could not decide (``undetermined``),
 makes the decision at best conditional, since an untested property is not a
 passed one.
 """
@@ -54,6 +55,14 @@ def decide(results: Iterable[CheckResult], policy: Policy) -> GateDecision:
                 fails.append(line)
             elif f.severity.rank >= policy.conditional_at.rank:
                 conditions.append(line)
+            elif (
+                f.severity_upper is not None and f.severity_upper.rank >= policy.conditional_at.rank
+            ):
+                # Its interval reaches a gate-relevant class: undetermined, so never pass.
+                conditions.append(
+                    f"undetermined ({f.severity.value} to {f.severity_upper.value}): {f.title} "
+                    f"({f.severity_reason})"
+                )
     if fails:
         return GateDecision(Decision.FAIL, tuple(fails + conditions), policy.id)
     if conditions:
@@ -62,11 +71,13 @@ def decide(results: Iterable[CheckResult], policy: Policy) -> GateDecision:
 
 
 def principle_status(
-    results: Iterable[CheckResult], tested: Mapping[str, Principle], policy: Policy
+    results: Iterable[CheckResult],
+    tested: Mapping[str, Principle | tuple[Principle, ...]],
+    policy: Policy,
 ) -> dict[str, dict[str, Any]]:
     """Per AI Verify principle: ``not_tested``, ``ok``, ``attention`` or ``fail``.
 
-    ``tested`` maps each check that ran to the principle it tests.
+    ``tested`` maps each check that ran to the principle (or principles) it tests.
     """
     table: dict[str, dict[str, Any]] = {
         p.value: {"status": "not_tested", "findings": 0} for p in Principle
@@ -79,11 +90,14 @@ def principle_status(
             row["status"] = status
 
     for result in results:
-        if result.status in (CheckStatus.PASSED, CheckStatus.FAILED) and result.check in tested:
-            raise_to(tested[result.check], "ok")
-        elif result.status is CheckStatus.UNDETERMINED and result.check in tested:
-            # Tested, but not ruled out: never "OK" on what the check could not decide.
-            raise_to(tested[result.check], "attention")
+        named = tested.get(result.check, ())
+        principles = (named,) if isinstance(named, Principle) else named
+        for principle in principles:
+            if result.status in (CheckStatus.PASSED, CheckStatus.FAILED):
+                raise_to(principle, "ok")
+            elif result.status is CheckStatus.UNDETERMINED:
+                # Tested, but not ruled out: never "OK" on what the check could not decide.
+                raise_to(principle, "attention")
         for f in result.findings:
             table[f.tags.principle.value]["findings"] += 1
             if f.severity.rank >= policy.fail_at.rank:

@@ -341,7 +341,7 @@ def _trial_results(
     gate: GateDecision,
     wall_s: float,
 ) -> TrialResults:
-    tested: dict[str, Principle] = {c.meta.id: c.meta.tags.principle for c in checks}
+    tested: dict[str, tuple[Principle, ...]] = {c.meta.id: c.principles() for c in checks}
     return TrialResults(
         schema_version=RESULTS_SCHEMA_VERSION,
         trial_id=trial_id,
