@@ -2,11 +2,11 @@
 
 The *gate decision* is ``pass``, ``conditional`` (deploy only once the
 reasons are addressed) or ``fail``. It is a pure function of the trial's
-check results and the policy: the most severe finding decides, a finding
-whose interval leaves a gate-relevant severity open (``severity_upper``)
-makes it at best conditional, and a check that could not run, or whose evidence could not decide (``undetermined``),
-makes the decision at best conditional, since an untested property is not a
-passed one.
+check results and the policy: the most severe finding decides. A finding
+whose interval leaves a gate-relevant severity open (``severity_upper``),
+a check that could not run, or one whose evidence could not decide
+(``undetermined``) makes the decision at best conditional, since an
+untested property is not a passed one.
 """
 
 from __future__ import annotations
