@@ -12,6 +12,10 @@ negative change in waiting or time loss is a gain. Backlog and teleports
 stand beside every mean, since a controller can look better by keeping
 vehicles out of the network.
 
+*Decision latency*: the wall time of each step's decision (p95 and max over
+the steps of the submission's worst run, in ms), judged under the policy's
+limit.
+
 Fairness of a controller (see :mod:`.fairness.controllers`): per cell, the
 ratio of the least to the most waiting district (1: equal treatment) and,
 against the fixed-time plan, the largest increase in a group's mean
@@ -131,6 +135,8 @@ class SandboxNominal(Check):
         "failed_runs",
         "district_waiting_ratio",
         "group_waiting_increase_s[*]",
+        "decision_latency_p95_ms",
+        "decision_latency_max_ms",
     )
     option_defaults = DEFAULTS
     details_type = SandboxDetails
@@ -165,6 +171,7 @@ class SandboxNominal(Check):
             "failed_runs": Metric(len(failed)),
             "collisions": Metric(sum(o.kpis.get("collisions") or 0.0 for o in mine if o.complete)),
         }
+        metrics.update(_latency(mine))
         comparisons: dict[str, BaselineComparison] = {}
         for base in baselines:
             pairs = [
@@ -272,6 +279,21 @@ def _fairness(
     }
 
 
+def _latency(mine: Sequence[WorldOutcome]) -> dict[str, Metric]:
+    """The worst run's p95 and max decision time per step (ms); absent when no run
+    recorded one (a controller plugin, or a run that never started)."""
+    out: dict[str, Metric] = {}
+    for name in ("p95", "max"):
+        values = [
+            float(v)
+            for o in mine
+            if isinstance(v := o.kpis.get(f"decision_{name}_ms"), int | float)
+        ]
+        if values:
+            out[f"decision_latency_{name}_ms"] = Metric(max(values), unit="ms")
+    return out
+
+
 def _mean(values: np.ndarray[Any, Any]) -> float | None:
     return float(values.mean()) if values.size else None
 
@@ -332,11 +354,13 @@ def _judge(
 
 def _failure(check_id: str, outcome: WorldOutcome, seed: int) -> Finding:
     c = outcome.cell
+    wall = outcome.kpis.get("wall_s")
+    after = f" after {wall:.3g} s of wall time" if isinstance(wall, int | float) else ""
     return Finding(
         id=f"{check_id}/failed-run-seed{c.seed}-demand{c.demand:g}",
         check=check_id,
-        title=f"The controller failed in {c.scenario} (seed {c.seed}, demand {c.demand:g}): "
-        f"{outcome.error}",
+        title=f"The controller failed in {c.scenario} (seed {c.seed}, demand {c.demand:g})"
+        f"{after}: {outcome.error}",
         severity=Severity.HIGH,
         severity_reason="a controller that crashes, hangs or gives unusable answers cannot run "
         "a city's signals",
