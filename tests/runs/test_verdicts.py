@@ -114,7 +114,7 @@ def test_a_tight_interval_decides_the_severity(tmp_path: Path) -> None:
     )
     (finding,) = result.findings
     change = result.groups[0].change_pct
-    assert change.ci_low is not None and 25 <= change.ci_low and (change.ci_high or 99) < 50
+    assert change.ci_low is not None and change.ci_low >= 25 and (change.ci_high or 99) < 50
     assert (finding.severity, finding.severity_upper) == (Severity.HIGH, None)
 
 
