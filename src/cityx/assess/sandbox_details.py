@@ -160,6 +160,31 @@ def sandbox_section(details: SandboxDetails, metrics: Mapping[str, Metric], key:
                 frozenset({1, 2, 3, 4}),
             )
         )
+    worst = details.fairness.get("worst")
+    if isinstance(worst, Mapping) and any(worst.values()):
+        worst_rows = [
+            (
+                str(base),
+                f"{c.get('kind')} {c.get('group')}",
+                fmt_value(c.get("delta_mean_waiting_s")),
+                fmt_value(c.get("n")),
+                fmt_value(c.get("n_baseline")),
+                f"seed {c.get('seed')}, demand {fmt_value(c.get('demand'))}",
+            )
+            for base, cases in worst.items()
+            for c in cases
+            if isinstance(c, Mapping)
+        ]
+        tables.append(
+            Table(
+                "Who pays: in each run, the group that waits longest beyond the baseline "
+                f"(groups of at least {fmt_value(details.fairness.get('min_group'))} trips in "
+                "both runs), with the trips behind each mean",
+                ("Baseline", "Group", "Extra mean waiting s", "n", "n baseline", "Run"),
+                tuple(worst_rows),
+                frozenset({2, 3, 4}),
+            )
+        )
     return Section(tables=tuple(tables), shown=frozenset({"comparisons", "cells"}))
 
 
