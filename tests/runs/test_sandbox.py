@@ -158,6 +158,7 @@ def test_a_hanging_controller_is_stopped_by_the_step_timeout(tmp_path: Path) -> 
         run(folder, tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_a_failing_controller_is_a_finding_on_the_command_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -174,6 +175,7 @@ def test_a_failing_controller_is_a_finding_on_the_command_line(
     assert out["decision_latency"]["steps"] >= 1
 
 
+@pytest.mark.slow
 def test_a_submitted_controller_records_its_decision_time_per_step(tmp_path: Path) -> None:
     from cityx.runs.submitted import read_latency
 

@@ -123,7 +123,9 @@ class RedteamCampaign(Check):
             else Path(tempfile.mkdtemp(prefix="cityx-redteam-"))
         )
         workers = int(options["workers"])
-        result = run_campaign(plan, out, workers=workers, record=False)
+        # The trial's limits of the model worker (its --timeout and --memory-mb).
+        limits = getattr(ctx.world, "limits", None)
+        result = run_campaign(plan, out, workers=workers, record=False, limits=limits)
         sensor = tuple(a for a in plan.attacks if not isinstance(world_attack(a), MessageAttack))
         baselines: dict[str, CampaignResult] = {}
         for name in (str(b) for b in options["baselines"]):
