@@ -239,7 +239,11 @@ failed_runs = { fail_above = 0 }
     assert fairness["min_group"] == 30
     assert all(min(c["n"], c["n_baseline"]) >= 30 for cs in fairness["worst"].values() for c in cs)
     assert 0 < check["metrics"]["decision_latency_p95_ms"]["value"] < 1000
-    assert good.gate.decision.value == "pass"
+    # Two seeds leave wide intervals: what they cannot rule out makes it conditional, never
+    # a fail on a mean alone.
+    assert good.gate.decision.value in ("pass", "conditional"), good.gate.reasons
+    if good.gate.decision.value == "conditional":
+        assert all(r.startswith("undetermined") for r in good.gate.reasons), good.gate.reasons
     assert "Submission against fixed" in good.report_path.read_text()
 
     bad = controller_submission(tmp_path / "bad", "return np.full(len(batch), np.nan)")

@@ -47,7 +47,10 @@ def decide(results: Iterable[CheckResult], policy: Policy) -> GateDecision:
     for result in results:
         if result.status is CheckStatus.ERROR:
             conditions.append(f"check {result.check} could not run: {result.message}")
-        elif result.status is CheckStatus.UNDETERMINED:
+        elif result.status is CheckStatus.UNDETERMINED and (
+            result.message or not any(f.undetermined for f in result.findings)
+        ):
+            # (When its findings' open intervals made it undetermined, they say why below.)
             conditions.append(f"check {result.check} is undetermined: {result.message}")
         for f in result.findings:
             line = f"{f.severity.value}: {f.title} ({f.severity_reason})"
