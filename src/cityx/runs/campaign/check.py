@@ -26,6 +26,7 @@ from cityx.core import (
     Tags,
     status_from,
 )
+from cityx.worlds.engine import write_json
 
 from .details import CampaignDetails, campaign_section
 from .plan import CampaignPlan, Thresholds
@@ -139,6 +140,15 @@ class RedteamCampaign(Check):
         )
         result = replace(
             result, findings=group_findings(plan, result.groups, result.cells, out, against)
+        )
+        # The campaign file holds the findings as judged here, against the baselines.
+        write_json(
+            out / CAMPAIGN_FILE,
+            result.to_json()
+            | {
+                "versus": [v.to_json() for v in against.values()],
+                "baselines": {n: str(r.out / CAMPAIGN_FILE) for n, r in baselines.items()},
+            },
         )
         changes = [g.change_pct.value for g in result.groups]
         known = [c for c in changes if c is not None]
