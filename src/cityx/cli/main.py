@@ -118,14 +118,15 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=30.0,
         metavar="S",
-        help="time limit of one call to the model, seconds (default: 30)",
+        help="time limit of one call to the model (a controller's: one step's), seconds "
+        "(default: 30)",
     )
     trial.add_argument(
         "--memory-mb",
         type=int,
         default=4096,
         metavar="MB",
-        help="memory limit of the model's worker process (default: 4096)",
+        help="memory limit of the model's worker process, a controller's too (default: 4096)",
     )
     trial.add_argument(
         "--workers",
