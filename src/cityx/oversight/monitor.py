@@ -210,7 +210,7 @@ class ConflictMonitor:
             letters = np.frombuffer(state, dtype=np.uint8)
             if letters.shape[0] != j.green.shape[0]:
                 found.append(
-                    Violation(time_s, j.tls, "conflict", (), f"state {state!r} has the wrong length")
+                    Violation(time_s, j.tls, "conflict", (), f"state {state!r}: wrong length")
                 )
                 continue
             green = np.isin(letters, list(_GREENS))

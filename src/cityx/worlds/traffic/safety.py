@@ -220,9 +220,7 @@ class SafetyEnvelope:
                 self._refuse(Refusal.UNKNOWN_INTERSECTION)
         changes: dict[str, str] = {}
         for tls, signal in self._signals.items():
-            if signal.stop_pending is not None and (
-                signal.queue or signal.age >= self.min_green_s
-            ):
+            if signal.stop_pending is not None and (signal.queue or signal.age >= self.min_green_s):
                 self._begin_stop(signal)
             if signal.halt is not None or signal.stop_pending is not None:
                 # Out of phase control: the stop's clearance, then the halt state.
@@ -284,7 +282,7 @@ class SafetyEnvelope:
     # -- stops (human oversight) ---------------------------------------------------
 
     def stop(self, intersection: str, *, flashing: bool = False) -> None:
-        """Clear ``intersection`` to all-red, then hold all-red (or flash), never cutting a green short.
+        """Clear ``intersection`` to all-red, then hold all-red (or flash); never cuts a green.
 
         The clearance begins at the next :meth:`step` once the green shown
         has had its minimum green (at once during a clearance). Stopping a
