@@ -67,6 +67,7 @@ from cityx.worlds.traffic.controllers import MaxPressure
 from cityx.worlds.traffic.kpis import Kpis
 
 from .alerts import Alert, AlertBook, AlertLimits
+from .art14 import art14_table
 from .commands import CommandQueue, CommandRecord, CommandState, RefusalCode
 from .decisions import DecisionLog
 from .modes import Mode, StopState, Supervisor
@@ -175,6 +176,7 @@ class OversightResult:
                 "decisions": str(self.decisions),
                 "decision_records": dict(self.decision_records),
                 "signer": dict(self.signer),
+                "art14": art14_table(self),
             },
             "wall_s": round(self.wall_s, 3),
         }
