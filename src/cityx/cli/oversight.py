@@ -1,0 +1,260 @@
+"""``cityx oversee`` and ``cityx decisions``: human oversight from the shell.
+
+``cityx oversee run`` runs a scenario with every intersection under
+oversight (modes, operator commands from a TOML script, the conflict
+monitor, alerts, the signed decision log); ``cityx oversee drill`` runs a
+scripted incident with a scripted operator and says whether the drill's
+goals were met (exit 3 when not). ``cityx decisions verify`` checks a
+run's decision log (exit 3 when it is not intact and sealed) and
+``cityx decisions show`` prints its records, filtered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .common import EXIT_OK, EXIT_VERDICT, Subparsers, add_command, add_group, emit, seed
+
+
+def _common_run_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenario", required=True, metavar="NAME", help="a scenario name")
+    parser.add_argument(
+        "--controller",
+        default="max-pressure",
+        metavar="NAME|DIR",
+        help="the adaptive controller: max-pressure, fixed (the network's plan) or a "
+        "controller submission folder (default: max-pressure)",
+    )
+    parser.add_argument("--seconds", type=int, default=120, help="simulated seconds")
+    parser.add_argument("--seed", type=seed, default=0, help="random seed (default: 0)")
+    parser.add_argument("--demand", type=float, default=1.0, help="demand scale (default: 1)")
+    parser.add_argument("--out", type=Path, help="run folder (default: a temp folder)")
+    parser.add_argument(
+        "--stop-state",
+        choices=("fixed-time", "flashing"),
+        default="fixed-time",
+        help="what a stopped intersection shows after all-red (default: fixed-time)",
+    )
+    parser.add_argument(
+        "--sign-key",
+        type=Path,
+        metavar="KEY.jwk",
+        help="the city's Ed25519 key (cityx interop keygen) that seals the decision log "
+        "(default: a fresh per-run key, never written to disk)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def register(sub: Subparsers) -> None:
+    """Add ``oversee`` and ``decisions`` to the ``cityx`` parser."""
+    oversee = add_group(sub, "oversee", "Run the city's AI under human oversight.")
+    run = add_command(
+        oversee,
+        "run",
+        "Run a scenario with every intersection under oversight: operating modes, operator "
+        "commands, the independent conflict monitor, alerts and the signed decision log.",
+        "cityx oversee run --scenario cologne1 --seconds 60 --operator examples/oversight/"
+        "operator.toml --json",
+        _oversee_run,
+    )
+    _common_run_args(run)
+    run.add_argument(
+        "--operator",
+        "--commands",
+        type=Path,
+        metavar="FILE",
+        help="a scripted operator: TOML [[command]] tables with at_s, intersection "
+        "(or '*'), action (hold, phase, fixed-time, stop, resume), phase, reason",
+    )
+    run.add_argument(
+        "--attack",
+        action="append",
+        default=[],
+        metavar="ID[:START_S]",
+        help="a sensor-path attack from the registry (e.g. world.blackout:40), repeatable",
+    )
+
+    drill = add_command(
+        oversee,
+        "drill",
+        "An oversight drill: a sensor incident, a scripted operator that falls back to the "
+        "fixed-time plan on alerts and stops the junctions; exit 3 if a goal is missed.",
+        "cityx oversee drill --scenario cologne1 --seconds 150 --attack-start 40 --stop-at 120",
+        _oversee_drill,
+    )
+    _common_run_args(drill)
+    drill.add_argument(
+        "--attack", default="world.blackout", metavar="ID", help="sensor attack (registry id)"
+    )
+    drill.add_argument(
+        "--attack-start", type=float, default=60.0, help="seconds after the start (default: 60)"
+    )
+    drill.add_argument(
+        "--stop-at", type=float, default=None, help="when the operator stops all junctions"
+    )
+
+    decisions = add_group(sub, "decisions", "A run's signed decision log.")
+    verify = add_command(
+        decisions,
+        "verify",
+        "Verify a decision log: hash chain, signed checkpoints, final seal. Exit 0 when "
+        "intact and sealed, 3 otherwise (naming the first bad record).",
+        "cityx decisions verify RUN_DIR --trust city.trust.json --json",
+        _decisions_verify,
+    )
+    verify.add_argument("path", type=Path, metavar="RUN_DIR", help="a run folder or its log")
+    verify.add_argument(
+        "--trust",
+        type=Path,
+        metavar="FILE|DIR",
+        help="trust document(s) holding the signer's public key (else the run folder's "
+        "copy, which proves nothing against someone who can write the folder)",
+    )
+    verify.add_argument("--run", metavar="ID", help="the run id the checkpoints must name")
+    verify.add_argument("--json", action="store_true", help="print one JSON object")
+    show = add_command(
+        decisions,
+        "show",
+        "Print a decision log's records, optionally for one intersection or kind.",
+        "cityx decisions show RUN_DIR --kind command",
+        _decisions_show,
+    )
+    show.add_argument("path", type=Path, metavar="RUN_DIR", help="a run folder or its log")
+    show.add_argument("--intersection", metavar="ID", help="only this intersection's records")
+    show.add_argument("--kind", metavar="KIND", help="only records of this kind")
+    show.add_argument("--json", action="store_true", help="one JSON record per line")
+
+
+def _spec(args: argparse.Namespace, hooks: tuple[tuple[str, dict[str, Any]], ...]) -> Any:
+    from cityx.oversight import OversightSpec, StopState
+
+    factory = None
+    if Path(args.controller).is_dir():
+        factory = "cityx.runs.submitted:open_submitted_controller"
+    return OversightSpec(
+        scenario=args.scenario,
+        controller=args.controller,
+        seconds=args.seconds,
+        seed=args.seed,
+        demand=args.demand,
+        out=args.out,
+        stop_state=StopState(args.stop_state),
+        controller_factory=factory,
+        hooks=hooks,
+    )
+
+
+def _key(args: argparse.Namespace) -> Any:
+    if args.sign_key is None:
+        return None
+    from cityx.interop import load_signing_key
+
+    return load_signing_key(args.sign_key)
+
+
+def _attacks(values: list[str]) -> tuple[tuple[str, dict[str, Any]], ...]:
+    from cityx.core import InputError
+
+    hooks = []
+    for value in values:
+        name, _, start = value.partition(":")
+        options: dict[str, Any] = {"intensity": 1.0, "share": 0.5}
+        if start:
+            try:
+                options["start_s"] = float(start)
+            except ValueError:
+                where = f"--attack {value}"
+                raise InputError(f"not a start time: {start!r}", where=where) from None
+        hooks.append((f"attack:{name}", options))
+    return tuple(hooks)
+
+
+def _oversee_run(args: argparse.Namespace) -> int:
+    from cityx.oversight import CommandQueue, load_operator_file, run_oversight
+
+    queue = CommandQueue()
+    if args.operator is not None:
+        queue.extend(load_operator_file(args.operator))
+    result = run_oversight(_spec(args, _attacks(args.attack)), commands=queue, key=_key(args))
+    obj = result.to_json()
+    o = obj["oversight"]
+    lines = [
+        f"{args.scenario} under oversight, {result.steps} s, "
+        f"{'complete' if result.complete else 'NOT complete'}",
+        f"violations: {o['violations']}",
+        f"commands: {len(o['commands'])} "
+        f"({sum(1 for c in o['commands'] if c['state'] == 'effective')} effective, "
+        f"{sum(1 for c in o['commands'] if c['state'] == 'refused')} refused)",
+        f"alerts: {o['alerts']}; modes now: {o['modes']}",
+        f"decision log: {o['decisions']} (signer kid {o['signer']['kid']})",
+    ]
+    emit(args, obj, "\n".join(lines))
+    return EXIT_OK if result.complete else EXIT_VERDICT
+
+
+def _oversee_drill(args: argparse.Namespace) -> int:
+    from cityx.oversight import run_drill
+
+    outcome = run_drill(
+        _spec(args, ()),
+        attack=args.attack,
+        attack_start_s=args.attack_start,
+        stop_at_s=args.stop_at,
+    )
+    obj = outcome.to_json()
+    text = (
+        f"drill {args.attack} on {args.scenario}: {'PASSED' if outcome.passed else 'FAILED'}\n"
+        f"time to alert: {outcome.time_to_alert_s} s; to fallback: "
+        f"{outcome.time_to_fallback_s} s; stop to all-red: {outcome.stop_to_safe_s} s\n"
+        f"violations: {outcome.result.monitor.counts()}\n"
+        + "\n".join(f"Art. {r['point']}: {r['status']}" for r in obj["art14"])
+    )
+    emit(args, obj, text)
+    return EXIT_OK if outcome.passed else EXIT_VERDICT
+
+
+def _decisions_verify(args: argparse.Namespace) -> int:
+    from cityx.core import InputError
+    from cityx.oversight.decisions import read_entries, verify_decisions
+
+    trusted = None
+    if args.trust is not None:
+        from cityx.interop import load_trust
+
+        store = load_trust(args.trust)
+        kids = [e.payload.get("kid") for e in read_entries(args.path) if e.action == "checkpoint"]
+        kid = next((k for k in kids if k), None)
+        key = store.key(str(kid)) if kid else None
+        if key is None:
+            raise InputError(
+                f"the log's signer {kid!r} is not in the trust document(s)", where=str(args.trust)
+            )
+        trusted = {"kid": key.kid, "x": key.x}
+    result = verify_decisions(args.path, trusted=trusted, run=args.run)
+    text = (
+        f"ok: {result.entries} records, all sealed"
+        + ("" if result.key_anchored else " (key from the run folder: not anchored)")
+        if result.ok
+        else f"NOT OK at record {result.first_bad}: {result.reason} "
+        f"({result.sealed} of {result.entries} sealed)"
+    )
+    emit(args, result.to_json(), text)
+    return EXIT_OK if result.ok else EXIT_VERDICT
+
+
+def _decisions_show(args: argparse.Namespace) -> int:
+    from cityx.oversight.decisions import iter_records
+
+    for e in iter_records(args.path, intersection=args.intersection, kind=args.kind):
+        if args.json:
+            sys.stdout.write(json.dumps(e.to_json(), allow_nan=False) + "\n")
+        else:
+            summary = json.dumps(dict(e.payload), allow_nan=False)
+            if len(summary) > 160:
+                summary = summary[:157] + "..."
+            sys.stdout.write(f"{e.seq:>6} {e.action:<14} {e.subject:<24} {e.actor}  {summary}\n")
+    return EXIT_OK
