@@ -277,6 +277,8 @@ def _seal_problem(
     run: str | None,
 ) -> str | None:
     p = e.payload
+    if set(p) != {"upto", "head", "final", "kid", "jws"}:
+        return f"checkpoint payload has keys {sorted(p)}, not exactly upto/head/final/kid/jws"
     try:
         upto, head, token = int(p["upto"]), str(p["head"]), str(p["jws"])
     except (KeyError, TypeError, ValueError):
@@ -290,7 +292,7 @@ def _seal_problem(
         obj = jws.deserialize_compact(token, public, algorithms=[ALG])
     except (JoseError, ValueError) as exc:
         return f"checkpoint signature does not verify with key {kid[:12]}: {exc}"
-    if obj.headers().get("kid") != kid:
+    if obj.headers().get("kid") != kid or p.get("kid") != kid:
         return "checkpoint signed with another key"
     try:
         body = json.loads(obj.payload)
