@@ -25,7 +25,7 @@ def test_the_example_script_loads() -> None:
         ('[[command]]\nat_s = 1\nintersection = "a"\naction = "phase"\n', "needs a phase"),
         ('[[command]]\nat_s = 1\nintersection = "a"\naction = "hold"\nphse = 2\n', "phse"),
         ('[[command]]\nintersection = "a"\naction = "hold"\n', "missing 'at_s'"),
-        ('[[commands]]\nat_s = 1\n', "unknown top-level"),
+        ("[[commands]]\nat_s = 1\n", "unknown top-level"),
         ('[[command]]\nat_s = "soon"\nintersection = "a"\naction = "hold"\n', "at_s"),
         ("[[command]\n", "not valid TOML"),
     ],

@@ -101,7 +101,9 @@ EDITS = st.sampled_from(["edit", "delete", "insert", "swap", "truncate"])
 
 
 @pytest.mark.slow
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(edit=EDITS, at=st.integers(0, 1000), other=st.integers(0, 1000), rehash=st.booleans())
 def test_every_single_change_is_caught(
     sealed_log: Path, tmp_path: Path, edit: str, at: int, other: int, rehash: bool

@@ -20,9 +20,7 @@ from cityx.worlds.traffic.controllers import MaxPressure
 from ..worlds.traffic.conftest import needs_resco, needs_sumo
 
 
-def _run(
-    folder: Path, mode: SignalMode, seconds: int = 120, inject: Any = None
-) -> MonitorReport:
+def _run(folder: Path, mode: SignalMode, seconds: int = 120, inject: Any = None) -> MonitorReport:
     needs_sumo()
     needs_resco()
     run = prepare_run(

@@ -1,0 +1,166 @@
+"""Runs under oversight on cologne1 (one junction): commands, stops, the monitor, drills, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cityx.oversight import (
+    Action,
+    CommandQueue,
+    OperatorCommand,
+    OversightResult,
+    OversightSpec,
+    StopState,
+    run_drill,
+    run_oversight,
+    verify_decisions,
+)
+
+from ..support.cli import cityx
+from ..worlds.traffic.conftest import needs_resco, needs_sumo
+
+TLS = "GS_cluster_357187_359543"
+EXAMPLE = Path(__file__).parents[2] / "examples" / "oversight" / "operator.toml"
+
+
+def _run(tmp_path: Path, *commands: OperatorCommand, **kw: Any) -> OversightResult:
+    needs_sumo()
+    needs_resco()
+    queue = CommandQueue()
+    queue.extend(commands)
+    inject = kw.pop("inject", None)
+    spec = OversightSpec("cologne1", seconds=kw.pop("seconds", 60), seed=2, out=tmp_path, **kw)
+    return run_oversight(spec, commands=queue, inject=inject)
+
+
+def test_commands_take_effect_safely_and_bad_ones_are_refused(tmp_path: Path) -> None:
+    result = _run(
+        tmp_path,
+        OperatorCommand(TLS, Action.HOLD, at_s=8, reason="watch"),
+        OperatorCommand(TLS, Action.PHASE, at_s=20, phase=4),
+        OperatorCommand(TLS, Action.PHASE, at_s=21, phase=1),  # a yellow phase
+        OperatorCommand(TLS, Action.PHASE, at_s=22, phase=99),
+        OperatorCommand("nowhere", Action.HOLD, at_s=23),
+        OperatorCommand("*", Action.STOP, at_s=30),
+        OperatorCommand(TLS, Action.HOLD, at_s=31),  # stopped: resume first
+        OperatorCommand(TLS, Action.RESUME, at_s=45),
+        OperatorCommand(TLS, Action.HOLD, at_s=500),  # after the end
+    )
+    rows = [c.to_json() for c in result.commands]
+    by = {(r["id"]): r for r in rows}
+    assert by[1]["state"] == "effective" and by[1]["effective_at_s"] == 9.0
+    assert by[2]["state"] == "effective" and 21.0 <= by[2]["effective_at_s"] <= 21.0 + 5 + 5
+    assert [by[k]["reason_code"] for k in (3, 4, 5, 7, 9)] == [
+        "not_green",
+        "unknown_phase",
+        "unknown_intersection",
+        "stopped",
+        "after_end",
+    ]
+    stop = by[6]
+    # All-red within the clearance: at most the minimum green owed, the yellow and the all-red.
+    assert stop["state"] == "effective" and stop["effective_at_s"] - 30 <= 5 + 5 + 1
+    assert by[8]["state"] == "effective"
+    assert result.monitor.ok and result.complete
+    assert result.modes == {TLS: "adaptive"}
+    assert verify_decisions(result.out, run=result.run_id).ok
+    obj = result.to_json()
+    assert obj["oversight"]["violations"] == {"min_green": 0, "intergreen": 0, "conflict": 0}
+    assert [r["point"] for r in obj["oversight"]["art14"]] == [f"14(4)({x})" for x in "abcde"]
+
+
+def test_a_flashing_stop_state_flashes(tmp_path: Path) -> None:
+    shown: list[str] = []
+
+    def watch(sim: Any, elapsed: float) -> None:
+        shown.append(sim.trafficlight.getRedYellowGreenState(TLS))
+
+    result = _run(
+        tmp_path,
+        OperatorCommand(TLS, Action.STOP, at_s=10),
+        stop_state=StopState.FLASHING,
+        seconds=30,
+        inject=watch,
+    )
+    assert result.modes == {TLS: "stopped"} and result.monitor.ok
+    assert shown[-1] == "o" * 20
+
+
+def test_an_envelope_bypass_makes_the_run_incomplete(tmp_path: Path) -> None:
+    def all_green(sim: Any, elapsed: float) -> None:
+        if elapsed == 20:
+            sim.trafficlight.setRedYellowGreenState(TLS, "G" * 20)
+
+    result = _run(tmp_path, seconds=30, inject=all_green)
+    assert not result.complete and result.monitor.conflict >= 1
+    assert any(a.kind == "monitor.violation" for a in result.alerts)
+    assert result.decision_records.get("violation", 0) >= 1
+
+
+def test_the_drill_alerts_falls_back_and_stops_without_violations(tmp_path: Path) -> None:
+    needs_sumo()
+    needs_resco()
+    outcome = run_drill(
+        OversightSpec("cologne1", seconds=130, seed=1, out=tmp_path),
+        attack_start_s=40,
+        stop_at_s=110,
+    )
+    assert outcome.passed, outcome.measures()
+    assert outcome.time_to_alert_s is not None and outcome.time_to_alert_s <= 30
+    assert outcome.time_to_fallback_s == 1.0
+    assert outcome.alerts_before_attack == 0
+    assert all(r["status"] == "shown" for r in outcome.to_json()["art14"])
+
+
+def test_cli_run_json_contract_and_verify(tmp_path: Path) -> None:
+    needs_sumo()
+    needs_resco()
+    out = tmp_path / "run"
+    run = cityx(
+        *("oversee", "run", "--scenario", "cologne1", "--seconds", "60", "--out", out),
+        *("--operator", EXAMPLE, "--json"),
+    )
+    assert run.code == 0, run.err
+    o = run.json()["oversight"]
+    assert {"commands", "violations", "alerts", "decisions"} <= set(o)
+    assert set(o["commands"][0]) >= {
+        "at_s",
+        "intersection",
+        "action",
+        "accepted",
+        "reason_code",
+        "effective_at_s",
+    }
+    assert all(c["state"] == "effective" for c in o["commands"])
+    ok = cityx("decisions", "verify", out, "--json")
+    assert ok.code == 0 and set(ok.json()) >= {"ok", "entries", "sealed", "first_bad", "reason"}
+    log = out / "decisions.jsonl"
+    rows = log.read_text().splitlines()
+    row = json.loads(rows[5])
+    row["payload"]["tampered"] = 1
+    rows[5] = json.dumps(row)
+    log.write_text("\n".join(rows) + "\n")
+    bad = cityx("decisions", "verify", out, "--json")
+    assert bad.code == 3 and bad.json()["first_bad"] == 6
+    shown = cityx("decisions", "show", out, "--kind", "command")
+    assert shown.code == 0 and "command" in shown.out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["oversee", "run"], ["oversee", "drill"], ["decisions", "verify"], ["decisions", "show"]],
+)
+def test_help_has_an_example(argv: list[str]) -> None:
+    run = cityx(*argv, "--help")
+    assert run.code == 0 and "example:\n  cityx " in run.out
+
+
+def test_a_typo_in_the_operator_file_is_one_line_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "op.toml"
+    bad.write_text('[[command]]\nat_s = 1\nintersection = "x"\naction = "stopp"\n')
+    run = cityx("oversee", "run", "--scenario", "cologne1", "--operator", bad)
+    assert run.code == 2 and "unknown action" in run.err and str(bad) in run.err
