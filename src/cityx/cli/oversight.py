@@ -71,6 +71,20 @@ def register(sub: Subparsers) -> None:
         "(or '*'), action (hold, phase, fixed-time, stop, resume), phase, reason",
     )
     run.add_argument(
+        "--operator-key",
+        type=Path,
+        metavar="KEY.jwk",
+        help="sign each scripted command with this operator key (its issuer becomes the "
+        "operator) and verify it before it is queued",
+    )
+    run.add_argument(
+        "--operator-trust",
+        type=Path,
+        metavar="FILE|DIR",
+        help="trust document(s) of operator keys, whose topics oversight/<intersection> say "
+        "who may command what (default: the --operator-key itself, every intersection)",
+    )
+    run.add_argument(
         "--attack",
         action="append",
         default=[],
@@ -177,8 +191,24 @@ def _oversee_run(args: argparse.Namespace) -> int:
     from cityx.oversight import CommandQueue, load_operator_file, run_oversight
 
     queue = CommandQueue()
-    if args.operator is not None:
-        queue.extend(load_operator_file(args.operator))
+    commands = load_operator_file(args.operator) if args.operator is not None else []
+    if args.operator_key is not None:
+        from cityx.interop import StaticTrustStore, TrustedKey, load_signing_key, load_trust
+        from cityx.oversight.signed import COMMAND_TYPE, CommandVerifier, sign_command
+
+        key = load_signing_key(args.operator_key)
+        trust = (
+            load_trust(args.operator_trust)
+            if args.operator_trust is not None
+            else StaticTrustStore(
+                [TrustedKey.of(key, types=(COMMAND_TYPE,), topics=("oversight/**",))]
+            )
+        )
+        verifier = CommandVerifier(trust)
+        for command in commands:
+            queue.submit_signed(sign_command(command, key), verifier)
+    else:
+        queue.extend(commands)
     result = run_oversight(_spec(args, _attacks(args.attack)), commands=queue, key=_key(args))
     obj = result.to_json()
     o = obj["oversight"]

@@ -24,12 +24,13 @@ bus subscriber may feed it while the run goes (it is thread-safe).
 from __future__ import annotations
 
 import threading
+import time
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cityx.core.errors import InputError
 
@@ -60,6 +61,10 @@ class RefusalCode(StrEnum):
     NOT_PERMITTED = "not_permitted"  # the operator may not command this intersection
     AFTER_END = "after_end"  # the run ended before the command's time
     SUPERSEDED = "superseded"  # a later command replaced it before it took effect
+    FORGED = "forged"  # unknown key, bad signature or malformed (signed commands)
+    KEY_NOT_VALID = "key_not_valid"  # the operator's key is revoked or out of its window
+    EXPIRED = "expired"  # signed too long ago (or in the future)
+    REPLAYED = "replayed"  # a signed command seen before
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +95,12 @@ class OperatorCommand:
             "reason": self.reason,
             "operator": self.operator,
         }
+
+
+class Verifier(Protocol):
+    """What checks a signed command (:class:`~.signed.CommandVerifier`)."""
+
+    def verify(self, token: str) -> tuple[OperatorCommand | None, RefusalCode | None, str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,15 +142,44 @@ class CommandQueue:
 
     _pending: list[tuple[int, OperatorCommand]] = field(default_factory=list)
     _notes: list[tuple[int, str, str]] = field(default_factory=list)
+    _rejected: list[tuple[int, str, str]] = field(default_factory=list)
+    _heard: float = field(default_factory=time.monotonic)  # when the channel last spoke
     _next: int = 1
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def touch(self) -> None:
+        """The operator's channel is alive (an authenticated heartbeat, or any command)."""
+        with self._lock:
+            self._heard = time.monotonic()
+
+    def silent_for(self) -> float:
+        """Wall-clock seconds since the channel last spoke."""
+        with self._lock:
+            return time.monotonic() - self._heard
 
     def submit(self, command: OperatorCommand) -> int:
         """Queue ``command``; returns its id (state *sent*)."""
         with self._lock:
+            self._heard = time.monotonic()
             cid, self._next = self._next, self._next + 1
             self._pending.append((cid, command))
             return cid
+
+    def submit_signed(self, token: str, verifier: Verifier) -> int:
+        """Queue a signed command if it verifies; else keep its refusal for the log."""
+        command, code, detail = verifier.verify(token)
+        if command is not None:
+            return self.submit(command)
+        with self._lock:
+            cid, self._next = self._next, self._next + 1
+            self._rejected.append((cid, str(code), detail))
+            return cid
+
+    def rejected(self) -> list[tuple[int, str, str]]:
+        """Signed commands refused before they were queued: (id, reason code, detail)."""
+        with self._lock:
+            out, self._rejected = self._rejected, []
+        return out
 
     def extend(self, commands: Iterable[OperatorCommand]) -> list[int]:
         return [self.submit(c) for c in commands]

@@ -108,6 +108,9 @@ class OversightSpec:
     checkpoint_every: int = 500
     alerts: AlertLimits = field(default_factory=AlertLimits)
     record_choices: bool = True
+    # Wall-clock seconds the operator channel may stay silent before adaptive
+    # intersections fall back to the fixed-time plan (None: no live channel).
+    channel_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         check_seed(self.seed)
@@ -152,6 +155,7 @@ class OversightResult:
     safety: Mapping[str, Any]
     wall_s: float
     failure: str | None = None
+    unverified: tuple[Mapping[str, Any], ...] = ()  # signed commands refused before queueing
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -166,6 +170,7 @@ class OversightResult:
             "safety": dict(self.safety),
             "oversight": {
                 "commands": [c.to_json() for c in self.commands],
+                "unverified_commands": [dict(u) for u in self.unverified],
                 "violations": self.monitor.counts(),
                 "monitor": self.monitor.to_json(),
                 "alerts": len(self.alerts),
@@ -255,6 +260,8 @@ class _Run:
         self.records: dict[tuple[int, str], CommandRecord] = {}  # the latest of each
         self.actor = f"controller:{spec.controller}"
         self.mode_changes = 0
+        self.unverified: list[dict[str, Any]] = []  # signed commands refused unqueued
+        self.channel_lost = False
         self.new_alerts: list[Alert] = []
         self.cleared_alerts: list[Alert] = []
 
@@ -294,6 +301,14 @@ class _Run:
                 record = self.supervisor.apply(cid, command, tls, now)
                 self.record_command(record)
                 self.drain_modes()
+        for cid, code, detail in self.queue.rejected():
+            self.log.append(
+                "command",
+                "unverified",
+                "*",
+                {"id": cid, "state": "refused", "reason_code": code, "detail": detail, "at_s": now},
+            )
+            self.unverified.append({"id": cid, "reason_code": code, "detail": detail, "at_s": now})
         for cid, reason, operator in self.queue.notes():
             self.log.append("command.reason", operator, "*", {"command": cid, "reason": reason})
 
@@ -450,6 +465,14 @@ def run_oversight(
             state.liveness.observe(observation)
             state.liveness.before_step(sim, observation.time_s)
             state.new_alerts, state.cleared_alerts = [], []
+            timeout = spec.channel_timeout_s
+            if timeout is not None and not state.channel_lost and queue.silent_for() > timeout:
+                state.channel_lost = True
+                for tls in ids:
+                    state.supervisor.fall_back(tls, now, "operator channel lost")
+                state.drain_modes()
+            elif state.channel_lost and queue.silent_for() <= (timeout or 0.0):
+                state.channel_lost = False  # heard again: the overseer decides when to resume
             state.commands(now)
             wanted = state.decide(observation, now)
             state.sensors(now)
@@ -528,6 +551,7 @@ def run_oversight(
         safety=safety.to_json() if safety is not None else {},
         wall_s=time.perf_counter() - start,
         failure=failure,
+        unverified=tuple(state.unverified),
     )
     (out / "oversight.json").write_text(json.dumps(result.to_json(), indent=1, allow_nan=False))
     return result
