@@ -150,6 +150,34 @@ def test_cli_run_json_contract_and_verify(tmp_path: Path) -> None:
     assert shown.code == 0 and "command" in shown.out
 
 
+def test_a_city_key_seals_and_its_trust_document_anchors(tmp_path: Path) -> None:
+    needs_sumo()
+    needs_resco()
+    keys = tmp_path / "keys"
+    assert cityx("interop", "keygen", "--issuer", "urn:cityx:city:c", "--out", keys).code == 0
+    (key,) = keys.glob("*.key.jwk")
+    out = tmp_path / "run"
+    run = cityx(
+        "oversee",
+        "run",
+        "--scenario",
+        "cologne1",
+        "--seconds",
+        "20",
+        "--sign-key",
+        key,
+        "--out",
+        out,
+    )
+    assert run.code == 0, run.err
+    ok = cityx("decisions", "verify", out, "--trust", keys, "--json")
+    assert ok.code == 0 and ok.json()["key_anchored"] is True
+    other = tmp_path / "other"
+    assert cityx("interop", "keygen", "--issuer", "urn:cityx:city:x", "--out", other).code == 0
+    bad = cityx("decisions", "verify", out, "--trust", other, "--json")
+    assert bad.code == 3 and not bad.json()["ok"]
+
+
 @pytest.mark.parametrize(
     "argv",
     [["oversee", "run"], ["oversee", "drill"], ["decisions", "verify"], ["decisions", "show"]],

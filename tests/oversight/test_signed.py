@@ -73,7 +73,8 @@ def test_a_silent_channel_falls_back_to_the_fixed_time_plan(tmp_path: Path) -> N
     assert set(result.modes.values()) == {"fixed-time"}
     assert result.to_json()["oversight"]["unverified_commands"][0]["reason_code"] == "forged"
     reasons = [
-        line for line in (tmp_path / "decisions.jsonl").read_text().splitlines()
+        line
+        for line in (tmp_path / "decisions.jsonl").read_text().splitlines()
         if "operator channel lost" in line
     ]
     assert reasons

@@ -248,8 +248,7 @@ def _oversee_drill(args: argparse.Namespace) -> int:
 
 
 def _decisions_verify(args: argparse.Namespace) -> int:
-    from cityx.core import InputError
-    from cityx.oversight.decisions import read_entries, verify_decisions
+    from cityx.oversight.decisions import DecisionsVerification, read_entries, verify_decisions
 
     trusted = None
     if args.trust is not None:
@@ -260,9 +259,12 @@ def _decisions_verify(args: argparse.Namespace) -> int:
         kid = next((k for k in kids if k), None)
         key = store.key(str(kid)) if kid else None
         if key is None:
-            raise InputError(
-                f"the log's signer {kid!r} is not in the trust document(s)", where=str(args.trust)
+            # A verdict, not bad input: the log is sealed by nobody these documents trust.
+            result = DecisionsVerification(
+                False, 0, 0, None, f"signed by key {kid!r}, which {args.trust} does not hold"
             )
+            emit(args, result.to_json(), f"NOT OK: {result.reason}")
+            return EXIT_VERDICT
         trusted = {"kid": key.kid, "x": key.x}
     result = verify_decisions(args.path, trusted=trusted, run=args.run)
     text = (
