@@ -87,15 +87,9 @@ def commands_part(scenario: str, seed: int, seconds: int, n: int) -> dict[str, A
     )
     accepted = [c for c in result.commands if c.accepted]
     superseded = [c for c in accepted if c.reason_code == "superseded"]
-    late = [
-        c
-        for c in accepted
-        if c.effective_at_s is None and c.reason_code != "superseded"
-    ]
+    late = [c for c in accepted if c.effective_at_s is None and c.reason_code != "superseded"]
     stops = [c for c in accepted if c.command.action is Action.STOP and c.effective_at_s]
-    bound = {
-        tls: 5.0 + r.intergreen_s + 1.0 for tls, r in result.monitor.references.items()
-    }
+    bound = {tls: 5.0 + r.intergreen_s + 1.0 for tls, r in result.monitor.references.items()}
     within = [
         c
         for c in stops

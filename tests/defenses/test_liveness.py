@@ -41,7 +41,9 @@ def obs(t: float, busy: bool, quiet_count: float = 0.0) -> Observation:
 def run(
     seconds: int, dead_from: float | None = None, **kw: Any
 ) -> tuple[LivenessGuard, list[float]]:
-    guard = LivenessGuardPlugin().hook(network(), seed=0, **kw)
+    # The silence rule's thresholds set low, so a short synthetic series can show it.
+    options = {"p_quiet": 1e-3, "min_vehicles": 5, "min_silence_s": 30, "warmup_s": 0, **kw}
+    guard = LivenessGuardPlugin().hook(network(), seed=0, **options)
     assert isinstance(guard, LivenessGuard)
     flagged = []
     for t in range(seconds):
@@ -76,3 +78,34 @@ def test_a_frozen_feed_and_old_timestamps_are_stale() -> None:
 
 def _fields(o: Observation) -> dict[str, Any]:
     return {f: getattr(o, f) for f in o.__dataclass_fields__}
+
+
+def test_an_approach_owed_vehicles_by_its_upstream_loops_is_dead() -> None:
+    # Intersection "up" sends everything from lane in_0 into edge "mid"; "down" detects mid_0.
+    up = Intersection("up", "0", (Phase("G", 30.0),), (("in_0", "mid_0"),), ("in_0",))
+    down = Intersection("down", "0", (Phase("G", 30.0),), (("mid_0", "out_0"),), ("mid_0",))
+    net = NetworkInfo(intersections=(up, down))
+    guard = LivenessGuard(net, warmup_s=0)
+    assert guard.fed.tolist() == [False, True]
+    first = None
+    for t in range(120):
+        seen_downstream = t < 40 and t % 3 == 1  # mid_0 sees its vehicles until it dies at 40 s
+        o = Observation(
+            time_s=float(t),
+            time_of_day_s=float(t),
+            intersection_ids=("up", "down"),
+            lanes=("in_0", "mid_0"),
+            lane_start=np.array([0, 1, 2], dtype=np.int64),
+            phase=np.zeros(2, dtype=np.int64),
+            phase_age_s=np.ones(2),
+            counts=np.asarray([1.0 if t % 2 == 0 else 0.0, 1.0 if seen_downstream else 0.0]),
+            occupancy=np.asarray([5.0, 4.0 if seen_downstream else 0.0]),
+            halting=np.zeros(2),
+            mean_speed=np.asarray([9.0 + t % 2, 9.0 if seen_downstream else -1.0]),
+        )
+        guard.observe(o)
+        if first is None and guard.current["dead"][1]:
+            first = t
+    # 15 vehicles owed (one every 2 s) and at least 30 s of silence after the last one seen.
+    assert first is not None and 38 + 29 <= first <= 38 + 31
+    assert not guard.current["dead"][0]

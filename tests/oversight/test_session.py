@@ -106,6 +106,7 @@ def test_the_drill_alerts_falls_back_and_stops_without_violations(tmp_path: Path
     needs_resco()
     outcome = run_drill(
         OversightSpec("cologne1", seconds=130, seed=1, out=tmp_path),
+        attack="world.phantom-queue",
         attack_start_s=40,
         stop_at_s=110,
     )

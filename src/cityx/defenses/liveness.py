@@ -5,17 +5,24 @@ detector that dies usually reads *empty* (no count, no occupancy, speed
 -1), which is also what a quiet lane reads; and a feed that stops updating
 repeats the last readings. This guard tells them apart with two rules:
 
-- ``dead``: a lane reads empty for longer than its own traffic makes
-  believable. With the lane's arrival rate ``r`` (vehicles per second over
-  the loop, before the silence began, from at least ``min_vehicles``
-  vehicles) a quiet spell of ``z`` seconds has probability about
-  ``exp(-r z)``; the lane is flagged once that falls below ``p_quiet``
-  (and after at least ``min_silence_s``). A queue of three or more that
-  turns into "empty" within a second and stays empty for
-  ``vanish_s`` seconds is flagged at once (a queue cannot leave so fast).
-  A lane that never saw ``min_vehicles`` vehicles is never called dead:
-  an empty lane and a dead detector look the same until vehicles should
-  have been seen.
+- ``dead``: vehicles were owed and never came. *Fed* approaches: the
+  upstream signals' stop-line loops count vehicles turning into the
+  approach's edge (a lane whose every movement leads there counts whole, a
+  lane that splits by its share of movements); once ``owed_vehicles`` have
+  entered while every detector of the approach read empty for at least
+  ``owed_s`` seconds, its lanes are dead. Other lanes: a lane reads empty
+  longer than its own traffic makes believable: with its arrival rate
+  ``r`` (vehicles per second over the loop before the silence, from at
+  least ``min_vehicles`` vehicles) a quiet spell of ``z`` seconds has
+  probability about ``exp(-r z)``; it is flagged once that falls below
+  ``p_quiet`` and after at least ``min_silence_s`` (10 minutes by default:
+  platoons, trips that end on the edge and upstream jams make shorter
+  silences ordinary). A queue of three or more that turns into "empty"
+  within a second and stays empty ``vanish_s`` seconds is flagged at once.
+  Nothing is called dead in the first ``warmup_s`` seconds, while the
+  network fills. A lane that never saw ``min_vehicles`` vehicles and is
+  not fed is never called dead: an empty lane and a dead detector look
+  the same until vehicles should have been seen.
 - ``stale``: the observation's timestamp did not advance, or lags the
   simulator's clock by more than ``max_age_s``; or a lane whose vehicles
   move (mean speed above 1 m/s) repeats exactly the same occupancy, queue
@@ -48,6 +55,7 @@ from cityx.core import (
     Tags,
 )
 from cityx.worlds.traffic import NetworkInfo
+from cityx.worlds.traffic.network import lane_edge
 
 from .guards import Guard
 
@@ -61,15 +69,24 @@ class LivenessGuard:
         self,
         network: NetworkInfo,
         *,
-        p_quiet: float = 1e-3,
-        min_vehicles: float = 5.0,
-        min_silence_s: float = 30.0,
+        p_quiet: float = 1e-6,
+        min_vehicles: float = 20.0,
+        min_silence_s: float = 600.0,
         vanish_s: float = 3.0,
         max_age_s: float = 5.0,
         frozen_s: float = 3.0,
+        owed_vehicles: float = 15.0,
+        owed_s: float = 30.0,
+        warmup_s: float = 60.0,
     ) -> None:
         self.lanes = network.lanes
         n = len(self.lanes)
+        self.owed_vehicles = owed_vehicles
+        self.owed_s = owed_s
+        self.warmup_s = warmup_s
+        self._feed, self._edge_of, self.fed = _feeds(network)
+        self._owed = np.zeros(self._feed.shape[0])
+        self._edge_silent_s = np.zeros(self._feed.shape[0])
         self.owner = np.fromiter(
             (k for k, i in enumerate(network.intersections) for _ in i.lanes), np.int64, n
         )
@@ -83,7 +100,7 @@ class LivenessGuard:
         self._last_time: float | None = None
         self._t0: float | None = None
         self._seen = np.zeros(n)  # vehicles over each loop before the current silence
-        self._live_s = np.zeros(n)  # seconds of readings before the current silence
+        self._live_s = np.zeros(n)  # seconds of readings (the current silence included)
         self._silent_s = np.zeros(n)
         self._vanished = np.zeros(n, dtype=bool)
         self._frozen_s = np.zeros(n)
@@ -105,14 +122,26 @@ class LivenessGuard:
         prev = self._prev
         # Dead: a silence longer than the lane's own rate makes believable.
         self._silent_s = np.where(empty, self._silent_s + 1.0, 0.0)
-        live = ~empty
-        self._seen = self._seen + np.where(live, o.counts, 0.0)
-        self._live_s = self._live_s + live
-        rate = self._seen / np.maximum(self._live_s, 1.0)
+        # The rate over every second before the silence (quiet ones too): counting only
+        # busy seconds would overstate it and call ordinary gaps between platoons dead.
+        self._seen = self._seen + o.counts
+        self._live_s = self._live_s + 1.0
+        rate = self._seen / np.maximum(self._live_s - self._silent_s, 1.0)
         with np.errstate(divide="ignore"):
             needed = np.where(rate > 0, self.quiet_factor / np.where(rate > 0, rate, 1.0), np.inf)
         believable = np.maximum(needed, self.min_silence_s)
-        dead = (self._seen >= self.min_vehicles) & (self._silent_s >= believable)
+        dead = ~self.fed & (self._seen >= self.min_vehicles) & (self._silent_s >= believable)
+        if self._feed.shape[0]:
+            # Fed approaches: vehicles owed by the upstream loops while the edge reads empty.
+            edge_empty = (
+                np.bincount(self._edge_of, weights=~empty, minlength=self._feed.shape[0]) == 0
+            )
+            self._edge_silent_s = np.where(edge_empty, self._edge_silent_s + 1.0, 0.0)
+            self._owed = np.where(edge_empty, self._owed + self._feed @ o.counts, 0.0)
+            owed = (self._owed >= self.owed_vehicles) & (self._edge_silent_s >= self.owed_s)
+            dead |= self.fed & owed[self._edge_of]
+        if o.time_s - self._t0 < self.warmup_s:
+            dead[:] = False  # the network is still filling: silence proves nothing yet
         if prev is not None:
             self._vanished = np.where(empty, self._vanished | ((prev[1] >= 3) & empty), False)
         dead |= self._vanished & (self._silent_s >= self.vanish_s)
@@ -152,6 +181,30 @@ class LivenessGuard:
         }
 
 
+def _feeds(
+    network: NetworkInfo,
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.bool_]]:
+    """(edges x lanes feed weights, each lane's edge index, whether its edge is fed)."""
+    lanes = network.lanes
+    column = {lane: k for k, lane in enumerate(lanes)}
+    edges = list(dict.fromkeys(lane_edge(lane) for lane in lanes))
+    row = {e: k for k, e in enumerate(edges)}
+    feed = np.zeros((len(edges), len(lanes)))
+    for i in network.intersections:
+        by_lane: dict[str, list[str]] = {}
+        for src, dst in i.links:
+            by_lane.setdefault(src, []).append(lane_edge(dst))
+        for src, targets in by_lane.items():
+            if src not in column:
+                continue
+            for target in set(targets):
+                if target in row:
+                    feed[row[target], column[src]] += targets.count(target) / len(targets)
+    edge_of = np.fromiter((row[lane_edge(lane)] for lane in lanes), np.int64, len(lanes))
+    fed = (feed.sum(axis=1) > 0)[edge_of]
+    return feed, edge_of, fed
+
+
 class LivenessGuardPlugin(Guard):
     """The liveness guard (it draws nothing random: ``seed`` is unused)."""
 
@@ -165,12 +218,15 @@ class LivenessGuardPlugin(Guard):
         supports=frozenset({"controller"}),
     )
     params = (
-        Param("p_quiet", 1e-3, 1e-9, 0.5, "", "how unlikely a quiet spell must be to call it dead"),
-        Param("min_vehicles", 5.0, 1.0, 1e6, "vehicles", "traffic a lane must have shown first"),
-        Param("min_silence_s", 30.0, 1.0, 86400.0, "s", "shortest silence called dead"),
+        Param("p_quiet", 1e-6, 1e-12, 0.5, "", "how unlikely a quiet spell must be to be dead"),
+        Param("min_vehicles", 20.0, 1.0, 1e6, "vehicles", "traffic a lane must have shown first"),
+        Param("min_silence_s", 600.0, 1.0, 86400.0, "s", "shortest silence called dead"),
         Param("vanish_s", 3.0, 1.0, 600.0, "s", "empty seconds after a vanished queue"),
         Param("max_age_s", 5.0, 1.0, 3600.0, "s", "oldest reading that is not stale"),
         Param("frozen_s", 3.0, 2.0, 600.0, "s", "seconds a moving lane may repeat itself"),
+        Param("owed_vehicles", 15.0, 1.0, 1000.0, "vehicles", "owed by upstream loops: dead"),
+        Param("owed_s", 30.0, 1.0, 3600.0, "s", "shortest empty spell of a fed approach"),
+        Param("warmup_s", 60.0, 0.0, 3600.0, "s", "no dead detector while the network fills"),
     )
 
     def _hook(self, network: NetworkInfo, *, seed: int, params: dict[str, float]) -> LivenessGuard:

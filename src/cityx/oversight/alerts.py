@@ -5,6 +5,8 @@ An *alert* names an intersection, a *kind*, a priority, what was seen (its
 
 - ``sensor.dead`` / ``sensor.stale``: the liveness guard
   (:mod:`cityx.defenses.liveness`) flags lanes of the intersection;
+- ``sensor.implausible``: the runtime guard (:mod:`cityx.defenses.guards`)
+  flags readings that break physics (phantom queues, jumps, capacity);
 - ``ai.disagreement``: over the last ``disagreement_window`` decisions the
   controller asked for another phase than a baseline (max-pressure) on the
   same observation in at least ``disagreement_share`` of them: the AI may
@@ -54,6 +56,7 @@ PRIORITY = {
     "ai.failed": "high",
     "sensor.dead": "high",
     "sensor.stale": "high",
+    "sensor.implausible": "high",
     "ai.disagreement": "medium",
     "ai.low_margin": "low",
 }

@@ -24,8 +24,10 @@ drill's measures in it.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from .alerts import Alert
@@ -35,7 +37,7 @@ from .session import OversightResult, OversightSpec, run_oversight
 
 DRILL_SCHEMA = "oversight-drill/v1"
 DRILL_OPERATOR = "urn:cityx:operator:drill"
-SENSOR_ALERTS = ("sensor.dead", "sensor.stale")
+SENSOR_ALERTS = ("sensor.dead", "sensor.stale", "sensor.implausible")
 # Longest the envelope may take to reach all-red: the minimum green still owed,
 # the yellow and the all-red (the drill checks each stop against its own program).
 _STEP_S = 1.0
@@ -189,9 +191,94 @@ def run_drill(
     )
 
 
+KPI = "mean_time_loss_s"
+
+
+@dataclass(frozen=True, slots=True)
+class HarmOutcome:
+    """What the attack cost in mean time loss, with and without the scripted operator.
+
+    Four runs on the same seed: clean and attacked, each without and with
+    the operator. *Harm* is attacked minus clean time loss (without the
+    operator); *reduction* is the share of the harm the operator removed;
+    *cost* is what the operator's reactions cost on the clean run, and
+    ``false_alerts`` the sensor alerts raised there.
+    """
+
+    attack: str
+    seed: int
+    time_loss_s: Mapping[str, float | None]  # clean, clean+operator, attacked, attacked+operator
+    false_alerts: int
+    violations: int
+
+    @property
+    def harm_s(self) -> float | None:
+        a, c = self.time_loss_s["attacked"], self.time_loss_s["clean"]
+        return None if a is None or c is None else a - c
+
+    @property
+    def harm_with_operator_s(self) -> float | None:
+        a, c = self.time_loss_s["attacked+operator"], self.time_loss_s["clean"]
+        return None if a is None or c is None else a - c
+
+    @property
+    def reduction(self) -> float | None:
+        harm, kept = self.harm_s, self.harm_with_operator_s
+        if harm is None or kept is None or harm <= 0:
+            return None  # no harm to reduce: undefined, not 100 %
+        return 1.0 - kept / harm
+
+    def to_json(self) -> dict[str, Any]:
+        clean, cost = self.time_loss_s["clean"], self.time_loss_s["clean+operator"]
+        return {
+            "attack": self.attack,
+            "seed": self.seed,
+            "kpi": KPI,
+            "time_loss_s": dict(self.time_loss_s),
+            "harm_s": self.harm_s,
+            "harm_with_operator_s": self.harm_with_operator_s,
+            "reduction": self.reduction,
+            "operator_cost_on_clean_s": None if clean is None or cost is None else cost - clean,
+            "false_alerts": self.false_alerts,
+            "violations": self.violations,
+        }
+
+
+def run_harm_drill(
+    spec: OversightSpec,
+    *,
+    attack: str = "world.phantom-queue",
+    attack_options: Mapping[str, Any] | None = None,
+    attack_start_s: float = 60.0,
+) -> HarmOutcome:
+    """The attack's time-loss harm with and without the fallback-on-alert operator."""
+    options = {"intensity": 1.0, "share": 0.5, "start_s": attack_start_s}
+    options.update(attack_options or {})
+    base = spec.out or Path(tempfile.mkdtemp(prefix="cityx-harm-drill-"))
+    attacked = (*spec.hooks, (f"attack:{attack}", options))
+    loss: dict[str, float | None] = {}
+    false_alerts = violations = 0
+    for name, hooks, operator in (
+        ("clean", spec.hooks, False),
+        ("clean+operator", spec.hooks, True),
+        ("attacked", attacked, False),
+        ("attacked+operator", attacked, True),
+    ):
+        run_spec = replace(spec, hooks=hooks, out=base / name.replace("+", "-"))
+        result = run_oversight(run_spec, operator_policy=FallbackOnAlert() if operator else None)
+        value = result.kpis.overall.get(KPI)
+        loss[name] = None if value is None else float(value)
+        violations += result.monitor.total
+        if name == "clean+operator":
+            false_alerts = len([a for a in result.alerts if a.kind in SENSOR_ALERTS])
+    return HarmOutcome(attack, spec.seed, loss, false_alerts, violations)
+
+
 __all__ = [
     "DRILL_SCHEMA",
     "DrillOutcome",
     "FallbackOnAlert",
+    "HarmOutcome",
     "run_drill",
+    "run_harm_drill",
 ]

@@ -48,6 +48,7 @@ from cityx.core import (
     check_seed,
     resolve,
 )
+from cityx.defenses.guards import RuntimeGuard
 from cityx.defenses.liveness import LivenessGuard
 from cityx.interop import SigningKey, generate_key
 from cityx.worlds.traffic import (
@@ -111,6 +112,8 @@ class OversightSpec:
     # Wall-clock seconds the operator channel may stay silent before adaptive
     # intersections fall back to the fixed-time plan (None: no live channel).
     channel_timeout_s: float | None = None
+    # Alert on the runtime guard's physics checks too (``sensor.implausible``).
+    runtime_guard: bool = True
 
     def __post_init__(self) -> None:
         check_seed(self.seed)
@@ -251,6 +254,9 @@ class _Run:
         self.candidates = PhaseCandidates.from_network(network)
         self.book = AlertBook(spec.alerts)
         self.liveness = LivenessGuard(network)
+        self.runtime = RuntimeGuard(network) if spec.runtime_guard else None
+        self.implausible = np.zeros(len(network.lanes), dtype=bool)
+        self.implausible_rules: list[str] = []
         self.lane_owner = np.fromiter(
             (k for k, i in enumerate(network.intersections) for _ in i.lanes),
             np.int64,
@@ -387,7 +393,35 @@ class _Run:
                 )
         return wanted
 
+    def read_sensors(self, observation: Observation) -> None:
+        self.liveness.observe(observation)
+        self.liveness.before_step(self.world.simulation, observation.time_s)
+        guard = self.runtime
+        if guard is not None:
+            # The runtime guard counts flags per lane and rule; this step's are the increments.
+            lanes, rules = guard.by_lane.copy(), dict(guard.by_check)
+            guard.observe(observation)
+            self.implausible = guard.by_lane > lanes
+            self.implausible_rules = sorted(
+                r for r, k in guard.by_check.items() if k > rules.get(r, 0)
+            )
+
     def sensors(self, now: float) -> None:
+        if self.runtime is not None:
+            for k, tls in enumerate(self.supervisor.ids):
+                lanes = [
+                    self.lanes[j]
+                    for j in np.flatnonzero(self.implausible & (self.lane_owner == k)).tolist()
+                ]
+                self.alert(
+                    "sensor.implausible",
+                    tls,
+                    bool(lanes),
+                    now,
+                    message=f"{len(lanes)} detector(s) break physics at {tls}",
+                    suggestion=f"fall back to the fixed-time plan at {tls}",
+                    evidence={"lanes": lanes, "rules": self.implausible_rules},
+                )
         for rule, kind in (("dead", "sensor.dead"), ("stale", "sensor.stale")):
             mask = self.liveness.current[rule]
             for k, tls in enumerate(self.supervisor.ids):
@@ -462,8 +496,7 @@ def run_oversight(
             for hook in hooks:
                 observation = hook.observe(observation)
                 hook.before_step(sim, observation.time_s)
-            state.liveness.observe(observation)
-            state.liveness.before_step(sim, observation.time_s)
+            state.read_sensors(observation)
             state.new_alerts, state.cleared_alerts = [], []
             timeout = spec.channel_timeout_s
             if timeout is not None and not state.channel_lost and queue.silent_for() > timeout:
