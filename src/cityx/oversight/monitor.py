@@ -8,7 +8,9 @@ step (``trafficlight.getRedYellowGreenState``) and counts three kinds of
 - ``conflict``: two *conflicting* links both show a priority green ``G``
   at once. Conflicts come from the junction's geometry as SUMO built it:
   two links conflict when their internal lanes are foes
-  (``lane.getInternalFoes``) and they come from different incoming lanes.
+  (``lane.getInternalFoes``) and they come from different approaches
+  (incoming edges: parallel lanes of one approach may merge, which is not
+  a conflict between signal groups).
   A permissive ``g`` yields, so it conflicts with nothing.
 - ``intergreen``: a link leaves green without showing yellow for the
   program's yellow time, or a link turns green sooner after a conflicting
@@ -180,7 +182,9 @@ class ConflictMonitor:
             links = sumo.trafficlight.getControlledLinks(tls)
             n = len(links)
             via = [[c[2] for c in link] for link in links]
-            incoming = [{c[0] for c in link} for link in links]
+            # Links from one approach (the same incoming edge) move together: their
+            # internal lanes may touch where parallel lanes merge, which is no conflict.
+            incoming = [{c[0].rsplit("_", 1)[0] for c in link} for link in links]
             owner: dict[str, list[int]] = {}
             for k, lanes in enumerate(via):
                 for lane in lanes:
