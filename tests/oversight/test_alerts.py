@@ -29,3 +29,15 @@ def test_disagreement_needs_a_full_window_over_the_share() -> None:
     assert not any(over for over, _, n in answers[:9])
     over, share, n = answers[-1]
     assert n == 10 and share == 0.6 and over
+
+
+def test_a_shelved_kind_raises_nothing_until_its_time_and_acks_are_kept() -> None:
+    book = AlertBook(AlertLimits(rearm_s=0))
+    raised, _ = book.update("sensor.dead", "j", True, 0.0)
+    assert raised is not None and book.acknowledge(raised.id, "urn:cityx:operator:alice", 1.0)
+    assert not book.acknowledge(99, "urn:cityx:operator:alice", 1.0)
+    book.shelve("sensor.dead", "j", until_s=100.0)
+    assert not book.active()
+    assert all(book.update("sensor.dead", "j", True, float(t))[0] is None for t in range(2, 100))
+    assert book.update("sensor.dead", "j", True, 100.0)[0] is not None
+    assert book.acknowledged == {1: ("urn:cityx:operator:alice", 1.0)}

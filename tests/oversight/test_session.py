@@ -193,3 +193,34 @@ def test_a_typo_in_the_operator_file_is_one_line_exit_2(tmp_path: Path) -> None:
     bad.write_text('[[command]]\nat_s = 1\nintersection = "x"\naction = "stopp"\n')
     run = cityx("oversee", "run", "--scenario", "cologne1", "--operator", bad)
     assert run.code == 2 and "unknown action" in run.err and str(bad) in run.err
+
+
+def test_alarm_actions_are_logged_and_the_operator_resumes_with_hysteresis(
+    tmp_path: Path,
+) -> None:
+    needs_sumo()
+    needs_resco()
+    from cityx.oversight import FallbackOnAlert
+
+    queue = CommandQueue()
+    queue.shelve("ai.low_margin", TLS, 30.0)
+    queue.acknowledge(1)
+    spec = OversightSpec(
+        "cologne1",
+        seconds=200,
+        seed=1,
+        out=tmp_path,
+        hooks=(("attack:world.phantom-queue", {"intensity": 1.0, "share": 0.5, "start_s": 40.0}),),
+    )
+    operator = FallbackOnAlert(resume_after_s=20.0)
+    result = run_oversight(spec, commands=queue, operator_policy=operator)
+    log = (tmp_path / "decisions.jsonl").read_text()
+    assert '"shelved":"ai.low_margin"' in log.replace(" ", "")
+    actions = [c.command.action for c in result.commands]
+    assert Action.FIXED_TIME in actions
+    assert result.monitor.ok
+    # The alert cleared and stayed clear for 20 s before adaptive control came back.
+    resume = next(c for c in result.commands if c.command.action is Action.RESUME)
+    fallback = next(c for c in result.commands if c.command.action is Action.FIXED_TIME)
+    assert resume.accepted_at_s is not None and fallback.accepted_at_s is not None
+    assert resume.accepted_at_s - fallback.accepted_at_s >= 20.0

@@ -22,7 +22,10 @@ An *alert* names an intersection, a *kind*, a priority, what was seen (its
 Alarm management (in the spirit of ISA-18.2): an alert of a kind at an
 intersection is raised once and stays *active* until its condition
 clears; it is raised again only ``rearm_s`` seconds after it cleared, so a
-flapping condition or an attacker cannot flood the overseer.
+flapping condition or an attacker cannot flood the overseer. An operator
+*acknowledges* an alert (it stays active until it clears, but is known),
+or *shelves* a kind at an intersection for a while (its conditions raise
+nothing meanwhile, and are counted as suppressed); both are recorded.
 """
 
 from __future__ import annotations
@@ -102,6 +105,8 @@ class AlertBook:
         self._active: dict[tuple[str, str], Alert] = {}
         self._cleared_at: dict[tuple[str, str], float] = {}
         self._disagree: dict[str, deque[bool]] = {}
+        self.acknowledged: dict[int, tuple[str, float]] = {}  # alert id -> (operator, time)
+        self._shelved: dict[tuple[str, str], float] = {}  # (kind, intersection) -> until
         self._low: dict[str, deque[tuple[float, float]]] = {}
 
     def active(self) -> tuple[Alert, ...]:
@@ -131,6 +136,9 @@ class AlertBook:
             return None, gone
         if key in self._active:
             return None, None
+        if self._shelved.get(key, -1.0) > now:
+            self.suppressed += 1
+            return None, None
         last = self._cleared_at.get(key)
         if last is not None and now - last < self.limits.rearm_s:
             self.suppressed += 1
@@ -147,6 +155,20 @@ class AlertBook:
         self._active[key] = alert
         self.raised.append(alert)
         return alert, None
+
+    def acknowledge(self, alert_id: int, operator: str, now: float) -> bool:
+        """Mark a raised alert as seen by ``operator``; False for an unknown id."""
+        if not 1 <= alert_id <= len(self.raised):
+            return False
+        self.acknowledged.setdefault(alert_id, (operator, now))
+        return True
+
+    def shelve(self, kind: str, intersection: str, until_s: float) -> None:
+        """Raise nothing of ``kind`` at ``intersection`` until ``until_s``; an active one clears."""
+        self._shelved[(kind, intersection)] = until_s
+        gone = self._active.pop((kind, intersection), None)
+        if gone is not None:
+            self.cleared.append((gone.id, until_s))
 
     def disagreement(self, intersection: str, differs: bool) -> tuple[bool, float, int]:
         """Record one decision; (over the share, share, decisions in the window)."""

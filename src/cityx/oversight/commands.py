@@ -144,6 +144,7 @@ class CommandQueue:
     _notes: list[tuple[int, str, str]] = field(default_factory=list)
     _rejected: list[tuple[int, str, str]] = field(default_factory=list)
     _heard: float = field(default_factory=time.monotonic)  # when the channel last spoke
+    _alarm_actions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     _next: int = 1
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -198,6 +199,33 @@ class CommandQueue:
             self._pending = [p for p in self._pending if p not in ready]
         ready.sort(key=lambda p: (p[1].at_s or 0.0, p[0]))
         return ready
+
+    def acknowledge(self, alert_id: int, *, operator: str = DEFAULT_OPERATOR) -> None:
+        """Acknowledge an alert (ISA-18.2): it stays until it clears, but it is known."""
+        with self._lock:
+            self._alarm_actions.append(("ack", {"alert": alert_id, "operator": operator}))
+
+    def shelve(
+        self, kind: str, intersection: str, for_s: float, *, operator: str = DEFAULT_OPERATOR
+    ) -> None:
+        """Shelve alerts of ``kind`` at ``intersection`` for ``for_s`` simulated seconds."""
+        with self._lock:
+            self._alarm_actions.append(
+                (
+                    "shelve",
+                    {
+                        "kind": kind,
+                        "intersection": intersection,
+                        "for_s": for_s,
+                        "operator": operator,
+                    },
+                )
+            )
+
+    def alarm_actions(self) -> list[tuple[str, dict[str, Any]]]:
+        with self._lock:
+            out, self._alarm_actions = self._alarm_actions, []
+        return out
 
     def notes(self) -> list[tuple[int, str, str]]:
         with self._lock:

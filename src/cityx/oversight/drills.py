@@ -99,12 +99,22 @@ class DrillOutcome:
 
 
 class FallbackOnAlert:
-    """The drill's operator: fixed-time at an intersection with a sensor alert; stop at a time."""
+    """The drill's operator: fixed-time at an intersection with a sensor alert; stop at a time.
 
-    def __init__(self, *, stop_at_s: float | None = None) -> None:
+    With ``resume_after_s`` it resumes adaptive control at an intersection
+    once its sensor alerts have been clear that long (hysteresis, so that an
+    intersection does not flap between modes); without, a human decides.
+    """
+
+    def __init__(
+        self, *, stop_at_s: float | None = None, resume_after_s: float | None = None
+    ) -> None:
         self.stop_at_s = stop_at_s
+        self.resume_after_s = resume_after_s
         self.stop_id: int | None = None
         self.fallbacks: dict[str, int] = {}  # intersection -> command id
+        self._active: dict[str, set[int]] = {}  # intersection -> active sensor alert ids
+        self._clear_since: dict[str, float] = {}
 
     def __call__(
         self,
@@ -113,7 +123,29 @@ class FallbackOnAlert:
         cleared: tuple[Alert, ...],
         queue: CommandQueue,
     ) -> None:
-        del cleared  # this operator does not resume by itself: a human decides that
+        for alert in raised:
+            if alert.kind in SENSOR_ALERTS:
+                self._active.setdefault(alert.intersection, set()).add(alert.id)
+                self._clear_since.pop(alert.intersection, None)
+        for alert in cleared:
+            ids = self._active.get(alert.intersection, set())
+            ids.discard(alert.id)
+            if not ids and alert.intersection in self.fallbacks:
+                self._clear_since[alert.intersection] = now
+        if self.resume_after_s is not None:
+            for tls, since in list(self._clear_since.items()):
+                if now - since >= self.resume_after_s and self.stop_id is None:
+                    queue.submit(
+                        OperatorCommand(
+                            tls,
+                            Action.RESUME,
+                            at_s=now,
+                            reason=f"sensor alerts clear for {self.resume_after_s:g} s",
+                            operator=DRILL_OPERATOR,
+                        )
+                    )
+                    del self._clear_since[tls]
+                    del self.fallbacks[tls]
         for alert in raised:
             if alert.kind in SENSOR_ALERTS and alert.intersection not in self.fallbacks:
                 self.fallbacks[alert.intersection] = queue.submit(

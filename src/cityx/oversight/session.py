@@ -159,6 +159,7 @@ class OversightResult:
     wall_s: float
     failure: str | None = None
     unverified: tuple[Mapping[str, Any], ...] = ()  # signed commands refused before queueing
+    alerts_acknowledged: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -179,6 +180,7 @@ class OversightResult:
                 "alerts": len(self.alerts),
                 "alert_list": [a.to_json() for a in self.alerts],
                 "alerts_suppressed": self.alerts_suppressed,
+                "alerts_acknowledged": self.alerts_acknowledged,
                 "modes": dict(self.modes),
                 "mode_changes": self.mode_changes,
                 "decisions": str(self.decisions),
@@ -315,6 +317,24 @@ class _Run:
                 {"id": cid, "state": "refused", "reason_code": code, "detail": detail, "at_s": now},
             )
             self.unverified.append({"id": cid, "reason_code": code, "detail": detail, "at_s": now})
+        for action, args in self.queue.alarm_actions():
+            if action == "ack":
+                known = self.book.acknowledge(int(args["alert"]), str(args["operator"]), now)
+                self.log.append(
+                    "alert",
+                    str(args["operator"]),
+                    "*",
+                    {"acknowledged": args["alert"], "known": known, "time_s": now},
+                )
+            else:
+                until = now + float(args["for_s"])
+                self.book.shelve(str(args["kind"]), str(args["intersection"]), until)
+                self.log.append(
+                    "alert",
+                    str(args["operator"]),
+                    str(args["intersection"]),
+                    {"shelved": args["kind"], "until_s": until, "time_s": now},
+                )
         for cid, reason, operator in self.queue.notes():
             self.log.append("command.reason", operator, "*", {"command": cid, "reason": reason})
 
@@ -585,6 +605,7 @@ def run_oversight(
         wall_s=time.perf_counter() - start,
         failure=failure,
         unverified=tuple(state.unverified),
+        alerts_acknowledged=len(state.book.acknowledged),
     )
     (out / "oversight.json").write_text(json.dumps(result.to_json(), indent=1, allow_nan=False))
     return result
