@@ -181,7 +181,13 @@ def test_a_city_key_seals_and_its_trust_document_anchors(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(
     "argv",
-    [["oversee", "run"], ["oversee", "drill"], ["decisions", "verify"], ["decisions", "show"]],
+    [
+        ["oversee", "run"],
+        ["oversee", "drill"],
+        ["oversee", "replay"],
+        ["decisions", "verify"],
+        ["decisions", "show"],
+    ],
 )
 def test_help_has_an_example(argv: list[str]) -> None:
     run = cityx(*argv, "--help")
@@ -224,3 +230,34 @@ def test_alarm_actions_are_logged_and_the_operator_resumes_with_hysteresis(
     fallback = next(c for c in result.commands if c.command.action is Action.FIXED_TIME)
     assert resume.accepted_at_s is not None and fallback.accepted_at_s is not None
     assert resume.accepted_at_s - fallback.accepted_at_s >= 20.0
+
+
+def test_a_replay_with_the_logged_commands_makes_the_same_choices(tmp_path: Path) -> None:
+    needs_sumo()
+    needs_resco()
+    out = tmp_path / "run"
+    assert (
+        cityx(
+            "oversee",
+            "run",
+            "--scenario",
+            "cologne1",
+            "--seconds",
+            "40",
+            "--operator",
+            EXAMPLE,
+            "--out",
+            out,
+        ).code
+        == 0
+    )
+    same = cityx("oversee", "replay", out, "--out", tmp_path / "again", "--json")
+    assert same.code == 0 and same.json()["differences"] == 0 and same.json()["commands"] == 4
+    # A log whose choice was rewritten no longer matches what the controller does.
+    log = out / "decisions.jsonl"
+    rows = [json.loads(x) for x in log.read_text().splitlines()]
+    choice = next(r for r in rows if r["action"] == "choice" and r["payload"]["time_s"] > 0)
+    choice["payload"]["chosen_phase"] = -1
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    differ = cityx("oversee", "replay", out, "--out", tmp_path / "third", "--json")
+    assert differ.code == 3 and differ.json()["differences"] == 1

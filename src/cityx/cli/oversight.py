@@ -4,7 +4,8 @@
 oversight (modes, operator commands from a TOML script, the conflict
 monitor, alerts, the signed decision log); ``cityx oversee drill`` runs a
 scripted incident with a scripted operator and says whether the drill's
-goals were met (exit 3 when not). ``cityx decisions verify`` checks a
+goals were met (exit 3 when not); ``cityx oversee replay`` re-runs a run
+with its logged commands and reports differing choices. ``cityx decisions verify`` checks a
 run's decision log (exit 3 when it is not intact and sealed) and
 ``cityx decisions show`` prints its records, filtered.
 """
@@ -110,6 +111,18 @@ def register(sub: Subparsers) -> None:
     drill.add_argument(
         "--stop-at", type=float, default=None, help="when the operator stops all junctions"
     )
+
+    again = add_command(
+        oversee,
+        "replay",
+        "Re-run a run under oversight with the same seed and its logged operator commands; "
+        "report every controller choice that differs (exit 3 if any).",
+        "cityx oversee replay RUN_DIR --json",
+        _oversee_replay,
+    )
+    again.add_argument("path", type=Path, metavar="RUN_DIR", help="a run folder under oversight")
+    again.add_argument("--out", type=Path, help="the replay's run folder (default: a temp folder)")
+    again.add_argument("--json", action="store_true", help="print one JSON object")
 
     decisions = add_group(sub, "decisions", "A run's signed decision log.")
     verify = add_command(
@@ -245,6 +258,22 @@ def _oversee_drill(args: argparse.Namespace) -> int:
     )
     emit(args, obj, text)
     return EXIT_OK if outcome.passed else EXIT_VERDICT
+
+
+def _oversee_replay(args: argparse.Namespace) -> int:
+    from cityx.oversight.replay import replay
+
+    report = replay(args.path, out=args.out)
+    text = (
+        f"replayed {report.commands} command(s): {report.compared} controller decisions "
+        f"compared, {report.differences} differ"
+        + "".join(
+            f"\n  t={d['time_s']:g} {d['intersection']}: {d['original']} -> {d['replay']}"
+            for d in report.first
+        )
+    )
+    emit(args, report.to_json(), text)
+    return EXIT_OK if report.same else EXIT_VERDICT
 
 
 def _decisions_verify(args: argparse.Namespace) -> int:
