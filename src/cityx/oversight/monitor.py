@@ -231,7 +231,8 @@ class ConflictMonitor:
             j.green_end[ended] = time_s
             j.green_since[ended] = np.nan
             amber_started = amber & ~j.amber
-            j.amber_since[amber_started] = time_s
+            # A yellow already showing when the monitor attached has an unknown start.
+            j.amber_since[amber_started] = np.nan if first else time_s
             j.amber_since[~amber] = np.nan
             j.green, j.amber = green, amber
         for v in found:
