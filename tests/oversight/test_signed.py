@@ -78,3 +78,28 @@ def test_a_silent_channel_falls_back_to_the_fixed_time_plan(tmp_path: Path) -> N
         if "operator channel lost" in line
     ]
     assert reasons
+
+
+def test_the_state_feed_is_signed_numbered_and_refuses_spoofs(tmp_path: Path) -> None:
+    needs_sumo()
+    needs_resco()
+    from cityx.oversight.channel import StateFeed, StateReader
+
+    bus = InMemoryTransport()
+    messages: list[bytes] = []
+    bus.subscribe("cityx/v1/cologne/OversightState/+", lambda _t, data: messages.append(data))
+    city = generate_key("urn:cityx:city:cologne")
+    reader = StateReader(city.public_jwk())
+    reader.subscribe(bus, city="cologne")
+    spec = OversightSpec("cologne1", seconds=15, seed=1, out=tmp_path)
+    run_oversight(spec, key=city, feed=StateFeed(bus, city="cologne"))
+    assert len(reader.accepted) == 15 and not reader.refused
+    last = reader.accepted[-1]["state"]
+    assert {"time_s", "intersections", "alerts"} <= set(last)
+    (tls,) = last["intersections"]
+    assert {"mode", "signals", "green", "queue", "choice"} <= set(last["intersections"][tls])
+    assert reader.read(messages[3]) is None  # a replayed message
+    spoof = StateFeed(bus, city="cologne")
+    spoof.start(generate_key("urn:cityx:city:cologne"), "fake")
+    spoof.publish({"time_s": 99})
+    assert len(reader.accepted) == 15 and "bad signature" in reader.refused[-1]

@@ -86,6 +86,20 @@ def register(sub: Subparsers) -> None:
         "who may command what (default: the --operator-key itself, every intersection)",
     )
     run.add_argument(
+        "--bus",
+        metavar="memory|mqtt://HOST:PORT",
+        help="publish the run's signed state each step on this bus, and (with "
+        "--operator-trust) take signed operator commands from it",
+    )
+    run.add_argument("--city", default="city", help="the bus's city topic level (default: city)")
+    run.add_argument(
+        "--channel-timeout",
+        type=float,
+        metavar="S",
+        help="fall back to the fixed-time plan when the operator channel is silent this many "
+        "wall-clock seconds (needs --bus and --operator-trust)",
+    )
+    run.add_argument(
         "--attack",
         action="append",
         default=[],
@@ -222,7 +236,17 @@ def _oversee_run(args: argparse.Namespace) -> int:
             queue.submit_signed(sign_command(command, key), verifier)
     else:
         queue.extend(commands)
-    result = run_oversight(_spec(args, _attacks(args.attack)), commands=queue, key=_key(args))
+    feed, close = _bus(args, queue)
+    spec = _spec(args, _attacks(args.attack))
+    if args.channel_timeout is not None:
+        from dataclasses import replace
+
+        spec = replace(spec, channel_timeout_s=args.channel_timeout)
+    try:
+        result = run_oversight(spec, commands=queue, key=_key(args), feed=feed)
+    finally:
+        if close is not None:
+            close()
     obj = result.to_json()
     o = obj["oversight"]
     lines = [
@@ -237,6 +261,32 @@ def _oversee_run(args: argparse.Namespace) -> int:
     ]
     emit(args, obj, "\n".join(lines))
     return EXIT_OK if result.complete else EXIT_VERDICT
+
+
+def _bus(args: argparse.Namespace, queue: Any) -> tuple[Any, Any]:
+    """The state feed (and the command listener) on ``--bus``; (None, None) without."""
+    from cityx.core import InputError
+
+    if args.bus is None:
+        if args.channel_timeout is not None:
+            raise InputError("--channel-timeout needs --bus", where="--channel-timeout")
+        return None, None
+    from cityx.interop import InMemoryTransport, load_trust
+    from cityx.interop.mqtt import MqttTransport
+    from cityx.oversight.channel import StateFeed, listen
+    from cityx.oversight.signed import CommandVerifier
+
+    if args.bus == "memory":
+        transport: Any = InMemoryTransport()
+        close = None
+    else:
+        transport = MqttTransport(url=args.bus).connect()
+        close = transport.close
+    if args.operator_trust is not None:
+        listen(transport, queue, CommandVerifier(load_trust(args.operator_trust)), city=args.city)
+    elif args.channel_timeout is not None:
+        raise InputError("--channel-timeout needs --operator-trust", where="--channel-timeout")
+    return StateFeed(transport, city=args.city), close
 
 
 def _oversee_drill(args: argparse.Namespace) -> int:

@@ -34,6 +34,7 @@ run folder (``decisions.key.json``) is checked for consistency only.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 
-from cityx.core.audit import GENESIS, AuditEntry, entry_hash, sorted_json, verify_chain
+from cityx.core.audit import GENESIS, AuditEntry, sorted_json, verify_chain
 from cityx.core.errors import InputError
 from cityx.interop import ALG, SigningKey
 
@@ -135,10 +136,21 @@ class DecisionLog:
     def _write(self, kind: str, actor: str, subject: str, payload: Mapping[str, Any]) -> int:
         self._seq += 1
         at = datetime.now(UTC).isoformat(timespec="microseconds")
-        body = json.loads(sorted_json(dict(payload)))  # what the hash covers, exactly
-        digest = entry_hash(self._seq, at, actor, kind, subject, body, self._prev)
-        entry = AuditEntry(self._seq, at, actor, kind, subject, body, self._prev, digest)
-        self._handle.write(json.dumps(entry.to_json(), sort_keys=True, allow_nan=False) + "\n")
+        # One encoding per record: the bytes entry_hash covers (cityx.core.audit) are
+        # the line itself, with the hash appended; reading it back gives the same bytes.
+        raw = sorted_json(
+            {
+                "seq": self._seq,
+                "at": at,
+                "actor": actor,
+                "action": kind,
+                "subject": subject,
+                "payload": dict(payload),
+                "prev_hash": self._prev,
+            }
+        )
+        digest = hashlib.sha256(raw).hexdigest()
+        self._handle.write(raw[:-1].decode("utf-8") + f',"hash":"{digest}"}}\n')
         self._prev = digest
         self._counts[kind] = self._counts.get(kind, 0) + 1
         return self._seq

@@ -38,10 +38,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-# Signal letters, spelt out here on purpose (not imported from the world package).
+# Signal letters, spelt out here on purpose (not imported from the world package),
+# as lookup tables indexed by the letter's byte: one fancy-index per state.
 _PRIORITY_GREEN = ord("G")
-_GREENS = frozenset(b"Gg")
-_AMBERS = frozenset(b"yYu")
+_IS_GREEN = np.zeros(256, dtype=bool)
+_IS_GREEN[list(b"Gg")] = True
+_IS_AMBER = np.zeros(256, dtype=bool)
+_IS_AMBER[list(b"yYu")] = True
 _FIRST_VIOLATIONS = 50  # how many violations the report keeps as evidence
 _FALLBACK_YELLOW_S = 3.0  # a program with no yellow phase: the city's usual amber
 
@@ -174,6 +177,7 @@ class ConflictMonitor:
         self._counts = {"min_green": 0, "intergreen": 0, "conflict": 0}
         self._first: list[Violation] = []
         self._steps = 0
+        self.shown: dict[str, str] = {}  # the states read at the last step
 
     def attach(self, sumo: Any, intersections: Sequence[str]) -> None:
         """Read each intersection's conflicts and references from the running simulation."""
@@ -210,15 +214,17 @@ class ConflictMonitor:
         self._steps += 1
         found: list[Violation] = []
         for j in self._junctions:
-            state = sumo.trafficlight.getRedYellowGreenState(j.tls).encode("ascii")
+            text = sumo.trafficlight.getRedYellowGreenState(j.tls)
+            self.shown[j.tls] = text
+            state = text.encode("ascii")
             letters = np.frombuffer(state, dtype=np.uint8)
             if letters.shape[0] != j.green.shape[0]:
                 found.append(
                     Violation(time_s, j.tls, "conflict", (), f"state {state!r}: wrong length")
                 )
                 continue
-            green = np.isin(letters, list(_GREENS))
-            amber = np.isin(letters, list(_AMBERS))
+            green = _IS_GREEN[letters]
+            amber = _IS_AMBER[letters]
             priority = letters == _PRIORITY_GREEN
             first = not j.seen
             if first:

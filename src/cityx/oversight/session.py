@@ -69,6 +69,7 @@ from cityx.worlds.traffic.kpis import Kpis
 
 from .alerts import Alert, AlertBook, AlertLimits
 from .art14 import art14_table
+from .channel import StateFeed
 from .commands import CommandQueue, CommandRecord, CommandState, RefusalCode
 from .decisions import DecisionLog
 from .modes import Mode, StopState, Supervisor
@@ -160,6 +161,7 @@ class OversightResult:
     failure: str | None = None
     unverified: tuple[Mapping[str, Any], ...] = ()  # signed commands refused before queueing
     alerts_acknowledged: int = 0
+    sim_steps_per_s: float = 0.0  # the step loop alone (no setup, no KPIs)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -189,6 +191,7 @@ class OversightResult:
                 "art14": art14_table(self),
             },
             "wall_s": round(self.wall_s, 3),
+            "sim_steps_per_s": round(self.sim_steps_per_s, 1),
         }
 
 
@@ -270,6 +273,7 @@ class _Run:
         self.mode_changes = 0
         self.unverified: list[dict[str, Any]] = []  # signed commands refused unqueued
         self.channel_lost = False
+        self.last_choices: dict[str, dict[str, Any]] = {}
         self.new_alerts: list[Alert] = []
         self.cleared_alerts: list[Alert] = []
 
@@ -382,6 +386,14 @@ class _Run:
                     "request", self.actor, "*", {"time_s": observation.time_s, "phases": wanted}
                 )
         by_tls = {c.intersection: c for c in choices}
+        self.last_choices = {
+            c.intersection: {
+                "chosen": c.chosen_phase,
+                "runner_up": c.runner_up_phase,
+                "margin": c.margin,
+            }
+            for c in choices
+        }
         for tls in self.supervisor.ids:
             if self.supervisor.modes[tls] is not Mode.ADAPTIVE or tls not in wanted:
                 continue
@@ -426,25 +438,54 @@ class _Run:
                 r for r, k in guard.by_check.items() if k > rules.get(r, 0)
             )
 
+    def snapshot(
+        self, now: float, observation: Observation, shown: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """What the state feed says about this step (small: a console's view, not the log)."""
+        queues = np.bincount(
+            self.lane_owner, weights=observation.halting, minlength=len(self.supervisor.ids)
+        )
+        envelope = self.world.envelope
+        assert envelope is not None
+        return {
+            "time_s": now,
+            "intersections": {
+                tls: {
+                    "mode": self.supervisor.modes[tls].value,
+                    "signals": shown.get(tls, ""),
+                    "green": envelope.phase(tls)[0],
+                    "queue": float(queues[k]),
+                    "choice": self.last_choices.get(tls),
+                }
+                for k, tls in enumerate(self.supervisor.ids)
+            },
+            "alerts": [
+                {"id": a.id, "kind": a.kind, "intersection": a.intersection, "priority": a.priority}
+                for a in self.book.active()
+            ],
+        }
+
     def sensors(self, now: float) -> None:
+        n = len(self.supervisor.ids)
+        checks: list[tuple[str, Any, str, dict[str, Any]]] = [
+            ("sensor.dead", self.liveness.current["dead"], "dead", {"rule": "dead"})
+        ]
+        checks.append(("sensor.stale", self.liveness.current["stale"], "stale", {"rule": "stale"}))
         if self.runtime is not None:
-            for k, tls in enumerate(self.supervisor.ids):
-                lanes = [
-                    self.lanes[j]
-                    for j in np.flatnonzero(self.implausible & (self.lane_owner == k)).tolist()
-                ]
-                self.alert(
+            checks.append(
+                (
                     "sensor.implausible",
-                    tls,
-                    bool(lanes),
-                    now,
-                    message=f"{len(lanes)} detector(s) break physics at {tls}",
-                    suggestion=f"fall back to the fixed-time plan at {tls}",
-                    evidence={"lanes": lanes, "rules": self.implausible_rules},
+                    self.implausible,
+                    "break physics",
+                    {"rules": self.implausible_rules},
                 )
-        for rule, kind in (("dead", "sensor.dead"), ("stale", "sensor.stale")):
-            mask = self.liveness.current[rule]
+            )
+        for kind, mask, what, extra in checks:
+            # Per intersection at once; lane lists only where an alert may change.
+            hits = np.bincount(self.lane_owner, weights=mask, minlength=n) > 0
             for k, tls in enumerate(self.supervisor.ids):
+                if not hits[k] and not self.book.is_active(kind, tls):
+                    continue
                 lanes = [
                     self.lanes[j] for j in np.flatnonzero(mask & (self.lane_owner == k)).tolist()
                 ]
@@ -453,9 +494,9 @@ class _Run:
                     tls,
                     bool(lanes),
                     now,
-                    message=f"{len(lanes)} detector(s) {rule} at {tls}",
+                    message=f"{len(lanes)} detector(s) {what} at {tls}",
                     suggestion=f"fall back to the fixed-time plan at {tls}",
-                    evidence={"lanes": lanes, "rule": rule},
+                    evidence={"lanes": lanes, **extra},
                 )
 
 
@@ -466,12 +507,14 @@ def run_oversight(
     key: SigningKey | None = None,
     operator_policy: OperatorPolicy | None = None,
     inject: Callable[[Any, float], None] | None = None,
+    feed: StateFeed | None = None,
 ) -> OversightResult:
     """Run ``spec`` under oversight in this process; commands come from ``commands``.
 
     ``inject(simulation, elapsed_s)`` is called before each step with the
     running simulator: tests use it to bypass the envelope (all-green, a
-    short yellow) and check that the monitor counts it.
+    short yellow) and check that the monitor counts it. ``feed`` publishes
+    the run's signed state each step (:class:`~.channel.StateFeed`).
     """
     start = time.perf_counter()
     queue = commands or CommandQueue()
@@ -509,6 +552,9 @@ def run_oversight(
     monitor.attach(sim, ids)
     state = _Run(spec, world, log, queue, controller)
     log.append("mode", "oversight", "*", {"time_s": 0.0, "modes": dict(state.supervisor.modes)})
+    if feed is not None:
+        feed.start(signer, run_id)
+    loop_start = time.perf_counter()
     try:
         while not world.done:
             assert observation is not None
@@ -548,10 +594,12 @@ def run_oversight(
                     suggestion=f"stop {v.intersection} and inspect the controller",
                     evidence=v.to_json(),
                 )
-            shown = {tls: sim.trafficlight.getRedYellowGreenState(tls) for tls in ids}
+            shown = monitor.shown
             for record in state.supervisor.settle(after, shown):
                 state.record_command(record)
             state.drain_modes()
+            if feed is not None and observation is not None:
+                feed.publish(state.snapshot(after, observation, shown))
         end = world.time_s - state.begin
         for cid, command in queue.remaining():
             for tls in state.supervisor.expand(command):
@@ -574,6 +622,7 @@ def run_oversight(
     except CityxError as exc:
         failure = exc.message
     finally:
+        loop_s = time.perf_counter() - loop_start
         world.close()
         close = getattr(controller, "close", None)
         if callable(close):
@@ -606,6 +655,7 @@ def run_oversight(
         failure=failure,
         unverified=tuple(state.unverified),
         alerts_acknowledged=len(state.book.acknowledged),
+        sim_steps_per_s=world.steps / loop_s if loop_s > 0 else 0.0,
     )
     (out / "oversight.json").write_text(json.dumps(result.to_json(), indent=1, allow_nan=False))
     return result
