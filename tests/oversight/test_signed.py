@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,48 @@ def test_the_state_feed_is_signed_numbered_and_refuses_spoofs(tmp_path: Path) ->
     spoof.start(generate_key("urn:cityx:city:cologne"), "fake")
     spoof.publish({"time_s": 99})
     assert len(reader.accepted) == 15 and "bad signature" in reader.refused[-1]
+
+
+@pytest.mark.mqtt
+def test_signed_commands_and_state_over_the_mqtt_broker(tmp_path: Path) -> None:
+    needs_sumo()
+    needs_resco()
+    import threading
+
+    from cityx.interop import write_key_files
+    from cityx.interop.mqtt import MqttTransport
+
+    from ..support.cli import cityx
+
+    alice = generate_key("urn:cityx:operator:alice")
+    files = write_key_files(alice, tmp_path / "keys")
+    console = MqttTransport(url="mqtt://127.0.0.1:1883").connect()
+    city = f"t{uuid.uuid4().hex[:8]}"
+    states: list[bytes] = []
+    console.subscribe(f"cityx/v1/{city}/OversightState/+", lambda _t, d: states.append(d))
+    stop = threading.Event()
+
+    def operator() -> None:  # sends one stop once the run publishes, then falls silent
+        while not stop.is_set() and not states:
+            time.sleep(0.02)
+        token = sign_command(OperatorCommand("*", Action.STOP), alice)
+        console.publish(f"cityx/v1/{city}/OperatorCommand/{alice.issuer}", token.encode())
+
+    thread = threading.Thread(target=operator, daemon=True)
+    thread.start()
+    try:
+        run = cityx(
+            *("oversee", "run", "--scenario", "cologne1", "--seconds", "120", "--seed", "1"),
+            *("--bus", "mqtt://127.0.0.1:1883", "--city", city),
+            *("--operator-trust", files.public, "--json"),
+        )
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        console.close()
+    assert run.code == 0, run.err
+    o = run.json()["oversight"]
+    assert [c["action"] for c in o["commands"]] == ["stop"]
+    assert o["commands"][0]["operator"] == alice.issuer
+    assert o["commands"][0]["state"] == "effective"
+    assert len(states) >= 100
