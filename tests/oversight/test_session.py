@@ -261,3 +261,21 @@ def test_a_replay_with_the_logged_commands_makes_the_same_choices(tmp_path: Path
     log.write_text("".join(json.dumps(r) + "\n" for r in rows))
     differ = cityx("oversee", "replay", out, "--out", tmp_path / "third", "--json")
     assert differ.code == 3 and differ.json()["differences"] == 1
+
+
+def test_store_anchors_catch_a_log_swapped_for_another_valid_one(tmp_path: Path) -> None:
+    needs_sumo()
+    needs_resco()
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    first, second = tmp_path / "first", tmp_path / "second"
+    for out in (first, second):
+        args = ("--seconds", "20", "--store", db, "--out", out)
+        assert cityx("oversee", "run", "--scenario", "cologne1", *args).code == 0
+    ok = cityx("decisions", "verify", first, "--store", db, "--json")
+    assert ok.code == 0 and ok.json()["key_anchored"] is True
+    # A whole, validly sealed log of another run (another per-run key) put in its place.
+    for name in ("decisions.jsonl", "decisions.key.json"):
+        (first / name).write_bytes((second / name).read_bytes())
+    assert cityx("decisions", "verify", first, "--json").code == 0  # alone it looks fine
+    bad = cityx("decisions", "verify", first, "--store", db, "--json")
+    assert bad.code == 3 and "anchor" in bad.json()["reason"]

@@ -86,6 +86,12 @@ def register(sub: Subparsers) -> None:
         "who may command what (default: the --operator-key itself, every intersection)",
     )
     run.add_argument(
+        "--store",
+        metavar="URL",
+        help="anchor each checkpoint of the decision log in this store's audit log "
+        "(default: not anchored)",
+    )
+    run.add_argument(
         "--bus",
         metavar="memory|mqtt://HOST:PORT",
         help="publish the run's signed state each step on this bus, and (with "
@@ -156,6 +162,12 @@ def register(sub: Subparsers) -> None:
         "copy, which proves nothing against someone who can write the folder)",
     )
     verify.add_argument("--run", metavar="ID", help="the run id the checkpoints must name")
+    verify.add_argument(
+        "--store",
+        metavar="URL",
+        help="also check the log against the checkpoints anchored in this store (the run id "
+        "from --run or the run folder's oversight.json)",
+    )
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     show = add_command(
         decisions,
@@ -242,11 +254,21 @@ def _oversee_run(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         spec = replace(spec, channel_timeout_s=args.channel_timeout)
+    store = None
+    if args.store is not None:
+        from cityx.store import Store
+
+        store = Store.open(args.store)
+    anchor = _anchor_to(store) if store is not None else None
     try:
-        result = run_oversight(spec, commands=queue, key=_key(args), feed=feed)
+        result = run_oversight(
+            spec, commands=queue, key=_key(args), feed=feed, on_checkpoint=anchor
+        )
     finally:
         if close is not None:
             close()
+        if store is not None:
+            store.close()
     obj = result.to_json()
     o = obj["oversight"]
     lines = [
@@ -261,6 +283,18 @@ def _oversee_run(args: argparse.Namespace) -> int:
     ]
     emit(args, obj, "\n".join(lines))
     return EXIT_OK if result.complete else EXIT_VERDICT
+
+
+def _anchor_to(store: Any) -> Any:
+    """Each checkpoint into the store's audit log, as it is made."""
+    from cityx.oversight.decisions import ANCHOR_ACTION
+
+    def anchor(run: str, payload: Any) -> None:
+        store.append_audit(
+            actor="cityx.oversight", action=ANCHOR_ACTION, subject=run, payload=payload
+        )
+
+    return anchor
 
 
 def _bus(args: argparse.Namespace, queue: Any) -> tuple[Any, Any]:
@@ -346,6 +380,8 @@ def _decisions_verify(args: argparse.Namespace) -> int:
             return EXIT_VERDICT
         trusted = {"kid": key.kid, "x": key.x}
     result = verify_decisions(args.path, trusted=trusted, run=args.run)
+    if args.store is not None:
+        result = _anchored(args, result)
     text = (
         f"ok: {result.entries} records, all sealed"
         + ("" if result.key_anchored else " (key from the run folder: not anchored)")
@@ -355,6 +391,30 @@ def _decisions_verify(args: argparse.Namespace) -> int:
     )
     emit(args, result.to_json(), text)
     return EXIT_OK if result.ok else EXIT_VERDICT
+
+
+def _anchored(args: argparse.Namespace, result: Any) -> Any:
+    from cityx.core import InputError
+    from cityx.oversight.decisions import ANCHOR_ACTION, check_anchors
+    from cityx.store import Store
+
+    run = args.run
+    if run is None:
+        folder = args.path if args.path.is_dir() else args.path.parent
+        try:
+            run = json.loads((folder / "oversight.json").read_text())["run_id"]
+        except (OSError, ValueError, KeyError):
+            raise InputError(
+                "no run id: give --run ID (the run folder has no oversight.json)",
+                where=str(args.path),
+            ) from None
+    with Store.open(args.store) as store:
+        anchors = [
+            dict(e.payload)
+            for e in store.audit_entries()
+            if e.action == ANCHOR_ACTION and e.subject == run
+        ]
+    return check_anchors(result, args.path, anchors)
 
 
 def _decisions_show(args: argparse.Namespace) -> int:

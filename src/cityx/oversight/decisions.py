@@ -30,14 +30,21 @@ final checkpoint: the tail after the last checkpoint is reported as
 *unsealed*, as a crash leaves it). The signature proves who sealed the log
 only when the public key comes from elsewhere (``trust``); the copy in the
 run folder (``decisions.key.json``) is checked for consistency only.
+
+*Anchors*: each checkpoint can also go to the store's audit log as it is
+made (``on_checkpoint``; action :data:`ANCHOR_ACTION`, subject the run id,
+payload its ``upto``, ``head``, ``final`` and ``kid``).
+:func:`check_anchors` then compares a log with them: a log re-signed with
+another key, rewritten, or cut before an anchored checkpoint no longer
+matches what the store holds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,6 +61,7 @@ LOG_FILE = "decisions.jsonl"
 KEY_FILE = "decisions.key.json"
 SCHEMA = "decision-log/v1"
 CHECKPOINT = "checkpoint"
+ANCHOR_ACTION = "decisions.checkpoint"
 KINDS = (
     "choice",
     "request",
@@ -74,7 +82,13 @@ class DecisionLog:
     """Appends records to a run's decision log and seals it with checkpoints."""
 
     def __init__(
-        self, folder: Path, key: SigningKey, *, run: str, checkpoint_every: int = 500
+        self,
+        folder: Path,
+        key: SigningKey,
+        *,
+        run: str,
+        checkpoint_every: int = 500,
+        on_checkpoint: Callable[[str, Mapping[str, Any]], None] | None = None,
     ) -> None:
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
@@ -82,6 +96,7 @@ class DecisionLog:
         self.key = key
         self.run = run
         self.checkpoint_every = checkpoint_every
+        self.on_checkpoint = on_checkpoint
         self._seq = 0
         self._prev = GENESIS
         self._since_seal = 0
@@ -119,6 +134,9 @@ class DecisionLog:
         seq = self._write(CHECKPOINT, self.key.issuer, "*", payload)
         self._since_seal = 0
         self._handle.flush()
+        if self.on_checkpoint is not None:
+            anchor = {"upto": upto, "head": head, "final": final, "kid": self.key.kid}
+            self.on_checkpoint(self.run, anchor)
         return seq
 
     def close(self) -> None:
@@ -317,6 +335,43 @@ def _seal_problem(
     return None
 
 
+def check_anchors(
+    result: DecisionsVerification, path: Path, anchors: Sequence[Mapping[str, Any]]
+) -> DecisionsVerification:
+    """``result`` (from :func:`verify_decisions`) checked against the store's anchors too."""
+    if not anchors:
+        return replace(result, ok=False, reason="the store holds no anchor for this run")
+    seals = {
+        int(e.payload["upto"]): e.payload
+        for e in read_entries(path)
+        if e.action == CHECKPOINT and "upto" in e.payload
+    }
+    for anchor in anchors:
+        upto = int(anchor["upto"])
+        held = seals.get(upto)
+        if held is None:
+            return replace(
+                result,
+                ok=False,
+                first_bad=upto + 1,
+                reason=f"the store anchors a checkpoint after record {upto}; the log has none "
+                "(truncated or rewritten?)",
+            )
+        if held.get("head") != anchor.get("head") or held.get("kid") != anchor.get("kid"):
+            return replace(
+                result,
+                ok=False,
+                first_bad=upto,
+                reason=f"the checkpoint after record {upto} differs from the store's anchor "
+                "(rewritten or re-signed with another key?)",
+            )
+    # The store vouches for the kid the log was sealed with: the key is anchored.
+    result = replace(result, key_anchored=True)
+    if not any(a.get("final") for a in anchors) and result.ok:
+        return replace(result, reason="the store anchors no final seal (the run did not end?)")
+    return result
+
+
 def iter_records(
     path: Path, *, intersection: str | None = None, kind: str | None = None
 ) -> Iterator[AuditEntry]:
@@ -330,12 +385,14 @@ def iter_records(
 
 
 __all__ = [
+    "ANCHOR_ACTION",
     "CHECKPOINT",
     "KEY_FILE",
     "KINDS",
     "LOG_FILE",
     "DecisionLog",
     "DecisionsVerification",
+    "check_anchors",
     "iter_records",
     "read_entries",
     "verify_decisions",

@@ -508,13 +508,16 @@ def run_oversight(
     operator_policy: OperatorPolicy | None = None,
     inject: Callable[[Any, float], None] | None = None,
     feed: StateFeed | None = None,
+    on_checkpoint: Callable[[str, Mapping[str, Any]], None] | None = None,
 ) -> OversightResult:
     """Run ``spec`` under oversight in this process; commands come from ``commands``.
 
     ``inject(simulation, elapsed_s)`` is called before each step with the
     running simulator: tests use it to bypass the envelope (all-green, a
     short yellow) and check that the monitor counts it. ``feed`` publishes
-    the run's signed state each step (:class:`~.channel.StateFeed`).
+    the run's signed state each step (:class:`~.channel.StateFeed`);
+    ``on_checkpoint(run_id, anchor)`` receives each checkpoint as it is made
+    (the CLI appends them to the store's audit log).
     """
     start = time.perf_counter()
     queue = commands or CommandQueue()
@@ -543,7 +546,13 @@ def run_oversight(
             max_green_s=spec.max_green_s,
         ),
     )
-    log = DecisionLog(out, signer, run=run_id, checkpoint_every=spec.checkpoint_every)
+    log = DecisionLog(
+        out,
+        signer,
+        run=run_id,
+        checkpoint_every=spec.checkpoint_every,
+        on_checkpoint=on_checkpoint,
+    )
     failure: str | None = None
     observation = world.reset(spec.seed)
     sim = world.simulation
