@@ -279,3 +279,27 @@ def test_store_anchors_catch_a_log_swapped_for_another_valid_one(tmp_path: Path)
     assert cityx("decisions", "verify", first, "--json").code == 0  # alone it looks fine
     bad = cityx("decisions", "verify", first, "--store", db, "--json")
     assert bad.code == 3 and "anchor" in bad.json()["reason"]
+
+
+def test_every_help_example_runs(tmp_path: Path) -> None:
+    """The examples of --help, in order, with /tmp/ov moved into this test's folder."""
+    import shlex
+
+    needs_sumo()
+    needs_resco()
+    root = Path(__file__).parents[2]
+    commands = [
+        ["oversee", "run"],
+        ["decisions", "verify"],
+        ["decisions", "show"],
+        ["oversee", "replay"],
+        ["oversee", "drill"],
+    ]
+    for argv in commands:
+        text = cityx(*argv, "--help").out
+        example = text.split("example:\n  ", 1)[1].splitlines()[0]
+        words = shlex.split(example)[1:]
+        words = [w.replace("/tmp/ov", str(tmp_path / "ov")) for w in words]
+        words = [str(root / w) if w.startswith("examples/") else w for w in words]
+        run = cityx(*words)
+        assert run.code == 0, (example, run.err)

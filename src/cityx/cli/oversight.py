@@ -58,8 +58,8 @@ def register(sub: Subparsers) -> None:
         "run",
         "Run a scenario with every intersection under oversight: operating modes, operator "
         "commands, the independent conflict monitor, alerts and the signed decision log.",
-        "cityx oversee run --scenario cologne1 --seconds 60 --operator examples/oversight/"
-        "operator.toml --json",
+        "cityx oversee run --scenario cologne1 --seconds 60 --operator "
+        "examples/oversight/operator.toml --out /tmp/ov --json",
         _oversee_run,
     )
     _common_run_args(run)
@@ -118,7 +118,8 @@ def register(sub: Subparsers) -> None:
         "drill",
         "An oversight drill: a sensor incident, a scripted operator that falls back to the "
         "fixed-time plan on alerts and stops the junctions; exit 3 if a goal is missed.",
-        "cityx oversee drill --scenario cologne1 --seconds 150 --attack-start 40 --stop-at 120",
+        "cityx oversee drill --scenario cologne1 --seconds 150 --attack world.phantom-queue "
+        "--attack-start 40 --stop-at 120",
         _oversee_drill,
     )
     _common_run_args(drill)
@@ -137,7 +138,7 @@ def register(sub: Subparsers) -> None:
         "replay",
         "Re-run a run under oversight with the same seed and its logged operator commands; "
         "report every controller choice that differs (exit 3 if any).",
-        "cityx oversee replay RUN_DIR --json",
+        "cityx oversee replay /tmp/ov --json",
         _oversee_replay,
     )
     again.add_argument("path", type=Path, metavar="RUN_DIR", help="a run folder under oversight")
@@ -150,7 +151,7 @@ def register(sub: Subparsers) -> None:
         "verify",
         "Verify a decision log: hash chain, signed checkpoints, final seal. Exit 0 when "
         "intact and sealed, 3 otherwise (naming the first bad record).",
-        "cityx decisions verify RUN_DIR --trust city.trust.json --json",
+        "cityx decisions verify /tmp/ov --json",
         _decisions_verify,
     )
     verify.add_argument("path", type=Path, metavar="RUN_DIR", help="a run folder or its log")
@@ -173,7 +174,7 @@ def register(sub: Subparsers) -> None:
         decisions,
         "show",
         "Print a decision log's records, optionally for one intersection or kind.",
-        "cityx decisions show RUN_DIR --kind command",
+        "cityx decisions show /tmp/ov --kind command",
         _decisions_show,
     )
     show.add_argument("path", type=Path, metavar="RUN_DIR", help="a run folder or its log")
