@@ -184,6 +184,7 @@ def register(sub: Subparsers) -> None:
 
 
 def _spec(args: argparse.Namespace, hooks: tuple[tuple[str, dict[str, Any]], ...]) -> Any:
+    # lazy: cityx --help stays fast
     from cityx.oversight import OversightSpec, StopState
 
     factory = None
@@ -205,12 +206,14 @@ def _spec(args: argparse.Namespace, hooks: tuple[tuple[str, dict[str, Any]], ...
 def _key(args: argparse.Namespace) -> Any:
     if args.sign_key is None:
         return None
+    # lazy: cityx --help stays fast
     from cityx.interop import load_signing_key
 
     return load_signing_key(args.sign_key)
 
 
 def _attacks(values: list[str]) -> tuple[tuple[str, dict[str, Any]], ...]:
+    # lazy: cityx --help stays fast
     from cityx.core import InputError
 
     hooks = []
@@ -228,11 +231,13 @@ def _attacks(values: list[str]) -> tuple[tuple[str, dict[str, Any]], ...]:
 
 
 def _oversee_run(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.oversight import CommandQueue, load_operator_file, run_oversight
 
     queue = CommandQueue()
     commands = load_operator_file(args.operator) if args.operator is not None else []
     if args.operator_key is not None:
+        # lazy: cityx --help stays fast
         from cityx.interop import StaticTrustStore, TrustedKey, load_signing_key, load_trust
         from cityx.oversight.signed import COMMAND_TYPE, CommandVerifier, sign_command
 
@@ -252,11 +257,13 @@ def _oversee_run(args: argparse.Namespace) -> int:
     feed, close = _bus(args, queue)
     spec = _spec(args, _attacks(args.attack))
     if args.channel_timeout is not None:
+        # lazy: cityx --help stays fast
         from dataclasses import replace
 
         spec = replace(spec, channel_timeout_s=args.channel_timeout)
     store = None
     if args.store is not None:
+        # lazy: cityx --help stays fast
         from cityx.store import Store
 
         store = Store.open(args.store)
@@ -288,6 +295,7 @@ def _oversee_run(args: argparse.Namespace) -> int:
 
 def _anchor_to(store: Any) -> Any:
     """Each checkpoint into the store's audit log, as it is made."""
+    # lazy: cityx --help stays fast
     from cityx.oversight.decisions import ANCHOR_ACTION
 
     def anchor(run: str, payload: Any) -> None:
@@ -300,12 +308,14 @@ def _anchor_to(store: Any) -> Any:
 
 def _bus(args: argparse.Namespace, queue: Any) -> tuple[Any, Any]:
     """The state feed (and the command listener) on ``--bus``; (None, None) without."""
+    # lazy: cityx --help stays fast
     from cityx.core import InputError
 
     if args.bus is None:
         if args.channel_timeout is not None:
             raise InputError("--channel-timeout needs --bus", where="--channel-timeout")
         return None, None
+    # lazy: cityx --help stays fast
     from cityx.interop import InMemoryTransport, load_trust
     from cityx.interop.mqtt import MqttTransport
     from cityx.oversight.channel import StateFeed, listen
@@ -325,6 +335,7 @@ def _bus(args: argparse.Namespace, queue: Any) -> tuple[Any, Any]:
 
 
 def _oversee_drill(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.oversight import run_drill
 
     outcome = run_drill(
@@ -346,6 +357,7 @@ def _oversee_drill(args: argparse.Namespace) -> int:
 
 
 def _oversee_replay(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.oversight.replay import replay
 
     report = replay(args.path, out=args.out)
@@ -362,10 +374,12 @@ def _oversee_replay(args: argparse.Namespace) -> int:
 
 
 def _decisions_verify(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.oversight.decisions import DecisionsVerification, read_entries, verify_decisions
 
     trusted = None
     if args.trust is not None:
+        # lazy: cityx --help stays fast
         from cityx.interop import load_trust
 
         store = load_trust(args.trust)
@@ -395,6 +409,7 @@ def _decisions_verify(args: argparse.Namespace) -> int:
 
 
 def _anchored(args: argparse.Namespace, result: Any) -> Any:
+    # lazy: cityx --help stays fast
     from cityx.core import InputError
     from cityx.oversight.decisions import ANCHOR_ACTION, check_anchors
     from cityx.store import Store
@@ -419,6 +434,7 @@ def _anchored(args: argparse.Namespace, result: Any) -> Any:
 
 
 def _decisions_show(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
     from cityx.oversight.decisions import iter_records
 
     for e in iter_records(args.path, intersection=args.intersection, kind=args.kind):
