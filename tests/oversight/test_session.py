@@ -303,3 +303,28 @@ def test_every_help_example_runs(tmp_path: Path) -> None:
         words = [str(root / w) if w.startswith("examples/") else w for w in words]
         run = cityx(*words)
         assert run.code == 0, (example, run.err)
+
+
+def test_a_failing_controller_falls_back_to_the_plan_but_a_manual_hold_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cityx.worlds.traffic.controllers import MaxPressure
+
+    calls = {"n": 0}
+    act = MaxPressure.act
+
+    def flaky(self: MaxPressure, observation: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] > 15:
+            raise ValueError("model server unreachable")
+        return act(self, observation)
+
+    monkeypatch.setattr(MaxPressure, "act", flaky)
+    result = _run(tmp_path, seconds=30)
+    assert result.modes == {TLS: "fixed-time"} and result.complete
+    failed = [a for a in result.alerts if a.kind == "ai.failed"]
+    assert failed and "unreachable" in failed[0].message and failed[0].time_s == 15.0
+    calls["n"] = 0  # again, with an operator holding the junction from 2 s
+    held = _run(tmp_path / "held", OperatorCommand(TLS, Action.HOLD, at_s=2), seconds=30)
+    assert held.modes == {TLS: "manual"}
+    assert [a.time_s for a in held.alerts if a.kind == "ai.failed"] == [15.0]

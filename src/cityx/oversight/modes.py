@@ -165,9 +165,13 @@ class Supervisor:
         self.modes[tls] = mode
         self.changes.append(ModeChange(now, tls, before, mode, by, reason, cid))
 
-    def fall_back(self, tls: str, now: float, reason: str) -> None:
-        """Automatic fallback to the fixed-time plan (a failed controller, a lost channel)."""
-        if self.modes[tls] in (Mode.ADAPTIVE, Mode.MANUAL):
+    def fall_back(self, tls: str, now: float, reason: str, *, manual_too: bool = True) -> None:
+        """Automatic fallback to the fixed-time plan (a failed controller, a lost channel).
+
+        ``manual_too``: also an operator's manual hold (orphaned when the
+        operator's channel is lost; kept when only the controller failed).
+        """
+        if self.modes[tls] is Mode.ADAPTIVE or (manual_too and self.modes[tls] is Mode.MANUAL):
             self._set(tls, Mode.FIXED_TIME, now, "oversight", reason, None)
 
     # -- each step ------------------------------------------------------------------

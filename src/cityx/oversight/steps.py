@@ -152,7 +152,7 @@ class RunState:
         wanted: dict[str, int] = {}
         if self.controller is not None:
             try:
-                wanted = dict(self.controller.act(observation).phases)
+                wanted = {k: int(v) for k, v in self.controller.act(observation).phases.items()}
             except (CityxError, ValueError) as exc:
                 message = exc.message if isinstance(exc, CityxError) else str(exc)
                 for tls in self.supervisor.ids:
@@ -165,7 +165,7 @@ class RunState:
                         suggestion="fixed-time plan (applied automatically)",
                         evidence={"error": message},
                     )
-                    self.supervisor.fall_back(tls, now, "controller failed")
+                    self.supervisor.fall_back(tls, now, "controller failed", manual_too=False)
                 self.controller = None
                 self.drain_modes()
                 return {}
