@@ -123,7 +123,7 @@ def test_cli_run_json_contract_and_verify(tmp_path: Path) -> None:
     out = tmp_path / "run"
     run = cityx(
         *("oversee", "run", "--scenario", "cologne1", "--seconds", "60", "--out", out),
-        *("--operator", EXAMPLE, "--json"),
+        *("--operator", EXAMPLE, "--json", "--in-process"),
     )
     assert run.code == 0, run.err
     o = run.json()["oversight"]
@@ -169,6 +169,7 @@ def test_a_city_key_seals_and_its_trust_document_anchors(tmp_path: Path) -> None
         key,
         "--out",
         out,
+        "--in-process",
     )
     assert run.code == 0, run.err
     ok = cityx("decisions", "verify", out, "--trust", keys, "--json")
@@ -248,6 +249,7 @@ def test_a_replay_with_the_logged_commands_makes_the_same_choices(tmp_path: Path
             EXAMPLE,
             "--out",
             out,
+            "--in-process",
         ).code
         == 0
     )
@@ -269,7 +271,7 @@ def test_store_anchors_catch_a_log_swapped_for_another_valid_one(tmp_path: Path)
     db = f"sqlite:///{tmp_path / 'c.db'}"
     first, second = tmp_path / "first", tmp_path / "second"
     for out in (first, second):
-        args = ("--seconds", "20", "--store", db, "--out", out)
+        args = ("--seconds", "20", "--store", db, "--out", out, "--in-process")
         assert cityx("oversee", "run", "--scenario", "cologne1", *args).code == 0
     ok = cityx("decisions", "verify", first, "--store", db, "--json")
     assert ok.code == 0 and ok.json()["key_anchored"] is True
@@ -281,6 +283,7 @@ def test_store_anchors_catch_a_log_swapped_for_another_valid_one(tmp_path: Path)
     assert bad.code == 3 and "anchor" in bad.json()["reason"]
 
 
+@pytest.mark.slow
 def test_every_help_example_runs(tmp_path: Path) -> None:
     """The examples of --help, in order, with /tmp/ov moved into this test's folder."""
     import shlex
@@ -328,3 +331,19 @@ def test_a_failing_controller_falls_back_to_the_plan_but_a_manual_hold_stays(
     held = _run(tmp_path / "held", OperatorCommand(TLS, Action.HOLD, at_s=2), seconds=30)
     assert held.modes == {TLS: "manual"}
     assert [a.time_s for a in held.alerts if a.kind == "ai.failed"] == [15.0]
+
+
+def test_a_killed_run_leaves_its_log_sealed_up_to_the_last_checkpoint(tmp_path: Path) -> None:
+    needs_sumo()
+    needs_resco()
+    out = tmp_path / "run"
+    run = cityx(
+        *("oversee", "run", "--scenario", "cologne1", "--seconds", "20000", "--out", out),
+        *("--checkpoint-every", "50", "--timeout", "4", "--json"),
+    )
+    assert run.code == 1
+    obj = run.json()
+    assert obj["complete"] is False and obj["crashed"].startswith("killed")
+    check = obj["decisions"]
+    assert check is not None and not check["ok"] and check["sealed"] >= 51
+    assert "unsealed after checkpoint" in check["reason"]

@@ -107,6 +107,7 @@ def test_the_state_feed_is_signed_numbered_and_refuses_spoofs(tmp_path: Path) ->
 
 
 @pytest.mark.mqtt
+@pytest.mark.slow
 def test_signed_commands_and_state_over_the_mqtt_broker(tmp_path: Path) -> None:
     needs_sumo()
     needs_resco()
