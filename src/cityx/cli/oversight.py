@@ -13,12 +13,11 @@ run's decision log (exit 3 when it is not intact and sealed) and
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from .common import EXIT_OK, EXIT_VERDICT, Subparsers, add_command, add_group, emit, seed
+from .decisions import decisions_show, decisions_verify
 from .oversee_child import in_child
 
 
@@ -153,6 +152,13 @@ def register(sub: Subparsers) -> None:
     drill.add_argument(
         "--stop-at", type=float, default=None, help="when the operator stops all junctions"
     )
+    drill.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="K",
+        help="run seeds SEED..SEED+K-1 and summarise (exit 3 unless every seed passes)",
+    )
 
     again = add_command(
         oversee,
@@ -173,7 +179,7 @@ def register(sub: Subparsers) -> None:
         "Verify a decision log: hash chain, signed checkpoints, final seal. Exit 0 when "
         "intact and sealed, 3 otherwise (naming the first bad record).",
         "cityx decisions verify /tmp/ov --json",
-        _decisions_verify,
+        decisions_verify,
     )
     verify.add_argument("path", type=Path, metavar="RUN_DIR", help="a run folder or its log")
     verify.add_argument(
@@ -196,7 +202,7 @@ def register(sub: Subparsers) -> None:
         "show",
         "Print a decision log's records, optionally for one intersection or kind.",
         "cityx decisions show /tmp/ov --kind command",
-        _decisions_show,
+        decisions_show,
     )
     show.add_argument("path", type=Path, metavar="RUN_DIR", help="a run folder or its log")
     show.add_argument("--intersection", metavar="ID", help="only this intersection's records")
@@ -360,24 +366,52 @@ def _bus(args: argparse.Namespace, queue: Any) -> tuple[Any, Any]:
 
 def _oversee_drill(args: argparse.Namespace) -> int:
     # lazy: cityx --help stays fast
-    from cityx.oversight import run_drill
+    from dataclasses import replace
 
-    outcome = run_drill(
-        _spec(args, ()),
-        attack=args.attack,
-        attack_start_s=args.attack_start,
-        stop_at_s=args.stop_at,
-    )
-    obj = outcome.to_json()
-    text = (
-        f"drill {args.attack} on {args.scenario}: {'PASSED' if outcome.passed else 'FAILED'}\n"
-        f"time to alert: {outcome.time_to_alert_s} s; to fallback: "
-        f"{outcome.time_to_fallback_s} s; stop to all-red: {outcome.stop_to_safe_s} s\n"
-        f"violations: {outcome.result.monitor.counts()}\n"
-        + "\n".join(f"Art. {r['point']}: {r['status']}" for r in obj["art14"])
-    )
+    # lazy: cityx --help stays fast
+    from cityx.core import InputError
+    from cityx.oversight import run_drill
+    from cityx.oversight.drills import drill_summary
+
+    if args.seeds < 1:
+        raise InputError(f"--seeds must be at least 1, got {args.seeds}", where="--seeds")
+    base = _spec(args, ())
+    outcomes = []
+    for k in range(args.seeds):
+        spec = replace(base, seed=args.seed + k)
+        if base.out is not None and args.seeds > 1:
+            spec = replace(spec, out=base.out / f"seed-{args.seed + k}")
+        outcomes.append(
+            run_drill(
+                spec,
+                attack=args.attack,
+                attack_start_s=args.attack_start,
+                stop_at_s=args.stop_at,
+            )
+        )
+    passed = all(o.passed for o in outcomes)
+    if len(outcomes) == 1:
+        outcome = outcomes[0]
+        obj = outcome.to_json()
+        text = (
+            f"drill {args.attack} on {args.scenario}: {'PASSED' if passed else 'FAILED'}\n"
+            f"time to alert: {outcome.time_to_alert_s} s; to fallback: "
+            f"{outcome.time_to_fallback_s} s; stop to all-red: {outcome.stop_to_safe_s} s\n"
+            f"violations: {outcome.result.monitor.counts()}\n"
+            + "\n".join(f"Art. {r['point']}: {r['status']}" for r in obj["art14"])
+        )
+    else:
+        summary = drill_summary(outcomes)
+        obj = {"summary": summary, "drills": [o.to_json() for o in outcomes]}
+        text = (
+            f"drill {args.attack} on {args.scenario}: {summary['passed']} of "
+            f"{len(outcomes)} seeds passed; violations {summary['violations']}\n"
+            f"time to alert (min/median/max): {summary['time_to_alert_s']}\n"
+            f"time to fallback: {summary['time_to_fallback_s']}\n"
+            f"stop to all-red: {summary['stop_to_safe_s']}"
+        )
     emit(args, obj, text)
-    return EXIT_OK if outcome.passed else EXIT_VERDICT
+    return EXIT_OK if passed else EXIT_VERDICT
 
 
 def _oversee_replay(args: argparse.Namespace) -> int:
@@ -395,78 +429,3 @@ def _oversee_replay(args: argparse.Namespace) -> int:
     )
     emit(args, report.to_json(), text)
     return EXIT_OK if report.same else EXIT_VERDICT
-
-
-def _decisions_verify(args: argparse.Namespace) -> int:
-    # lazy: cityx --help stays fast
-    from cityx.oversight.decisions import DecisionsVerification, read_entries, verify_decisions
-
-    trusted = None
-    if args.trust is not None:
-        # lazy: cityx --help stays fast
-        from cityx.interop import load_trust
-
-        store = load_trust(args.trust)
-        kids = [e.payload.get("kid") for e in read_entries(args.path) if e.action == "checkpoint"]
-        kid = next((k for k in kids if k), None)
-        key = store.key(str(kid)) if kid else None
-        if key is None:
-            # A verdict, not bad input: the log is sealed by nobody these documents trust.
-            result = DecisionsVerification(
-                False, 0, 0, None, f"signed by key {kid!r}, which {args.trust} does not hold"
-            )
-            emit(args, result.to_json(), f"NOT OK: {result.reason}")
-            return EXIT_VERDICT
-        trusted = {"kid": key.kid, "x": key.x}
-    result = verify_decisions(args.path, trusted=trusted, run=args.run)
-    if args.store is not None:
-        result = _anchored(args, result)
-    text = (
-        f"ok: {result.entries} records, all sealed"
-        + ("" if result.key_anchored else " (key from the run folder: not anchored)")
-        if result.ok
-        else f"NOT OK at record {result.first_bad}: {result.reason} "
-        f"({result.sealed} of {result.entries} sealed)"
-    )
-    emit(args, result.to_json(), text)
-    return EXIT_OK if result.ok else EXIT_VERDICT
-
-
-def _anchored(args: argparse.Namespace, result: Any) -> Any:
-    # lazy: cityx --help stays fast
-    from cityx.core import InputError
-    from cityx.oversight.decisions import ANCHOR_ACTION, check_anchors
-    from cityx.store import Store
-
-    run = args.run
-    if run is None:
-        folder = args.path if args.path.is_dir() else args.path.parent
-        try:
-            run = json.loads((folder / "oversight.json").read_text())["run_id"]
-        except (OSError, ValueError, KeyError):
-            raise InputError(
-                "no run id: give --run ID (the run folder has no oversight.json)",
-                where=str(args.path),
-            ) from None
-    with Store.open(args.store) as store:
-        anchors = [
-            dict(e.payload)
-            for e in store.audit_entries()
-            if e.action == ANCHOR_ACTION and e.subject == run
-        ]
-    return check_anchors(result, args.path, anchors)
-
-
-def _decisions_show(args: argparse.Namespace) -> int:
-    # lazy: cityx --help stays fast
-    from cityx.oversight.decisions import iter_records
-
-    for e in iter_records(args.path, intersection=args.intersection, kind=args.kind):
-        if args.json:
-            sys.stdout.write(json.dumps(e.to_json(), allow_nan=False) + "\n")
-        else:
-            summary = json.dumps(dict(e.payload), allow_nan=False)
-            if len(summary) > 160:
-                summary = summary[:157] + "..."
-            sys.stdout.write(f"{e.seq:>6} {e.action:<14} {e.subject:<24} {e.actor}  {summary}\n")
-    return EXIT_OK

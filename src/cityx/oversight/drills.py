@@ -223,6 +223,28 @@ def run_drill(
     )
 
 
+def drill_summary(outcomes: list[DrillOutcome]) -> dict[str, Any]:
+    """Several seeds of one drill: how many passed, and each measure's min/median/max."""
+
+    def spread(values: list[float | None]) -> dict[str, float | int | None]:
+        seen = sorted(v for v in values if v is not None)
+        if not seen:
+            return {"n": 0, "min": None, "median": None, "max": None}
+        mid = len(seen) // 2
+        median = seen[mid] if len(seen) % 2 else (seen[mid - 1] + seen[mid]) / 2
+        return {"n": len(seen), "min": seen[0], "median": median, "max": seen[-1]}
+
+    return {
+        "seeds": [o.result.spec.seed for o in outcomes],
+        "passed": sum(o.passed for o in outcomes),
+        "violations": sum(o.violations for o in outcomes),
+        "time_to_alert_s": spread([o.time_to_alert_s for o in outcomes]),
+        "time_to_fallback_s": spread([o.time_to_fallback_s for o in outcomes]),
+        "stop_to_safe_s": spread([o.stop_to_safe_s for o in outcomes]),
+        "alerts_before_attack": sum(o.alerts_before_attack for o in outcomes),
+    }
+
+
 KPI = "mean_time_loss_s"
 
 
@@ -311,6 +333,7 @@ __all__ = [
     "DrillOutcome",
     "FallbackOnAlert",
     "HarmOutcome",
+    "drill_summary",
     "run_drill",
     "run_harm_drill",
 ]
