@@ -26,6 +26,7 @@ from cityx.core.audit import AuditHead
 
 from . import campaign, fairness, interop, poison, redteam, world
 from . import governance as governance_cli
+from . import oversight as oversight_cli
 from .common import (
     EXIT_INPUT,
     EXIT_INTERNAL,
@@ -220,6 +221,7 @@ def _parser() -> argparse.ArgumentParser:
     campaign.add_run_command(redteam.register(sub))
     fairness.register(sub)
     poison.register(sub)
+    oversight_cli.register(sub)
     governance_cli.register(sub)
     return root
 
