@@ -27,7 +27,7 @@ from cityx.interop import (
     key_values,
     profile_named,
 )
-from cityx.interop.messages import instant
+from cityx.interop.plausibility import instant
 
 from .conftest import flow
 

@@ -40,13 +40,12 @@ from .keys import ALG, SigningKey, generate_key, load_signing_key
 from .messages import (
     Catalog,
     MessageType,
-    PhysicalLimits,
     SchemaEngine,
-    check_plausible,
     schema_id,
     signal_phase_command,
     traffic_flow_observed,
 )
+from .plausibility import PhysicalLimits, check_plausible
 from .profiles import (
     DEFAULT_PROFILE,
     Profile,
