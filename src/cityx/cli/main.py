@@ -25,6 +25,7 @@ from cityx.core import CityxError, SystemKind
 from cityx.core.audit import AuditHead
 
 from . import campaign, fairness, interop, poison, redteam, world
+from . import server as server_cli
 from .common import (
     EXIT_INPUT,
     EXIT_INTERNAL,
@@ -186,6 +187,7 @@ def _parser() -> argparse.ArgumentParser:
     campaign.add_run_command(redteam.register(sub))
     fairness.register(sub)
     poison.register(sub)
+    server_cli.register(sub)
     return root
 
 
