@@ -52,7 +52,9 @@ def create_app(config: ServerConfig, store: Store) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.cityx = st
-    app.include_router(router)
+    # Added as they are, not through include_router: this FastAPI nests an included
+    # router, and a nested route's path loses the /api/v1 prefix the policy is keyed on.
+    app.router.routes.extend(router.routes)
 
     @app.exception_handler(StoreError)
     async def _store_error(_request: Request, exc: StoreError) -> JSONResponse:

@@ -1,20 +1,13 @@
-"""The API's routes, all under ``/api/v1`` and all behind the guard.
+"""The API's routes, all under ``/api/v1`` and all behind the guard (see :mod:`._router`).
 
-One router carries the guard as a dependency, so no route can be added
-without it; each module adds its routes to its own router, included here.
+Importing the route modules adds their routes to the one router.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
-
-from ..access import guard
-from ..policy import API
 from . import identity, models, submissions
+from ._router import router
 
-router = APIRouter(prefix=API, dependencies=[Depends(guard)])
-router.include_router(identity.router)
-router.include_router(submissions.router)
-router.include_router(models.router)
+ROUTE_MODULES = (identity, models, submissions)
 
-__all__ = ["router"]
+__all__ = ["ROUTE_MODULES", "router"]

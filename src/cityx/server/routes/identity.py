@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from cityx.store import now_text
@@ -13,8 +13,8 @@ from cityx.store import now_text
 from ..access import SESSION_COOKIE, Caller, state
 from ..identity import SESSION, csrf_token, issue_token, password_matches
 from ..policy import API, ROLE_PERMISSIONS
+from ._router import router
 
-router = APIRouter()
 ALERT_ACTIONS = ("extraction.alert", "extraction.probe")
 
 

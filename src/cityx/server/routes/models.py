@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -26,8 +26,8 @@ from ..identity import Principal
 from ..monitor import Reference
 from ..policy import Permission, Role
 from ..scoring import UNIT_COST, NotServed, normalised, rows_to_batch
+from ._router import router
 
-router = APIRouter()
 UNLIMITED = "unlimited"
 
 

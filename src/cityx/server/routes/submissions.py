@@ -10,7 +10,7 @@ import tarfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, HTTPException, Request, UploadFile
+from fastapi import File, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -22,8 +22,8 @@ from ..access import Caller, ServerState, owner_of, state, visible
 from ..archive import ArchiveError, Limits, unpack
 from ..identity import Principal
 from ..rulings import check_ruling, sign_ruling
+from ._router import router
 
-router = APIRouter()
 _CHUNK = 1 << 16
 
 
