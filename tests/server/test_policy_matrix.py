@@ -17,8 +17,8 @@ from cityx.server import ROUTE_RULES
 
 from .conftest import World
 
-R, V, T, O, A, M = "regulator", "vendor", "redteam", "overseer", "auditor", "admin"
-EVERYONE = {R, V, T, O, A, M}
+R, V, T, OV, A, M = "regulator", "vendor", "redteam", "overseer", "auditor", "admin"
+EVERYONE = {R, V, T, OV, A, M}
 PUBLIC = "public"
 MATRIX: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/openapi.json"): PUBLIC,
