@@ -1,6 +1,7 @@
 """A server on a real SQLite store, with one user per role in the city and two vendors.
 
-``world`` is built once per test module: the metro-analytics vendor has
+``world`` is built once per test session (each test makes the users it spends or
+changes): the metro-analytics vendor has
 uploaded the metro-congestion example (a real ONNX model) and the store
 holds a complete trial of it; acme-signals is a second vendor with nothing
 of its own.
@@ -127,6 +128,6 @@ def build_world(root: Path, **changes: object) -> Iterator[World]:
     store.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     yield from build_world(tmp_path_factory.mktemp("server"))

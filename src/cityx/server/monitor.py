@@ -62,32 +62,35 @@ class Reference:
 
     rows: np.ndarray
     cutoff: float
+    norms: np.ndarray  # |row|^2 of every reference row, computed once
 
     @classmethod
     def from_rows(cls, scaled: np.ndarray, *, seed: int = 0) -> Reference:
         rng = np.random.default_rng(seed)
         if len(scaled) > _REFERENCE_ROWS:
             scaled = scaled[rng.choice(len(scaled), _REFERENCE_ROWS, replace=False)]
+        norms = (scaled * scaled).sum(axis=1)
         probe = rng.choice(len(scaled), min(len(scaled), 1000), replace=False)
-        d = _distances(scaled[probe], scaled)
+        d = _squared(scaled[probe], scaled, norms)
         d[np.arange(len(probe)), probe] = np.inf  # a row is not its own neighbour
-        return cls(scaled, float(np.quantile(d.min(axis=1), 0.99)))
+        cutoff = float(np.sqrt(np.quantile(d.min(axis=1), 0.99)))
+        return cls(scaled, cutoff, norms)
 
     def ood(self, scaled: np.ndarray) -> np.ndarray:
-        far: np.ndarray = _distances(scaled, self.rows).min(axis=1) > self.cutoff
+        far: np.ndarray = _squared(scaled, self.rows, self.norms).min(axis=1) > self.cutoff**2
         return far
 
 
-def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _squared(a: np.ndarray, b: np.ndarray, b_norms: np.ndarray) -> np.ndarray:
     # |a-b|^2 = |a|^2 + |b|^2 - 2ab: one matrix product, no (n, m, d) temporary.
-    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    out: np.ndarray = np.sqrt(np.maximum(sq, 0.0))
-    return out
+    sq: np.ndarray = np.maximum((a * a).sum(1)[:, None] + b_norms[None, :] - 2.0 * a @ b.T, 0.0)
+    return sq
 
 
 @dataclass(slots=True)
 class _Stream:
     growing: dict[str, np.ndarray] = field(default_factory=dict)
+    # Per label: count, sum and sum of squares of the distances kept (the set's mean and sd).
     kept: dict[str, list[float]] = field(default_factory=dict)
     distances: list[float] = field(default_factory=list)
     queries: int = 0
@@ -135,7 +138,12 @@ class ExtractionMonitor:
                 if reference is not None
                 else None
             )
-            w = _shapiro(stream)
+            # W is computed only where it decides or is reported: it is the costly part.
+            w = (
+                _shapiro(stream)
+                if len(stream.distances) >= _W_MIN or (p is not None and p < self.alpha)
+                else None
+            )
             if p is not None and p < self.alpha:
                 reason = (
                     f"{stream.ood} of {stream.queries} rows lie outside the model's data "
@@ -153,15 +161,19 @@ def _grow(stream: _Stream, row: np.ndarray, label: str) -> None:
     group = stream.growing.get(label)
     if group is None:
         stream.growing[label] = row[None, :].copy()
-        stream.kept[label] = []
+        stream.kept[label] = [0.0, 0.0, 0.0]
         return
-    d = float(np.sqrt(((group - row) ** 2).sum(axis=1)).min())
+    diff = group - row
+    d = float(np.sqrt(np.einsum("ij,ij->i", diff, diff).min()))
     stream.distances.append(d)
-    kept = stream.kept[label]
-    floor = max(float(np.mean(kept)) - float(np.std(kept)), 0.0) if kept else 0.0
+    n, total, squares = stream.kept[label]
+    floor = 0.0
+    if n:
+        mean = total / n
+        floor = max(mean - float(np.sqrt(max(squares / n - mean * mean, 0.0))), 0.0)
     if d > floor:
         stream.growing[label] = np.vstack([group, row])
-        kept.append(d)
+        stream.kept[label] = [n + 1, total + d, squares + d * d]
 
 
 def _shapiro(stream: _Stream) -> float | None:
