@@ -43,9 +43,9 @@ def test_labels_by_default_scores_only_with_the_permission(world: World) -> None
 
 
 def test_a_batch_over_budget_is_refused_whole(world: World, tmp_path: Path) -> None:
-    add_user(world.store, "metered", organisation="city", role=Role.RED_TEAMER, city="city",
-             budget=100)  # fmt: skip
-    world.tokens["metered"] = _token(world, "metered")
+    world.tokens["metered"] = add_user(
+        world.store, "metered", organisation="city", role=Role.RED_TEAMER, city="city", budget=100
+    ).token
     first = predict(world, "metered", {"rows": rows(60)})
     assert first.status_code == 200
     assert first.headers["X-Budget-Remaining"] == "40"
@@ -69,18 +69,10 @@ def test_a_batch_over_budget_is_refused_whole(world: World, tmp_path: Path) -> N
     assert actions.count("model.query") == 2 and actions.count("model.query.refused") == 2
 
 
-def _token(world: World, user: str) -> str:
-    from datetime import timedelta
-
-    from cityx.server.identity import issue_token
-
-    return issue_token(world.store, user, lifetime=timedelta(hours=1), actor="test").token
-
-
 def test_fifty_parallel_clients_overrun_a_budget_by_zero_units(world: World) -> None:
-    add_user(world.store, "burst", organisation="city", role=Role.RED_TEAMER, city="city",
-             budget=30)  # fmt: skip
-    world.tokens["burst"] = _token(world, "burst")
+    world.tokens["burst"] = add_user(
+        world.store, "burst", organisation="city", role=Role.RED_TEAMER, city="city", budget=30
+    ).token
     with ThreadPoolExecutor(max_workers=50) as pool:
         answers = list(pool.map(lambda i: predict(world, "burst", {"rows": rows(1, i)}), range(50)))
     codes = sorted(a.status_code for a in answers)
@@ -110,8 +102,8 @@ def test_formats_that_run_vendor_code_are_not_served(
         headers=world.auth("vendor"),
     )
     assert made.status_code == 201, made.text
-    answer = predict(world, "regulator", {"rows": [{"flow": 1, "occupancy": 2, "speed": 3,
-                                                    "weekend": 0}]}, model=made.json()["id"])  # fmt: skip
+    row = {"flow": 1, "occupancy": 2, "speed": 3, "weekend": 0}
+    answer = predict(world, "regulator", {"rows": [row]}, model=made.json()["id"])
     assert answer.status_code == 422
     assert "runs the vendor's code" in answer.text
 

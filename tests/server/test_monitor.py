@@ -130,7 +130,7 @@ def test_alerts_and_authorised_probing_go_to_the_audit_log(world: World, metro: 
         "analyst": _token(world, "analyst", Role.REGULATOR, 1000),
         "prober": _token(world, "prober", Role.RED_TEAMER, 1000),
     }
-    for user, token in tokens.items():
+    for token in tokens.values():
         for _ in range(4):
             batch = schema.lower + rng.random((10, len(names))) * (schema.upper - schema.lower)
             body = {"rows": [dict(zip(names, map(float, r), strict=True)) for r in batch]}
@@ -170,5 +170,5 @@ def test_the_budget_stops_natural_extraction_before_a_faithful_copy(
     assert sum(len(r) for r in learnt_rows) == 20
     copy = agreement(np.vstack(learnt_rows), np.asarray(learnt_labels), holdout, truth)
     assert copy < FAITHFUL
-    assert not [a for a in world.store.audit_entries() if a.actor == "user:thief"
-                and a.action.startswith("extraction")]  # fmt: skip
+    flagged = [e for e in world.store.audit_entries() if e.actor == "user:thief"]
+    assert not [e for e in flagged if e.action.startswith("extraction")]
