@@ -35,11 +35,12 @@ services: $(STAMP)
 	@for i in $$(seq 1 30); do $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 1883), 2).close()" 2>/dev/null && exit 0; sleep 1; done; \
 	  echo "Mosquitto did not come up at 127.0.0.1:1883" >&2; exit 1
 
-# ruff, and import-linter for the layers (contracts in pyproject.toml).
+# ruff, import-linter for the layers (contracts in pyproject.toml), bandit for security.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples fuzz
 	$(BIN)/ruff format --check src tests bench examples fuzz
 	$(BIN)/lint-imports
+	$(BIN)/bandit -q -c pyproject.toml -r src -ll
 
 typecheck: $(STAMP)
 	$(BIN)/mypy src
