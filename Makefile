@@ -20,6 +20,8 @@ $(RUNTIME): pyproject.toml | $(BIN)/python
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@command -v bwrap >/dev/null || { apt-get update -q && apt-get install -y -q bubblewrap; } \
+	  || echo "bubblewrap is missing: the server will refuse to run vendor code" >&2
 	touch $(RUNTIME) $(STAMP)
 
 demo: $(RUNTIME)

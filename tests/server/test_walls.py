@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from cityx.core import TargetError
 from cityx.server.app import create_app
+from cityx.server.walls import probe
 from cityx.submissions import open_submission
 
 from ..conftest import write_submission
@@ -142,3 +143,17 @@ def test_without_walls_vendor_code_is_refused_with_the_reason(
         )
     assert answer.status_code == 422
     assert "runs the vendor's code" in answer.text and "switched off" in answer.text
+
+
+def test_the_jail_binds_only_python_cityx_and_the_model(tmp_path: Path) -> None:
+    walls, why = probe()
+    assert walls is not None, why
+    args = walls.around(tmp_path, vendor="acme")
+    binds = {args[i + 1] for i, a in enumerate(args) if a == "--ro-bind"}
+    assert binds == {"/usr", str(tmp_path.resolve()), *map(str, walls.system)}
+    assert not {"/", "/tmp", "/etc", "/home"} & binds
+    assert "--unshare-all" in args and "--clearenv" in args
+    # One uid per vendor inside the jail, the same one every time.
+    uid = args[args.index("--uid") + 1]
+    assert uid == walls.around(tmp_path, vendor="acme")[args.index("--uid") + 1]
+    assert uid != walls.around(tmp_path, vendor="metro")[args.index("--uid") + 1]

@@ -45,7 +45,9 @@ class Walls:
         args = [
             self.bwrap,
             "--unshare-all",
-            "--die-with-parent",
+            # Not --die-with-parent: its signal follows the spawning *thread*, and the web
+            # server's worker threads come and go. The worker ends itself when its pipe
+            # closes, and a kill takes the jail's whole process group.
             "--new-session",
             "--clearenv",
             "--uid",
@@ -73,13 +75,15 @@ class Walls:
 
 
 def _system_folders() -> tuple[Path, ...]:
-    # What Python needs to start and import cityx and the model libraries; nothing else.
-    found = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
-    found.add(Path(__file__).resolve().parents[2])  # the folder cityx is imported from
-    for entry in sys.path:
-        path = Path(entry).resolve() if entry else None
-        if path is not None and path.is_dir() and not str(path).startswith("/usr/"):
-            found.add(path)
+    # What Python needs to start and import cityx and the model libraries: the base
+    # installation, the environment (its site-packages hold every target plugin) and the
+    # folder cityx itself is imported from. Not the rest of sys.path: a script's folder
+    # there (/tmp, say) would open the whole folder to the vendor's code.
+    found = {
+        Path(sys.base_prefix).resolve(),
+        Path(sys.prefix).resolve(),
+        Path(__file__).resolve().parents[2],
+    }
     # A folder inside another is bound with it: keep the outermost ones.
     outer = sorted(p for p in found if not any(q != p and p.is_relative_to(q) for q in found))
     return tuple(outer)
