@@ -119,7 +119,7 @@ def test_a_hostile_entry_point_escapes_nothing(
     # The control: the same code in the ordinary isolated worker escapes.
     escapes = r"escaped: /etc/passwd, the store, another vendor's artifact, environment secret"
     with (
-        open_submission(folder).predictor() as unwalled,
+        open_submission(folder).predictor(trust_code=True) as unwalled,
         pytest.raises(TargetError, match=escapes),
     ):
         unwalled.predict(np.array([[10.0, 50.0, 30.0, 0.0]]))

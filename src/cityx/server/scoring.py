@@ -141,7 +141,8 @@ class ModelPool:
                     limits = dataclasses.replace(limits, wrapper=jail)
                 else:
                     _LOG.warning("model %s runs without walls: %s", model_id, self._why)
-                found = submission.predictor(limits=limits)
+                # Vendor code is trusted to run only behind the walls (check_servable).
+                found = submission.predictor(limits=limits, trust_code=walls is not None)
                 self._models[model_id] = found
             return found
 
