@@ -116,7 +116,7 @@ def test_compare_prints_changes(demo: Path) -> None:
     )
     assert run.code == 0, run.err
     doc = run.json()
-    assert doc["old_trial"] == "t-acme-signals" and doc["counts"]["unchanged"] > 0
+    assert doc["old_trial"] == "t-acme-signals" and doc["finding_counts"]["unchanged"] > 0
 
 
 def test_pack_and_verify_exit_codes(demo: Path) -> None:

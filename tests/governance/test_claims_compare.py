@@ -113,7 +113,12 @@ def test_compare_lists_fixed_new_unchanged_and_not_retested() -> None:
     assert [(x.what, x.old, x.new) for x in c.checks] == [("b", "failed", "error")]
     assert c.gate is not None and (c.gate.old, c.gate.new) == ("fail", "fail")
     assert {x.what for x in c.policy} == {"version", "sha256"}
-    assert c.to_json()["counts"] == {"fixed": 1, "new": 1, "unchanged": 1, "not re-tested": 1}
+    assert c.to_json()["finding_counts"] == {
+        "fixed": 1,
+        "new": 1,
+        "unchanged": 1,
+        "not re-tested": 1,
+    }
     overlapping = _trial(
         "v3", [], {"a": "passed"}, {"value": 0.55, "ci_low": 0.45, "ci_high": 0.65}
     )

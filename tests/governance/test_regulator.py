@@ -46,7 +46,9 @@ def test_json_and_summary(trial: Path) -> None:
     doc = json.loads(render(report, "json"))
     assert doc["kind"] == "cityx.governance-report"
     (fw,) = doc["frameworks"]
-    assert fw["framework"] == "atlas" and sum(fw["counts"].values()) == len(fw["requirements"])
+    assert fw["framework"] == "atlas" and sum(fw["status_counts"].values()) == len(
+        fw["requirements"]
+    )
     (claim,) = doc["claims"]
     assert claim["status"] == "finding"  # 0.99 lies above the measured macro-F1 interval
     summary = json.loads(render(report, "json", summary_only=True))

@@ -26,6 +26,7 @@ from cityx.core.audit import AuditHead
 
 from . import campaign, fairness, interop, poison, redteam, world
 from . import governance as governance_cli
+from . import oversight as oversight_cli
 from . import server as server_cli
 from .common import (
     EXIT_INPUT,
@@ -119,14 +120,15 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=30.0,
         metavar="S",
-        help="time limit of one call to the model, seconds (default: 30)",
+        help="time limit of one call to the model (a controller's: one step's), seconds "
+        "(default: 30)",
     )
     trial.add_argument(
         "--memory-mb",
         type=int,
         default=4096,
         metavar="MB",
-        help="memory limit of the model's worker process (default: 4096)",
+        help="memory limit of the model's worker process, a controller's too (default: 4096)",
     )
     trial.add_argument(
         "--workers",
@@ -220,6 +222,7 @@ def _parser() -> argparse.ArgumentParser:
     campaign.add_run_command(redteam.register(sub))
     fairness.register(sub)
     poison.register(sub)
+    oversight_cli.register(sub)
     governance_cli.register(sub)
     server_cli.register(sub)
     return root

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from .details import Details, RawDetails
 from .errors import CityxError, PolicyError, TargetError, TargetTimeout
-from .findings import CheckResult, CheckStatus, Evidence, Finding, Severity
+from .findings import CheckResult, CheckStatus, Evidence, Finding, Metric, Severity
 from .manifest import Manifest
 from .registry import PluginMeta
 from .schema import FloatArray
@@ -103,6 +103,44 @@ class Threshold:
                 f"{self.metric} = {value:.4g} is {word} the conditional limit {self.conditional:g}",
             )
         return None
+
+    def judge_interval(self, metric: Metric) -> tuple[Severity, Severity | None, str] | None:
+        """The severity ``metric``'s interval supports at least, the worst it cannot rule
+        out (None when the same), and a reason stating both; None when both ends are fine.
+
+        The supported class is the one of the interval's favourable end (the lower
+        end for a metric where lower is better); the open one is the class of the
+        other end. A metric without an interval is judged on its value alone. When
+        only the open end crosses a limit, the finding is ``low``: nothing is shown,
+        and nothing is ruled out.
+        """
+        if metric.value is None or metric.ci_low is None or metric.ci_high is None:
+            verdict = self.judge(metric.value)
+            return None if verdict is None else (verdict[0], None, verdict[1])
+        good, bad = (
+            (metric.ci_high, metric.ci_low)
+            if self.direction is Direction.MIN
+            else (metric.ci_low, metric.ci_high)
+        )
+        at_least, at_most = self.judge(good), self.judge(bad)
+        if at_most is None:
+            return None
+        span = f"95 % interval [{metric.ci_low:.4g}, {metric.ci_high:.4g}]"
+        if at_least is None:
+            return (
+                Severity.LOW,
+                at_most[0],
+                f"undetermined: the interval's worse end reaches {at_most[0].value} "
+                f"({at_most[1]}), its better end is within the limits; {span}",
+            )
+        if at_least[0] is at_most[0]:
+            return at_least[0], None, f"{at_least[1]} over the whole {span}"
+        return (
+            at_least[0],
+            at_most[0],
+            f"at least {at_least[0].value} ({at_least[1]}), {at_most[0].value} not ruled "
+            f"out; {span}",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,9 +316,13 @@ def target_failure(check_id: str, exc: TargetError) -> Finding:
 
 
 def status_from(findings: tuple[Finding, ...]) -> CheckStatus:
-    """``failed`` once a finding is medium or worse; low and info ones are notes."""
+    """``failed`` once a finding is medium or worse; else ``undetermined`` when a finding
+    leaves medium or worse open (:attr:`Finding.undetermined`); low and info ones are notes."""
     worst = max((f.severity.rank for f in findings), default=-1)
-    return CheckStatus.FAILED if worst >= Severity.MEDIUM.rank else CheckStatus.PASSED
+    if worst >= Severity.MEDIUM.rank:
+        return CheckStatus.FAILED
+    open_ = max((f.severity_upper.rank for f in findings if f.severity_upper), default=-1)
+    return CheckStatus.UNDETERMINED if open_ >= Severity.MEDIUM.rank else CheckStatus.PASSED
 
 
 __all__ = [

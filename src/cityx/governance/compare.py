@@ -105,7 +105,9 @@ class Comparison:
             "kind": "cityx.trial-comparison",
             "old_trial": self.old_trial,
             "new_trial": self.new_trial,
-            "counts": {c: self.count(c) for c in ("fixed", "new", "unchanged", "not re-tested")},
+            "finding_counts": {
+                c: self.count(c) for c in ("fixed", "new", "unchanged", "not re-tested")
+            },
             "findings": [f.to_json() for f in self.findings],
             "metrics": [m.to_json() for m in self.metrics],
             "checks": [c.to_json() for c in self.checks],

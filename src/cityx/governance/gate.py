@@ -2,7 +2,9 @@
 
 The *gate decision* is ``pass``, ``conditional`` (deploy only once the
 reasons are addressed) or ``fail``. It is a pure function of the trial's
-check results and the policy: the most severe finding decides, and a check
+check results and the policy: the most severe finding decides. A finding
+whose interval leaves a gate-relevant severity open (``severity_upper``) makes
+the decision at best conditional, and so does a check
 that could not run, was skipped or never reported (``error``, ``skipped``,
 missing from the results), or whose evidence could not decide
 (``undetermined``), makes the decision at best conditional, since an untested
@@ -73,7 +75,10 @@ def decide(
     for result in results:
         if result.status is CheckStatus.ERROR:
             conditions.append(f"check {result.check} could not run: {result.message}")
-        elif result.status is CheckStatus.UNDETERMINED:
+        elif result.status is CheckStatus.UNDETERMINED and (
+            result.message or not any(f.undetermined for f in result.findings)
+        ):
+            # (When its findings' open intervals made it undetermined, they say why below.)
             conditions.append(f"check {result.check} is undetermined: {result.message}")
         elif result.status is CheckStatus.SKIPPED:
             if result.check in waived:
@@ -92,6 +97,14 @@ def decide(
                 fails.append(line)
             elif f.severity.rank >= policy.conditional_at.rank:
                 conditions.append(line)
+            elif (
+                f.severity_upper is not None and f.severity_upper.rank >= policy.conditional_at.rank
+            ):
+                # Its interval reaches a gate-relevant class: undetermined, so never pass.
+                conditions.append(
+                    f"undetermined ({f.severity.value} to {f.severity_upper.value}): {f.title} "
+                    f"({f.severity_reason})"
+                )
     if fails:
         return GateDecision(Decision.FAIL, tuple(fails + conditions + notes), policy.id)
     if conditions:

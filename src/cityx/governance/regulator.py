@@ -291,7 +291,7 @@ def summary(report: GovernanceReport) -> dict[str, Any]:
                 "id": a.framework.id,
                 "title": _SHORT.get(a.framework.id, a.framework.title),
                 "pinned": a.framework.pinned,
-                "counts": a.counts(),
+                "status_counts": a.counts(),
                 "chart": status_chart(a.counts()),
             }
             for a in report.assessments

@@ -204,7 +204,7 @@ class FrameworkAssessment:
             "title": f.title,
             "source": f.source,
             "source_version": f.source_version,
-            "counts": self.counts(),
+            "status_counts": self.counts(),
             "requirements": [row.to_json() for row in self.rows],
         }
 

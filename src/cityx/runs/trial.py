@@ -223,7 +223,11 @@ def run_trial(
                     predictor=predictor,
                     holdout=holdout,
                     world=SandboxRunner(
-                        plan.submission, out / "world", workers=plan.workers, plugins_allow=allow
+                        plan.submission,
+                        out / "world",
+                        workers=plan.workers,
+                        plugins_allow=allow,
+                        limits=plan.limits,
                     )
                     if controller
                     else None,

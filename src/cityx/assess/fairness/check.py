@@ -204,11 +204,14 @@ def _judge(
     ctx: CheckContext, check_id: str, name: str, metric: Metric, details: FairnessDetails
 ) -> Finding | None:
     threshold = ctx.threshold_for(name)
-    verdict = threshold.judge(metric.value) if threshold else None
+    # Judged on the interval: the severity its favourable end supports, and a worse one
+    # its other end cannot rule out (the gate never passes that gap).
+    verdict = threshold.judge_interval(metric) if threshold else None
     if verdict is None:
         return None
-    severity, reason = verdict
+    severity, upper, reason = verdict
     ci = "" if metric.ci_low is None else f" (95% CI {metric.ci_low:.3f} to {metric.ci_high:.3f})"
+    ci += "" if upper is None else f"; {upper.value} not ruled out"
     by = " x ".join(details.sensitive)
     value = "undefined" if metric.value is None else f"{metric.value:.3f}"
     return Finding(
@@ -216,6 +219,7 @@ def _judge(
         check=check_id,
         title=f"Across {by} groups, {name} is {value}{ci}",
         severity=severity,
+        severity_upper=upper,
         severity_reason=reason,
         tags=_TAGS,
         description="Measured on the declared holdout data, grouped by the declared sensitive "

@@ -252,6 +252,11 @@ class TrafficWorld:
     def safety(self) -> SafetyReport | None:
         return self._envelope.report() if self._envelope is not None else None
 
+    @property
+    def envelope(self) -> SafetyEnvelope | None:
+        """The running safety envelope (``envelope`` mode), for oversight's stops and releases."""
+        return self._envelope
+
     # -- internals ----------------------------------------------------------------
 
     def _write_pending(self, sumo: Any) -> None:
