@@ -8,13 +8,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from cityx.core import InputError
 from cityx.server import Role, add_user, load_config
+from cityx.server.app import create_app
 from cityx.server.identity import issue_token
 from cityx.server.rulings import verify_ruling
+from cityx.store import Store
 
-from .conftest import World, record_trial
+from .conftest import World, make_config, record_trial
 
 
 def fresh_trial(world: World, name: str) -> str:
@@ -172,3 +175,19 @@ def test_configuration_from_toml_and_environment(tmp_path: Path) -> None:
         load_config(toml, env={})
     with pytest.raises(InputError, match="CITYX_SERVER_NOPE"):
         load_config(None, env={"CITYX_SERVER_NOPE": "1"})
+
+
+def test_a_store_that_goes_away_is_503_and_logins_are_rate_limited(
+    world: World, tmp_path: Path
+) -> None:
+    config = make_config(tmp_path, login_per_minute=2)
+    store = Store.open(config.store)
+    with TestClient(create_app(config, store)) as client:
+        for expected in (401, 401, 429):
+            answer = client.post("/api/v1/session", json={"name": "x", "password": "y" * 12})
+            assert answer.status_code == expected
+        store.close()  # the database goes away
+        gone = client.get(
+            "/api/v1/me", headers={"Authorization": f"Bearer {world.tokens['admin']}"}
+        )
+        assert gone.status_code == 503 and "not open" in gone.json()["detail"]
