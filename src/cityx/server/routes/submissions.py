@@ -21,14 +21,21 @@ from cityx.submissions import validate_submission
 from ..access import Caller, ServerState, owner_of, state, visible
 from ..archive import ArchiveError, Limits, unpack
 from ..identity import Principal
+from ..policy import may_see
 from ..rulings import check_ruling, sign_ruling
 from ._router import router
 
 _CHUNK = 1 << 16
 
 
-def _submission_json(st: ServerState, sub: SubmissionRecord, owner: str) -> dict[str, Any]:
-    versions = [s.id for s in st.store.submissions() if s.system_id == sub.system_id]
+def _versions(subs: list[SubmissionRecord]) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for sub in subs:
+        found.setdefault(sub.system_id, []).append(sub.id)
+    return found
+
+
+def _submission_json(sub: SubmissionRecord, owner: str, versions: list[int]) -> dict[str, Any]:
     return {
         "id": sub.id,
         "system": sub.system_id,
@@ -129,11 +136,13 @@ def list_submissions(who: Caller, request: Request) -> dict[str, Any]:
     """The submissions the caller may see, newest first."""
     st = state(request)
     owners = st.store.owners()
+    subs = st.store.submissions()
+    versions = _versions(subs)
     out = []
-    for sub in st.store.submissions():
+    for sub in subs:
         owner = owners.get(sub.system_id, st.config.city)
-        if who.role.value != "vendor" or owner == who.organisation:
-            out.append(_submission_json(st, sub, owner))
+        if may_see(who.role, who.organisation, owner):
+            out.append(_submission_json(sub, owner, versions[sub.system_id]))
     return {"submissions": out}
 
 
@@ -142,7 +151,7 @@ def get_submission(submission_id: int, who: Caller, request: Request) -> dict[st
     """One submission, with the ids of its system's other versions."""
     st = state(request)
     sub, owner = _visible_submission(st, request, who, submission_id)
-    return _submission_json(st, sub, owner)
+    return _submission_json(sub, owner, _versions(st.store.submissions())[sub.system_id])
 
 
 @router.get("/submissions/{submission_id}/artifact")
@@ -210,7 +219,7 @@ def list_trials(who: Caller, request: Request, limit: int = 100) -> dict[str, An
     out = []
     for trial in found:
         owner = owners.get(trial.system_id, st.config.city)
-        if who.role.value != "vendor" or owner == who.organisation:
+        if may_see(who.role, who.organisation, owner):
             out.append(_trial_json(trial, owner))
     return {"trials": out}
 
