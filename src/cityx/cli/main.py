@@ -27,6 +27,7 @@ from cityx.core.audit import AuditHead
 from . import campaign, fairness, interop, poison, redteam, world
 from . import governance as governance_cli
 from . import oversight as oversight_cli
+from . import server as server_cli
 from .common import (
     EXIT_INPUT,
     EXIT_INTERNAL,
@@ -223,6 +224,7 @@ def _parser() -> argparse.ArgumentParser:
     poison.register(sub)
     oversight_cli.register(sub)
     governance_cli.register(sub)
+    server_cli.register(sub)
     return root
 
 

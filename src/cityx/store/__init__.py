@@ -7,6 +7,8 @@ trials, and keeps the hash-chained audit log (:mod:`cityx.core.audit`).
 
 from cityx.core.audit import AuditEntry, AuditHead, AuditVerification
 
+from ._identity import TokenRecord, UserRecord
+from ._metering import Charge, RulingRecord, SubmissionRecord, now_text
 from ._store import ACTOR, Store, TrialRecord, default_store_url
 
 __all__ = [
@@ -14,7 +16,13 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "AuditVerification",
+    "Charge",
+    "RulingRecord",
     "Store",
+    "SubmissionRecord",
+    "TokenRecord",
     "TrialRecord",
+    "UserRecord",
     "default_store_url",
+    "now_text",
 ]

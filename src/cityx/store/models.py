@@ -159,3 +159,83 @@ class TrustRevocationRow(Base):
     at: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(Text)
     recorded_at: Mapped[str] = mapped_column(String(32))
+
+
+# -- the server's tables (migration 0003): who may do what, and what they spent ---------------
+#
+# - ``organisations``: the city and each vendor; ``kind`` is ``city`` or ``vendor``.
+# - ``users``: a person or machine in one organisation, with one *role*; the password
+#   hash (Argon2, made by the server) is absent for token-only users. ``failed_logins``
+#   and ``locked_until`` carry the login lockout across restarts.
+# - ``api_tokens``: bearer tokens; only the SHA-256 of the token's random secret is kept.
+#   ``kind`` is ``api`` (a machine's token) or ``session`` (a browser's cookie).
+# - ``system_owners``: which organisation owns a store system id (server uploads are
+#   namespaced ``ORG/SYSTEM``); a system with no owner row is the city's.
+# - ``query_budgets``: query *units* granted and spent, per *holder* (``user:NAME`` or
+#   ``org:NAME``) and system id, so a budget carries across the system's versions.
+# - ``rulings``: a regulator's signed ruling on a trial, at most one per trial.
+
+
+class OrganisationRow(Base):
+    __tablename__ = "organisations"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    budget: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[str] = mapped_column(String(32))
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organisation: Mapped[str] = mapped_column(ForeignKey("organisations.name"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    budget: Mapped[int | None] = mapped_column(BigInteger)
+    failed_logins: Mapped[int] = mapped_column(Integer)
+    locked_until: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[str] = mapped_column(String(32))
+
+
+class TokenRow(Base):
+    __tablename__ = "api_tokens"
+
+    token_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_name: Mapped[str] = mapped_column(ForeignKey("users.name"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[str] = mapped_column(String(32))
+    revoked_at: Mapped[str | None] = mapped_column(String(32))
+
+
+class SystemOwnerRow(Base):
+    __tablename__ = "system_owners"
+
+    system_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    organisation: Mapped[str] = mapped_column(ForeignKey("organisations.name"), index=True)
+
+
+class BudgetRow(Base):
+    __tablename__ = "query_budgets"
+    __table_args__ = (CheckConstraint("spent <= granted", name="ck_query_budgets_within"),)
+
+    holder: Mapped[str] = mapped_column(String(100), primary_key=True)
+    system_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    granted: Mapped[int] = mapped_column(BigInteger)
+    spent: Mapped[int] = mapped_column(BigInteger)
+
+
+class RulingRow(Base):
+    __tablename__ = "rulings"
+
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.trial_id"), primary_key=True)
+    decision: Mapped[str] = mapped_column(String(32))
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+    conditions: Mapped[list[str]] = mapped_column(JSON)
+    regulator: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(Text)
+    audit_seq: Mapped[int] = mapped_column(BigInteger)
+    ruled_at: Mapped[str] = mapped_column(String(32))

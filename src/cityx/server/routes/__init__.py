@@ -1,0 +1,13 @@
+"""The API's routes, all under ``/api/v1`` and all behind the guard (see :mod:`._router`).
+
+Importing the route modules adds their routes to the one router.
+"""
+
+from __future__ import annotations
+
+from . import identity, models, submissions
+from ._router import router
+
+ROUTE_MODULES = (identity, models, submissions)
+
+__all__ = ["ROUTE_MODULES", "router"]
