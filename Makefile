@@ -20,6 +20,8 @@ $(RUNTIME): pyproject.toml | $(BIN)/python
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The console's browser tests drive Debian's Chromium (never `playwright install`).
+	test -x /usr/bin/chromium || apt-get install -y chromium
 	touch $(RUNTIME) $(STAMP)
 
 demo: $(RUNTIME)

@@ -1,0 +1,15 @@
+"""The web console: every role's work in a browser, rendered by the server.
+
+Pages are Jinja2 templates over the API's own route functions, under
+``/console`` (and ``/login``); reading works without JavaScript, and the
+vendored htmx 2 (with its SSE extension) is served from the package, never
+from a CDN (see static/PROVENANCE.md). Authorization is the server's one
+policy: each page names the API route whose rule it needs
+(:class:`.pages.Needs`). See docs/console.md.
+"""
+
+from __future__ import annotations
+
+from .pages import router
+
+__all__ = ["router"]
