@@ -11,12 +11,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from cityx.server import Role, ServerConfig, add_user, create_app
+from cityx.server.console.session import CONSOLE_COOKIE
+from cityx.server.identity import SESSION, issue_token
 from cityx.store import Store
 
 from ..server.conftest import METRO, make_config, pack, record_trial
@@ -87,6 +90,19 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     built = build_console(tmp_path_factory.mktemp("console"))
     yield built
     built.store.close()
+
+
+def session_for(console: Console, user: str) -> str:
+    """A browser session token for ``user``, issued as the login form would (without the
+    Argon2 check, which the login tests exercise: it costs a second a login here)."""
+    return issue_token(
+        console.store, user, kind=SESSION, lifetime=timedelta(hours=1), actor="test"
+    ).token
+
+
+def signed_in(client: TestClient, console: Console, user: str) -> TestClient:
+    client.cookies.set(CONSOLE_COOKIE, session_for(console, user))
+    return client
 
 
 def login(client: TestClient, user: str, *, next_: str = "/console") -> None:

@@ -22,7 +22,9 @@ from cityx.server import create_app
 
 from ..server.conftest import METRO, pack
 from ..support.paths import ROOT
-from .conftest import PASSWORD, Console
+from cityx.server.console.session import CONSOLE_COOKIE
+
+from .conftest import PASSWORD, Console, session_for
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -94,6 +96,15 @@ def axe_clean(page: Any) -> None:
     assert not bad, f"{page.url}: {bad}"
 
 
+def signed_in(page: Any, console: Console, user: str, base_url: str, asked: str) -> None:
+    """Give the browser a session as the login form would (the form is tested once, in the
+    vendor's journey: each login costs an Argon2 check), then open ``asked``."""
+    page.context.add_cookies(
+        [{"name": CONSOLE_COOKIE, "value": session_for(console, user), "url": base_url}]
+    )
+    page.goto(asked)
+
+
 def log_in(page: Any, user: str, asked: str) -> None:
     """Ask for ``asked``, be sent to login, log in by keyboard, land on ``asked``."""
     page.goto(asked)
@@ -131,12 +142,14 @@ def test_vendor_uploads_and_reads_a_report(page: Any, tmp_path: Path) -> None:
     axe_clean(page)
 
 
-def test_regulator_decides_with_errors_beside_the_fields(page: Any) -> None:
-    log_in(page, "regulator", "/console/queue")
+def test_regulator_decides_with_errors_beside_the_fields(
+    page: Any, console: Console, base_url: str
+) -> None:
+    signed_in(page, console, "regulator", base_url, "/console/queue")
     axe_clean(page)
     page.get_by_role("link", name="trial-browser").click()
     axe_clean(page)
-    page.get_by_label("Approve with conditions").check()
+    page.get_by_role("radio", name="Approve with conditions").check()
     page.get_by_role("button", name="Decide and sign").click()
     error = page.locator("#reasons-error")
     assert "at least one reason" in error.inner_text()
@@ -154,20 +167,22 @@ def test_regulator_decides_with_errors_beside_the_fields(page: Any) -> None:
         axe_clean(page)
 
 
-def test_auditor_verifies_the_audit_log(page: Any) -> None:
-    log_in(page, "auditor", "/console/audit")
+def test_auditor_verifies_the_audit_log(page: Any, console: Console, base_url: str) -> None:
+    signed_in(page, console, "auditor", base_url, "/console/audit")
     axe_clean(page)
     page.get_by_role("button", name="Verify the audit chain").click()
     assert "✓ The chain verifies." in page.get_by_role("status").inner_text()
     axe_clean(page)
 
 
-def test_admin_and_cross_tenant_pages(page: Any, chromium: Any, base_url: str) -> None:
-    log_in(page, "admin", "/console/users")
+def test_admin_and_cross_tenant_pages(
+    page: Any, chromium: Any, console: Console, base_url: str
+) -> None:
+    signed_in(page, console, "admin", base_url, "/console/users")
     assert page.get_by_role("cell", name="acme-signals").first.is_visible()
     axe_clean(page)
     rival = chromium.new_context(base_url=base_url).new_page()
-    log_in(rival, "rival", "/console/submissions")
+    signed_in(rival, console, "rival", base_url, "/console/submissions")
     answer = rival.goto("/console/trials/trial-v1")
     assert answer is not None and answer.status == 404
     assert "Not found" in rival.inner_text("h1")
@@ -175,8 +190,10 @@ def test_admin_and_cross_tenant_pages(page: Any, chromium: Any, base_url: str) -
     rival.context.close()
 
 
-def test_keyboard_reaches_the_skip_link_with_a_visible_focus(page: Any) -> None:
-    log_in(page, "regulator", "/console")
+def test_keyboard_reaches_the_skip_link_with_a_visible_focus(
+    page: Any, console: Console, base_url: str
+) -> None:
+    signed_in(page, console, "regulator", base_url, "/console")
     page.keyboard.press("Tab")
     focused = page.evaluate("() => document.activeElement.textContent")
     assert focused == "Skip to content"

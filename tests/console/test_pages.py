@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from cityx.server.console.session import CONSOLE_COOKIE, safe_next
 
 from ..server.conftest import METRO, pack
-from .conftest import CSRF_RE, ONCE_RE, PASSWORD, Console, login
+from .conftest import CSRF_RE, ONCE_RE, PASSWORD, Console, login, signed_in
 
 PAGES = (
     "/console",
@@ -106,7 +106,7 @@ def test_login_errors_sit_beside_their_field(console: Console) -> None:
 
 def test_an_expired_session_goes_to_login_keeping_the_page(console: Console) -> None:
     with console.client() as client:
-        login(client, "auditor")
+        signed_in(client, console, "auditor")
         assert client.get("/console/audit").status_code == 200
         # The session ends (revoked here; an expired one is refused the same way).
         token = client.cookies[CONSOLE_COOKIE]
@@ -119,7 +119,7 @@ def test_an_expired_session_goes_to_login_keeping_the_page(console: Console) -> 
 @pytest.mark.parametrize("user", [R, V, T, O, A, M])
 def test_each_role_reaches_exactly_its_pages(console: Console, user: str) -> None:
     with console.client() as client:
-        login(client, user)
+        signed_in(client, console, user)
         for page in PAGES:
             answer = client.get(url(console, page))
             expected = 200 if user in ALLOWED[page] else 403
@@ -133,7 +133,7 @@ def test_each_role_reaches_exactly_its_pages(console: Console, user: str) -> Non
 
 def test_another_vendor_reaches_nothing_of_vendor_a_by_url(console: Console) -> None:
     with console.client() as client:
-        login(client, "rival")
+        signed_in(client, console, "rival")
         for page in (
             f"/console/submissions/{console.submission_id}",
             "/console/trials/trial-v1",
@@ -150,7 +150,7 @@ def test_another_vendor_reaches_nothing_of_vendor_a_by_url(console: Console) -> 
 
 def test_pages_carry_a_strict_csp_without_inline_script(console: Console) -> None:
     with console.client() as client:
-        login(client, "regulator")
+        signed_in(client, console, "regulator")
         page = client.get("/console/trials/trial-v1")
         csp = page.headers["content-security-policy"]
         assert "script-src 'self'" in csp and "unsafe" not in csp
@@ -172,7 +172,7 @@ def _ruling_form(client: TestClient, trial: str) -> dict[str, str]:
 def test_a_ruling_form_checks_its_fields_and_acts_once(console: Console) -> None:
     trial = "trial-spare-1"
     with console.client() as client:
-        login(client, "regulator")
+        signed_in(client, console, "regulator")
         form = _ruling_form(client, trial)
         bad = client.post(
             f"/console/trials/{trial}/ruling",
@@ -195,13 +195,13 @@ def test_a_ruling_form_checks_its_fields_and_acts_once(console: Console) -> None
         assert "re-trial in 90 days" in shown and "Decide and sign" not in shown
         # The vendor sees the ruling and its conditions on its own trial.
     with console.client() as vendor:
-        login(vendor, "vendor")
+        signed_in(vendor, console, "vendor")
         assert "report drift monthly" in vendor.get(f"/console/trials/{trial}").text
 
 
 def test_forms_without_the_csrf_field_are_refused(console: Console) -> None:
     with console.client() as client:
-        login(client, "regulator")
+        signed_in(client, console, "regulator")
         form = _ruling_form(client, "trial-spare-2")
         answer = client.post(
             "/console/trials/trial-spare-2/ruling",
@@ -221,7 +221,7 @@ def test_an_upload_shows_its_problems_by_file_and_field(console: Console, tmp_pa
     manifest = broken / "cityx.toml"
     manifest.write_text(manifest.read_text().replace('id = "', 'id = "Not A Valid Id ', 1))
     with console.client() as client:
-        login(client, "vendor")
+        signed_in(client, console, "vendor")
         page = client.get("/console/submissions").text
         form = {"csrf": CSRF_RE.search(page).group(1), "once": ONCE_RE.search(page).group(1)}  # type: ignore[union-attr]
         refused = client.post(
@@ -252,7 +252,7 @@ def test_an_upload_shows_its_problems_by_file_and_field(console: Console, tmp_pa
 
 def test_the_auditor_verifies_the_audit_log_read_only(console: Console) -> None:
     with console.client() as client:
-        login(client, "auditor")
+        signed_in(client, console, "auditor")
         page = client.get("/console/audit?verify=1")
         assert page.status_code == 200 and "The chain verifies." in page.text
         # Read-only: the auditor's pages hold no form that changes anything.
