@@ -19,11 +19,10 @@ import pytest
 import uvicorn
 
 from cityx.server import create_app
+from cityx.server.console.session import CONSOLE_COOKIE
 
 from ..server.conftest import METRO, pack
 from ..support.paths import ROOT
-from cityx.server.console.session import CONSOLE_COOKIE
-
 from .conftest import PASSWORD, Console, session_for
 
 playwright_sync = pytest.importorskip("playwright.sync_api")

@@ -25,8 +25,8 @@ PAGES = (
     "/console/users",
 )
 # Which role reaches which page: the server's policy, written out again by hand.
-R, V, T, O, A, M = "regulator", "vendor", "redteam", "overseer", "auditor", "admin"
-EVERYONE = {R, V, T, O, A, M}
+R, V, T, OV, A, M = "regulator", "vendor", "redteam", "overseer", "auditor", "admin"
+EVERYONE = {R, V, T, OV, A, M}
 ALLOWED = {
     "/console": EVERYONE,
     "/console/submissions": {R, V, T, A},
@@ -92,15 +92,21 @@ def test_login_errors_sit_beside_their_field(console: Console) -> None:
         assert csrf
         empty = client.post("/login", data={"username": "", "password": "", "csrf": csrf.group(1)})
         assert empty.status_code == 401
-        assert 'id="username-error"' in empty.text and 'aria-describedby="username-error"' in empty.text
+        assert (
+            'id="username-error"' in empty.text
+            and 'aria-describedby="username-error"' in empty.text
+        )
         assert 'id="password-error"' in empty.text
         wrong = client.post(
-            "/login", data={"username": "vendor", "password": "not it at all", "csrf": csrf.group(1)}
+            "/login",
+            data={"username": "vendor", "password": "not it at all", "csrf": csrf.group(1)},
         )
         assert wrong.status_code == 401 and "wrong user name or password" in wrong.text
         assert 'aria-describedby="password-error"' in wrong.text
         assert CONSOLE_COOKIE not in wrong.cookies
-        forged = client.post("/login", data={"username": "vendor", "password": PASSWORD, "csrf": "x"})
+        forged = client.post(
+            "/login", data={"username": "vendor", "password": PASSWORD, "csrf": "x"}
+        )
         assert forged.status_code == 422 and "form expired" in forged.text
 
 
@@ -116,7 +122,7 @@ def test_an_expired_session_goes_to_login_keeping_the_page(console: Console) -> 
         assert again.headers["location"] == "/login?next=%2Fconsole%2Faudit%3Fafter%3D3"
 
 
-@pytest.mark.parametrize("user", [R, V, T, O, A, M])
+@pytest.mark.parametrize("user", [R, V, T, OV, A, M])
 def test_each_role_reaches_exactly_its_pages(console: Console, user: str) -> None:
     with console.client() as client:
         signed_in(client, console, user)

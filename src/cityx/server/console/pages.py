@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from importlib import resources
 from typing import Annotated, Any
@@ -67,7 +67,7 @@ class _Redirect(Exception):
 class HtmlRoute(APIRoute):
     """A page route: refusals and missing objects answer as HTML pages, not JSON."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         original = super().get_route_handler()
 
         async def handler(request: Request) -> Response:
@@ -213,21 +213,21 @@ def login_submit(
     if token is None:
         errors = errors or {"form": "Login failed."}
         value = s.login_csrf_value(request)
-        response = render(
+        page = render(
             request,
             "login.html.j2",
             {"next": target, "errors": errors, "username": username, "login_csrf": value},
             status=401 if "password" in errors else 422,
             who=None,
         )
-        s.set_login_csrf(response, request, value)
-        return response
-    response = s.see_other(target)
-    s.set_console_cookie(response, state(request), token)
+        s.set_login_csrf(page, request, value)
+        return page
+    done = s.see_other(target)
+    s.set_console_cookie(done, state(request), token)
     # The API's cookie too (path /api/v1): the page's scripts may call the API as this user.
     for raw in answer.headers.getlist("set-cookie"):
-        response.headers.append("set-cookie", raw)
-    return response
+        done.headers.append("set-cookie", raw)
+    return done
 
 
 @router.post("/logout")
@@ -252,7 +252,9 @@ def static(name: str) -> Response:
 
 
 @router.get("/console")
-def home(request: Request, who: Annotated[Principal, Depends(Needs("GET", f"{API}/me"))]) -> Response:
+def home(
+    request: Request, who: Annotated[Principal, Depends(Needs("GET", f"{API}/me"))]
+) -> Response:
     return render(request, "home.html.j2", {"role": who.role.value}, who=who)
 
 

@@ -172,6 +172,6 @@ __all__ = [
     "safe_next",
     "see_other",
     "session_from_login",
-    "set_login_csrf",
     "set_console_cookie",
+    "set_login_csrf",
 ]
