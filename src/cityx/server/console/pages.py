@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from importlib import resources
@@ -423,8 +425,29 @@ def report(
     trial = api_submissions.get_trial(trial_id, who, request)
     if not trial.get("results"):
         raise HTTPException(404, "This trial has no results yet, so no report.")
-    html = render_html(trial["results"])
-    return HTMLResponse(html, headers={"content-security-policy": REPORT_CSP})
+    return HTMLResponse(
+        _report_html(trial["results"]), headers={"content-security-policy": REPORT_CSP}
+    )
+
+
+_REPORTS: OrderedDict[str, str] = OrderedDict()
+_REPORTS_LOCK = threading.Lock()
+
+
+def _report_html(results: dict[str, Any]) -> str:
+    """The report of ``results``, cached by their digest: the report is a pure function of
+    the results (same document, same bytes), and drawing its plots takes most of a second."""
+    key = hashlib.sha256(json.dumps(results, sort_keys=True, default=str).encode()).hexdigest()
+    with _REPORTS_LOCK:
+        if key in _REPORTS:
+            _REPORTS.move_to_end(key)
+            return _REPORTS[key]
+    html = render_html(results)
+    with _REPORTS_LOCK:
+        _REPORTS[key] = html
+        while len(_REPORTS) > 32:
+            _REPORTS.popitem(last=False)
+    return html
 
 
 def _lines(text: str) -> list[str]:
