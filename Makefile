@@ -20,8 +20,11 @@ $(RUNTIME): pyproject.toml | $(BIN)/python
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@command -v bwrap >/dev/null || { apt-get update -q && apt-get install -y -q bubblewrap; } \
+	  || echo "bubblewrap is missing: the server will refuse to run vendor code" >&2
 	# The console's browser tests drive Debian's Chromium (never `playwright install`).
-	test -x /usr/bin/chromium || apt-get install -y chromium
+	@test -x /usr/bin/chromium || apt-get install -y -q chromium \
+	  || echo "chromium is missing: the console's browser tests will be skipped" >&2
 	touch $(RUNTIME) $(STAMP)
 
 demo: $(RUNTIME)
@@ -37,11 +40,12 @@ services: $(STAMP)
 	@for i in $$(seq 1 30); do $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 1883), 2).close()" 2>/dev/null && exit 0; sleep 1; done; \
 	  echo "Mosquitto did not come up at 127.0.0.1:1883" >&2; exit 1
 
-# ruff, and import-linter for the layers (contracts in pyproject.toml).
+# ruff, import-linter for the layers (contracts in pyproject.toml), bandit for security.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples fuzz
 	$(BIN)/ruff format --check src tests bench examples fuzz
 	$(BIN)/lint-imports
+	$(BIN)/bandit -q -c pyproject.toml -r src -ll
 
 typecheck: $(STAMP)
 	$(BIN)/mypy src

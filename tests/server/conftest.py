@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from cityx.server import Role, ServerConfig, add_user, create_app
+from cityx.server import Role, ServerConfig, add_user
+from cityx.server.app import create_app
 from cityx.store import Store
 
 from ..support.paths import SUBMISSIONS

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from cityx.server import create_app
+from cityx.server.app import create_app
 from cityx.server.archive import ArchiveError, Limits, unpack
 
 from .conftest import METRO, World, make_config, pack

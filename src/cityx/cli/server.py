@@ -25,7 +25,7 @@ def register(sub: Subparsers) -> None:
         sub,
         "serve",
         "Start the CityXchange server (JSON API under /api/v1) on the store.",
-        "cityx serve --store sqlite:///cityx.db --port 8000 --duration 2",
+        "cityx serve --store sqlite:///cityx.db --port 8765 --duration 2",
         _serve,
     )
     _store_options(serve)
@@ -109,7 +109,8 @@ def _config(args: argparse.Namespace) -> ServerConfig:
 
 def _serve(args: argparse.Namespace) -> int:
     # lazy: cityx --help stays fast
-    from cityx.server import load_demo, serve
+    from cityx.server.demo import load_demo
+    from cityx.server.run import serve
     from cityx.store import Store
 
     config = _config(args)

@@ -34,7 +34,7 @@ def create_app(config: ServerConfig, store: Store) -> FastAPI:
     st = ServerState(
         config=config,
         store=store,
-        pool=ModelPool(limits=limits),
+        pool=ModelPool(limits=limits, contain=config.contain),
         monitor=ExtractionMonitor(min_queries=config.monitor_min_queries),
         limiter=LoginLimiter(config.login_per_minute),
     )

@@ -59,7 +59,8 @@ class ServerConfig:
     # The extraction monitor (see cityx.server.monitor).
     monitor_min_queries: int = 30
     monitor_threshold: float = 0.90
-    # The model workers.
+    # The model workers: jailed with bubblewrap unless contain = false (see cityx.server.walls).
+    contain: bool = True
     worker_memory_mb: int = 2048
     call_timeout_s: float = 30.0
 

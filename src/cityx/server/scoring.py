@@ -5,17 +5,22 @@ Words:
 - a *model id* is the store id of one submission (one version of a system);
 - a *unit* is what one predicted row costs against a budget; the price list is
   :data:`UNIT_COST` (an explained row will cost more: explanations leak more);
-- a *walled format* runs no vendor code when it loads (ONNX, skops, LightGBM);
-  the others (an entry point, a pickle) run the vendor's code, and this
-  server refuses to serve them until their workers can be walled off from
-  each other and from the server (see docs/server.md, "Vendor code").
+- a *safe format* runs no vendor code when it loads (ONNX, skops, LightGBM);
+  an entry point runs the vendor's code, and is served only inside walls
+  (:mod:`.walls`); a pickle is never served (it would need the vendor's
+  opt-in trust, which the server does not give);
+- every worker runs inside the walls when they can be built; where they
+  cannot, safe formats run in the ordinary isolated worker with a logged
+  warning (parsers have bugs) and entry points are refused, saying why.
 
 Workers are kept alive between calls (one per model), so a call costs a pipe
-round trip, not a process start and a model load.
+round trip, not a process start, a jail and a model load.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,12 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from cityx.core import ArtifactFormat, InputError, InputSchema, Manifest, Prediction
+from cityx.core import ArtifactFormat, InputError, InputSchema, Manifest, Prediction, SystemKind
 from cityx.submissions import open_submission
 from cityx.targets import IsolatedPredictor, Limits
 
+from .walls import Walls, probe
+
 UNIT_COST = {"predict": 1, "explain": 10}
-WALLED_FORMATS = frozenset({ArtifactFormat.ONNX, ArtifactFormat.SKOPS, ArtifactFormat.LIGHTGBM})
+SAFE_FORMATS = frozenset({ArtifactFormat.ONNX, ArtifactFormat.SKOPS, ArtifactFormat.LIGHTGBM})
+_LOG = logging.getLogger("cityx.server")
 
 
 class NotServed(InputError):
@@ -70,41 +78,75 @@ def normalised(batch: np.ndarray, schema: InputSchema) -> np.ndarray:
 
 
 class ModelPool:
-    """One live isolated worker per served model, started on first use."""
+    """One live isolated worker per served model, started (jailed) on first use.
 
-    def __init__(self, *, limits: Limits) -> None:
+    ``contain``: build walls around every worker when possible (see :mod:`.walls`).
+    """
+
+    def __init__(self, *, limits: Limits, contain: bool = True) -> None:
         self._limits = limits
+        self._contain = contain
+        self._walls: Walls | None = None
+        self._why = "containment is switched off (contain = false)"
+        self._probed = not contain
         self._models: dict[int, IsolatedPredictor] = {}
         self._lock = threading.Lock()
 
+    def walls(self) -> Walls | None:
+        """The walls, probed once; None where they cannot be built (see :attr:`why`)."""
+        with self._lock:
+            if not self._probed:
+                self._walls, self._why = probe()
+                self._probed = True
+                if self._walls is None:
+                    _LOG.warning("vendor code cannot be contained: %s", self._why)
+            return self._walls
+
+    @property
+    def why(self) -> str:
+        return self._why
+
     def check_servable(self, manifest: Manifest) -> None:
         """Refuse what this server does not serve, saying why."""
-        if manifest.system.kind.value != "predictor":
+        if manifest.system.kind is not SystemKind.PREDICTOR:
             raise NotServed(
                 f"a {manifest.system.kind.value} is run in the sandbox, not queried row by row",
                 where="model",
             )
-        if manifest.artifact.format not in WALLED_FORMATS:
+        fmt = manifest.artifact.format
+        if fmt == ArtifactFormat.ENTRYPOINT and self.walls() is not None:
+            return
+        if fmt not in SAFE_FORMATS:
+            reason = (
+                "a pickle needs the vendor's opt-in trust, which the server never gives"
+                if fmt == ArtifactFormat.PICKLE
+                else f"walls around vendor code cannot be built here: {self.why}"
+            )
             raise NotServed(
-                f"a {manifest.artifact.format} artifact runs the vendor's code, and this "
-                "server cannot yet wall vendor code off from other vendors and from itself",
+                f"a {fmt} artifact runs the vendor's code; {reason}",
                 where="model",
                 hint="submit ONNX, skops or LightGBM, or run the trial locally with cityx trial",
             )
 
-    def predictor(self, model_id: int, folder: Path) -> IsolatedPredictor:
+    def predictor(self, model_id: int, folder: Path, *, owner: str) -> IsolatedPredictor:
+        walls = self.walls()
         with self._lock:
             found = self._models.get(model_id)
             if found is None:
                 # open_submission checks the artifact's digest before anything loads.
                 submission = open_submission(folder)
-                self.check_servable(submission.manifest)
-                found = submission.predictor(limits=self._limits)
+                limits = self._limits
+                if walls is not None:
+                    jail = walls.around(submission.folder, vendor=owner)
+                    limits = dataclasses.replace(limits, wrapper=jail)
+                else:
+                    _LOG.warning("model %s runs without walls: %s", model_id, self._why)
+                found = submission.predictor(limits=limits)
                 self._models[model_id] = found
             return found
 
-    def predict(self, model_id: int, folder: Path, batch: np.ndarray) -> Prediction:
-        return self.predictor(model_id, folder).predict(batch)
+    def predict(self, model_id: int, folder: Path, batch: np.ndarray, *, owner: str) -> Prediction:
+        return self.predictor(model_id, folder, owner=owner).predict(batch)
 
     def close(self) -> None:
         with self._lock:
@@ -113,4 +155,4 @@ class ModelPool:
             model.close()
 
 
-__all__ = ["UNIT_COST", "WALLED_FORMATS", "ModelPool", "NotServed", "normalised", "rows_to_batch"]
+__all__ = ["SAFE_FORMATS", "UNIT_COST", "ModelPool", "NotServed", "normalised", "rows_to_batch"]

@@ -29,6 +29,10 @@ class Limits:
     call_timeout_s: float = 30.0
     load_timeout_s: float = 60.0
     threads: int = 1
+    # A command the worker runs under, e.g. a bubblewrap jail built by the server
+    # (cityx.server.walls); empty: none. With one, the worker's environment is scrubbed
+    # to the few variables it needs.
+    wrapper: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _whole("memory_mb", self.memory_mb, 256, "at least 256 (Python and numpy alone need ~200)")

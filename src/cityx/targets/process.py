@@ -29,6 +29,7 @@ _TAIL_BYTES = 16 * 1024
 _CHUNK = 1 << 20
 # Environment variables that size the thread pools of numpy's BLAS, OpenMP
 # and friends; they must be set before those libraries load.
+_WALLED_ENV = ("MALLOC_ARENA_MAX", "PYTHONDONTWRITEBYTECODE", "LANG", "LC_ALL")
 _THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -76,6 +77,16 @@ class WorkerProcess:
             "--cpu-s",
             str(limits.cpu_s),
         ]
+        if limits.wrapper:
+            # Inside the walls the worker sees only what it needs: not the server's secrets.
+            keep = {k: v for k, v in env.items() if k in _WALLED_ENV or k in _THREAD_VARIABLES}
+            command = [
+                *limits.wrapper,
+                "/usr/bin/env",
+                "-i",
+                *(f"{k}={v}" for k, v in keep.items()),
+                *command,
+            ]
         popen = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,

@@ -108,9 +108,11 @@ def predict(
         )
     response.headers["X-Budget-Remaining"] = remaining
     try:
-        prediction = st.pool.predict(sub.id, Path(sub.path), batch)
+        prediction = st.pool.predict(sub.id, Path(sub.path), batch, owner=owner)
     except TargetError as exc:
-        raise HTTPException(502, f"the model failed: {exc}") from None
+        # The caller learns what failed, not where the server keeps the model.
+        detail = str(exc).replace(str(Path(sub.path)), f"model {sub.id}")
+        raise HTTPException(502, f"the model failed: {detail}") from None
     values = [v.item() if hasattr(v, "item") else v for v in prediction.values]
     labels = [str(v) for v in values]
     alert = st.monitor.observe(

@@ -1,0 +1,78 @@
+"""Benchmark: what the bubblewrap walls cost a prediction call, side by side in one run.
+
+The metro-congestion model (ONNX) in two kept-alive isolated workers, one
+plain and one jailed (:mod:`cityx.server.walls`); alternating rounds of
+``--calls`` one-row ``predict`` calls on each. Prints the best round's mean
+call latency of each (milliseconds), their ratio, and the one-off cost of
+starting each worker (process, jail, model load). The goal is a ratio of at
+most 1.20. Exits 1 if the goal is missed, 2 if the walls cannot be built.
+Run it with ``.venv/bin/python bench/server_walls.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from cityx.server.walls import probe
+from cityx.submissions import open_submission
+from cityx.targets import Limits
+
+METRO = Path(__file__).resolve().parents[1] / "examples" / "submissions" / "metro-congestion"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    walls, why = probe()
+    if walls is None:
+        print(json.dumps({"error": why}))
+        return 2
+    sub = open_submission(METRO)
+    names = list(sub.manifest.input_schema().names)
+    row = pd.read_csv(METRO / "data" / "holdout.csv")[names].to_numpy(float)[:1]
+    jailed = dataclasses.replace(Limits(), wrapper=walls.around(sub.folder, vendor="bench"))
+    starts, best = {}, {}
+    models = {}
+    for name, limits in (("plain", Limits()), ("walled", jailed)):
+        t = time.perf_counter()
+        models[name] = sub.predictor(limits=limits).start()
+        models[name].predict(row)
+        starts[name] = (time.perf_counter() - t) * 1e3
+        best[name] = float("inf")
+    try:
+        for _ in range(args.rounds):
+            for name, model in models.items():
+                t = time.perf_counter()
+                for _ in range(args.calls):
+                    model.predict(row)
+                best[name] = min(best[name], (time.perf_counter() - t) * 1e3 / args.calls)
+    finally:
+        for model in models.values():
+            model.close()
+    ratio = best["walled"] / best["plain"]
+    print(
+        json.dumps(
+            {
+                "call_ms": {k: round(v, 3) for k, v in best.items()},
+                "ratio": round(ratio, 3),
+                "start_ms": {k: round(v, 1) for k, v in starts.items()},
+                "goal": 1.20,
+                "calls": args.calls,
+                "rounds": args.rounds,
+            }
+        )
+    )
+    return 0 if ratio <= 1.20 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
