@@ -24,8 +24,10 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from cityx.server import ServerConfig, create_app, load_demo
+from cityx.server import ServerConfig
+from cityx.server.app import create_app
 from cityx.server.console.session import CONSOLE_COOKIE
+from cityx.server.demo import load_demo
 from cityx.server.identity import SESSION, issue_token
 from cityx.store import Store
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from cityx.server import Role, ServerConfig, add_user, create_app
+from cityx.server import Role, ServerConfig, add_user
+from cityx.server.app import create_app
 from cityx.server.console.session import CONSOLE_COOKIE
 from cityx.server.identity import SESSION, issue_token
 from cityx.store import Store
