@@ -146,6 +146,7 @@ def test_another_vendor_reaches_nothing_of_vendor_a_by_url(console: Console) -> 
             "/console/trials/trial-v1/report",
             f"/console/compare?system={console.system}",
             "/console/trials/no-such-trial",
+            "/console/submissions/999999",
         ):
             answer = client.get(page)
             assert answer.status_code == 404, page
@@ -265,3 +266,11 @@ def test_the_auditor_verifies_the_audit_log_read_only(console: Console) -> None:
         for path in ("/console/audit", "/console/trials/trial-v1", "/console/alerts"):
             text = client.get(path).text
             assert 'method="post" action="/console' not in text, path
+
+
+def test_a_malformed_address_is_an_html_page(console: Console) -> None:
+    with console.client() as client:
+        signed_in(client, console, "auditor")
+        answer = client.get("/console/submissions/not-a-number")
+        assert answer.status_code == 422 and answer.headers["content-type"].startswith("text/html")
+        assert "submission_id" in answer.text

@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -83,6 +84,15 @@ class HtmlRoute(APIRoute):
                     "error.html.j2",
                     {"status": exc.status_code, "detail": exc.detail},
                     status=exc.status_code,
+                )
+            except RequestValidationError as exc:
+                # A malformed id or query in the address: say which, as a page.
+                where = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors())
+                return render(
+                    request,
+                    "error.html.j2",
+                    {"status": 422, "detail": f"This address has a malformed part: {where}."},
+                    status=422,
                 )
 
         return handler
@@ -320,7 +330,11 @@ def upload(
         s.ONCE.release(once)
         problem = {"where": "archive", "message": "Choose a .tar.gz or .zip file to upload."}
         return _submissions_page(request, who, problems=[problem], status=422)
-    answer = api_submissions.upload(who, request, archive)
+    try:
+        answer = api_submissions.upload(who, request, archive)
+    except BaseException:
+        s.ONCE.release(once)  # it did not act: the same form may be sent again
+        raise
     if isinstance(answer, JSONResponse):
         s.ONCE.release(once)
         problems = json.loads(bytes(answer.body))["problems"]
@@ -490,6 +504,9 @@ def rule(
             errors["form"] = str(exc.detail)
         except InputError as exc:  # the ruling's own checks: beside the form
             errors["decision"] = exc.message
+        except BaseException:
+            s.ONCE.release(once)  # it did not act (the store refuses a second ruling anyway)
+            raise
     location = f"/console/trials/{trial_id}"
     if errors:
         s.ONCE.release(once)
