@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile
@@ -24,8 +26,10 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from cityx.core import InputError
+from cityx.governance import checklist
 from cityx.governance.policy import default_policy_path
 from cityx.governance.report import render_html
 
@@ -513,6 +517,98 @@ def rule(
         return _trial_page(request, who, trial_id, errors=errors, form=form, status=422)
     s.ONCE.finish(once, location)
     return s.see_other(location)
+
+
+def _checklist(results: dict[str, Any]) -> list[checklist.Answer]:
+    """Every checklist item, answered from the trial's results where they hold the evidence
+    (through the library's own reader, which takes a trial folder)."""
+    items = checklist.load_checklist()
+    if not results:
+        return checklist.answer_from_trial(items, None)
+    with tempfile.TemporaryDirectory(prefix="cityx-checklist-") as tmp:
+        Path(tmp, "results.json").write_text(json.dumps(results, default=str), encoding="utf-8")
+        return checklist.answer_from_trial(items, Path(tmp))
+
+
+def _checklist_page(
+    request: Request,
+    who: Principal,
+    trial_id: str,
+    *,
+    given: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    trial = api_submissions.get_trial(trial_id, who, request)
+    answers = _checklist(dict(trial.get("results") or {}))
+    return render(
+        request,
+        "checklist.html.j2",
+        {
+            "trial": trial,
+            "answers": answers,
+            "summary": checklist.principle_summary(answers),
+            "given": given or {},
+            "errors": errors or {},
+            "choices": checklist.ANSWERS,
+        },
+        status=status,
+        who=who,
+    )
+
+
+@router.get("/console/trials/{trial_id}/checklist")
+def checklist_page(
+    trial_id: str,
+    request: Request,
+    who: Annotated[Principal, Depends(Needs("GET", f"{API}/trials/{{trial_id}}"))],
+) -> Response:
+    return _checklist_page(request, who, trial_id)
+
+
+@router.post("/console/trials/{trial_id}/checklist")
+async def checklist_answers(
+    trial_id: str,
+    request: Request,
+    who: Annotated[Principal, Depends(Needs("GET", f"{API}/trials/{{trial_id}}"))],
+) -> Response:
+    """The answered checklist as the JSON ``cityx checklist import`` reads (nothing is kept
+    on the server: it changes nothing, so it needs no once token)."""
+    form = await request.form()
+    given = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    if not s.csrf_ok(request, given.get("csrf")):
+        raise HTTPException(403, "This form is stale or did not come from this site: reload it.")
+    # The store and the report code block: off the event loop, as sync routes are.
+    return await run_in_threadpool(_checklist_download, request, who, trial_id, given)
+
+
+def _checklist_download(
+    request: Request, who: Principal, trial_id: str, given: dict[str, str]
+) -> Response:
+    trial = api_submissions.get_trial(trial_id, who, request)
+    answers = _checklist(dict(trial.get("results") or {}))
+    errors = {}
+    out = []
+    for a in answers:
+        if a.source == "trial":
+            out.append(a)
+            continue
+        value = given.get(f"answer-{a.id}", "")
+        comment = given.get(f"comment-{a.id}", "")[:2000]
+        if value not in checklist.ANSWERS:
+            errors[f"answer-{a.id}"] = "Choose yes, no, n/a or leave it open."
+        if value == "no" and not comment.strip():
+            errors[f"comment-{a.id}"] = "Say why in a comment when the answer is no."
+        out.append(replace(a, answer=value, comment=comment))
+    if errors:
+        return _checklist_page(request, who, trial_id, given=given, errors=errors, status=422)
+    with tempfile.TemporaryDirectory(prefix="cityx-checklist-") as tmp:
+        data = checklist.write_answers(out, Path(tmp) / "checklist.json").read_bytes()
+    return Response(
+        data,
+        media_type="application/json",
+        headers={"content-disposition": f'attachment; filename="checklist-{trial_id}.json"'},
+    )
 
 
 @router.get("/console/queue")
