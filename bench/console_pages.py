@@ -39,6 +39,7 @@ PAGES = {
         "/console/trials",
         "/console/trials/{trial}",
         "/console/trials/{trial}/report",
+        "/console/trials/{trial}/checklist",
         "/console/compare?system=metro-congestion",
         "/console/alerts",
     ],
