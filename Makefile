@@ -29,6 +29,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 demo: $(RUNTIME)
 	$(BIN)/cityx demo --out $(OUT)
+	@echo "serve these results: $(BIN)/cityx serve --demo (one user per role, printed; docs/server.md)"
 
 # PostgreSQL and Mosquitto run on the development machines and CI; start them if down.
 services: $(STAMP)

@@ -212,7 +212,13 @@ failed_runs = { fail_above = 0 }
 
     bad = controller_submission(tmp_path / "bad", "return np.full(len(batch), np.nan)")
     failed = run_trial(
-        TrialPlan(submission=bad, out=tmp_path / "failed", policy=policy, store=store_url)
+        TrialPlan(
+            submission=bad,
+            out=tmp_path / "failed",
+            policy=policy,
+            store=store_url,
+            trust_code=True,
+        )
     )
     ids = {f["id"] for f in failed.results["findings"]}
     assert "sandbox.nominal/failed_runs" in ids

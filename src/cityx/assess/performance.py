@@ -138,6 +138,9 @@ class NominalPerformance(Check):
         supports=frozenset({"predictor"}),
     )
     threshold_metrics = ("accuracy", "macro_f1", "recall[*]", "mae", "rmse", "abs_bias")
+    # Accuracy on holdout data is no evidence for any principle by itself: robustness is
+    # what the input contract and evasion show, under inputs the holdout never held.
+    principles: ClassVar[Mapping[Principle, tuple[str, ...]] | None] = {}
     option_defaults: ClassVar[Mapping[str, Any]] = {"bootstrap": 1000}
     details_type = PerformanceDetails
 

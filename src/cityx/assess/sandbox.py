@@ -106,6 +106,12 @@ class SandboxNominal(Check):
         "district_waiting_ratio",
         "group_waiting_increase_s[*]",
     )
+    # Collisions are measured safety, group waiting measured fairness (the red-team
+    # campaign, not nominal runs, is the robustness evidence).
+    principles: ClassVar[Mapping[Principle, tuple[str, ...]] | None] = {
+        Principle.SAFETY: ("collisions",),
+        Principle.FAIRNESS: ("group_waiting_increase_s[*]", "district_waiting_ratio"),
+    }
     option_defaults = DEFAULTS
     details_type = SandboxDetails
     report_section = staticmethod(sandbox_section)

@@ -142,8 +142,6 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _users_add(args: argparse.Namespace) -> int:
     # lazy: cityx --help stays fast
-    from datetime import timedelta
-
     from cityx.server import Role, add_user
     from cityx.store import Store
 
@@ -165,8 +163,7 @@ def _users_add(args: argparse.Namespace) -> int:
         )
     sys.stdout.write(issued.token + "\n")
     sys.stderr.write(
-        f"user {args.name} added; token {issued.token_id} expires {issued.expires_at} "
-        f"({timedelta(days=args.expires_days or config.token_days).days} days). "
+        f"user {args.name} added; token {issued.token_id} expires {issued.expires_at}. "
         "It is shown once: keep it now.\n"
     )
     return EXIT_OK

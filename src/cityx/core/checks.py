@@ -114,6 +114,9 @@ class CheckContext:
     seed: int
     problems: tuple[Problem, ...] = ()
     load_s: float | None = None
+    # The opt-ins that let vendor code run (``--trust-code``, ``--trust-pickle``), each
+    # with who gave it: admission states it as given, never more.
+    trusted_by: Mapping[str, str] = field(default_factory=dict)
     predictor: Predictor | None = None
     controller: Controller | None = None
     world: WorldRunner | None = None
@@ -142,9 +145,18 @@ class Check(ABC):
     ``option_defaults`` names the options a policy may give it, with their
     defaults; :meth:`configure` refuses any other option, or one of another
     type, and ``_run`` sees every option filled in.
+
+    ``principles`` says which AI Verify principles the check *tests*, each
+    with the metrics that carry that evidence (empty: the check's run
+    itself): a principle reads "OK" only when a check that tests it ran and
+    measured them. Left None, the check tests the principle of its tags.
+    :meth:`waiver` says why the check does not apply to a submission, when
+    the submission declares so in writing; the gate then does not count its
+    skip against a ``pass``.
     """
 
     meta: ClassVar[PluginMeta]
+    principles: ClassVar[Mapping[Principle, tuple[str, ...]] | None] = None
     threshold_metrics: ClassVar[tuple[str, ...]] = ()
     details_type: ClassVar[type[Details]] = RawDetails
     option_defaults: ClassVar[Mapping[str, Any]] = {}
@@ -169,6 +181,17 @@ class Check(ABC):
                     f"option {name!r} must be {_kind_name(default)}, got {value!r}", where=where
                 )
         return {**cls.option_defaults, **given}
+
+    @classmethod
+    def tested_principles(cls) -> Mapping[Principle, tuple[str, ...]]:
+        """The principles this check tests, each with the metrics that show it."""
+        if cls.principles is None:
+            return {cls.meta.tags.principle: ()}
+        return cls.principles
+
+    def waiver(self, manifest: Manifest) -> str | None:
+        """The submission's written reason why this check does not apply, if it gives one."""
+        return None
 
     @final
     def run(self, ctx: CheckContext) -> CheckResult:

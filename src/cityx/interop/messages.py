@@ -9,7 +9,10 @@ we follow it (``TrafficFlowObserved``, ``Road``, ``RoadSegment``); where none
 does we define our own (``SignalPhaseCommand``, ``SignalStateObserved``).
 
 Each type has a versioned *schema* (JSON Schema draft 2020-12, ``$id``
-ending in ``/v1``) shipped as package data in ``cityx/interop/schemas``. A
+ending in ``/v1``) shipped as package data in ``cityx/interop/schemas``: the
+city's. Which entities a :class:`Catalog` accepts depends on its *profile*
+(:mod:`.profiles`): ``base`` checks the vendored Smart Data Model of the
+type, ``city`` that and then the city's schema. A
 *schema check* says whether an entity has the right shape; a *plausibility
 check* says whether what it claims can physically be true (a speed of
 400 km/h, an occupancy of 1.3, an observation dated in the future). The two
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -33,6 +36,14 @@ from importlib import resources
 from typing import Any, Protocol
 
 from .errors import MessageError
+from .profiles import (
+    DEFAULT_PROFILE,
+    Profile,
+    SmartDataModels,
+    key_values,
+    normalised_shape,
+    profile_named,
+)
 
 SCHEMA_BASE = "https://cityx.dev/schemas/interop"
 _COMMON_SCHEMA = "ngsi-ld"
@@ -93,11 +104,45 @@ def _schema_texts() -> dict[str, str]:
     return texts
 
 
+_MAX_PROBLEM = 300
+
+
+@dataclass(frozen=True, slots=True)
+class _Stage:
+    """One step of a type's check under a profile: named fields, then a schema."""
+
+    engine: _Engine
+    label: str
+    # Check the key-values projection (an SDM schema), not the normalised entity.
+    project: bool = False
+    # Attributes the profile requires beyond the standard, named one by one in rejections.
+    required: tuple[str, ...] = ()
+    not_standard: frozenset[str] = frozenset()
+
+    def first_error(self, entity: Any) -> str | None:
+        if type(entity) is dict:
+            for name in self.required:
+                if name not in entity:
+                    why = " (the Smart Data Model does not)" if name in self.not_standard else ""
+                    return f"{self.label} requires {name}{why}"
+        problem = self.engine.first_error(key_values(entity) if self.project else entity)
+        if problem is None:
+            return None
+        if len(problem) > _MAX_PROBLEM:  # the engines quote the whole offending value
+            problem = f"{problem[: _MAX_PROBLEM - 80]} ... {problem[-60:]}"
+        return f"{self.label}: {problem}"
+
+
 class Catalog:
-    """The compiled schemas of the message types, looked up by type name.
+    """The compiled schemas of the message types under one profile, looked up by type name.
 
     Build it once with :meth:`builtin` (it reads the package's schema
     files) and share it: compiling is the slow part, checking is fast.
+    ``profile`` (see :mod:`.profiles`) decides what is accepted: ``base``
+    checks a type against its Smart Data Model (``standard``), ``city``
+    against the city's own schema (``schemas``) and the Smart Data Model.
+    A type without a Smart Data Model is checked against ``schemas`` under
+    both.
     """
 
     def __init__(
@@ -106,34 +151,88 @@ class Catalog:
         common: Mapping[str, Any],
         *,
         engine: SchemaEngine = SchemaEngine.AUTO,
+        profile: Profile | str = DEFAULT_PROFILE,
+        standard: SmartDataModels | None = None,
     ) -> None:
+        self.profile = profile_named(profile)
         self._ids = {name: str(schema["$id"]) for name, schema in schemas.items()}
         self.engine = _pick_engine(SchemaEngine(engine))
         build = _RustEngine if self.engine is SchemaEngine.JSONSCHEMA_RS else _PythonEngine
-        self._engines: dict[str, _Engine] = {
-            name: build(schema, common) for name, schema in schemas.items()
-        }
+        self._stages: dict[str, tuple[_Stage, ...]] = {}
+        label = f"{self.profile} profile"
+        for name, schema in schemas.items():
+            sdm = None if standard is None else standard.schemas.get(name)
+            if standard is None or sdm is None:
+                self._stages[name] = (_Stage(build(schema, (common,)), label),)
+                continue
+            standard_stage = _Stage(
+                build(sdm, standard.shared),
+                f"{label}: Smart Data Models {name} schema (key-values)",
+                project=True,
+            )
+            if self.profile is Profile.BASE:
+                shape = build(normalised_shape(name, str(common["$id"])), (common,))
+                self._stages[name] = (
+                    _Stage(shape, f"{label}: not NGSI-LD normalised"),
+                    standard_stage,
+                )
+                continue
+            # The city's schema implies the normalised shape base checks first (it is the same
+            # shape, stricter), so city runs it in that stage's place: one schema fewer a message.
+            required = tuple(str(field) for field in schema.get("required", ()))
+            city = _Stage(
+                build(schema, (common,)),
+                label,
+                required=required,
+                not_standard=frozenset(required) - standard.required(name),
+            )
+            self._stages[name] = (city, standard_stage)
 
     @classmethod
-    def builtin(cls, *, engine: SchemaEngine = SchemaEngine.AUTO) -> Catalog:
-        """The schemas shipped with ``cityx`` (``cityx/interop/schemas/*.v1.json``)."""
+    def builtin(
+        cls,
+        *,
+        engine: SchemaEngine = SchemaEngine.AUTO,
+        profile: Profile | str = DEFAULT_PROFILE,
+    ) -> Catalog:
+        """The schemas shipped with ``cityx``, under ``profile`` (default: ``city``).
+
+        The city's schemas are ``cityx/interop/schemas/*.v1.json``; the Smart
+        Data Models, vendored, are in ``cityx/interop/schemas/sdm``.
+        """
         texts = _schema_texts()
         common = json.loads(texts.pop(_COMMON_SCHEMA))
-        return cls({name: json.loads(text) for name, text in texts.items()}, common, engine=engine)
+        return cls(
+            {name: json.loads(text) for name, text in texts.items()},
+            common,
+            engine=engine,
+            profile=profile,
+            standard=SmartDataModels.builtin(),
+        )
 
     def types(self) -> tuple[str, ...]:
         return tuple(sorted(self._ids))
 
     def schema_id(self, message_type: str) -> str | None:
-        """The schema id for a type, or None when the type is unknown."""
+        """The schema id for a type, or None when the type is unknown.
+
+        The same under every profile: it names the type's contract, and the
+        profile is the receiver's rule for accepting it.
+        """
         return self._ids.get(message_type)
 
     def first_error(self, message_type: str, entity: Any) -> str | None:
-        """None when ``entity`` fits the type's schema, else the first problem found.
+        """None when ``entity`` is a valid ``message_type`` under the profile, else why not.
 
-        Raises KeyError for an unknown type (ask :meth:`schema_id` first).
+        The reason starts with the profile's name (``city profile requires
+        refRoadSegment ...``). Raises KeyError for an unknown type (ask
+        :meth:`schema_id` first).
         """
-        return self._engines[message_type].first_error(entity)
+        for stage in self._stages[message_type]:
+            problem = stage.first_error(entity)
+            if problem is not None:
+                return problem
+        return None
 
     def check(self, message_type: str, entity: Any) -> None:
         """Raise :class:`MessageError` unless ``entity`` is a valid ``message_type``."""
@@ -161,13 +260,16 @@ def _location(path: list[str | int]) -> str:
 
 
 class _RustEngine:
-    def __init__(self, schema: Mapping[str, Any], common: Mapping[str, Any]) -> None:
+    def __init__(self, schema: Mapping[str, Any], shared: Sequence[Mapping[str, Any]]) -> None:
         # optional: the schema engine's library loads only when that engine is used
         import jsonschema_rs
 
-        registry = jsonschema_rs.Registry([(str(common["$id"]), dict(common))])
-        # offline: a $ref we do not ship must fail, never be fetched.
-        self._validator = jsonschema_rs.validator_for(dict(schema), registry=registry, offline=True)
+        registry = jsonschema_rs.Registry([(str(s["$id"]), _plain_dicts(s)) for s in shared])
+        # offline: a $ref we do not ship must fail, never be fetched. "format" is an annotation
+        # (as the Python engine treats it): plausibility judges dates, not a regex.
+        self._validator = jsonschema_rs.validator_for(
+            _plain_dicts(schema), registry=registry, offline=True, validate_formats=False
+        )
 
     def first_error(self, entity: Any) -> str | None:
         try:
@@ -181,7 +283,7 @@ class _RustEngine:
 
 
 class _PythonEngine:
-    def __init__(self, schema: Mapping[str, Any], common: Mapping[str, Any]) -> None:
+    def __init__(self, schema: Mapping[str, Any], shared: Sequence[Mapping[str, Any]]) -> None:
         # optional: the schema engine's library loads only when that engine is used
         import jsonschema
 
@@ -199,10 +301,11 @@ class _PythonEngine:
                 yield jsonschema.ValidationError(f"{instance!r} does not match {patrn!r}")
 
         cls = jsonschema.validators.extend(Draft202012Validator, {"pattern": pattern})  # type: ignore[no-untyped-call]
-        registry: Registry[Any] = Registry().with_resource(
-            str(common["$id"]), Resource.from_contents(dict(common))
+        # No retrieve function: a $ref to anything not vendored fails, it is never fetched.
+        registry: Registry[Any] = Registry().with_resources(
+            (str(s["$id"]), Resource.from_contents(_plain_dicts(s))) for s in shared
         )
-        self._validator = cls(dict(schema), registry=registry)
+        self._validator = cls(_plain_dicts(schema), registry=registry)
 
     def first_error(self, entity: Any) -> str | None:
         # optional: the schema engine's library loads only when that engine is used
@@ -212,6 +315,15 @@ class _PythonEngine:
         if error is None:
             return None
         return f"{_location(list(error.absolute_path))}: {error.message}"
+
+
+def _plain_dicts(value: Any) -> Any:
+    """``value`` with every mapping a dict (the engines want JSON types, not read-only views)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain_dicts(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_dicts(v) for v in value]
+    return value
 
 
 def _ecma_end(pattern: str) -> str:
@@ -250,15 +362,25 @@ def _value(entity: Mapping[str, Any], name: str) -> Any:
 
 
 def instant(value: Any) -> float | None:
-    """Seconds since the epoch of a date-time value (text or typed literal), or None."""
+    """Seconds since the epoch of a date-time value (text or typed literal), or None.
+
+    An interval ``A/B`` gives ``B`` (or ``A`` when ``B`` is a duration); a
+    date-time without an offset is read as UTC.
+    """
     if type(value) is dict:
         value = value.get("@value")
     if not isinstance(value, str):
         return None
-    try:
-        return datetime.fromisoformat(value).timestamp()
-    except (ValueError, OverflowError, OSError):  # not a date, or outside the platform's range
-        return None
+    # An ISO 8601 interval (the Smart Data Models allow one in dateObserved) ends at its
+    # second part; with a duration there (start/PT5M), its start is the instant we can read.
+    for text in reversed(value.split("/", 1)):
+        try:
+            at = datetime.fromisoformat(text)
+            # No offset: read as UTC, so the answer never depends on the host's time zone.
+            return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).timestamp()
+        except (ValueError, OverflowError, OSError):  # not a date, or outside the platform's range
+            continue
+    return None
 
 
 class _Implausible(Exception):
@@ -295,8 +417,9 @@ def _traffic_flow(
     if occupancy is not None and not 0.0 <= occupancy <= 1.0:
         raise _Implausible(f"occupancy {occupancy} is outside 0..1")
     lane = _number(_value(entity, "laneId"))
-    if lane is not None and not 0 <= lane <= limits.max_lane_id:
-        raise _Implausible(f"laneId {lane:g} is outside 0..{limits.max_lane_id}")
+    # The Smart Data Model counts lanes from 1 (its schema refuses 0 before this runs).
+    if lane is not None and not 1 <= lane <= limits.max_lane_id:
+        raise _Implausible(f"laneId {lane:g} is outside 1..{limits.max_lane_id}")
     if start is not None and end is not None:
         if end < start:
             raise _Implausible("dateObservedTo is before dateObservedFrom")

@@ -32,7 +32,9 @@ except to see that they are well formed):
                            the envelope arrived on a topic other than the
                            one it was signed for
 12. ``unknown_type``       no schema for ``type``, or ``schema`` is not its id;
-    ``schema_invalid``     the entity does not fit the schema
+    ``schema_invalid``     the entity does not fit the schema under the
+                           catalog's profile (see :mod:`.profiles`); the
+                           detail names the profile and the field
 13. ``implausible``        the entity cannot physically be true
                            (see :func:`.messages.check_plausible`)
 

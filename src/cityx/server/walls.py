@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BWRAP = "bwrap"
+# The jail's own private tmpfs, mounted over /tmp inside it; never the host's /tmp.
+_SCRATCH = "/tmp"  # nosec B108
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +58,7 @@ class Walls:
             uid,
             # The scratch and the kernel's views first: a later bind may sit inside /tmp.
             "--tmpfs",
-            "/tmp",
+            _SCRATCH,
             "--proc",
             "/proc",
             "--dev",

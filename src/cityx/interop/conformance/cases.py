@@ -10,6 +10,13 @@ The *suite* is the versioned list of cases (:data:`SUITE_VERSION`): a case
 id never changes meaning; a new check gets a new id, a changed one a new
 suite version.
 
+An endpoint *claims* a profile (:mod:`cityx.interop.profiles`): ``base``
+(accepts what the FIWARE Smart Data Models accept) or ``city`` (requires
+more). Most cases hold for both; a case's ``profiles`` says which it
+applies to, and :func:`suite_for` gives the cases of one profile: a city
+endpoint must refuse a flow without ``refRoadSegment``, a base endpoint
+must accept it.
+
 The *issuers* are the suite's own senders, with Ed25519 keys derived from
 a seed, so the trust documents written for one seed match every run with
 that seed. Only ``jti`` values and times change between runs (they come
@@ -44,6 +51,7 @@ from ..envelope import ENVELOPE_VERSION, LEGACY_ALG, TYP
 from ..errors import InteropError
 from ..keys import ALG
 from ..messages import schema_id, signal_phase_command, traffic_flow_observed
+from ..profiles import DEFAULT_PROFILE, Profile, profile_named
 from ..verify import Reason
 from .issuers import CITY, ISSUER_PREFIX, Issuer, make_issuers, trust_documents, write_trust
 from .protocol import Request
@@ -203,6 +211,8 @@ class Case:
     title: str
     expected: Expected
     build: Build
+    profiles: frozenset[Profile] = frozenset(Profile)
+    """The profiles whose endpoints must give the expected outcome (most cases: all)."""
 
 
 def _valid_detached(c: Context) -> list[Request]:
@@ -338,8 +348,47 @@ def _wrong_typ(c: Context) -> list[Request]:
     return [Request(compact(header, claims, c.issuers["sender"].private), claims["topic"])]
 
 
-def _case(case_id: str, title: str, reason: Reason | None, build: Build) -> Case:
-    return Case(case_id, title, Expected(reason), build)
+def _case(
+    case_id: str,
+    title: str,
+    reason: Reason | None,
+    build: Build,
+    profiles: Iterable[Profile] = tuple(Profile),
+) -> Case:
+    return Case(case_id, title, Expected(reason), build, frozenset(profiles))
+
+
+# -- profile cases: what the Smart Data Model allows, and what the city adds ----------------------
+
+
+def _without(entity: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {name: value for name, value in entity.items() if name not in names}
+
+
+def _flow_located(c: Context) -> list[Request]:
+    return [c.step(entity=_without(c.flow(), "refRoadSegment"))]
+
+
+def _flow_addressed(c: Context) -> list[Request]:
+    address = {
+        "type": "Property",
+        "value": {"streetAddress": "Innere Kanalstrasse", "addressLocality": "Koeln"},
+    }
+    return [c.step(entity={**_without(c.flow(), "refRoadSegment", "location"), "address": address})]
+
+
+def _flow_minimal(c: Context) -> list[Request]:
+    # All the Smart Data Model requires: id, type, dateObserved.
+    return [
+        c.step(entity={k: v for k, v in c.flow().items() if k in ("id", "type", "dateObserved")})
+    ]
+
+
+def _lane_zero(c: Context) -> list[Request]:
+    return [c.step(entity=c.flow(laneId={"type": "Property", "value": 0}))]
+
+
+_BASE, _CITY = (Profile.BASE,), (Profile.CITY,)
 
 
 _R = Reason
@@ -397,23 +446,71 @@ SUITE: tuple[Case, ...] = (
     _case("unknown-type", "a type with no schema", _R.UNKNOWN_TYPE, _unknown_type),
     _case("schema-invalid", "an entity that breaks its schema", _R.SCHEMA_INVALID, _schema_invalid),
     _case("implausible", "a speed of 400 km/h", _R.IMPLAUSIBLE, _implausible),
+    _case(
+        "valid-flow-location",
+        "a flow placed by location, no refRoadSegment (valid in the SDM)",
+        None,
+        _flow_located,
+        _BASE,
+    ),
+    _case(
+        "valid-flow-address",
+        "a flow placed by address only (valid in the SDM)",
+        None,
+        _flow_addressed,
+        _BASE,
+    ),
+    _case(
+        "valid-flow-minimal",
+        "a flow with only id, type and dateObserved (the SDM's minimum)",
+        None,
+        _flow_minimal,
+        _BASE,
+    ),
+    _case("sdm-lane-zero", "laneId 0 (the SDM counts from 1)", _R.SCHEMA_INVALID, _lane_zero),
+    _case(
+        "city-road-segment",
+        "a flow without refRoadSegment (the city profile requires it)",
+        _R.SCHEMA_INVALID,
+        _flow_located,
+        _CITY,
+    ),
 )
 """The published suite, in the order it runs."""
 
 
-def select(ids: Iterable[str] | None = None) -> tuple[Case, ...]:
-    """The suite's cases, or only those named (in suite order); unknown ids are an error."""
+def suite_for(profile: Profile | str = DEFAULT_PROFILE) -> tuple[Case, ...]:
+    """The cases an endpoint claiming ``profile`` must pass, in suite order."""
+    claimed = profile_named(profile)
+    return tuple(case for case in SUITE if claimed in case.profiles)
+
+
+def select(
+    ids: Iterable[str] | None = None, *, profile: Profile | str = DEFAULT_PROFILE
+) -> tuple[Case, ...]:
+    """The cases of ``profile``, or only those named (in suite order).
+
+    An unknown id, or one that does not apply to ``profile``, is an error.
+    """
+    claimed = profile_named(profile)
+    cases = suite_for(claimed)
     if ids is None:
-        return SUITE
+        return cases
     wanted = list(ids)
     known = {case.id for case in SUITE}
-    unknown = [i for i in wanted if i not in known]
-    if unknown:
-        raise InteropError(
-            f"unknown conformance case {unknown[0]!r}",
-            hint="cityx interop conformance --list shows the ids",
-        )
-    return tuple(case for case in SUITE if case.id in wanted)
+    applies = {case.id for case in cases}
+    for case_id in wanted:
+        if case_id not in known:
+            raise InteropError(
+                f"unknown conformance case {case_id!r}",
+                hint="cityx interop conformance --list shows the ids",
+            )
+        if case_id not in applies:
+            raise InteropError(
+                f"conformance case {case_id!r} is not in the {claimed} profile's suite",
+                hint=f"cityx interop conformance --list --profile {claimed} shows its ids",
+            )
+    return tuple(case for case in cases if case.id in wanted)
 
 
 __all__ = [
@@ -429,6 +526,7 @@ __all__ = [
     "compact",
     "make_issuers",
     "select",
+    "suite_for",
     "trust_documents",
     "write_trust",
 ]
