@@ -5,11 +5,17 @@ Pages are Jinja2 templates over the API's own route functions, under
 vendored htmx 2 (with its SSE extension) is served from the package, never
 from a CDN (see static/PROVENANCE.md). Authorization is the server's one
 policy: each page names the API route whose rule it needs
-(:class:`.pages.Needs`). See docs/console.md.
+(:class:`.base.Needs`). Modules: :mod:`.base` (templates, the page guard),
+:mod:`.session` (cookie, CSRF, once-only forms), :mod:`.pages` (login, home),
+:mod:`.vendor`, :mod:`.trials` and :mod:`.records` (each area's pages).
+See docs/console.md.
 """
 
 from __future__ import annotations
 
-from .pages import router
+from . import pages, records, trials, vendor
+from .base import router
 
-__all__ = ["router"]
+PAGE_MODULES = (pages, vendor, trials, records)
+
+__all__ = ["PAGE_MODULES", "router"]
