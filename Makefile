@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@command -v bwrap >/dev/null || { apt-get update -q && apt-get install -y -q bubblewrap; } \
 	  || echo "bubblewrap is missing: the server will refuse to run vendor code" >&2
+	# The console's browser tests drive Debian's Chromium (never `playwright install`).
+	@test -x /usr/bin/chromium || apt-get install -y -q chromium \
+	  || echo "chromium is missing: the console's browser tests will be skipped" >&2
 	touch $(RUNTIME) $(STAMP)
 
 demo: $(RUNTIME)

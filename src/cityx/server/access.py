@@ -38,6 +38,7 @@ from .rulings import city_key
 from .scoring import ModelPool
 
 SESSION_COOKIE = "cityx_session"
+UPLOADS = "/console/submissions"  # the console's upload form
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -184,7 +185,7 @@ class Hardening:
             return
         limit = (
             self.upload_bytes
-            if scope["method"] == "POST" and scope["path"] == f"{PREFIX}/submissions"
+            if scope["method"] == "POST" and scope["path"] in (f"{PREFIX}/submissions", UPLOADS)
             else self.other_bytes
         )
         headers = dict(scope.get("headers") or [])
@@ -205,7 +206,9 @@ class Hardening:
 
         async def secured(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                extra = list(SECURITY_HEADERS)
+                # A header the answer set itself (the console's page CSP) is kept.
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [h for h in SECURITY_HEADERS if h[0] not in present]
                 if self.hsts:
                     extra.append((b"strict-transport-security", b"max-age=63072000"))
                 message["headers"] = [*message.get("headers", []), *extra]

@@ -21,6 +21,7 @@ from cityx.targets import Limits
 
 from .access import Hardening, LoginLimiter, ServerState
 from .config import ServerConfig
+from .console import router as console_router
 from .monitor import ExtractionMonitor
 from .policy import API as PREFIX
 from .routes import router
@@ -55,6 +56,7 @@ def create_app(config: ServerConfig, store: Store) -> FastAPI:
     # Added as they are, not through include_router: this FastAPI nests an included
     # router, and a nested route's path loses the /api/v1 prefix the policy is keyed on.
     app.router.routes.extend(router.routes)
+    app.router.routes.extend(console_router.routes)  # the web console (docs/console.md)
 
     @app.exception_handler(StoreError)
     async def _store_error(_request: Request, exc: StoreError) -> JSONResponse:

@@ -1,0 +1,208 @@
+"""The vendor's pages: submissions (list, upload with problems by file and field, one
+submission) and the process checklist of a trial."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, File, Form, HTTPException, Request, Response, UploadFile
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from cityx.governance import checklist
+
+from ..identity import Principal
+from ..policy import API
+from ..routes import submissions as api_submissions
+from . import session as s
+from .base import (
+    Needs,
+    form_checks,
+    permits,
+    render,
+    router,
+)
+
+
+def _problem_rows(problems: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Each problem with its file and field apart: ``where`` reads ``file: field``."""
+    rows = []
+    for p in problems:
+        where = p.get("where", "")
+        file, sep, field = where.partition(":")
+        rows.append(
+            {
+                "file": file.strip() if sep else where,
+                "field": field.strip() if sep else "",
+                "message": p.get("message", ""),
+                "level": p.get("level", "error"),
+            }
+        )
+    return rows
+
+
+def _submissions_page(
+    request: Request, who: Principal, *, problems: list[dict[str, str]], status: int = 200
+) -> Response:
+    listed = api_submissions.list_submissions(who, request)["submissions"]
+    return render(
+        request,
+        "submissions.html.j2",
+        {
+            "submissions": listed,
+            "may_upload": permits(who, "POST", f"{API}/submissions"),
+            "problems": _problem_rows(problems),
+            "once": s.new_once(),
+        },
+        status=status,
+        who=who,
+    )
+
+
+@router.get("/console/submissions")
+def submissions(
+    request: Request, who: Annotated[Principal, Depends(Needs("GET", f"{API}/submissions"))]
+) -> Response:
+    return _submissions_page(request, who, problems=[])
+
+
+@router.post("/console/submissions")
+def upload(
+    request: Request,
+    who: Annotated[Principal, Depends(Needs("POST", f"{API}/submissions"))],
+    archive: Annotated[UploadFile | None, File()] = None,
+    csrf: Annotated[str, Form()] = "",
+    once: Annotated[str, Form()] = "",
+) -> Response:
+    first = form_checks(request, csrf, once)
+    if first is not None:
+        return s.see_other(first)
+    if archive is None or not archive.filename:
+        s.ONCE.release(once)
+        problem = {"where": "archive", "message": "Choose a .tar.gz or .zip file to upload."}
+        return _submissions_page(request, who, problems=[problem], status=422)
+    try:
+        answer = api_submissions.upload(who, request, archive)
+    except BaseException:
+        s.ONCE.release(once)  # it did not act: the same form may be sent again
+        raise
+    if isinstance(answer, JSONResponse):
+        s.ONCE.release(once)
+        problems = json.loads(bytes(answer.body))["problems"]
+        return _submissions_page(request, who, problems=problems, status=422)
+    location = f"/console/submissions/{answer['id']}"
+    s.ONCE.finish(once, location)
+    return s.see_other(location)
+
+
+@router.get("/console/submissions/{submission_id}")
+def submission(
+    submission_id: int,
+    request: Request,
+    who: Annotated[Principal, Depends(Needs("GET", f"{API}/submissions/{{submission_id}}"))],
+) -> Response:
+    sub = api_submissions.get_submission(submission_id, who, request)
+    trials = []
+    if permits(who, "GET", f"{API}/trials"):
+        trials = [
+            t
+            for t in api_submissions.list_trials(who, request, limit=1000)["trials"]
+            if t["system"] == sub["system"]
+        ]
+    return render(request, "submission.html.j2", {"sub": sub, "trials": trials}, who=who)
+
+
+def _checklist(results: dict[str, Any]) -> list[checklist.Answer]:
+    """Every checklist item, answered from the trial's results where they hold the evidence
+    (through the library's own reader, which takes a trial folder)."""
+    items = checklist.load_checklist()
+    if not results:
+        return checklist.answer_from_trial(items, None)
+    with tempfile.TemporaryDirectory(prefix="cityx-checklist-") as tmp:
+        Path(tmp, "results.json").write_text(json.dumps(results, default=str), encoding="utf-8")
+        return checklist.answer_from_trial(items, Path(tmp))
+
+
+def _checklist_page(
+    request: Request,
+    who: Principal,
+    trial_id: str,
+    *,
+    given: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    trial = api_submissions.get_trial(trial_id, who, request)
+    answers = _checklist(dict(trial.get("results") or {}))
+    return render(
+        request,
+        "checklist.html.j2",
+        {
+            "trial": trial,
+            "answers": answers,
+            "summary": checklist.principle_summary(answers),
+            "given": given or {},
+            "errors": errors or {},
+            "choices": checklist.ANSWERS,
+        },
+        status=status,
+        who=who,
+    )
+
+
+@router.get("/console/trials/{trial_id}/checklist")
+def checklist_page(
+    trial_id: str,
+    request: Request,
+    who: Annotated[Principal, Depends(Needs("GET", f"{API}/trials/{{trial_id}}"))],
+) -> Response:
+    return _checklist_page(request, who, trial_id)
+
+
+@router.post("/console/trials/{trial_id}/checklist")
+async def checklist_answers(
+    trial_id: str,
+    request: Request,
+    who: Annotated[Principal, Depends(Needs("GET", f"{API}/trials/{{trial_id}}"))],
+) -> Response:
+    """The answered checklist as the JSON ``cityx checklist import`` reads (nothing is kept
+    on the server: it changes nothing, so it needs no once token)."""
+    form = await request.form()
+    given = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    if not s.csrf_ok(request, given.get("csrf")):
+        raise HTTPException(403, "This form is stale or did not come from this site: reload it.")
+    # The store and the report code block: off the event loop, as sync routes are.
+    return await run_in_threadpool(_checklist_download, request, who, trial_id, given)
+
+
+def _checklist_download(
+    request: Request, who: Principal, trial_id: str, given: dict[str, str]
+) -> Response:
+    trial = api_submissions.get_trial(trial_id, who, request)
+    answers = _checklist(dict(trial.get("results") or {}))
+    errors = {}
+    out = []
+    for a in answers:
+        if a.source == "trial":
+            out.append(a)
+            continue
+        value = given.get(f"answer-{a.id}", "")
+        comment = given.get(f"comment-{a.id}", "")[:2000]
+        if value not in checklist.ANSWERS:
+            errors[f"answer-{a.id}"] = "Choose yes, no, n/a or leave it open."
+        if value == "no" and not comment.strip():
+            errors[f"comment-{a.id}"] = "Say why in a comment when the answer is no."
+        out.append(replace(a, answer=value, comment=comment))
+    if errors:
+        return _checklist_page(request, who, trial_id, given=given, errors=errors, status=422)
+    with tempfile.TemporaryDirectory(prefix="cityx-checklist-") as tmp:
+        data = checklist.write_answers(out, Path(tmp) / "checklist.json").read_bytes()
+    return Response(
+        data,
+        media_type="application/json",
+        headers={"content-disposition": f'attachment; filename="checklist-{trial_id}.json"'},
+    )
