@@ -152,7 +152,7 @@ SOURCE_FOLDS = 3
 OFFSET_MIN_ROWS, OFFSET_MIN_SOURCES = 20, 5
 # The label model learns from at most this many rows per fold: enough for the few readings
 # that carry a traffic label, and it keeps the audit of 10,000 rows x 100 features in time.
-LABEL_TRAIN_ROWS = 3000
+LABEL_TRAIN_ROWS, LABEL_ITER = 2000, 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,16 +216,25 @@ def _label_misfit(data: AuditData, n: int, fold: np.ndarray, *, seed: int) -> Fl
                 continue
             if train.size > LABEL_TRAIN_ROWS:
                 train = np.sort(rng.choice(train, size=LABEL_TRAIN_ROWS, replace=False))
-            options = {"max_iter": 40, "learning_rate": 0.15, "max_leaf_nodes": 15}
             if data.target is not None:
                 target = data.target[:n]
-                regressor = HistGradientBoostingRegressor(**options, random_state=seed % 2**31)
+                regressor = HistGradientBoostingRegressor(
+                    max_iter=LABEL_ITER,
+                    learning_rate=0.15,
+                    max_leaf_nodes=15,
+                    random_state=seed % 2**31,
+                )
                 regressor.fit(x[train], target[train])
                 out[held] = target[held] - regressor.predict(x[held])
                 continue
             if np.unique(y[train]).size < 2:
                 continue
-            model = HistGradientBoostingClassifier(**options, random_state=seed % 2**31)
+            model = HistGradientBoostingClassifier(
+                max_iter=LABEL_ITER,
+                learning_rate=0.15,
+                max_leaf_nodes=15,
+                random_state=seed % 2**31,
+            )
             model.fit(x[train], y[train])
             proba = np.zeros((int(held.sum()), len(data.classes)))
             proba[:, model.classes_] = model.predict_proba(x[held])
