@@ -1,4 +1,4 @@
-"""Source attribution from per-source offsets: a sensor with a gain, a provider's relabelled rows."""
+"""Source attribution from per-source offsets: a sensor with a gain, a relabelled provider."""
 
 from __future__ import annotations
 
