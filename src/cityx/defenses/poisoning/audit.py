@@ -7,7 +7,9 @@ Words used here:
 - *flagged* row: score >= 1; *flagged* source: its rows' mean score is a
   robust outlier among sources (robust z >= 3.5) and at least half of its
   rows are flagged, the signature of a compromised sensor or provider
-  (all its rows are then flagged); a source is also *named* when the
+  (all its rows are then flagged); so is a source whose readings relate to
+  each other, or to its labels, unlike its peers' do by far
+  (:func:`~.source_evidence.source_offsets`); a source is also *named* when the
   flagged rows concentrate in it (:func:`~.source_evidence.concentrated`:
   a few of the sources hold them, far beyond a typical source's share),
   and then keeps its unflagged rows;
