@@ -80,14 +80,16 @@ def kinds_covered(
 
 def _sources() -> Coverage:
     # Measured on the evaluation protocol (docs/poisoning.md): a sensor that misreports one
-    # kind of reading within its normal range, labels untouched, is found too rarely to be
-    # ruled out, and natural differences between sensors are as large as its traces.
+    # kind of reading within its normal range, labels untouched, is found by its offsets
+    # against its peers only where they are observed over the same runs, and not always;
+    # without time structure natural differences between sensors are as large as its traces.
     return Coverage(
         PoisonKind.SOURCES,
         False,
         "a sensor misreporting one kind of reading (a gain, an offset, frozen values or "
         "noise) within the normal range cannot be ruled out: the audit finds such sensors "
-        "only when they drift, move static readings or break a physical rule",
+        "only when they drift, move static readings, break a physical rule, or relate their "
+        "readings unlike their peers by far more than sensors differ by nature",
     )
 
 

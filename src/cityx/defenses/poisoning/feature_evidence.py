@@ -166,15 +166,17 @@ def _scaled(residual: FloatArray, floor: float) -> FloatArray:
     return np.asarray((residual - med) / np.maximum(robust_scale(residual), floor))
 
 
-def physical(data: AuditData, *, seed: int, folds: int = 4) -> DetectorScores:
-    d = data.zc.shape[1]
-    if d < 2:
-        return not_applicable("physical", data.n, "one feature")
-    z = np.clip(data.zc, -20, 20)
-    design = np.hstack([np.ones((data.n, 1)), z, z**2])
-    fold = np.random.default_rng(seed).integers(0, folds, size=data.n)
+def relation_residuals(zc: FloatArray, fold: np.ndarray, folds: int) -> FloatArray:
+    """Each reading minus what the row's other readings predict, by a model of other folds.
+
+    A quadratic ridge regression of every column on the others, fitted without
+    the rows of the held fold (``fold``: each row's fold, ``0..folds-1``).
+    """
+    n, d = zc.shape
+    z = np.clip(zc, -20, 20)
+    design = np.hstack([np.ones((n, 1)), z, z**2])
     residual = np.zeros_like(z)
-    ridge = 1e-3 * data.n * np.eye(design.shape[1])
+    ridge = 1e-3 * n * np.eye(design.shape[1])
     own, square = 1 + np.arange(d), 1 + d + np.arange(d)
     total = design.T @ design
     for f in range(folds):
@@ -189,6 +191,15 @@ def physical(data: AuditData, *, seed: int, folds: int = 4) -> DetectorScores:
         columns = inverse[:, own] - inverse[:, square] * pivot[None, :]
         weights = columns / columns[own, np.arange(d)][None, :]
         residual[~train] = held @ weights
+    return residual
+
+
+def physical(data: AuditData, *, seed: int, folds: int = 4) -> DetectorScores:
+    d = data.zc.shape[1]
+    if d < 2:
+        return not_applicable("physical", data.n, "one feature")
+    fold = np.random.default_rng(seed).integers(0, folds, size=data.n)
+    residual = relation_residuals(data.zc, fold, folds)
     # Readings that others determine almost exactly (a flow per hour beside its count) leave
     # residuals of nearly nothing; a departure counts only once it is a visible part of the
     # reading's own spread.
@@ -228,6 +239,7 @@ __all__ = [
     "cross_sensor",
     "declared_bounds",
     "physical",
+    "relation_residuals",
     "spectral",
     "temporal",
 ]

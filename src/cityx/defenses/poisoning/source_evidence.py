@@ -1,16 +1,38 @@
 """Evidence that a source (a sensor or provider) as a whole is compromised.
 
-Both work per source rather than per row: :func:`source_drift` finds a
+All work per source rather than per row: :func:`source_drift` finds a
 sensor whose own readings trend away from its peers over a run;
 :func:`static_violations` finds one whose static readings (speed limit,
-lanes) move.
+lanes) move; :func:`source_offsets` finds one whose readings relate to
+each other, or to its labels, unlike its peers' do.
+
+Words used here:
+
+- *out of source*: judged by a model fitted on other sources' rows only
+  (the sources are dealt into folds), so a compromised source cannot teach
+  the model its own distortion;
+- *relation offset*: per source and reading, the median of how far its
+  rows' reading lies from what their other readings predict; a sensor
+  whose count, occupancy or speed is scaled by a gain keeps the road's
+  relations between them broken in every row, so the median moves, while
+  a healthy sensor's row noise cancels out;
+- *label offset*: per source, the mean of how wrong an out-of-source model
+  finds its rows' labels (one minus the probability of the given class; a
+  number's residual); a source whose labels were rewritten contradicts what
+  its own readings imply on most of its rows.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
 
-from ._data import AuditData, FloatArray, robust_z
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+from ._data import AuditData, FloatArray, robust_scale, robust_z
+from .feature_evidence import relation_residuals
 
 
 def source_drift(data: AuditData) -> FloatArray | None:
@@ -123,4 +145,110 @@ def concentrated(source: np.ndarray, flagged: np.ndarray, rows: np.ndarray) -> n
     return np.asarray(named, dtype=bool)
 
 
-__all__ = ["concentrated", "source_drift", "static_violations"]
+# Sources are dealt into this many folds for the out-of-source models.
+SOURCE_FOLDS = 3
+# A source's offsets are read off at least this many of its rows, among at least this many
+# such sources (fewer leave no peers to compare with).
+OFFSET_MIN_ROWS, OFFSET_MIN_SOURCES = 20, 5
+# The label model learns from at most this many rows per fold: enough for the few readings
+# that carry a traffic label, and it keeps the audit of 10,000 rows x 100 features in time.
+LABEL_TRAIN_ROWS, LABEL_ITER = 2000, 40
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOffsets:
+    """Per source (all sources, 0 where not judged): robust z across sources of its offsets."""
+
+    readings: FloatArray  # mean over readings of |relation offset| in robust units of peers
+    label: FloatArray  # label offset; one-sided for classes, absolute for numbers
+
+
+def source_offsets(data: AuditData, n: int, *, seed: int) -> SourceOffsets | None:
+    """Relation and label offsets of every source with enough rows, among the first ``n`` rows.
+
+    ``n``: the table's rows (a trusted set appended after them is left out:
+    its rows would dilute a compromised source's own). None when fewer than
+    :data:`OFFSET_MIN_SOURCES` sources have :data:`OFFSET_MIN_ROWS` rows.
+    """
+    k = len(data.sources)
+    source = data.source[:n]
+    rows = np.bincount(source, minlength=k)
+    judged = rows >= OFFSET_MIN_ROWS
+    if judged.sum() < OFFSET_MIN_SOURCES:
+        return None
+    # Sources dealt into folds at random (seeded); every fold holds judged sources.
+    deal = np.empty(k, dtype=np.int64)
+    order = np.random.default_rng(seed).permutation(k)
+    deal[order] = np.arange(k) % SOURCE_FOLDS
+    fold = deal[source]
+    readings = np.zeros(k)
+    if data.zc.shape[1] >= 2:
+        residual = relation_residuals(data.zc[:n], fold, SOURCE_FOLDS)
+        offset = pd.DataFrame(residual).groupby(source).median().reindex(range(k)).to_numpy()
+        mine = offset[judged]
+        # Per reading, each source's offset in robust units of its peers' offsets: sensors
+        # differ by nature (a long detector, a slow approach), and that sets the scale.
+        units = np.abs((mine - np.median(mine, axis=0)) / robust_scale(mine))
+        readings[judged] = robust_z(units.mean(axis=1)[:, None])[:, 0]
+    label = np.zeros(k)
+    wrong = _label_misfit(data, n, fold, seed=seed)
+    if wrong is not None:
+        mean = np.bincount(source, weights=wrong, minlength=k) / np.maximum(rows, 1)
+        z = robust_z(mean[judged][:, None])[:, 0]
+        label[judged] = np.abs(z) if data.target is not None else z
+    return SourceOffsets(readings, label)
+
+
+def _label_misfit(data: AuditData, n: int, fold: np.ndarray, *, seed: int) -> FloatArray | None:
+    """Per row: how wrong an out-of-source model finds its label (signed for numbers)."""
+    y = data.y[:n]
+    if data.target is None and np.unique(y).size < 2:
+        return None
+    out = np.zeros(n)
+    rng = np.random.default_rng(seed)
+    x = data.z[:n]
+    # One OpenMP thread: see label_evidence.out_of_fold_proba.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        for f in range(SOURCE_FOLDS):
+            held = fold == f
+            train = np.flatnonzero(~held)
+            if not held.any() or train.size < 2:
+                continue
+            if train.size > LABEL_TRAIN_ROWS:
+                train = np.sort(rng.choice(train, size=LABEL_TRAIN_ROWS, replace=False))
+            if data.target is not None:
+                target = data.target[:n]
+                regressor = HistGradientBoostingRegressor(
+                    max_iter=LABEL_ITER,
+                    learning_rate=0.15,
+                    max_leaf_nodes=15,
+                    random_state=seed % 2**31,
+                )
+                regressor.fit(x[train], target[train])
+                out[held] = target[held] - regressor.predict(x[held])
+                continue
+            if np.unique(y[train]).size < 2:
+                continue
+            model = HistGradientBoostingClassifier(
+                max_iter=LABEL_ITER,
+                learning_rate=0.15,
+                max_leaf_nodes=15,
+                random_state=seed % 2**31,
+            )
+            model.fit(x[train], y[train])
+            proba = np.zeros((int(held.sum()), len(data.classes)))
+            proba[:, model.classes_] = model.predict_proba(x[held])
+            out[held] = 1.0 - proba[np.arange(proba.shape[0]), y[held]]
+    if data.target is not None:
+        # A number's residual in robust units, so the mean per source is comparable.
+        out = out / float(robust_scale(out[:, None])[0, 0])
+    return out
+
+
+__all__ = [
+    "SourceOffsets",
+    "concentrated",
+    "source_drift",
+    "source_offsets",
+    "static_violations",
+]
