@@ -31,6 +31,8 @@ from .model import LinearModel, TreeModel
 
 # Elements of the (rows x background x pairs) working arrays per chunk.
 _CHUNK_ELEMENTS = 8_000_000
+# Up to this many distinct features on one path, the pattern tables (4^depth x depth) are used.
+_PATTERN_DEPTH = 7
 
 
 def _weights(depth: int) -> FloatArray:
@@ -63,6 +65,8 @@ def tree_shap(model: TreeModel, x: FloatArray, background: FloatArray) -> tuple[
     w = _weights(p.depth)
     a_all = _satisfied(model, x)
     b = _satisfied(model, background)
+    if p.depth <= _PATTERN_DEPTH:
+        return _by_patterns(model, a_all, b, w), base
     m, pairs = b.shape
     leaf_value = model.value[p.leaves]  # leaves-with-pairs x targets
     pair_value = leaf_value[p.pair_leaf]  # pairs x targets
@@ -84,6 +88,64 @@ def tree_shap(model: TreeModel, x: FloatArray, background: FloatArray) -> tuple[
         for k in range(t):
             phi[lo : lo + chunk, :, k] = (coef * pair_value[:, k]) @ onehot
     return phi, base
+
+
+def _by_patterns(
+    model: TreeModel, a: NDArray[np.bool_], b: NDArray[np.bool_], w: FloatArray
+) -> FloatArray:
+    """The same values, grouped by each leaf's *pattern* (which path features a row satisfies).
+
+    A leaf's game depends on x and z only through their patterns, so the
+    background is summarised once as pattern counts per leaf, and each row
+    costs one table look-up per leaf: O(rows x leaves x depth).
+    """
+    p = model.paths
+    depth = p.depth
+    n_leaves = p.leaves.shape[0]
+    # Slot s of leaf l holds its s-th pair (features in sorted order); padded slots count
+    # as satisfied by both rows, which never changes a leaf's game.
+    slot_pair = np.full((n_leaves, depth), -1, dtype=np.int64)
+    rank = np.arange(p.pair_leaf.shape[0]) - p.leaf_start[p.pair_leaf]
+    slot_pair[p.pair_leaf, rank] = np.arange(p.pair_leaf.shape[0])
+    bits = 1 << np.arange(depth)
+
+    def patterns(sat: NDArray[np.bool_]) -> NDArray[np.int64]:
+        padded = np.concatenate([sat, np.ones((sat.shape[0], 1), dtype=bool)], axis=1)
+        return (padded[:, slot_pair].astype(np.int64) * bits).sum(axis=2)  # rows x leaves
+
+    table = _pattern_table(depth, w)  # a x q x slot
+    q = 1 << depth
+    counts = np.zeros((n_leaves, q))
+    zq = patterns(b)
+    np.add.at(counts, (np.broadcast_to(np.arange(n_leaves), zq.shape), zq), 1.0)
+    counts /= b.shape[0]
+    g = (counts @ table.transpose(1, 0, 2).reshape(q, q * depth)).reshape(n_leaves, q, depth)
+    xa = patterns(a)  # rows x leaves
+    gx = g[np.arange(n_leaves)[None, :], xa]  # rows x leaves x slot
+    slot_feature = np.where(slot_pair >= 0, p.pair_feature[np.maximum(slot_pair, 0)], 0)
+    onehot = np.zeros((n_leaves * depth, model.inputs))
+    onehot[np.arange(n_leaves * depth), slot_feature.reshape(-1)] = 1.0
+    leaf_value = model.value[p.leaves]
+    n, t = a.shape[0], leaf_value.shape[1]
+    phi = np.zeros((n, model.inputs, t))
+    for k in range(t):
+        phi[:, :, k] = (gx * leaf_value[None, :, k, None]).reshape(n, -1) @ onehot
+    return phi
+
+
+def _pattern_table(depth: int, w: FloatArray) -> FloatArray:
+    """Coefficient of each slot for x-pattern a and z-pattern q (see the module docstring)."""
+    q = 1 << depth
+    codes = np.arange(q)
+    bit = ((codes[:, None] >> np.arange(depth)) & 1).astype(bool)  # pattern x slot
+    a_bit, z_bit = bit[:, None, :], bit[None, :, :]
+    u = a_bit & ~z_bit
+    v = ~a_bit & z_bit
+    dead = (~a_bit & ~z_bit).any(axis=2)
+    n_u, n_v = u.sum(axis=2), v.sum(axis=2)
+    w_u = np.where(dead | (n_u == 0), 0.0, w[np.maximum(n_u - 1, 0), n_v])
+    w_v = np.where(dead | (n_v == 0), 0.0, w[n_u, np.maximum(n_v - 1, 0)])
+    return np.asarray(u * w_u[:, :, None] - v * w_v[:, :, None], dtype=np.float64)
 
 
 def linear_shap(model: LinearModel, x: FloatArray, background: FloatArray) -> tuple[FloatArray, FloatArray]:
