@@ -24,6 +24,7 @@ from cityx.submissions import validate_submission
 from cityx.targets import IsolatedScorer, Limits, open_scorer
 from cityx.worlds.traffic import NetworkInfo
 from cityx.worlds.traffic.candidates import CONTRACT, FEATURE_NAMES, ScoredController
+from cityx.worlds.traffic.choices import ControllerChoice
 
 from .secure_loop import SecureLoop
 
@@ -42,6 +43,9 @@ class SubmittedController:
 
     def act(self, observation: Observation) -> Action:
         return self._inner.act(observation)
+
+    def take_choices(self) -> tuple[ControllerChoice, ...]:
+        return self._inner.take_choices()
 
     def close(self) -> None:
         self._scorer.close()

@@ -90,6 +90,10 @@ class TreeModel:
 
     kind = "trees"
 
+    @property
+    def _leq_only(self) -> bool:
+        return bool(np.all(self.mode == 0))
+
     def tests(self, x: FloatArray, nodes: NDArray[np.int64]) -> NDArray[np.bool_]:
         """Whether each row takes the "yes" branch at each of ``nodes`` (rows x nodes)."""
         y = self.pre.apply(np.asarray(x, dtype=np.float64))
@@ -122,13 +126,18 @@ class TreeModel:
             feat = np.maximum(self.feature[at], 0)
             v = y[rows, feat]
             t = self.threshold[at]
-            mode = self.mode[at]
-            go = np.select(
-                [mode == 0, mode == 1, mode == 2, mode == 3, mode == 4],
-                [v <= t, v < t, v >= t, v > t, v == t],
-                v != t,
-            )
-            go = np.where(np.isnan(v), self.missing_yes[at], go)
+            if self._leq_only:
+                go = v <= t
+            else:
+                mode = self.mode[at]
+                go = np.select(
+                    [mode == 0, mode == 1, mode == 2, mode == 3, mode == 4],
+                    [v <= t, v < t, v >= t, v > t, v == t],
+                    v != t,
+                )
+            nan = np.isnan(v)
+            if nan.any():
+                go = np.where(nan, self.missing_yes[at], go)
             at = np.where(inner, np.where(go, self.yes[at], self.no[at]), at)
         return np.asarray(self.value[at].sum(axis=1) + self.base, dtype=np.float64)
 

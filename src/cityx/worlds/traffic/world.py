@@ -252,6 +252,10 @@ class TrafficWorld:
     def safety(self) -> SafetyReport | None:
         return self._envelope.report() if self._envelope is not None else None
 
+    def envelope_outcomes(self) -> dict[str, str]:
+        """What the safety envelope did at the last step, per intersection ({} without one)."""
+        return self._envelope.outcomes() if self._envelope is not None else {}
+
     # -- internals ----------------------------------------------------------------
 
     def _write_pending(self, sumo: Any) -> None:
