@@ -275,6 +275,8 @@ def explain_run(
     if rule:
         qk = columns.index("queue_in")
         cfs = [_rule_counterfactual(c, float(runner[i, qk])) for i, c in enumerate(with_runner)]
+    elif isinstance(model, TreeModel) and model._leq_only and model.pre.is_identity:
+        cfs = _tree_counterfactuals(model, with_runner, chosen, runner, score, columns)
     else:
         cfs = _counterfactuals(with_runner, chosen, runner, score, columns)
 
@@ -385,6 +387,89 @@ def _counterfactuals(
         f, s = divmod(int(best[i]), delta.shape[2])
         out.append(_sentence(c, names[f], float(runner[i, cols[f]]), float(delta[i, f, s])))
     return out
+
+
+def _tree_counterfactuals(
+    model: TreeModel,
+    choices: Sequence[ControllerChoice],
+    chosen: FloatArray,
+    runner: FloatArray,
+    score: Callable[[FloatArray], FloatArray],
+    columns: Sequence[str],
+) -> list[dict[str, Any] | None]:
+    """Exact counterfactuals for a tree ensemble with "<=" tests, from its step functions.
+
+    Changing one reading of the runner-up row moves it only between the leaves whose
+    other tests it passes; each such leaf covers an interval of that reading, so its score
+    is a step function of the reading, known exactly without querying a grid.
+    """
+    p = model.paths
+    names = [n for n in DETECTOR_FEATURES if n in columns]
+    sign = 1.0
+    if model.binary:
+        sign = 1.0 if float(score(runner[:1])[0]) == float(model.margin(runner[:1])[0, 0]) else -1.0
+    column = _score_column(model, score, runner[:1])
+    leaf_value = sign * model.value[p.leaves][:, column]
+    n_pairs = p.pair_leaf.shape[0]
+    # Each pair's interval (lo, hi] of its feature, from the yes (<=) and no (>) tests.
+    thr = model.threshold[p.entry_node]
+    lo = np.full(n_pairs, -np.inf)
+    hi = np.full(n_pairs, np.inf)
+    entry_pair = np.repeat(np.arange(n_pairs), np.diff(np.r_[p.pair_start, p.entry_node.size]))
+    np.minimum.at(hi, entry_pair[p.entry_yes], thr[p.entry_yes])
+    np.maximum.at(lo, entry_pair[~p.entry_yes], thr[~p.entry_yes])
+    mismatch = (model.tests(runner, p.entry_node) != p.entry_yes).astype(np.int32)
+    unsat = np.add.reduceat(mismatch, p.pair_start, axis=1) > 0  # rows x pairs
+    unsat_leaf = np.add.reduceat(unsat.astype(np.int32), p.leaf_start, axis=1)  # rows x leaves
+    target = score(chosen)
+    here = score(runner)
+    out: list[dict[str, Any] | None] = []
+    for i, c in enumerate(choices):
+        best: tuple[float, str, float] | None = None
+        for name in names:
+            j = columns.index(name)
+            on_j = p.pair_feature == j
+            # Leaves the row reaches when only feature j varies: all other pairs pass.
+            other = unsat_leaf[i].copy()
+            np.subtract.at(other, p.pair_leaf[on_j], unsat[i, on_j].astype(np.int32))
+            reach = other == 0
+            a = np.full(reach.shape[0], -np.inf)
+            b = np.full(reach.shape[0], np.inf)
+            a[p.pair_leaf[on_j]] = lo[on_j]
+            b[p.pair_leaf[on_j]] = hi[on_j]
+            a, b, v = a[reach], b[reach], leaf_value[reach]
+            x0 = runner[i, j]
+            x0_32 = float(np.float32(x0)) if model.float32 else x0
+            now = ((a < x0_32) & (x0_32 <= b)) @ v
+            edges = np.unique(np.r_[a, b][np.isfinite(np.r_[a, b])])
+            if edges.size == 0:
+                continue
+            # One probe inside each piece: just above each edge, and below the first.
+            probes = np.r_[edges[0] - 1.0, np.nextafter(edges, np.inf)]
+            lowest = next((f.min for f in FEATURES if f.name == name), -np.inf)
+            if _UNITS.get(name) == "veh":
+                probes = np.ceil(probes)
+            probes = probes[probes >= lowest]
+            p32 = probes.astype(np.float32).astype(np.float64) if model.float32 else probes
+            inside = (a[None, :] < p32[:, None]) & (p32[:, None] <= b[None, :])
+            values = here[i] + inside @ v - now
+            ok = np.flatnonzero(values > target[i])
+            if ok.size == 0:
+                continue
+            k = ok[np.argmin(np.abs(probes[ok] - x0))]
+            change = float(probes[k] - x0)
+            span = max(20.0, 3.0 * abs(x0))
+            if best is None or abs(change) / span < abs(best[2]) / best[0]:
+                best = (span, name, change)
+        out.append(None if best is None else _sentence(c, best[1], float(runner[i, columns.index(best[1])]), best[2]))
+    return out
+
+
+def _score_column(model: TreeModel, score: Callable[[FloatArray], FloatArray], row: FloatArray) -> int:
+    if model.binary:
+        return 0
+    m = model.margin(row)[0]
+    return int(np.argmin(np.abs(m - float(score(row)[0]))))
 
 
 def _sentence(c: ControllerChoice, name: str, was: float, change: float) -> dict[str, Any]:

@@ -42,6 +42,14 @@ class Preprocessing:
     scale: FloatArray
     float32: bool
 
+    @property
+    def is_identity(self) -> bool:
+        return (
+            np.array_equal(self.select, np.arange(self.select.size))
+            and not self.offset.any()
+            and bool(np.all(self.scale == 1.0))
+        )
+
     def apply(self, x: FloatArray) -> FloatArray:
         y = x[:, self.select]
         if self.float32:
