@@ -24,7 +24,7 @@ from cityx import __version__
 from cityx.core import CityxError, SystemKind
 from cityx.core.audit import AuditHead
 
-from . import campaign, fairness, interop, poison, redteam, world
+from . import campaign, explain, fairness, interop, poison, redteam, world
 from .common import (
     EXIT_INPUT,
     EXIT_INTERNAL,
@@ -186,6 +186,7 @@ def _parser() -> argparse.ArgumentParser:
     campaign.add_run_command(redteam.register(sub))
     fairness.register(sub)
     poison.register(sub)
+    explain.register(sub)
     return root
 
 

@@ -472,6 +472,14 @@ def _counterfactual(
                 far, target = mid[j], mid
             else:
                 near = mid[j]
+    # Drop moves the decision does not need (a projection may nudge a linked feature).
+    for j in np.flatnonzero(np.abs(target - row) > 0):
+        back = target.copy()
+        back[j] = row[j]
+        if limits is not None:
+            back = project(limits, back[None, :], row[None, :])[0]
+        if decide(back[None, :])[0] != label:
+            target = back
     points = np.vstack([points, target[None, :]])
     best = points.shape[0] - 1
     changed = np.abs(points - row) > 1e-9 * np.maximum(1.0, np.abs(row))
