@@ -25,11 +25,16 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 
 
 def isolated(
-    path: Path, fmt: str, features: int, labels: tuple[str, ...], task: Task = Task.CLASSIFICATION
+    path: Path,
+    fmt: str,
+    features: int,
+    labels: tuple[str, ...],
+    task: Task = Task.CLASSIFICATION,
+    trusted: tuple[str, ...] = (),
 ) -> IsolatedPredictor:
     names = tuple(f"f{i}" for i in range(features))
     request = LoadRequest(
-        artifact=path, format=fmt, features=names, task=task, labels=labels, trusted=("numpy.dtype",)
+        artifact=path, format=fmt, features=names, task=task, labels=labels, trusted=trusted
     )
     return IsolatedPredictor(
         request=request,

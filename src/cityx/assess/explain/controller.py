@@ -453,7 +453,8 @@ def _tree_counterfactuals(
             p32 = probes.astype(np.float32).astype(np.float64) if model.float32 else probes
             inside = (a[None, :] < p32[:, None]) & (p32[:, None] <= b[None, :])
             values = here[i] + inside @ v - now
-            ok = np.flatnonzero(values > target[i])
+            # Summed in another order than the model's: a tie must not count as a win.
+            ok = np.flatnonzero(values > target[i] + 1e-9 * (1.0 + abs(target[i])))
             if ok.size == 0:
                 continue
             k = ok[np.argmin(np.abs(probes[ok] - x0))]

@@ -48,6 +48,7 @@ BACKGROUND_ROWS = 100
 GLOBAL_ROWS = 500
 # Model calls per explained row for the model-agnostic estimate (one run).
 QUERY_BUDGET = 2000
+AGNOSTIC_GLOBAL_ROWS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +201,9 @@ def explain_predictor(
     regression = predictor.outputs.task is Task.REGRESSION
     out_kind = "value" if regression else output
     model, note = describe_model(predictor, len(features))
+    if model is None:
+        # The estimate costs the query budget per row: a smaller sample for the global view.
+        gl_idx = gl_idx[:AGNOSTIC_GLOBAL_ROWS]
     explain_idx = np.unique(np.r_[np.asarray(picked, dtype=np.int64), gl_idx])
     x = x_all[explain_idx]
     pred = predictor.predict(x)
