@@ -37,14 +37,18 @@ def _frame(x: np.ndarray) -> pd.DataFrame:
     ("name", "binary"),
     [("forest", False), ("boosted-binary", True), ("scaled-boosted", False)],
 )
-def test_onnx_trees_are_exact_on_the_artifact(name: str, binary: bool, data: Any, tmp_path: Path) -> None:
+def test_onnx_trees_are_exact_on_the_artifact(
+    name: str, binary: bool, data: Any, tmp_path: Path
+) -> None:
     x, y = data
     if binary:
         y = (y > 0).astype(int)
     est = {
         "forest": RandomForestClassifier(n_estimators=6, max_depth=5, random_state=0),
         "boosted-binary": GradientBoostingClassifier(n_estimators=10, random_state=0),
-        "scaled-boosted": make_pipeline(StandardScaler(), GradientBoostingClassifier(n_estimators=8)),
+        "scaled-boosted": make_pipeline(
+            StandardScaler(), GradientBoostingClassifier(n_estimators=8)
+        ),
     }[name].fit(x, y)
     labels = ("0", "1") if binary else LABELS3
     path = to_onnx(est, x.shape[1], tmp_path / "m.onnx")
@@ -55,7 +59,7 @@ def test_onnx_trees_are_exact_on_the_artifact(name: str, binary: bool, data: Any
     names = class_names(model, labels)
     ours = transform(model, model.margin(x[:200]))[:, [names.index(c) for c in own.classes]]
     assert np.abs(ours - own.scores).max() < 1e-5  # onnxruntime computes in float32
-    phi, base = tree_shap(model, x[:3], x[300:330])
+    phi, _base = tree_shap(model, x[:3], x[300:330])
     exact, _ = brute_force_shap(model.margin, x[:3], x[300:330])
     np.testing.assert_allclose(phi, exact, atol=1e-9)
 
@@ -75,7 +79,9 @@ def test_lightgbm_booster_is_described_in_the_worker(data: Any, tmp_path: Path) 
     with isolated(path, "lightgbm", x.shape[1], LABELS3) as predictor:
         model, why = describe_model(predictor, x.shape[1])
     assert model is not None, why
-    np.testing.assert_allclose(model.margin(x[:100]), booster.predict(x[:100], raw_score=True), atol=1e-9)
+    np.testing.assert_allclose(
+        model.margin(x[:100]), booster.predict(x[:100], raw_score=True), atol=1e-9
+    )
     phi, _ = tree_shap(model, x[:2], x[200:220])
     exact, _ = brute_force_shap(model.margin, x[:2], x[200:220])
     np.testing.assert_allclose(phi, exact, atol=1e-9)
@@ -131,7 +137,9 @@ def test_a_model_without_an_exact_method_says_so(data: Any, tmp_path: Path) -> N
 
 def test_bad_rows_and_columns_are_named(data: Any, tmp_path: Path) -> None:
     x, y = data
-    path = to_onnx(RandomForestClassifier(n_estimators=2, random_state=0).fit(x, y), 6, tmp_path / "m.onnx")
+    path = to_onnx(
+        RandomForestClassifier(n_estimators=2, random_state=0).fit(x, y), 6, tmp_path / "m.onnx"
+    )
     predictor = isolated(path, "onnx", x.shape[1], LABELS3)
     with pytest.raises(DataError, match="'f3'"):
         explain_predictor(predictor, _frame(x).drop(columns=["f3"]))

@@ -49,9 +49,7 @@ def scorer_model() -> Any:
 def _write_run(folder: Path, choices: list[ControllerChoice], controller: str) -> Path:
     folder.mkdir()
     (folder / "spec.json").write_text(json.dumps({"controller": controller}))
-    (folder / CHOICES_FILE).write_text(
-        "".join(json.dumps(c.to_json()) + "\n" for c in choices)
-    )
+    (folder / CHOICES_FILE).write_text("".join(json.dumps(c.to_json()) + "\n" for c in choices))
     return folder
 
 
@@ -99,7 +97,7 @@ def test_the_margin_splits_exactly_across_features(scorer_model: Any, tmp_path: 
             EnvelopeOutcome.FORCED_MAX_GREEN} else "model")  # fmt: skip
         if e.counterfactual is not None:
             # The stated reading really makes the runner-up win.
-            (name, value), = e.counterfactual["changes"].items()
+            ((name, value),) = e.counterfactual["changes"].items()
             changed = runner.copy()
             changed[0, FEATURE_NAMES.index(name)] = value
             assert model.margin(changed)[0, 0] > model.margin(chosen)[0, 0]

@@ -40,7 +40,9 @@ def _described(est: Any, d: int) -> Any:
 
 
 MODELS = {
-    "gb-multiclass": lambda: GradientBoostingClassifier(n_estimators=15, max_depth=3, random_state=0),
+    "gb-multiclass": lambda: GradientBoostingClassifier(
+        n_estimators=15, max_depth=3, random_state=0
+    ),
     "gb-binary": lambda: GradientBoostingClassifier(n_estimators=15, max_depth=4, random_state=0),
     "forest": lambda: RandomForestClassifier(n_estimators=8, max_depth=5, random_state=0),
     "deep-tree": lambda: DecisionTreeClassifier(max_depth=9, random_state=0),
@@ -85,7 +87,7 @@ def test_regression_values_are_exact(est: Any, data: Any) -> None:
     model = _described(est, x.shape[1])
     np.testing.assert_allclose(model.margin(x)[:, 0], est.predict(x), rtol=1e-9, atol=1e-9)
     method = linear_shap if model.kind == "linear" else tree_shap
-    phi, base = method(model, x[:3], x[200:230])
+    phi, _base = method(model, x[:3], x[200:230])
     exact, _ = brute_force_shap(model.margin, x[:3], x[200:230])
     np.testing.assert_allclose(phi, exact, atol=1e-9)
 

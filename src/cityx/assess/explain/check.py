@@ -175,9 +175,7 @@ def _proxies(
     keep = np.ones(len(df), dtype=bool) if found.rejected is None else ~found.rejected
     if int(keep.sum()) != features.shape[0]:
         raise RunError("the holdout file changed while the trial ran", where=source)
-    weight = np.array(
-        [np.mean([float(v.get(n, 0.0)) for v in mean_abs.values()]) for n in names]
-    )
+    weight = np.array([np.mean([float(v.get(n, 0.0)) for v in mean_abs.values()]) for n in names])
     total = float(weight.sum()) or 1.0
     out = []
     for column in sensitive:
@@ -204,8 +202,10 @@ def correlation_ratio(x: np.ndarray[Any, Any], codes: np.ndarray[Any, Any]) -> n
     if k < 2:
         return np.zeros(x.shape[1])
     count = np.bincount(codes, minlength=k).astype(np.float64)
-    means = np.stack([np.bincount(codes, weights=x[:, j], minlength=k) for j in range(x.shape[1])], axis=1)
-    means /= np.maximum(count, 1)[:, None]
+    sums = np.stack(
+        [np.bincount(codes, weights=x[:, j], minlength=k) for j in range(x.shape[1])], axis=1
+    ).astype(np.float64)
+    means = sums / np.maximum(count, 1.0)[:, None]
     grand = x.mean(axis=0)
     between = (count[:, None] * (means - grand) ** 2).sum(axis=0)
     total = ((x - grand) ** 2).sum(axis=0)

@@ -49,7 +49,14 @@ from .predictor import describe_model
 from .shapley import _pattern_table, _weights, brute_force_shap, tree_shap
 
 # Readings a detector gives; the other candidate features describe the layout or the clock.
-DETECTOR_FEATURES = ("queue_in", "queue_out", "pressure", "occupancy_in", "arrivals_in", "queue_total")
+DETECTOR_FEATURES = (
+    "queue_in",
+    "queue_out",
+    "pressure",
+    "occupancy_in",
+    "arrivals_in",
+    "queue_total",
+)
 _UNITS = {f.name: f.unit for f in FEATURES}
 _WORDS = {
     "queue_in": "halting vehicles on its served lanes",
@@ -60,7 +67,11 @@ _WORDS = {
     "queue_total": "halting vehicles at the intersection",
 }
 _ENVELOPE = frozenset(
-    {EnvelopeOutcome.MIN_GREEN_HELD, EnvelopeOutcome.IN_TRANSITION, EnvelopeOutcome.FORCED_MAX_GREEN}
+    {
+        EnvelopeOutcome.MIN_GREEN_HELD,
+        EnvelopeOutcome.IN_TRANSITION,
+        EnvelopeOutcome.FORCED_MAX_GREEN,
+    }
 )
 
 
@@ -160,10 +171,12 @@ def paired_shap(model: ExactModel, x: FloatArray, z: FloatArray, column: int) ->
     if model.binary:
         sign, column = (1.0 if column == 1 else -1.0), 0
     if isinstance(model, LinearModel):
-        return sign * (x - z) * model.coef[column][None, :]
+        return np.asarray(sign * (x - z) * model.coef[column][None, :], dtype=np.float64)
     p = model.paths
     if p.depth > 7:
-        rows = [tree_shap(model, x[i : i + 1], z[i : i + 1])[0][0, :, column] for i in range(len(x))]
+        rows = [
+            tree_shap(model, x[i : i + 1], z[i : i + 1])[0][0, :, column] for i in range(len(x))
+        ]
         return sign * np.asarray(rows)
     return sign * _paired_patterns(model, x, z, column)
 
@@ -240,7 +253,9 @@ def explain_run(
     rule = bool(picked) and picked[0].decided_by is DecidedBy.RULE
     columns = picked[0].columns if picked else ()
     chosen = np.array([c.row(c.chosen_phase) for c in with_runner]).reshape(-1, len(columns))
-    runner = np.array([c.row(c.runner_up_phase) for c in with_runner if c.runner_up_phase is not None]).reshape(-1, len(columns))
+    runner = np.array(
+        [c.row(c.runner_up_phase) for c in with_runner if c.runner_up_phase is not None]
+    ).reshape(-1, len(columns))
     if rule:
         method, exact, unit = "rule", True, "veh (pressure)"
         pk = columns.index("pressure")
@@ -265,8 +280,13 @@ def explain_run(
         target = score(chosen) - score(runner)
     elif scorer is not None:
         method, exact, unit = "brute-force", True, "score"
-        score = scorer
-        rows = [brute_force_shap(lambda r: scorer(r)[:, None], chosen[i : i + 1], runner[i : i + 1])[0][0, :, 0] for i in range(len(chosen))]
+        score = scorer  # type: ignore[assignment]  # same signature, another function
+        rows = [
+            brute_force_shap(lambda r: scorer(r)[:, None], chosen[i : i + 1], runner[i : i + 1])[0][
+                0, :, 0
+            ]
+            for i in range(len(chosen))
+        ]
         phi = np.asarray(rows).reshape(-1, len(columns))
         target = np.array([c.margin or 0.0 for c in with_runner])
     else:
@@ -325,7 +345,9 @@ def explain_run(
     )
 
 
-def _filter(choices: Iterable[ControllerChoice], intersection: str | None, at: float | None) -> list[ControllerChoice]:
+def _filter(
+    choices: Iterable[ControllerChoice], intersection: str | None, at: float | None
+) -> list[ControllerChoice]:
     out = [c for c in choices if intersection is None or c.intersection == intersection]
     if at is None or not out:
         return out
@@ -371,7 +393,9 @@ def _counterfactuals(
     g = delta.shape[1] * delta.shape[2]
     for lo in range(0, n, chunk):
         hi = min(n, lo + chunk)
-        rows = np.repeat(runner[lo:hi, None, :], g, axis=1).reshape(hi - lo, len(names), -1, runner.shape[1])
+        rows = np.repeat(runner[lo:hi, None, :], g, axis=1).reshape(
+            hi - lo, len(names), -1, runner.shape[1]
+        )
         for f, j in enumerate(cols):
             rows[:, f, :, j] = value[lo:hi, f, :]
         got = score(rows.reshape(-1, runner.shape[1])).reshape(hi - lo, len(names), -1)
@@ -462,11 +486,17 @@ def _tree_counterfactuals(
             span = max(20.0, 3.0 * abs(x0))
             if best is None or abs(change) / span < abs(best[2]) / best[0]:
                 best = (span, name, change)
-        out.append(None if best is None else _sentence(c, best[1], float(runner[i, columns.index(best[1])]), best[2]))
+        out.append(
+            None
+            if best is None
+            else _sentence(c, best[1], float(runner[i, columns.index(best[1])]), best[2])
+        )
     return out
 
 
-def _score_column(model: TreeModel, score: Callable[[FloatArray], FloatArray], row: FloatArray) -> int:
+def _score_column(
+    model: TreeModel, score: Callable[[FloatArray], FloatArray], row: FloatArray
+) -> int:
     if model.binary:
         return 0
     m = model.margin(row)[0]
@@ -501,7 +531,11 @@ def _reasons(c: ControllerChoice, contrib: dict[str, float], decided: str) -> tu
     if not contrib:
         return ("the intersection has one green phase",)
     top = sorted(contrib.items(), key=lambda kv: -abs(kv[1]))[:3]
-    return tuple(f"{name} {'for' if v > 0 else 'against'} phase {c.chosen_phase} ({v:+.3g})" for name, v in top if v != 0)
+    return tuple(
+        f"{name} {'for' if v > 0 else 'against'} phase {c.chosen_phase} ({v:+.3g})"
+        for name, v in top
+        if v != 0
+    )
 
 
 def _consecutive_stability(by_id: dict[str, list[ChoiceExplanation]]) -> float | None:
@@ -527,10 +561,17 @@ def timeline(explanation: RunExplanation, *, limit: int = 12) -> dict[str, list[
     for tls, items in explanation.intersections.items():
         lines = []
         for e in items:
-            if e.envelope in ("kept", None) and e.decided_by != "envelope" and len(items) > 1 and e is not items[0]:
+            if (
+                e.envelope in ("kept", None)
+                and e.decided_by != "envelope"
+                and len(items) > 1
+                and e is not items[0]
+            ):
                 continue
             what = e.envelope or "chosen"
-            head = f"t={e.t:g} s: phase {e.chosen}" + (f" over {e.runner_up}" if e.runner_up is not None else "")
+            head = f"t={e.t:g} s: phase {e.chosen}" + (
+                f" over {e.runner_up}" if e.runner_up is not None else ""
+            )
             lines.append(f"{head} [{e.decided_by}, {what}] " + "; ".join(e.reasons))
         out[tls] = lines[:limit]
     return out
@@ -568,11 +609,18 @@ def explain_world_run(
             names = class_names(model, submission.manifest.outputs.labels)
             column = names.index(label) if label in names else 0
             return explain_run(
-                run, model=model, score_column=column, intersection=intersection, at=at,
+                run,
+                model=model,
+                score_column=column,
+                intersection=intersection,
+                at=at,
                 controller=submission.manifest.system.id,
             )
         result = explain_run(
-            run, scorer=scorer.score, intersection=intersection, at=at,
+            run,
+            scorer=scorer.score,
+            intersection=intersection,
+            at=at,
             controller=submission.manifest.system.id,
         )
     return replace(result, note=f"no exact description ({why}): brute force through the model")

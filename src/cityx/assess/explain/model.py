@@ -20,6 +20,7 @@ runs vendor code and its answers are not trusted. Words used here:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -189,9 +190,8 @@ def transform(model: ExactModel, margin: FloatArray) -> FloatArray:
         e = np.exp(margin - margin.max(axis=1, keepdims=True))
         return np.asarray(e / e.sum(axis=1, keepdims=True))
     if post == "PROBIT":
-        from scipy.special import ndtr  # heavy: only for the rare probit model
-
-        return np.asarray(ndtr(margin))
+        erf = np.vectorize(math.erf, otypes=[np.float64])
+        return np.asarray(0.5 * (1.0 + erf(margin / math.sqrt(2.0))), dtype=np.float64)
     return margin
 
 
@@ -349,15 +349,19 @@ def _paths(
             stack.append((int(no[node]), (*path, (node, False))))
             stack.append((int(yes[node]), (*path, (node, True))))
     keys = list(pairs)  # leaf-major insertion order: sorted by leaf
-    entry_node, entry_yes, pair_start = [], [], []
+    entry_node: list[int] = []
+    entry_yes: list[bool] = []
+    pair_start: list[int] = []
     for key in keys:
         pair_start.append(len(entry_node))
         for node, branch in pairs[key]:
             entry_node.append(node)
             entry_yes.append(branch)
     pair_leaf = np.asarray([k[0] for k in keys], dtype=np.int64)
-    leaf_start = np.flatnonzero(np.r_[True, pair_leaf[1:] != pair_leaf[:-1]]) if keys else (
-        np.zeros(0, dtype=np.int64)
+    leaf_start = (
+        np.flatnonzero(np.r_[True, pair_leaf[1:] != pair_leaf[:-1]])
+        if keys
+        else (np.zeros(0, dtype=np.int64))
     )
     return Paths(
         entry_node=np.asarray(entry_node, dtype=np.int64),

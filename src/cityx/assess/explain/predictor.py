@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 from cityx.core import DataError, FloatArray, InputError, Predictor, TargetError, Task
 from cityx.data.constraints import ThreatModel, project
 
-from .model import ExactModel, LinearModel, class_margin, class_names, exact_model, transform
+from .model import ExactModel, LinearModel, class_names, exact_model, transform
 from .shapley import brute_force_shap, linear_shap, permutation_shap, tree_shap
 
 OUTPUTS = ("margin", "probability")
@@ -58,7 +58,11 @@ class Counterfactual:
     sentence: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"changes": dict(self.changes), "prediction": self.prediction, "sentence": self.sentence}
+        return {
+            "changes": dict(self.changes),
+            "prediction": self.prediction,
+            "sentence": self.sentence,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +83,9 @@ class RowExplanation:
             "output": self.output,
             "base_value": self.base_value,
             "contributions": dict(self.contributions),
-            "counterfactual": None if self.counterfactual is None else self.counterfactual.to_json(),
+            "counterfactual": None
+            if self.counterfactual is None
+            else self.counterfactual.to_json(),
         }
 
 
@@ -197,7 +203,9 @@ def explain_predictor(
     rng = np.random.default_rng(seed)
     bg_idx = np.sort(rng.choice(n, size=min(background_rows, n), replace=False))
     background = x_all[bg_idx]
-    gl_idx = np.arange(n) if n <= global_rows else np.sort(rng.choice(n, global_rows, replace=False))
+    gl_idx = (
+        np.arange(n) if n <= global_rows else np.sort(rng.choice(n, global_rows, replace=False))
+    )
     regression = predictor.outputs.task is Task.REGRESSION
     out_kind = "value" if regression else output
     model, note = describe_model(predictor, len(features))
@@ -264,7 +272,9 @@ def explain_predictor(
 
     position = {int(r): k for k, r in enumerate(explain_idx)}
     mean_abs = {
-        c: dict(zip(features, np.abs(attr.phi[:, :, k]).mean(axis=0).round(6).tolist(), strict=True))
+        c: dict(
+            zip(features, np.abs(attr.phi[:, :, k]).mean(axis=0).round(6).tolist(), strict=True)
+        )
         for k, c in enumerate(names)
     }
     decide = _decider(predictor, model, names, regression)
@@ -274,9 +284,7 @@ def explain_predictor(
         k = position[r]
         cf = None
         if not regression:
-            cf = _counterfactual(
-                x[k], labels[k], phi_rows[k], decide, predictor, limits, features
-            )
+            cf = _counterfactual(x[k], labels[k], phi_rows[k], decide, predictor, limits, features)
         out_rows.append(
             RowExplanation(
                 row=r,
@@ -290,22 +298,23 @@ def explain_predictor(
         )
     deletion, random_deletion = (None, None)
     if not regression:
-        deletion, random_deletion = _deletion(x[:200], labels[:200], phi_rows[:200], background, decide, rng)
+        deletion, random_deletion = _deletion(
+            x[:200], labels[:200], phi_rows[:200], background, decide, rng
+        )
     agreement = None
     if model is not None:
+        # A second method on a few rows: the permutation estimate (of the probabilities,
+        # or values), compared by the ranking of |attribution|, which both can state.
         f = _output_function(predictor, regression, classes)
-        if f is not None:
-            sample = x[:5]
-            est = _agnostic(f, sample, background, max(1, query_budget // (2 * (len(features) + 1))), seed)
-            ours = attr.phi[:5, :, :]
-            if out_kind == "margin" and not regression:
-                # The estimate is of probabilities; compare rankings, which is what it can say.
-                pass
-            cols = [classes.index(names[c]) if names[c] in classes else 0 for c in explained_col[:5]]
-            agreement = _mean_rank_corr(
-                np.abs(ours[np.arange(len(sample)), :, explained_col[:5]]),
-                np.abs(est.phi[np.arange(len(sample)), :, cols]),
-            )
+        sample = x[:5]
+        est = _agnostic(
+            f, sample, background, max(1, query_budget // (2 * (len(features) + 1))), seed
+        )
+        cols = [classes.index(names[c]) if names[c] in classes else 0 for c in explained_col[:5]]
+        agreement = _mean_rank_corr(
+            np.abs(attr.phi[np.arange(len(sample)), :, explained_col[:5]]),
+            np.abs(est.phi[np.arange(len(sample)), :, cols]),
+        )
     stability = _near_row_stability(x, phi_rows)
     fidelity = Fidelity(
         additivity_max_error=additivity,
@@ -327,7 +336,13 @@ def explain_predictor(
         rows=tuple(out_rows),
         fidelity=fidelity,
         wall_s=time.perf_counter() - start,
-        note=note if model is None else ("" if exact else "probability attributions are approximate: the margin's, rescaled per class"),
+        note=note
+        if model is None
+        else (
+            ""
+            if exact
+            else "probability attributions are approximate: the margin's, rescaled per class"
+        ),
         global_rows=len(gl_idx),
     )
 
@@ -346,7 +361,9 @@ def _exact(
     model: ExactModel, x: FloatArray, background: FloatArray, classes: Sequence[str], out: str
 ) -> _Attributions:
     phi_m, base_m = (
-        linear_shap(model, x, background) if isinstance(model, LinearModel) else tree_shap(model, x, background)
+        linear_shap(model, x, background)
+        if isinstance(model, LinearModel)
+        else tree_shap(model, x, background)
     )
     margin = model.margin(x)
     if model.binary:
@@ -368,7 +385,9 @@ def _exact(
     return _Attributions(phi_p, base_p, prob)
 
 
-def _probability_error(model: ExactModel, x: FloatArray, background: FloatArray, phi: FloatArray) -> float | None:
+def _probability_error(
+    model: ExactModel, x: FloatArray, background: FloatArray, phi: FloatArray
+) -> float | None:
     """Largest gap between the rescaled probability attributions and brute-force Shapley values."""
     if x.shape[1] > 10 or x.shape[0] == 0:
         return None
@@ -380,25 +399,35 @@ def _probability_error(model: ExactModel, x: FloatArray, background: FloatArray,
     return float(np.abs(exact - ours).max())
 
 
-def _agnostic(f: Callable[[FloatArray], FloatArray], x: FloatArray, background: FloatArray, perms: int, seed: int) -> _Attributions:
+def _agnostic(
+    f: Callable[[FloatArray], FloatArray],
+    x: FloatArray,
+    background: FloatArray,
+    perms: int,
+    seed: int,
+) -> _Attributions:
     phi, base = permutation_shap(f, x, background, permutations=perms, seed=seed)
     return _Attributions(phi, base, base + phi.sum(axis=1))
 
 
-def _output_function(predictor: Predictor, regression: bool, classes: Sequence[str]) -> Callable[[FloatArray], FloatArray] | None:
+def _output_function(
+    predictor: Predictor, regression: bool, classes: Sequence[str]
+) -> Callable[[FloatArray], FloatArray]:
     def f(z: FloatArray) -> FloatArray:
         p = predictor.predict(z)
         if regression:
             return np.asarray(p.values, dtype=np.float64)[:, None]
         if p.scores is None:
             labels = np.asarray(p.values).astype(str)
-            return (labels[:, None] == np.asarray(classes)[None, :]).astype(np.float64)
+            return np.asarray(labels[:, None] == np.asarray(classes)[None, :], dtype=np.float64)
         return np.asarray(p.scores, dtype=np.float64)
 
     return f
 
 
-def _decider(predictor: Predictor, model: ExactModel | None, names: Sequence[str], regression: bool) -> Callable[[FloatArray], NDArray[np.str_]]:
+def _decider(
+    predictor: Predictor, model: ExactModel | None, names: Sequence[str], regression: bool
+) -> Callable[[FloatArray], NDArray[np.str_]]:
     """Labels for many rows: the exact model's argmax (no model calls) or the isolated model's."""
     if model is not None and not regression:
         table = np.asarray(class_names(model, names) if model.binary else model.targets)
@@ -406,8 +435,8 @@ def _decider(predictor: Predictor, model: ExactModel | None, names: Sequence[str
         def decide(z: FloatArray) -> NDArray[np.str_]:
             m = model.margin(z)
             if model.binary:
-                return np.where(m[:, 0] > 0, table[1], table[0])
-            return table[np.argmax(m, axis=1)]
+                return np.asarray(np.where(m[:, 0] > 0, table[1], table[0]), dtype=str)
+            return np.asarray(table[np.argmax(m, axis=1)], dtype=str)
 
         return decide
 
@@ -462,10 +491,10 @@ def _counterfactual(
     if flips.size == 0:
         return None
     cost = changed[flips].sum(axis=1) * 10.0 + (np.abs(points[flips] - row) / span).sum(axis=1)
-    best = flips[int(np.argmin(cost))]
+    best = int(flips[int(np.argmin(cost))])
     target = points[best].copy()
     # Bisect each move toward the row: the grid step overshoots the boundary.
-    for j in np.flatnonzero(changed[best]):
+    for j in np.flatnonzero(changed[best]).tolist():
         near, far = row[j], target[j]
         for _ in range(12):
             mid = target.copy()
@@ -477,7 +506,7 @@ def _counterfactual(
             else:
                 near = mid[j]
     # Drop moves the decision does not need (a projection may nudge a linked feature).
-    for j in np.flatnonzero(np.abs(target - row) > 0):
+    for j in np.flatnonzero(np.abs(target - row) > 0).tolist():
         back = target.copy()
         back[j] = row[j]
         if limits is not None:
@@ -488,7 +517,7 @@ def _counterfactual(
     best = points.shape[0] - 1
     changed = np.abs(points - row) > 1e-9 * np.maximum(1.0, np.abs(row))
     new = np.r_[new, decide(target[None, :])]
-    moved = np.flatnonzero(changed[best])
+    moved = np.flatnonzero(changed[best]).tolist()
     changes = {features[j]: float(points[best, j]) for j in moved}
     parts = []
     for j in moved:

@@ -49,10 +49,12 @@ def _satisfied(model: TreeModel, x: FloatArray) -> NDArray[np.bool_]:
     if p.entry_node.size == 0:
         return np.ones((x.shape[0], 0), dtype=bool)
     mismatch = (model.tests(x, p.entry_node) != p.entry_yes).astype(np.int32)
-    return np.add.reduceat(mismatch, p.pair_start, axis=1) == 0
+    return np.asarray(np.add.reduceat(mismatch, p.pair_start, axis=1) == 0, dtype=bool)
 
 
-def tree_shap(model: TreeModel, x: FloatArray, background: FloatArray) -> tuple[FloatArray, FloatArray]:
+def tree_shap(
+    model: TreeModel, x: FloatArray, background: FloatArray
+) -> tuple[FloatArray, FloatArray]:
     """Exact interventional Shapley values of the margin: (rows x features x targets, base)."""
     x = np.asarray(x, dtype=np.float64)
     background = np.asarray(background, dtype=np.float64)
@@ -84,7 +86,7 @@ def tree_shap(model: TreeModel, x: FloatArray, background: FloatArray) -> tuple[
         w_u = np.where(dead | (n_u == 0), 0.0, w[np.maximum(n_u - 1, 0), n_v])
         w_v = np.where(dead | (n_v == 0), 0.0, w[n_u, np.maximum(n_v - 1, 0)])
         # Per pair: its leaf's coefficient, by the sign of its side; averaged over Z.
-        coef = (u * w_u[:, :, p.pair_leaf] - v * w_v[:, :, p.pair_leaf]).mean(axis=1)
+        coef: FloatArray = (u * w_u[:, :, p.pair_leaf] - v * w_v[:, :, p.pair_leaf]).mean(axis=1)
         for k in range(t):
             phi[lo : lo + chunk, :, k] = (coef * pair_value[:, k]) @ onehot
     return phi, base
@@ -111,7 +113,8 @@ def _by_patterns(
 
     def patterns(sat: NDArray[np.bool_]) -> NDArray[np.int64]:
         padded = np.concatenate([sat, np.ones((sat.shape[0], 1), dtype=bool)], axis=1)
-        return (padded[:, slot_pair].astype(np.int64) * bits).sum(axis=2)  # rows x leaves
+        # rows x leaves
+        return np.asarray((padded[:, slot_pair].astype(np.int64) * bits).sum(axis=2), np.int64)
 
     table = _pattern_table(depth, w)  # a x q x slot
     q = 1 << depth
@@ -148,7 +151,9 @@ def _pattern_table(depth: int, w: FloatArray) -> FloatArray:
     return np.asarray(u * w_u[:, :, None] - v * w_v[:, :, None], dtype=np.float64)
 
 
-def linear_shap(model: LinearModel, x: FloatArray, background: FloatArray) -> tuple[FloatArray, FloatArray]:
+def linear_shap(
+    model: LinearModel, x: FloatArray, background: FloatArray
+) -> tuple[FloatArray, FloatArray]:
     """Closed form for a linear margin: ``coef * (x - mean(Z))`` per target."""
     mean = np.asarray(background, dtype=np.float64).mean(axis=0)
     phi = (np.asarray(x, dtype=np.float64) - mean)[:, :, None] * model.coef.T[None, :, :]

@@ -214,10 +214,10 @@ def choices_from_step(
 __all__ = [
     "CHOICES_FILE",
     "CHOICE_SCHEMA",
-    "RecordsChoices",
-    "with_outcomes",
     "ControllerChoice",
     "DecidedBy",
     "EnvelopeOutcome",
+    "RecordsChoices",
     "choices_from_step",
+    "with_outcomes",
 ]
