@@ -17,7 +17,8 @@ import numpy as np
 
 from cityx.core import FloatArray, TargetError, Task
 
-from .describe import Description, NotDescribable, describe_estimator
+from .describe import Description, NotDescribable
+from .describe_estimators import describe_estimator
 from .model import LoadRequest, RawPrediction, TargetModel, brief, label_array, value_array
 
 

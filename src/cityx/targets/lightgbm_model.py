@@ -17,7 +17,8 @@ import numpy as np
 
 from cityx.core import FloatArray, NistFunction, PluginKind, PluginMeta, Principle, Tags, Task
 
-from .describe import Description, describe_lightgbm
+from .describe import Description
+from .describe_estimators import describe_lightgbm
 from .model import LoadRequest, RawPrediction, TargetModel, brief
 
 # Objectives whose predict() returns class probabilities, with their aliases.

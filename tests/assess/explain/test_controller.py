@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from sklearn.ensemble import GradientBoostingClassifier
 
-from cityx.assess.explain.controller import explain_run, paired_shap, read_choices, timeline
+from cityx.assess.explain.controller import explain_run, read_choices, timeline
 from cityx.assess.explain.model import exact_model
+from cityx.assess.explain.shapley import paired_shap
 from cityx.core import InputError
-from cityx.targets.describe import describe_estimator
+from cityx.targets.describe_estimators import describe_estimator
 from cityx.worlds.traffic.candidates import FEATURE_NAMES
 from cityx.worlds.traffic.choices import (
     CHOICES_FILE,

@@ -31,7 +31,7 @@ from cityx.assess.explain.shapley import (
     tree_shap,
 )
 from cityx.core import TargetOutputError
-from cityx.targets.describe import describe_estimator
+from cityx.targets.describe_estimators import describe_estimator
 
 
 def _described(est: Any, d: int) -> Any:

@@ -36,7 +36,6 @@ import numpy as np
 
 from cityx.core import FloatArray, InputError
 from cityx.submissions import open_submission
-from cityx.worlds.traffic.candidates import FEATURES
 from cityx.worlds.traffic.choices import (
     CHOICES_FILE,
     ControllerChoice,
@@ -44,28 +43,16 @@ from cityx.worlds.traffic.choices import (
     EnvelopeOutcome,
 )
 
-from .model import ExactModel, LinearModel, TreeModel, class_names
-from .predictor import describe_model
-from .shapley import _pattern_table, _weights, brute_force_shap, tree_shap
-
-# Readings a detector gives; the other candidate features describe the layout or the clock.
-DETECTOR_FEATURES = (
-    "queue_in",
-    "queue_out",
-    "pressure",
-    "occupancy_in",
-    "arrivals_in",
-    "queue_total",
+from .choice_counterfactuals import (
+    DETECTOR_FEATURES,
+    grid_counterfactuals,
+    rule_counterfactual,
+    tree_counterfactuals,
 )
-_UNITS = {f.name: f.unit for f in FEATURES}
-_WORDS = {
-    "queue_in": "halting vehicles on its served lanes",
-    "queue_out": "halting vehicles on the lanes it feeds",
-    "pressure": "pressure",
-    "occupancy_in": "occupancy on its served lanes",
-    "arrivals_in": "arrivals on its served lanes",
-    "queue_total": "halting vehicles at the intersection",
-}
+from .model import ExactModel, TreeModel, class_names
+from .predictor import describe_model
+from .shapley import brute_force_shap, paired_shap
+
 _ENVELOPE = frozenset(
     {
         EnvelopeOutcome.MIN_GREEN_HELD,
@@ -165,49 +152,6 @@ def read_choices(run: Path) -> tuple[dict[str, Any], list[ControllerChoice]]:
     return spec, out
 
 
-def paired_shap(model: ExactModel, x: FloatArray, z: FloatArray, column: int) -> FloatArray:
-    """Shapley values of margin(x) - margin(z) for each row pair, one reference each (rows x d)."""
-    sign = 1.0
-    if model.binary:
-        sign, column = (1.0 if column == 1 else -1.0), 0
-    if isinstance(model, LinearModel):
-        return np.asarray(sign * (x - z) * model.coef[column][None, :], dtype=np.float64)
-    p = model.paths
-    if p.depth > 7:
-        rows = [
-            tree_shap(model, x[i : i + 1], z[i : i + 1])[0][0, :, column] for i in range(len(x))
-        ]
-        return sign * np.asarray(rows)
-    return sign * _paired_patterns(model, x, z, column)
-
-
-def _paired_patterns(model: TreeModel, x: FloatArray, z: FloatArray, column: int) -> FloatArray:
-    p = model.paths
-    n, d = x.shape
-    if p.pair_leaf.size == 0:
-        return np.zeros((n, d))
-    depth = p.depth
-    n_leaves = p.leaves.shape[0]
-    slot_pair = np.full((n_leaves, depth), -1, dtype=np.int64)
-    rank = np.arange(p.pair_leaf.shape[0]) - p.leaf_start[p.pair_leaf]
-    slot_pair[p.pair_leaf, rank] = np.arange(p.pair_leaf.shape[0])
-    bits = 1 << np.arange(depth)
-
-    def patterns(rows: FloatArray) -> Any:
-        mismatch = (model.tests(rows, p.entry_node) != p.entry_yes).astype(np.int32)
-        sat = np.add.reduceat(mismatch, p.pair_start, axis=1) == 0
-        padded = np.concatenate([sat, np.ones((sat.shape[0], 1), dtype=bool)], axis=1)
-        return (padded[:, slot_pair].astype(np.int64) * bits).sum(axis=2)
-
-    table = _pattern_table(depth, _weights(depth))
-    coef = table[patterns(x), patterns(z)]  # rows x leaves x slot
-    slot_feature = np.where(slot_pair >= 0, p.pair_feature[np.maximum(slot_pair, 0)], 0)
-    onehot = np.zeros((n_leaves * depth, model.inputs))
-    onehot[np.arange(n_leaves * depth), slot_feature.reshape(-1)] = 1.0
-    weighted = coef * model.value[p.leaves][None, :, column, None]
-    return np.asarray(weighted.reshape(n, -1) @ onehot)
-
-
 def explain_run(
     run: Path,
     *,
@@ -294,11 +238,11 @@ def explain_run(
     additivity = float(np.abs(phi.sum(axis=1) - target).max()) if len(target) else None
     if rule:
         qk = columns.index("queue_in")
-        cfs = [_rule_counterfactual(c, float(runner[i, qk])) for i, c in enumerate(with_runner)]
+        cfs = [rule_counterfactual(c, float(runner[i, qk])) for i, c in enumerate(with_runner)]
     elif isinstance(model, TreeModel) and model._leq_only and model.pre.is_identity:
-        cfs = _tree_counterfactuals(model, with_runner, chosen, runner, score, columns)
+        cfs = tree_counterfactuals(model, with_runner, chosen, runner, score, columns)
     else:
-        cfs = _counterfactuals(with_runner, chosen, runner, score, columns)
+        cfs = grid_counterfactuals(with_runner, chosen, runner, score, columns)
 
     by_id: dict[str, list[ChoiceExplanation]] = {}
     k = 0
@@ -357,167 +301,6 @@ def _filter(
         if c.time_s <= at:
             last[c.intersection] = c
     return list(last.values())
-
-
-def _counterfactuals(
-    choices: Sequence[ControllerChoice],
-    chosen: FloatArray,
-    runner: FloatArray,
-    score: Callable[[FloatArray], FloatArray],
-    columns: Sequence[str],
-    *,
-    steps: int = 60,
-    chunk: int = 200,
-) -> list[dict[str, Any] | None]:
-    """Per decision, the smallest single detector reading on the runner-up's row that wins.
-
-    All decisions' candidate rows are scored in a few batched calls; vehicle counts move
-    in whole vehicles, other readings in 1/``steps`` of their span.
-    """
-    names = [n for n in DETECTOR_FEATURES if n in columns]
-    n = len(choices)
-    if not names or n == 0:
-        return [None] * n
-    cols = np.array([columns.index(m) for m in names])
-    span = np.maximum(20.0, 3.0 * np.maximum(np.abs(chosen[:, cols]), np.abs(runner[:, cols])))
-    whole = np.array([_UNITS.get(m) == "veh" for m in names])
-    k = np.arange(1, steps + 1, dtype=np.float64)
-    # decisions x features x 2*steps: increases, then decreases.
-    up = np.where(whole[None, :, None], k[None, None, :], span[:, :, None] * k / steps)
-    delta = np.concatenate([up, -up], axis=2)
-    lows = np.array([next((f.min for f in FEATURES if f.name == m), -np.inf) for m in names])
-    value = runner[:, cols][:, :, None] + delta
-    valid = value >= lows[None, :, None]
-    target = score(chosen)
-    wins = np.zeros(delta.shape, dtype=bool)
-    g = delta.shape[1] * delta.shape[2]
-    for lo in range(0, n, chunk):
-        hi = min(n, lo + chunk)
-        rows = np.repeat(runner[lo:hi, None, :], g, axis=1).reshape(
-            hi - lo, len(names), -1, runner.shape[1]
-        )
-        for f, j in enumerate(cols):
-            rows[:, f, :, j] = value[lo:hi, f, :]
-        got = score(rows.reshape(-1, runner.shape[1])).reshape(hi - lo, len(names), -1)
-        wins[lo:hi] = got > target[lo:hi, None, None]
-    wins &= valid
-    cost = np.where(wins, np.abs(delta) / span[:, :, None], np.inf).reshape(n, -1)
-    best = np.argmin(cost, axis=1)
-    out: list[dict[str, Any] | None] = []
-    for i, c in enumerate(choices):
-        if not np.isfinite(cost[i, best[i]]):
-            out.append(None)
-            continue
-        f, s = divmod(int(best[i]), delta.shape[2])
-        out.append(_sentence(c, names[f], float(runner[i, cols[f]]), float(delta[i, f, s])))
-    return out
-
-
-def _tree_counterfactuals(
-    model: TreeModel,
-    choices: Sequence[ControllerChoice],
-    chosen: FloatArray,
-    runner: FloatArray,
-    score: Callable[[FloatArray], FloatArray],
-    columns: Sequence[str],
-) -> list[dict[str, Any] | None]:
-    """Exact counterfactuals for a tree ensemble with "<=" tests, from its step functions.
-
-    Changing one reading of the runner-up row moves it only between the leaves whose
-    other tests it passes; each such leaf covers an interval of that reading, so its score
-    is a step function of the reading, known exactly without querying a grid.
-    """
-    p = model.paths
-    names = [n for n in DETECTOR_FEATURES if n in columns]
-    sign = 1.0
-    if model.binary:
-        sign = 1.0 if float(score(runner[:1])[0]) == float(model.margin(runner[:1])[0, 0]) else -1.0
-    column = _score_column(model, score, runner[:1])
-    leaf_value = sign * model.value[p.leaves][:, column]
-    n_pairs = p.pair_leaf.shape[0]
-    # Each pair's interval (lo, hi] of its feature, from the yes (<=) and no (>) tests.
-    thr = model.threshold[p.entry_node]
-    lo = np.full(n_pairs, -np.inf)
-    hi = np.full(n_pairs, np.inf)
-    entry_pair = np.repeat(np.arange(n_pairs), np.diff(np.r_[p.pair_start, p.entry_node.size]))
-    np.minimum.at(hi, entry_pair[p.entry_yes], thr[p.entry_yes])
-    np.maximum.at(lo, entry_pair[~p.entry_yes], thr[~p.entry_yes])
-    mismatch = (model.tests(runner, p.entry_node) != p.entry_yes).astype(np.int32)
-    unsat = np.add.reduceat(mismatch, p.pair_start, axis=1) > 0  # rows x pairs
-    unsat_leaf = np.add.reduceat(unsat.astype(np.int32), p.leaf_start, axis=1)  # rows x leaves
-    target = score(chosen)
-    here = score(runner)
-    out: list[dict[str, Any] | None] = []
-    for i, c in enumerate(choices):
-        best: tuple[float, str, float] | None = None
-        for name in names:
-            j = columns.index(name)
-            on_j = p.pair_feature == j
-            # Leaves the row reaches when only feature j varies: all other pairs pass.
-            other = unsat_leaf[i].copy()
-            np.subtract.at(other, p.pair_leaf[on_j], unsat[i, on_j].astype(np.int32))
-            reach = other == 0
-            a = np.full(reach.shape[0], -np.inf)
-            b = np.full(reach.shape[0], np.inf)
-            a[p.pair_leaf[on_j]] = lo[on_j]
-            b[p.pair_leaf[on_j]] = hi[on_j]
-            a, b, v = a[reach], b[reach], leaf_value[reach]
-            x0 = runner[i, j]
-            x0_32 = float(np.float32(x0)) if model.float32 else x0
-            now = ((a < x0_32) & (x0_32 <= b)) @ v
-            edges = np.unique(np.r_[a, b][np.isfinite(np.r_[a, b])])
-            if edges.size == 0:
-                continue
-            # One probe inside each piece: just above each edge, and below the first.
-            probes = np.r_[edges[0] - 1.0, np.nextafter(edges, np.inf)]
-            lowest = next((f.min for f in FEATURES if f.name == name), -np.inf)
-            if _UNITS.get(name) == "veh":
-                probes = np.ceil(probes)
-            probes = probes[probes >= lowest]
-            p32 = probes.astype(np.float32).astype(np.float64) if model.float32 else probes
-            inside = (a[None, :] < p32[:, None]) & (p32[:, None] <= b[None, :])
-            values = here[i] + inside @ v - now
-            # Summed in another order than the model's: a tie must not count as a win.
-            ok = np.flatnonzero(values > target[i] + 1e-9 * (1.0 + abs(target[i])))
-            if ok.size == 0:
-                continue
-            k = ok[np.argmin(np.abs(probes[ok] - x0))]
-            change = float(probes[k] - x0)
-            span = max(20.0, 3.0 * abs(x0))
-            if best is None or abs(change) / span < abs(best[2]) / best[0]:
-                best = (span, name, change)
-        out.append(
-            None
-            if best is None
-            else _sentence(c, best[1], float(runner[i, columns.index(best[1])]), best[2])
-        )
-    return out
-
-
-def _score_column(
-    model: TreeModel, score: Callable[[FloatArray], FloatArray], row: FloatArray
-) -> int:
-    if model.binary:
-        return 0
-    m = model.margin(row)[0]
-    return int(np.argmin(np.abs(m - float(score(row)[0]))))
-
-
-def _sentence(c: ControllerChoice, name: str, was: float, change: float) -> dict[str, Any]:
-    unit = _UNITS.get(name, "")
-    sentence = (
-        f"phase {c.runner_up_phase} would have won with {abs(change):.3g}"
-        f"{' ' + unit if unit else ''} {'more' if change > 0 else 'fewer'} "
-        f"{_WORDS.get(name, name)} ({name} {was:.4g} -> {was + change:.4g})"
-    )
-    return {"changes": {name: was + change}, "winner": c.runner_up_phase, "sentence": sentence}
-
-
-def _rule_counterfactual(c: ControllerChoice, was: float) -> dict[str, Any] | None:
-    """Max-pressure: the runner-up wins with more pressure; ties go to the current phase."""
-    margin = c.margin or 0.0
-    need = max(margin, 1.0) if c.runner_up_phase == c.current_phase else np.floor(margin) + 1.0
-    return _sentence(c, "queue_in", was, float(need))
 
 
 def _reasons(c: ControllerChoice, contrib: dict[str, float], decided: str) -> tuple[str, ...]:

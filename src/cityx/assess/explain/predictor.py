@@ -38,8 +38,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cityx.core import DataError, FloatArray, InputError, Predictor, TargetError, Task
-from cityx.data.constraints import ThreatModel, project
+from cityx.data.constraints import ThreatModel
 
+from .counterfactual import Counterfactual, counterfactual
+from .fidelity import deletion_curves, mean_rank_corr, near_row_stability
 from .model import ExactModel, LinearModel, class_names, exact_model, transform
 from .shapley import brute_force_shap, linear_shap, permutation_shap, tree_shap
 
@@ -49,20 +51,6 @@ GLOBAL_ROWS = 500
 # Model calls per explained row for the model-agnostic estimate (one run).
 QUERY_BUDGET = 2000
 AGNOSTIC_GLOBAL_ROWS = 50
-
-
-@dataclass(frozen=True, slots=True)
-class Counterfactual:
-    changes: dict[str, float]
-    prediction: str
-    sentence: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "changes": dict(self.changes),
-            "prediction": self.prediction,
-            "sentence": self.sentence,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +272,7 @@ def explain_predictor(
         k = position[r]
         cf = None
         if not regression:
-            cf = _counterfactual(x[k], labels[k], phi_rows[k], decide, predictor, limits, features)
+            cf = counterfactual(x[k], labels[k], phi_rows[k], decide, predictor, limits, features)
         out_rows.append(
             RowExplanation(
                 row=r,
@@ -298,7 +286,7 @@ def explain_predictor(
         )
     deletion, random_deletion = (None, None)
     if not regression:
-        deletion, random_deletion = _deletion(
+        deletion, random_deletion = deletion_curves(
             x[:200], labels[:200], phi_rows[:200], background, decide, rng
         )
     agreement = None
@@ -311,11 +299,11 @@ def explain_predictor(
             f, sample, background, max(1, query_budget // (2 * (len(features) + 1))), seed
         )
         cols = [classes.index(names[c]) if names[c] in classes else 0 for c in explained_col[:5]]
-        agreement = _mean_rank_corr(
+        agreement = mean_rank_corr(
             np.abs(attr.phi[np.arange(len(sample)), :, explained_col[:5]]),
             np.abs(est.phi[np.arange(len(sample)), :, cols]),
         )
-    stability = _near_row_stability(x, phi_rows)
+    stability = near_row_stability(x, phi_rows)
     fidelity = Fidelity(
         additivity_max_error=additivity,
         artifact_max_error=artifact_error,
@@ -444,152 +432,6 @@ def _decider(
         return np.asarray(predictor.predict(z).values).astype(str)
 
     return ask
-
-
-def _counterfactual(
-    row: FloatArray,
-    label: str,
-    phi: FloatArray,
-    decide: Callable[[FloatArray], NDArray[np.str_]],
-    predictor: Predictor,
-    limits: ThreatModel | None,
-    features: Sequence[str],
-    steps: int = 24,
-) -> Counterfactual | None:
-    """The smallest feasible change that changes the decision: one feature, then two."""
-    schema = predictor.schema
-    lo, hi = schema.lower.copy(), schema.upper.copy()
-    span = np.where(np.isfinite(hi - lo), hi - lo, np.maximum(np.abs(row), 1.0) * 2)
-    lo = np.where(np.isfinite(lo), lo, row - span)
-    hi = np.where(np.isfinite(hi), hi, row + span)
-    d = row.shape[0]
-    grid = np.linspace(0.0, 1.0, steps)
-    candidates = []
-    for j in range(d):
-        values = lo[j] + grid * (hi[j] - lo[j])
-        c = np.repeat(row[None, :], steps, axis=0)
-        c[:, j] = values
-        candidates.append(c)
-    top = np.argsort(-np.abs(phi))[:4]
-    coarse = np.linspace(0.0, 1.0, 9)
-    for a in range(len(top)):
-        for b in range(a + 1, len(top)):
-            i, j = top[a], top[b]
-            va, vb = np.meshgrid(
-                np.r_[row[i], lo[i] + coarse * (hi[i] - lo[i])],
-                np.r_[row[j], lo[j] + coarse * (hi[j] - lo[j])],
-            )
-            c = np.repeat(row[None, :], va.size, axis=0)
-            c[:, i], c[:, j] = va.reshape(-1), vb.reshape(-1)
-            candidates.append(c)
-    points = np.vstack(candidates)
-    if limits is not None:
-        points = project(limits, points, row[None, :])
-    changed = np.abs(points - row) > 1e-9 * np.maximum(1.0, np.abs(row))
-    new = decide(points)
-    flips = np.flatnonzero((new != label) & changed.any(axis=1))
-    if flips.size == 0:
-        return None
-    cost = changed[flips].sum(axis=1) * 10.0 + (np.abs(points[flips] - row) / span).sum(axis=1)
-    best = int(flips[int(np.argmin(cost))])
-    target = points[best].copy()
-    # Bisect each move toward the row: the grid step overshoots the boundary.
-    for j in np.flatnonzero(changed[best]).tolist():
-        near, far = row[j], target[j]
-        for _ in range(12):
-            mid = target.copy()
-            mid[j] = (near + far) / 2.0
-            if limits is not None:
-                mid = project(limits, mid[None, :], row[None, :])[0]
-            if decide(mid[None, :])[0] != label:
-                far, target = mid[j], mid
-            else:
-                near = mid[j]
-    # Drop moves the decision does not need (a projection may nudge a linked feature).
-    for j in np.flatnonzero(np.abs(target - row) > 0).tolist():
-        back = target.copy()
-        back[j] = row[j]
-        if limits is not None:
-            back = project(limits, back[None, :], row[None, :])[0]
-        if decide(back[None, :])[0] != label:
-            target = back
-    points = np.vstack([points, target[None, :]])
-    best = points.shape[0] - 1
-    changed = np.abs(points - row) > 1e-9 * np.maximum(1.0, np.abs(row))
-    new = np.r_[new, decide(target[None, :])]
-    moved = np.flatnonzero(changed[best]).tolist()
-    changes = {features[j]: float(points[best, j]) for j in moved}
-    parts = []
-    for j in moved:
-        f = schema.features[j]
-        delta = float(points[best, j] - row[j])
-        unit = f" {f.unit}" if f.unit else ""
-        parts.append(
-            f"{abs(delta):.3g}{unit} {'more' if delta > 0 else 'less'} {f.name} "
-            f"({row[j]:.4g} -> {points[best, j]:.4g})"
-        )
-    sentence = f"with {' and '.join(parts)} this would be {new[best]!s}, not {label}"
-    return Counterfactual(changes, str(new[best]), sentence)
-
-
-def _deletion(
-    x: FloatArray,
-    labels: NDArray[np.str_],
-    phi: FloatArray,
-    background: FloatArray,
-    decide: Callable[[FloatArray], NDArray[np.str_]],
-    rng: np.random.Generator,
-) -> tuple[float | None, float | None]:
-    """Mean share of decisions flipped as top-k (then random k) features go to background values."""
-    n, d = x.shape
-    if n == 0:
-        return None, None
-    ref = background[rng.integers(0, background.shape[0], size=n)]
-    by_attr = np.argsort(-np.abs(phi), axis=1)
-    by_chance = np.argsort(rng.random((n, d)), axis=1)
-
-    def curve(order: NDArray[np.int64]) -> float:
-        rank = np.empty_like(order)
-        np.put_along_axis(rank, order, np.arange(d)[None, :].repeat(n, axis=0), axis=1)
-        ks = np.arange(1, d + 1)
-        gone = rank[:, None, :] < ks[None, :, None]  # rows x k x features
-        points = np.where(gone, ref[:, None, :], x[:, None, :]).reshape(-1, d)
-        flipped = decide(points).reshape(n, d) != labels[:, None]
-        return float(flipped.mean())
-
-    return curve(by_attr), curve(by_chance)
-
-
-def _rank(a: FloatArray) -> FloatArray:
-    return np.argsort(np.argsort(a, axis=-1), axis=-1).astype(np.float64)
-
-
-def _mean_rank_corr(a: FloatArray, b: FloatArray) -> float | None:
-    """Mean Spearman correlation between matching rows of ``a`` and ``b``."""
-    if a.shape[0] == 0 or a.shape[1] < 2:
-        return None
-    ra, rb = _rank(a), _rank(b)
-    ra -= ra.mean(axis=1, keepdims=True)
-    rb -= rb.mean(axis=1, keepdims=True)
-    den = np.sqrt((ra**2).sum(axis=1) * (rb**2).sum(axis=1))
-    ok = den > 0
-    if not ok.any():
-        return None
-    return float(((ra * rb).sum(axis=1)[ok] / den[ok]).mean())
-
-
-def _near_row_stability(x: FloatArray, phi: FloatArray) -> float | None:
-    """Rank correlation of |attributions| between each row and its nearest other row."""
-    n = x.shape[0]
-    if n < 2:
-        return None
-    sd = x.std(axis=0)
-    z = x / np.where(sd > 0, sd, 1.0)
-    take = z[:300]
-    dist = ((take[:, None, :] - z[None, :, :]) ** 2).sum(axis=2)
-    dist[np.arange(take.shape[0]), np.arange(take.shape[0])] = np.inf
-    near = np.argmin(dist, axis=1)
-    return _mean_rank_corr(np.abs(phi[: take.shape[0]]), np.abs(phi[near]))
 
 
 __all__ = [

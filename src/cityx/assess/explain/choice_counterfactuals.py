@@ -1,0 +1,210 @@
+"""Controller counterfactuals: the one detector reading that would have made the runner-up win.
+
+For a tree ensemble with "<=" tests the answer is exact, from the step
+functions of its score in one reading (:func:`tree_counterfactuals`); for
+other models a batched grid search (:func:`grid_counterfactuals`); for
+max-pressure, from its rule (:func:`rule_counterfactual`). Vehicle counts
+move in whole vehicles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from cityx.core import FloatArray
+from cityx.worlds.traffic.candidates import FEATURES
+from cityx.worlds.traffic.choices import ControllerChoice
+
+from .model import TreeModel
+
+# Readings a detector gives; the other candidate features describe the layout or the clock.
+DETECTOR_FEATURES = (
+    "queue_in",
+    "queue_out",
+    "pressure",
+    "occupancy_in",
+    "arrivals_in",
+    "queue_total",
+)
+UNITS = {f.name: f.unit for f in FEATURES}
+_WORDS = {
+    "queue_in": "halting vehicles on its served lanes",
+    "queue_out": "halting vehicles on the lanes it feeds",
+    "pressure": "pressure",
+    "occupancy_in": "occupancy on its served lanes",
+    "arrivals_in": "arrivals on its served lanes",
+    "queue_total": "halting vehicles at the intersection",
+}
+
+
+def grid_counterfactuals(
+    choices: Sequence[ControllerChoice],
+    chosen: FloatArray,
+    runner: FloatArray,
+    score: Callable[[FloatArray], FloatArray],
+    columns: Sequence[str],
+    *,
+    steps: int = 60,
+    chunk: int = 200,
+) -> list[dict[str, Any] | None]:
+    """Per decision, the smallest single detector reading on the runner-up's row that wins.
+
+    All decisions' candidate rows are scored in a few batched calls; vehicle counts move
+    in whole vehicles, other readings in 1/``steps`` of their span.
+    """
+    names = [n for n in DETECTOR_FEATURES if n in columns]
+    n = len(choices)
+    if not names or n == 0:
+        return [None] * n
+    cols = np.array([columns.index(m) for m in names])
+    span = np.maximum(20.0, 3.0 * np.maximum(np.abs(chosen[:, cols]), np.abs(runner[:, cols])))
+    whole = np.array([UNITS.get(m) == "veh" for m in names])
+    k = np.arange(1, steps + 1, dtype=np.float64)
+    # decisions x features x 2*steps: increases, then decreases.
+    up = np.where(whole[None, :, None], k[None, None, :], span[:, :, None] * k / steps)
+    delta = np.concatenate([up, -up], axis=2)
+    lows = np.array([next((f.min for f in FEATURES if f.name == m), -np.inf) for m in names])
+    value = runner[:, cols][:, :, None] + delta
+    valid = value >= lows[None, :, None]
+    target = score(chosen)
+    wins = np.zeros(delta.shape, dtype=bool)
+    g = delta.shape[1] * delta.shape[2]
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        rows = np.repeat(runner[lo:hi, None, :], g, axis=1).reshape(
+            hi - lo, len(names), -1, runner.shape[1]
+        )
+        for f, j in enumerate(cols):
+            rows[:, f, :, j] = value[lo:hi, f, :]
+        got = score(rows.reshape(-1, runner.shape[1])).reshape(hi - lo, len(names), -1)
+        wins[lo:hi] = got > target[lo:hi, None, None]
+    wins &= valid
+    cost = np.where(wins, np.abs(delta) / span[:, :, None], np.inf).reshape(n, -1)
+    best = np.argmin(cost, axis=1)
+    out: list[dict[str, Any] | None] = []
+    for i, c in enumerate(choices):
+        if not np.isfinite(cost[i, best[i]]):
+            out.append(None)
+            continue
+        f, s = divmod(int(best[i]), delta.shape[2])
+        out.append(_sentence(c, names[f], float(runner[i, cols[f]]), float(delta[i, f, s])))
+    return out
+
+
+def tree_counterfactuals(
+    model: TreeModel,
+    choices: Sequence[ControllerChoice],
+    chosen: FloatArray,
+    runner: FloatArray,
+    score: Callable[[FloatArray], FloatArray],
+    columns: Sequence[str],
+) -> list[dict[str, Any] | None]:
+    """Exact counterfactuals for a tree ensemble with "<=" tests, from its step functions.
+
+    Changing one reading of the runner-up row moves it only between the leaves whose
+    other tests it passes; each such leaf covers an interval of that reading, so its score
+    is a step function of the reading, known exactly without querying a grid.
+    """
+    p = model.paths
+    names = [n for n in DETECTOR_FEATURES if n in columns]
+    sign = 1.0
+    if model.binary:
+        sign = 1.0 if float(score(runner[:1])[0]) == float(model.margin(runner[:1])[0, 0]) else -1.0
+    column = _score_column(model, score, runner[:1])
+    leaf_value = sign * model.value[p.leaves][:, column]
+    n_pairs = p.pair_leaf.shape[0]
+    # Each pair's interval (lo, hi] of its feature, from the yes (<=) and no (>) tests.
+    thr = model.threshold[p.entry_node]
+    lo = np.full(n_pairs, -np.inf)
+    hi = np.full(n_pairs, np.inf)
+    entry_pair = np.repeat(np.arange(n_pairs), np.diff(np.r_[p.pair_start, p.entry_node.size]))
+    np.minimum.at(hi, entry_pair[p.entry_yes], thr[p.entry_yes])
+    np.maximum.at(lo, entry_pair[~p.entry_yes], thr[~p.entry_yes])
+    mismatch = (model.tests(runner, p.entry_node) != p.entry_yes).astype(np.int32)
+    unsat = np.add.reduceat(mismatch, p.pair_start, axis=1) > 0  # rows x pairs
+    unsat_leaf = np.add.reduceat(unsat.astype(np.int32), p.leaf_start, axis=1)  # rows x leaves
+    target = score(chosen)
+    here = score(runner)
+    out: list[dict[str, Any] | None] = []
+    for i, c in enumerate(choices):
+        best: tuple[float, str, float] | None = None
+        for name in names:
+            j = columns.index(name)
+            on_j = p.pair_feature == j
+            # Leaves the row reaches when only feature j varies: all other pairs pass.
+            other = unsat_leaf[i].copy()
+            np.subtract.at(other, p.pair_leaf[on_j], unsat[i, on_j].astype(np.int32))
+            reach = other == 0
+            a = np.full(reach.shape[0], -np.inf)
+            b = np.full(reach.shape[0], np.inf)
+            a[p.pair_leaf[on_j]] = lo[on_j]
+            b[p.pair_leaf[on_j]] = hi[on_j]
+            a, b, v = a[reach], b[reach], leaf_value[reach]
+            x0 = runner[i, j]
+            x0_32 = float(np.float32(x0)) if model.float32 else x0
+            now = ((a < x0_32) & (x0_32 <= b)) @ v
+            edges = np.unique(np.r_[a, b][np.isfinite(np.r_[a, b])])
+            if edges.size == 0:
+                continue
+            # One probe inside each piece: just above each edge, and below the first.
+            probes = np.r_[edges[0] - 1.0, np.nextafter(edges, np.inf)]
+            lowest = next((f.min for f in FEATURES if f.name == name), -np.inf)
+            if UNITS.get(name) == "veh":
+                probes = np.ceil(probes)
+            probes = probes[probes >= lowest]
+            p32 = probes.astype(np.float32).astype(np.float64) if model.float32 else probes
+            inside = (a[None, :] < p32[:, None]) & (p32[:, None] <= b[None, :])
+            values = here[i] + inside @ v - now
+            # Summed in another order than the model's: a tie must not count as a win.
+            ok = np.flatnonzero(values > target[i] + 1e-9 * (1.0 + abs(target[i])))
+            if ok.size == 0:
+                continue
+            k = ok[np.argmin(np.abs(probes[ok] - x0))]
+            change = float(probes[k] - x0)
+            span = max(20.0, 3.0 * abs(x0))
+            if best is None or abs(change) / span < abs(best[2]) / best[0]:
+                best = (span, name, change)
+        out.append(
+            None
+            if best is None
+            else _sentence(c, best[1], float(runner[i, columns.index(best[1])]), best[2])
+        )
+    return out
+
+
+def _score_column(
+    model: TreeModel, score: Callable[[FloatArray], FloatArray], row: FloatArray
+) -> int:
+    if model.binary:
+        return 0
+    m = model.margin(row)[0]
+    return int(np.argmin(np.abs(m - float(score(row)[0]))))
+
+
+def _sentence(c: ControllerChoice, name: str, was: float, change: float) -> dict[str, Any]:
+    unit = UNITS.get(name, "")
+    sentence = (
+        f"phase {c.runner_up_phase} would have won with {abs(change):.3g}"
+        f"{' ' + unit if unit else ''} {'more' if change > 0 else 'fewer'} "
+        f"{_WORDS.get(name, name)} ({name} {was:.4g} -> {was + change:.4g})"
+    )
+    return {"changes": {name: was + change}, "winner": c.runner_up_phase, "sentence": sentence}
+
+
+def rule_counterfactual(c: ControllerChoice, was: float) -> dict[str, Any] | None:
+    """Max-pressure: the runner-up wins with more pressure; ties go to the current phase."""
+    margin = c.margin or 0.0
+    need = max(margin, 1.0) if c.runner_up_phase == c.current_phase else np.floor(margin) + 1.0
+    return _sentence(c, "queue_in", was, float(need))
+
+
+__all__ = [
+    "DETECTOR_FEATURES",
+    "UNITS",
+    "grid_counterfactuals",
+    "rule_counterfactual",
+    "tree_counterfactuals",
+]
