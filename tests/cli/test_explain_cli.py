@@ -71,7 +71,7 @@ def test_world_run_json_contract(tmp_path: Path) -> None:
             columns=FEATURE_NAMES,
             rows=rows,
             envelope=EnvelopeOutcome.KEPT,
-        )  # fmt: skip
+        )
         for t in range(3)
         for tls in ("A", "B")
     ]
