@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cityx.assess.explain.aiverify import explain_aiverify_result
 from cityx.assess.explain.check import ExplainFidelity, correlation_ratio
 from cityx.assess.explain.details import ExplainDetails, explain_section
-from cityx.core import CheckContext, LabelledBatch
+from cityx.core import CheckContext, LabelledBatch, TrialResults
 from cityx.governance import default_policy_path, load_policy
 from cityx.submissions import open_submission
 
@@ -58,3 +59,11 @@ def test_check_on_the_example_submission(tmp_path: Path) -> None:
     section = explain_section(details, result.metrics, "explain")
     assert len(section.plots) == 3 and "<svg" in section.plots[0].svg
     assert not any(f.id.endswith("additivity_max_error") for f in result.findings)
+    # AI Verify's SHAP-toolbox result schema, from the same details.
+    exported = explain_aiverify_result(details, TrialResults(trial_id="t"))
+    out = exported.output
+    assert exported.cid == "shap_toolbox" and out["feature_names"] == names
+    res = out["results"]
+    assert res["num_global_classes"] == 3 and len(res["global"][0]) == len(names)
+    assert len(res["global_samples"]) == len(res["global_shap_values"][0]) == 3
+    assert len(res["single_shap_values"][0]) == len(names)

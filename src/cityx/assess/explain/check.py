@@ -41,6 +41,7 @@ from cityx.core import (
 )
 from cityx.data import inspect_table, read_table
 
+from .aiverify import explain_aiverify_result
 from .details import ExplainDetails, explain_section
 from .predictor import explain_predictor
 
@@ -71,6 +72,7 @@ class ExplainFidelity(Check):
     }
     details_type = ExplainDetails
     report_section = staticmethod(explain_section)
+    aiverify_result = staticmethod(explain_aiverify_result)
 
     def _run(self, ctx: CheckContext) -> CheckResult:
         if ctx.predictor is None or ctx.holdout is None or ctx.manifest is None:
@@ -117,7 +119,9 @@ class ExplainFidelity(Check):
             features=result.features,
             mean_abs=result.mean_abs,
             fidelity=f.to_json(),
-            examples=tuple(r.to_json() for r in result.rows),
+            examples=tuple(
+                r.to_json() | {"values": batch.features[r.row].tolist()} for r in result.rows
+            ),
             proxies=tuple(proxies),
             note=result.note,
             wall_s=round(result.wall_s, 3),
