@@ -19,6 +19,7 @@ from cityx.worlds.traffic.candidates import FEATURES
 from cityx.worlds.traffic.choices import ControllerChoice
 
 from .model import TreeModel
+from .shapley import satisfied_pairs
 
 # Readings a detector gives; the other candidate features describe the layout or the clock.
 DETECTOR_FEATURES = (
@@ -30,6 +31,7 @@ DETECTOR_FEATURES = (
     "queue_total",
 )
 UNITS = {f.name: f.unit for f in FEATURES}
+_CHUNK = 2048  # decisions per batch: bounds the (decisions x leaves) working arrays
 _WORDS = {
     "queue_in": "halting vehicles on its served lanes",
     "queue_out": "halting vehicles on the lanes it feeds",
@@ -123,55 +125,72 @@ def tree_counterfactuals(
     entry_pair = np.repeat(np.arange(n_pairs), np.diff(np.r_[p.pair_start, p.entry_node.size]))
     np.minimum.at(hi, entry_pair[p.entry_yes], thr[p.entry_yes])
     np.maximum.at(lo, entry_pair[~p.entry_yes], thr[~p.entry_yes])
-    mismatch = (model.tests(runner, p.entry_node) != p.entry_yes).astype(np.int32)
-    unsat = np.add.reduceat(mismatch, p.pair_start, axis=1) > 0  # rows x pairs
-    unsat_leaf = np.add.reduceat(unsat.astype(np.int32), p.leaf_start, axis=1)  # rows x leaves
     target = score(chosen)
     here = score(runner)
+    n, n_leaves = runner.shape[0], p.leaves.shape[0]
+    # Per decision: the best (share of span, feature index, change) found so far.
+    best_cost = np.full(n, np.inf)
+    best_feature = np.zeros(n, dtype=np.int64)
+    best_change = np.zeros(n)
+    steps = []  # per feature: its column, pairs, leaf intervals, probes and piece table
+    for f, name in enumerate(names):
+        j = columns.index(name)
+        on_j = np.flatnonzero(p.pair_feature == j)
+        # Each leaf's interval of feature j (the whole line where j is not on its path).
+        a = np.full(n_leaves, -np.inf)
+        b = np.full(n_leaves, np.inf)
+        a[p.pair_leaf[on_j]] = lo[on_j]
+        b[p.pair_leaf[on_j]] = hi[on_j]
+        edges = np.unique(np.r_[a, b][np.isfinite(np.r_[a, b])])
+        if edges.size == 0:
+            continue
+        # One probe inside each piece of the reading's line: below the first edge, and
+        # just above every edge (a finer partition than any one row's reachable leaves).
+        probes = np.r_[edges[0] - 1.0, np.nextafter(edges, np.inf)]
+        lowest = next((x.min for x in FEATURES if x.name == name), -np.inf)
+        if UNITS.get(name) == "veh":
+            probes = np.unique(np.ceil(probes))
+        probes = probes[probes >= lowest]
+        if probes.size == 0:
+            continue
+        p32 = probes.astype(np.float32).astype(np.float64) if model.float32 else probes
+        inside = ((a[None, :] < p32[:, None]) & (p32[:, None] <= b[None, :])).astype(np.float64)
+        on_leaf = np.zeros((on_j.size, n_leaves))
+        on_leaf[np.arange(on_j.size), p.pair_leaf[on_j]] = 1.0
+        steps.append((f, j, on_j, a, b, probes, inside, on_leaf))
+    for c0 in range(0, n, _CHUNK):
+        c1 = min(n, c0 + _CHUNK)
+        rows = runner[c0:c1]
+        unsat = (~satisfied_pairs(model, rows)).astype(np.float64)
+        unsat_leaf = np.add.reduceat(unsat, p.leaf_start, axis=1)
+        t = target[c0:c1, None]
+        for f, j, on_j, a, b, probes, inside, on_leaf in steps:
+            # Leaves reached when only feature j varies: every other pair passes.
+            reach = (unsat_leaf - unsat[:, on_j] @ on_leaf) < 0.5
+            weight = reach * leaf_value[None, :]
+            x0 = rows[:, j]
+            x32 = x0.astype(np.float32).astype(np.float64) if model.float32 else x0
+            now = (((a[None, :] < x32[:, None]) & (x32[:, None] <= b[None, :])) * weight).sum(1)
+            values = here[c0:c1, None] + weight @ inside.T - now[:, None]
+            # Summed in another order than the model's: a tie must not count as a win.
+            wins = values > t + 1e-9 * (1.0 + np.abs(t))
+            dist = np.where(wins, np.abs(probes[None, :] - x0[:, None]), np.inf)
+            k = np.argmin(dist, axis=1)
+            change = probes[k] - x0
+            span = np.maximum(20.0, 3.0 * np.abs(x0))
+            found = np.isfinite(dist[np.arange(c1 - c0), k])
+            cost = np.where(found, np.abs(change) / span, np.inf)
+            better = cost < best_cost[c0:c1]
+            best_cost[c0:c1] = np.where(better, cost, best_cost[c0:c1])
+            best_feature[c0:c1] = np.where(better, f, best_feature[c0:c1])
+            best_change[c0:c1] = np.where(better, change, best_change[c0:c1])
     out: list[dict[str, Any] | None] = []
     for i, c in enumerate(choices):
-        best: tuple[float, str, float] | None = None
-        for name in names:
-            j = columns.index(name)
-            on_j = p.pair_feature == j
-            # Leaves the row reaches when only feature j varies: all other pairs pass.
-            other = unsat_leaf[i].copy()
-            np.subtract.at(other, p.pair_leaf[on_j], unsat[i, on_j].astype(np.int32))
-            reach = other == 0
-            a = np.full(reach.shape[0], -np.inf)
-            b = np.full(reach.shape[0], np.inf)
-            a[p.pair_leaf[on_j]] = lo[on_j]
-            b[p.pair_leaf[on_j]] = hi[on_j]
-            a, b, v = a[reach], b[reach], leaf_value[reach]
-            x0 = runner[i, j]
-            x0_32 = float(np.float32(x0)) if model.float32 else x0
-            now = ((a < x0_32) & (x0_32 <= b)) @ v
-            edges = np.unique(np.r_[a, b][np.isfinite(np.r_[a, b])])
-            if edges.size == 0:
-                continue
-            # One probe inside each piece: just above each edge, and below the first.
-            probes = np.r_[edges[0] - 1.0, np.nextafter(edges, np.inf)]
-            lowest = next((f.min for f in FEATURES if f.name == name), -np.inf)
-            if UNITS.get(name) == "veh":
-                probes = np.ceil(probes)
-            probes = probes[probes >= lowest]
-            p32 = probes.astype(np.float32).astype(np.float64) if model.float32 else probes
-            inside = (a[None, :] < p32[:, None]) & (p32[:, None] <= b[None, :])
-            values = here[i] + inside @ v - now
-            # Summed in another order than the model's: a tie must not count as a win.
-            ok = np.flatnonzero(values > target[i] + 1e-9 * (1.0 + abs(target[i])))
-            if ok.size == 0:
-                continue
-            k = ok[np.argmin(np.abs(probes[ok] - x0))]
-            change = float(probes[k] - x0)
-            span = max(20.0, 3.0 * abs(x0))
-            if best is None or abs(change) / span < abs(best[2]) / best[0]:
-                best = (span, name, change)
-        out.append(
-            None
-            if best is None
-            else _sentence(c, best[1], float(runner[i, columns.index(best[1])]), best[2])
-        )
+        if not np.isfinite(best_cost[i]):
+            out.append(None)
+            continue
+        name = names[int(best_feature[i])]
+        out.append(_sentence(c, name, float(runner[i, columns.index(name)]), float(best_change[i])))
     return out
 
 

@@ -161,6 +161,7 @@ def explain_run(
     intersection: str | None = None,
     at: float | None = None,
     controller: str | None = None,
+    recorded: tuple[dict[str, Any], list[ControllerChoice]] | None = None,
 ) -> RunExplanation:
     """Explain every recorded choice of a run (or those of one intersection / time).
 
@@ -169,7 +170,7 @@ def explain_run(
     by brute force. A rule's choices need neither.
     """
     start = time.perf_counter()
-    spec, choices = read_choices(run)
+    spec, choices = recorded if recorded is not None else read_choices(run)
     name = controller or str(spec.get("controller"))
     if not choices:
         return RunExplanation(
@@ -381,7 +382,7 @@ def explain_world_run(
     """Explain a world run's choices, opening a submitted controller's model in isolation."""
     spec, choices = read_choices(run)
     if not choices or choices[0].decided_by is DecidedBy.RULE or not spec.get("controller_factory"):
-        return explain_run(run, intersection=intersection, at=at)
+        return explain_run(run, intersection=intersection, at=at, recorded=(spec, choices))
     folder = Path(str(spec["controller"]))
     submission = open_submission(folder)
     scorer = submission.scorer()
@@ -398,6 +399,7 @@ def explain_world_run(
                 intersection=intersection,
                 at=at,
                 controller=submission.manifest.system.id,
+                recorded=(spec, choices),
             )
         result = explain_run(
             run,
@@ -405,5 +407,6 @@ def explain_world_run(
             intersection=intersection,
             at=at,
             controller=submission.manifest.system.id,
+            recorded=(spec, choices),
         )
     return replace(result, note=f"no exact description ({why}): brute force through the model")

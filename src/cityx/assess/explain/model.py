@@ -112,12 +112,18 @@ class TreeModel:
         v = y[:, np.maximum(feat, 0)]
         t = self.threshold[nodes]
         mode = self.mode[nodes]
-        out = np.select(
-            [mode == 0, mode == 1, mode == 2, mode == 3, mode == 4],
-            [v <= t, v < t, v >= t, v > t, v == t],
-            v != t,
-        )
-        return np.where(np.isnan(v), self.missing_yes[nodes], out)
+        if not mode.any():  # the common case: "<=" everywhere
+            out = v <= t
+        else:
+            out = np.select(
+                [mode == 0, mode == 1, mode == 2, mode == 3, mode == 4],
+                [v <= t, v < t, v >= t, v > t, v == t],
+                v != t,
+            )
+        nan = np.isnan(v)
+        if nan.any():
+            out = np.where(nan, self.missing_yes[nodes], out)
+        return np.asarray(out, dtype=bool)
 
     def margin(self, x: FloatArray) -> FloatArray:
         """The raw additive score per target, rows x targets."""

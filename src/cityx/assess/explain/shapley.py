@@ -44,7 +44,7 @@ def _weights(depth: int) -> FloatArray:
     return w
 
 
-def _satisfied(model: TreeModel, x: FloatArray) -> NDArray[np.bool_]:
+def satisfied_pairs(model: TreeModel, x: FloatArray) -> NDArray[np.bool_]:
     """rows x pairs: the row passes every test of the pair's feature on the pair's leaf path."""
     p = model.paths
     if p.entry_node.size == 0:
@@ -66,8 +66,8 @@ def tree_shap(
     if p.pair_leaf.size == 0 or n == 0:
         return phi, base
     w = _weights(p.depth)
-    a_all = _satisfied(model, x)
-    b = _satisfied(model, background)
+    a_all = satisfied_pairs(model, x)
+    b = satisfied_pairs(model, background)
     if p.depth <= _PATTERN_DEPTH:
         return _by_patterns(model, a_all, b, w), base
     m, pairs = b.shape
@@ -245,7 +245,13 @@ def paired_shap(model: ExactModel, x: FloatArray, z: FloatArray, column: int) ->
             tree_shap(model, x[i : i + 1], z[i : i + 1])[0][0, :, column] for i in range(len(x))
         ]
         return sign * np.asarray(rows)
-    return sign * _paired_patterns(model, x, z, column)
+    # In chunks of rows: the working arrays are rows x path tests.
+    step = 2048
+    parts = [
+        _paired_patterns(model, x[lo : lo + step], z[lo : lo + step], column)
+        for lo in range(0, x.shape[0], step)
+    ]
+    return sign * (np.vstack(parts) if parts else np.zeros(x.shape))
 
 
 def _paired_patterns(model: TreeModel, x: FloatArray, z: FloatArray, column: int) -> FloatArray:
@@ -261,8 +267,7 @@ def _paired_patterns(model: TreeModel, x: FloatArray, z: FloatArray, column: int
     bits = 1 << np.arange(depth)
 
     def patterns(rows: FloatArray) -> Any:
-        mismatch = (model.tests(rows, p.entry_node) != p.entry_yes).astype(np.int32)
-        sat = np.add.reduceat(mismatch, p.pair_start, axis=1) == 0
+        sat = satisfied_pairs(model, rows)
         padded = np.concatenate([sat, np.ones((sat.shape[0], 1), dtype=bool)], axis=1)
         return (padded[:, slot_pair].astype(np.int64) * bits).sum(axis=2)
 
@@ -275,4 +280,11 @@ def _paired_patterns(model: TreeModel, x: FloatArray, z: FloatArray, column: int
     return np.asarray(weighted.reshape(n, -1) @ onehot)
 
 
-__all__ = ["brute_force_shap", "linear_shap", "paired_shap", "permutation_shap", "tree_shap"]
+__all__ = [
+    "brute_force_shap",
+    "linear_shap",
+    "paired_shap",
+    "permutation_shap",
+    "satisfied_pairs",
+    "tree_shap",
+]
