@@ -124,7 +124,6 @@ class ExplainFidelity(Check):
             ),
             proxies=tuple(proxies),
             note=result.note,
-            wall_s=round(result.wall_s, 3),
             sensitive=sensitive,
         )
         findings = tuple(

@@ -34,7 +34,6 @@ class ExplainDetails(Details):
     examples: tuple[Mapping[str, Any], ...] = ()
     proxies: tuple[Mapping[str, Any], ...] = ()
     note: str = ""
-    wall_s: float = 0.0
     sensitive: tuple[str, ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, Any]:
@@ -50,7 +49,6 @@ class ExplainDetails(Details):
             "examples": [dict(e) for e in self.examples],
             "proxies": [dict(p) for p in self.proxies],
             "note": self.note,
-            "wall_s": self.wall_s,
             "sensitive": list(self.sensitive),
         }
 
@@ -70,7 +68,6 @@ class ExplainDetails(Details):
             examples=f.objects("examples"),
             proxies=f.objects("proxies"),
             note=f.text("note"),
-            wall_s=f.number("wall_s"),
             sensitive=f.texts("sensitive"),
         )
 
