@@ -125,3 +125,19 @@ def test_broken_descriptions_are_refused(data: Any) -> None:
         exact_model(header, cyclic, inputs=x.shape[1], where="t")
     with pytest.raises(TargetOutputError, match="feature"):
         exact_model(header, arrays, inputs=2, where="t")
+
+
+@pytest.mark.parametrize("route", ["background-patterns", "pairwise"])
+def test_every_route_gives_the_same_exact_values(
+    route: str, data: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cityx.assess.explain import shapley
+
+    x, y = data
+    model = _described(MODELS["gb-multiclass"]().fit(x, y), x.shape[1])
+    expected, _ = tree_shap(model, x[:3], x[100:130])  # the pattern tables
+    monkeypatch.setattr(shapley, "_PATTERN_DEPTH", 0)
+    if route == "pairwise":
+        monkeypatch.setattr(shapley, "_BITS", 0)
+    phi, _ = tree_shap(model, x[:3], x[100:130])
+    np.testing.assert_allclose(phi, expected, atol=1e-12)

@@ -32,8 +32,10 @@ from .model import ExactModel, LinearModel, TreeModel
 
 # Elements of the (rows x background x pairs) working arrays per chunk.
 _CHUNK_ELEMENTS = 8_000_000
-# Up to this many distinct features on one path, the pattern tables (4^depth x depth) are used.
-_PATTERN_DEPTH = 7
+# Up to this many distinct features on one path, the pattern tables (4^depth x depth) are used;
+# at 8 the per-leaf table is 256 x 256 x 8, one matrix product per background.
+_PATTERN_DEPTH = 8
+_BITS = 62  # a path's patterns are bit masks in one int64
 
 
 def _weights(depth: int) -> FloatArray:
@@ -68,8 +70,14 @@ def tree_shap(
     w = _weights(p.depth)
     a_all = satisfied_pairs(model, x)
     b = satisfied_pairs(model, background)
-    if p.depth <= _PATTERN_DEPTH:
+    # The tables cost 4^depth per leaf once; the background patterns cost about
+    # ~160 x background rows per row and leaf (measured): the tables pay off unless the
+    # paths are deep and the rows few.
+    tables_pay = p.depth <= 5 or n * 160 * b.shape[0] >= 4**p.depth
+    if p.depth <= _PATTERN_DEPTH and tables_pay:
         return _by_patterns(model, a_all, b, w), base
+    if p.depth <= _BITS:
+        return _by_background_patterns(model, a_all, b, w), base
     m, pairs = b.shape
     leaf_value = model.value[p.leaves]  # leaves-with-pairs x targets
     pair_value = leaf_value[p.pair_leaf]  # pairs x targets
@@ -134,6 +142,79 @@ def _by_patterns(
     phi = np.zeros((n, model.inputs, t))
     for k in range(t):
         phi[:, :, k] = (gx * leaf_value[None, :, k, None]).reshape(n, -1) @ onehot
+    return phi
+
+
+def _slots(model: TreeModel) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Each leaf's pairs as slots (padded with -1), and the feature of each slot."""
+    p = model.paths
+    slot_pair = np.full((p.leaves.shape[0], p.depth), -1, dtype=np.int64)
+    rank = np.arange(p.pair_leaf.shape[0]) - p.leaf_start[p.pair_leaf]
+    slot_pair[p.pair_leaf, rank] = np.arange(p.pair_leaf.shape[0])
+    slot_feature = np.where(slot_pair >= 0, p.pair_feature[np.maximum(slot_pair, 0)], 0)
+    return slot_pair, slot_feature
+
+
+def _pattern_codes(sat: NDArray[np.bool_], slot_pair: NDArray[np.int64]) -> NDArray[np.int64]:
+    """rows x leaves: bit s set where the row passes slot s's tests (padded slots pass)."""
+    padded = np.concatenate([sat, np.ones((sat.shape[0], 1), dtype=bool)], axis=1)
+    bits = np.left_shift(np.int64(1), np.arange(slot_pair.shape[1], dtype=np.int64))
+    codes = np.zeros((sat.shape[0], slot_pair.shape[0]), dtype=np.int64)
+    for s in range(slot_pair.shape[1]):
+        codes |= padded[:, slot_pair[:, s]].astype(np.int64) * bits[s]
+    return codes
+
+
+def _by_background_patterns(
+    model: TreeModel, a: NDArray[np.bool_], b: NDArray[np.bool_], w: FloatArray
+) -> FloatArray:
+    """Deep paths: per leaf, the background's few distinct patterns and their counts.
+
+    The same closed form as the tables, computed from the bit masks directly: for x's
+    pattern and each distinct background pattern of the leaf, U = x & ~z and V = ~x & z
+    (a slot in neither makes the leaf unreachable), weighted by how many background rows
+    have that pattern. Cost: rows x leaves x distinct patterns x depth.
+    """
+    p = model.paths
+    depth = p.depth
+    slot_pair, slot_feature = _slots(model)
+    n_leaves = slot_pair.shape[0]
+    full = np.int64((1 << depth) - 1)
+    zq = np.sort(_pattern_codes(b, slot_pair), axis=0)  # background x leaves
+    m = zq.shape[0]
+    new = np.vstack([np.ones((1, n_leaves), dtype=bool), zq[1:] != zq[:-1]])
+    rank = np.cumsum(new, axis=0) - 1
+    k = int(rank.max()) + 1
+    cols = np.broadcast_to(np.arange(n_leaves), zq.shape)
+    q = np.zeros((k, n_leaves), dtype=np.int64)
+    count = np.zeros((k, n_leaves))
+    q[rank, cols] = zq
+    np.add.at(count, (rank, cols), 1.0 / m)
+    xa = _pattern_codes(a, slot_pair)  # rows x leaves
+    onehot = np.zeros((n_leaves * depth, model.inputs))
+    onehot[np.arange(n_leaves * depth), slot_feature.reshape(-1)] = 1.0
+    leaf_value = model.value[p.leaves]
+    n, t = xa.shape[0], leaf_value.shape[1]
+    phi = np.zeros((n, model.inputs, t))
+    chunk = max(1, _CHUNK_ELEMENTS // max(k * n_leaves, 1))
+    for lo in range(0, n, chunk):
+        x = xa[lo : lo + chunk][:, None, :]  # chunk x 1 x leaves
+        u = x & ~q[None] & full
+        v = ~x & q[None] & full
+        dead = (~x & ~q[None] & full) != 0
+        n_u = np.bitwise_count(u).astype(np.int64)
+        n_v = np.bitwise_count(v).astype(np.int64)
+        c_u = np.where(dead | (n_u == 0), 0.0, w[np.maximum(n_u - 1, 0), n_v]) * count[None]
+        c_v = np.where(dead | (n_v == 0), 0.0, w[n_u, np.maximum(n_v - 1, 0)]) * count[None]
+        slot = np.empty((x.shape[0], n_leaves, depth))
+        for s in range(depth):
+            on_u = (u >> s) & 1
+            on_v = (v >> s) & 1
+            slot[:, :, s] = (on_u * c_u - on_v * c_v).sum(axis=1)
+        for j in range(t):
+            phi[lo : lo + chunk, :, j] = (slot * leaf_value[None, :, j, None]).reshape(
+                x.shape[0], -1
+            ) @ onehot
     return phi
 
 
