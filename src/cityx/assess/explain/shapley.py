@@ -70,8 +70,8 @@ def tree_shap(
     w = _weights(p.depth)
     a_all = satisfied_pairs(model, x)
     b = satisfied_pairs(model, background)
-    # The tables cost 4^depth per leaf once; the background patterns cost about
-    # ~160 x background rows per row and leaf (measured): the tables pay off unless the
+    # The tables cost 4^depth per leaf once; the background patterns cost about 160 x
+    # background rows per row and leaf (measured): the tables pay off unless the
     # paths are deep and the rows few.
     tables_pay = p.depth <= 5 or n * 160 * b.shape[0] >= 4**p.depth
     if p.depth <= _PATTERN_DEPTH and tables_pay:
