@@ -83,6 +83,7 @@ def test_world_run_json_contract(tmp_path: Path) -> None:
     assert item["t"] == 1.0 and item["chosen"] == 0 and item["runner_up"] == 2
     assert item["decided_by"] == "rule" and item["margin"] == 2.0
     assert item["contributions"]["pressure"] == 2.0
-    assert "phase 2 would have won with 3 veh more" in item["counterfactual"]["sentence"]
+    sentence = item["counterfactual"]["sentence"]
+    assert "phase 2 would have won with 3 more halting vehicles on its served lanes" in sentence
     text = cityx("explain", "--world-run", str(folder))
     assert text.code == 0 and "A:" in text.out and "t=0 s: phase 0 over 2" in text.out

@@ -205,10 +205,14 @@ def _score_column(
 
 def _sentence(c: ControllerChoice, name: str, was: float, change: float) -> dict[str, Any]:
     unit = UNITS.get(name, "")
+    # The words name the vehicles already ("3 more halting vehicles"); other units stay.
+    amount = f"{abs(change):.3g}" + (f" {unit}" if unit and unit != "veh" else "")
+    words = _WORDS.get(name, name)
+    if unit == "veh" and abs(change) == 1.0:
+        words = words.replace("vehicles", "vehicle", 1)
     sentence = (
-        f"phase {c.runner_up_phase} would have won with {abs(change):.3g}"
-        f"{' ' + unit if unit else ''} {'more' if change > 0 else 'fewer'} "
-        f"{_WORDS.get(name, name)} ({name} {was:.4g} -> {was + change:.4g})"
+        f"phase {c.runner_up_phase} would have won with {amount} "
+        f"{'more' if change > 0 else 'fewer'} {words} ({name} {was:.4g} -> {was + change:.4g})"
     )
     return {"changes": {name: was + change}, "winner": c.runner_up_phase, "sentence": sentence}
 
