@@ -127,7 +127,7 @@ def test_broken_descriptions_are_refused(data: Any) -> None:
         exact_model(header, arrays, inputs=2, where="t")
 
 
-@pytest.mark.parametrize("route", ["background-patterns", "pairwise"])
+@pytest.mark.parametrize("route", ["background-lookups", "background-bits", "pairwise"])
 def test_every_route_gives_the_same_exact_values(
     route: str, data: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -136,6 +136,19 @@ def test_every_route_gives_the_same_exact_values(
     x, y = data
     model = _described(MODELS["gb-multiclass"]().fit(x, y), x.shape[1])
     expected, _ = tree_shap(model, x[:3], x[100:130])  # the pattern tables
+    if route == "background-lookups":  # as with few rows: never the full tables
+        monkeypatch.setattr(shapley, "_CHUNK_ELEMENTS", 1)
+        phi, _ = (
+            shapley._by_background_patterns(
+                model,
+                shapley.satisfied_pairs(model, x[:3]),
+                shapley.satisfied_pairs(model, x[100:130]),
+                shapley._weights(model.paths.depth),
+            ),
+            None,
+        )
+        np.testing.assert_allclose(phi, expected, atol=1e-12)
+        return
     monkeypatch.setattr(shapley, "_PATTERN_DEPTH", 0)
     if route == "pairwise":
         monkeypatch.setattr(shapley, "_BITS", 0)

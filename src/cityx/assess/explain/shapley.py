@@ -70,10 +70,9 @@ def tree_shap(
     w = _weights(p.depth)
     a_all = satisfied_pairs(model, x)
     b = satisfied_pairs(model, background)
-    # The tables cost 4^depth per leaf once; the background patterns cost about 160 x
-    # background rows per row and leaf (measured): the tables pay off unless the
-    # paths are deep and the rows few.
-    tables_pay = p.depth <= 5 or n * 160 * b.shape[0] >= 4**p.depth
+    # The full tables cost 4^depth per leaf once; looking up the background's distinct
+    # patterns costs about their number per row and leaf: full tables for many rows.
+    tables_pay = p.depth <= 5 or n * 64 * b.shape[0] >= 4**p.depth
     if p.depth <= _PATTERN_DEPTH and tables_pay:
         return _by_patterns(model, a_all, b, w), base
     if p.depth <= _BITS:
@@ -196,8 +195,18 @@ def _by_background_patterns(
     leaf_value = model.value[p.leaves]
     n, t = xa.shape[0], leaf_value.shape[1]
     phi = np.zeros((n, model.inputs, t))
-    chunk = max(1, _CHUNK_ELEMENTS // max(k * n_leaves, 1))
+    # Up to the table depth, each (x pattern, z pattern) coefficient is one table look-up.
+    table = _pattern_table(depth, w) if depth <= _PATTERN_DEPTH else None
+    chunk = max(1, _CHUNK_ELEMENTS // max(k * n_leaves * (depth if table is not None else 1), 1))
     for lo in range(0, n, chunk):
+        if table is not None:
+            looked = table[xa[lo : lo + chunk][:, None, :], q[None, :, :]]  # c x K x leaves x slot
+            slot = (looked * count[None, :, :, None]).sum(axis=1)
+            for j in range(t):
+                phi[lo : lo + chunk, :, j] = (slot * leaf_value[None, :, j, None]).reshape(
+                    slot.shape[0], -1
+                ) @ onehot
+            continue
         x = xa[lo : lo + chunk][:, None, :]  # chunk x 1 x leaves
         u = x & ~q[None] & full
         v = ~x & q[None] & full
