@@ -126,7 +126,7 @@ def test_a_model_without_an_exact_method_says_so(data: Any, tmp_path: Path) -> N
     skops.io.dump(est, path)
     trusted = tuple(skops.io.get_untrusted_types(file=path))
     with isolated(path, "skops", x.shape[1], LABELS3, trusted=trusted) as predictor:
-        result = explain_predictor(predictor, _frame(x[:150]), rows=[1], seed=0, query_budget=300)
+        result = explain_predictor(predictor, _frame(x[:100]), rows=[1], seed=0, query_budget=150)
     obj = result.to_json()
     assert obj["method"] == "permutation" and obj["exact"] is False
     assert "KNeighborsClassifier" in obj["note"] and "model calls per row" in obj["note"]
