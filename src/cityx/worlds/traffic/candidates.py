@@ -211,7 +211,8 @@ class ScoredController:
         rows = self.candidates.features(observation)[:, self._columns]
         scores = self._score(rows)
         action = self.candidates.choose(observation, scores)
-        self._choices.extend(
+        # The last decision only: a caller that never takes them keeps no history.
+        self._choices = list(
             choices_from_step(
                 self.candidates,
                 observation,
@@ -225,7 +226,7 @@ class ScoredController:
         return action
 
     def take_choices(self) -> tuple[ControllerChoice, ...]:
-        """The controller-choice/v1 records of the decisions since the last call."""
+        """The controller-choice/v1 records of the last decision, if not taken yet."""
         taken, self._choices = tuple(self._choices), []
         return taken
 

@@ -147,10 +147,14 @@ CHOICES_FILE = "choices.jsonl"  # a world run's controller choices, one record a
 
 @runtime_checkable
 class RecordsChoices(Protocol):
-    """A controller that keeps the choice records of its decisions until they are taken."""
+    """A controller that keeps the choice records of its last decision until they are taken.
+
+    Only the last decision is kept, so a caller that never takes them (a run that
+    records nothing) holds no history; the sandbox takes them after every step.
+    """
 
     def take_choices(self) -> tuple[ControllerChoice, ...]:
-        """The records made since the last call (each record is taken once)."""
+        """The last decision's records, once (an empty tuple when already taken)."""
         ...
 
 

@@ -125,7 +125,8 @@ class MaxPressure:
         action = c.choose(observation, pressure)
         # The rule's score is the pressure column itself: the record explains it in the
         # same form as a model's.
-        self._choices.extend(
+        # The last decision only: a caller that never takes them keeps no history.
+        self._choices = list(
             choices_from_step(
                 c,
                 observation,
@@ -139,7 +140,7 @@ class MaxPressure:
         return action
 
     def take_choices(self) -> tuple[ControllerChoice, ...]:
-        """The controller-choice/v1 records of the decisions since the last call."""
+        """The controller-choice/v1 records of the last decision, if not taken yet."""
         taken, self._choices = tuple(self._choices), []
         return taken
 
