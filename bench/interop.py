@@ -75,7 +75,7 @@ def _envelopes(signer: Signer, topic: str, n: int) -> list[bytes]:
             traffic_flow_observed(
                 f"lane-{i % 4}",
                 road_segment="a4-km12",
-                lane_id=i % 4,
+                lane_id=i % 4 + 1,
                 observed_at=NOW,
                 period_s=60,
                 intensity=10 + i % 30,

@@ -50,7 +50,7 @@ def make_rows(n: int, seed: int) -> pd.DataFrame:
 
 
 MANIFEST = """\
-schema_version = 1
+schema_version = 2
 
 [system]
 id = "tiny-congestion"
@@ -98,6 +98,9 @@ label_column = "congestion"
 training = "train.csv"
 holdout = "holdout.csv"
 datasheet = "datasheet.md"
+
+[fairness]
+not_applicable = "Synthetic rows for unit tests: no people or places to compare."
 """
 
 

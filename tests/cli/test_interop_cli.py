@@ -64,7 +64,7 @@ def test_keygen_sign_verify_accepts(signed: dict[str, Path]) -> None:
     )
     assert run.code == 0, run.err
     out = run.json()
-    assert set(out) == {"accepted", "reason", "claims"}
+    assert set(out) == {"accepted", "reason", "detail", "claims"}
     assert out["accepted"] is True and out["reason"] is None and out["claims"]["iss"] == ISSUER
     text = cityx(
         "interop",
@@ -96,7 +96,12 @@ def test_tampered_envelope_exits_3_with_the_reason(signed: dict[str, Path]) -> N
     )
     assert run.code == 3, run.err
     out = run.json()
-    assert out == {"accepted": False, "reason": out["reason"], "claims": None}
+    assert out == {
+        "accepted": False,
+        "reason": out["reason"],
+        "claims": None,
+        "detail": out["detail"],
+    }
     assert out["reason"] in {"bad_signature", "malformed"}
 
 

@@ -14,10 +14,19 @@ import pytest
 from cityx.cli.interop import _CONFORMANCE_AUD
 from cityx.cli.main import main
 from cityx.interop import load_trust
-from cityx.interop.conformance import AUDIENCE, SUITE, Answer, Request, make_issuers, write_trust
+from cityx.interop.conformance import (
+    AUDIENCE,
+    Answer,
+    Request,
+    make_issuers,
+    suite_for,
+    write_trust,
+)
 from cityx.interop.endpoint import HttpServer, MqttServer, reference_handler
 
 from ..support.cli import cityx
+
+CITY_SUITE = suite_for("city")  # what a run without --profile sends
 
 
 def free_port() -> int:
@@ -54,10 +63,11 @@ def test_json_contract_when_all_pass(reference_url: str) -> None:
     run = cityx("interop", "conformance", "--target", reference_url, "--json")
     body = run.json()  # exactly one JSON object
     assert run.code == 0
-    assert set(body) == {"cases", "passed", "failed"}
+    assert set(body) == {"profile", "cases", "passed", "failed"}
+    assert body["profile"] == "city"
     assert all(set(case) == {"id", "passed", "reason"} for case in body["cases"])
-    assert [case["id"] for case in body["cases"]] == [case.id for case in SUITE]
-    assert (body["passed"], body["failed"]) == (len(SUITE), 0)
+    assert [case["id"] for case in body["cases"]] == [case.id for case in CITY_SUITE]
+    assert (body["passed"], body["failed"]) == (len(CITY_SUITE), 0)
 
 
 def test_any_failure_exits_3_and_names_both_codes(trust_dir: Path) -> None:
@@ -71,7 +81,7 @@ def test_any_failure_exits_3_and_names_both_codes(trust_dir: Path) -> None:
         run = cityx("interop", "conformance", "--target", server.url)
     assert run.code == 3
     assert "FAIL  stale" in run.out and "future_dated" in run.out
-    assert f"{len(SUITE) - 1} passed, 1 failed" in run.out
+    assert f"{len(CITY_SUITE) - 1} passed, 1 failed" in run.out
 
 
 def test_unreachable_endpoint_exits_2_with_one_line() -> None:
@@ -96,7 +106,7 @@ def test_write_trust_then_list(tmp_path: Path) -> None:
     assert store.key(make_issuers(0)["stranger"].key.kid) is None
     run = cityx("interop", "conformance", "--list", "--json")
     assert run.code == 0
-    assert {c["id"] for c in run.json()["cases"]} == {c.id for c in SUITE}
+    assert {c["id"] for c in run.json()["cases"]} == {c.id for c in CITY_SUITE}
 
 
 def test_one_case_and_unknown_case(reference_url: str) -> None:

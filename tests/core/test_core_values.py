@@ -103,5 +103,11 @@ def test_errors_print_on_one_line_with_where_and_hint() -> None:
 
 
 def test_shipped_manifest_schema_is_current() -> None:
-    shipped = resources.files("cityx") / "schemas" / "submission-manifest.v1.json"
+    # Regenerate with: python -c "import json; from cityx.core import manifest_json_schema;
+    # print(json.dumps(manifest_json_schema(), indent=2, sort_keys=True))"
+    shipped = resources.files("cityx") / "schemas" / "submission-manifest.v2.json"
     assert json.loads(shipped.read_text()) == json.loads(json.dumps(manifest_json_schema()))
+    # Version 1 stays shipped, frozen, for manifests written against it.
+    v1 = resources.files("cityx") / "schemas" / "submission-manifest.v1.json"
+    old = json.loads(v1.read_text())
+    assert old["$id"].endswith("submission-manifest.v1.json")

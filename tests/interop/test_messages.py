@@ -50,6 +50,15 @@ VALID: dict[str, dict[str, Any]] = {
             "type": "GeoProperty",
             "value": {"type": "LineString", "coordinates": [[6.95, 50.93], [6.96, 50.94]]},
         },
+        "startPoint": {
+            "type": "GeoProperty",
+            "value": {"type": "Point", "coordinates": [6.95, 50.93]},
+        },
+        "endPoint": {
+            "type": "GeoProperty",
+            "value": {"type": "Point", "coordinates": [6.96, 50.94]},
+        },
+        "allowedVehicleType": _prop(["car", "bus", "lorry"]),
         "totalLaneNumber": _prop(3),
         "maximumAllowedSpeed": _prop(100),
         "laneUsage": _prop(["forward", "forward", "backward"]),
@@ -222,5 +231,6 @@ def test_the_whole_pipeline_runs_on_the_reference_engine() -> None:
     signer = Signer(key, catalog=reference, now=clock)
     assert verifier.verify(signer.sign(flow(), audience=AUD)).accepted
     assert (
-        verifier.verify(signer.sign(flow(occupancy=2.0), audience=AUD)).reason is Reason.IMPLAUSIBLE
+        verifier.verify(signer.sign(flow(averageVehicleSpeed=300.0), audience=AUD)).reason
+        is Reason.IMPLAUSIBLE
     )

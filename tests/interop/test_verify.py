@@ -417,7 +417,7 @@ def test_seq_not_rising(key: SigningKey, verifier: Verifier, claimed: Claims) ->
 
 
 def test_a_rejected_envelope_does_not_burn_its_seq(signer: Signer, verifier: Verifier) -> None:
-    bad = signer.sign(flow(occupancy=1.7), audience=AUD)  # signed, but implausible
+    bad = signer.sign(flow(averageVehicleSpeed=300.0), audience=AUD)  # signed, but implausible
     assert verifier.verify(bad).reason is Reason.IMPLAUSIBLE
     assert verifier.verify(bad).reason is Reason.IMPLAUSIBLE  # not "replayed"
 
@@ -518,8 +518,6 @@ def test_entity_type_must_match_the_claimed_type(
     ("changes", "words"),
     [
         ({"averageVehicleSpeed": 400.0}, "averageVehicleSpeed"),
-        ({"averageVehicleSpeed": -3.0}, "averageVehicleSpeed"),
-        ({"occupancy": 1.3}, "occupancy"),
         ({"intensity": 500}, "intensity"),  # 500 vehicles on one lane in 60 s
         ({"laneId": 999}, "laneId"),
     ],
@@ -529,6 +527,26 @@ def test_implausible(
 ) -> None:
     verdict = verifier.verify(signer.sign(flow(**changes), audience=AUD))
     assert verdict.reason is Reason.IMPLAUSIBLE and words in verdict.detail
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("averageVehicleSpeed", -3.0, "/averageVehicleSpeed: -3.0 is less than the minimum of 0"),
+        ("occupancy", 1.3, "/occupancy: 1.3 is greater than the maximum of 1"),
+        ("laneId", 0, "/laneId: 0 is less than the minimum of 1"),
+    ],
+)
+def test_what_the_smart_data_model_forbids_is_schema_invalid(
+    key: SigningKey, verifier: Verifier, claimed: Claims, name: str, value: Any, words: str
+) -> None:
+    # The signer refuses these, so they are forged: a receiver must refuse them too.
+    claims = claimed()
+    claims["payload"][name] = {"type": "Property", "value": value}
+    verdict = verifier.verify(forge(header_of(key), claims, private=private_of(key)))
+    assert verdict.reason is Reason.SCHEMA_INVALID
+    assert "Smart Data Models TrafficFlowObserved schema" in verdict.detail
+    assert words in verdict.detail
 
 
 def test_observation_dated_in_the_future_is_implausible(signer: Signer, verifier: Verifier) -> None:

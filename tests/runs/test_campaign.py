@@ -137,13 +137,16 @@ def test_impact_is_paired_by_seed_with_success_detection_and_a_finding(tmp_path:
     assert cells[2]["detection"]["guard_delay_s"] == 12.0
     (group,) = obj["groups"]
     assert group["success_rate"] == pytest.approx(2 / 3)
-    assert group["change_pct"]["value"] == pytest.approx(25.0)
-    assert group["change_pct"]["ci_low"] < 25.0 < group["change_pct"]["ci_high"]
+    # Change % is the paired mean delta over the clean mean (not the mean of +50/+20/+5 %).
+    assert group["change_pct"]["value"] == pytest.approx(100 * (18.5 / 3) / (70 / 3))
+    assert group["change_pct"]["ci_low"] < 0.0 < group["change_pct"]["ci_high"]
     assert group["delta"]["mean_time_loss_s"]["value"] == pytest.approx((10 + 8 + 0.5) / 3)
     assert group["detection_rate"]["guard"] == pytest.approx(2 / 3)
     assert group["cost"] == {"sensors": 2, "magnitude": 5.0, "unit": "veh"}
     (finding,) = result.findings
-    assert finding.severity is Severity.HIGH  # 25 % against 10/25/50
+    # The interval runs from below 0 to above 50 %: nothing shown, critical not ruled out.
+    assert (finding.severity, finding.severity_upper) == (Severity.LOW, Severity.CRITICAL)
+    assert "critical not ruled out" in finding.title
     assert finding.tags.atlas == ("AML.T0043", "AML.T0015")
     # The command names the group's own plan, which the campaign writes in its folder.
     plan_file = reproduce_file(tmp_path, "cologne1", "world.phantom-queue", 1.0)

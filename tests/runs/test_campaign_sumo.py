@@ -193,10 +193,24 @@ def test_the_trial_check_runs_a_small_campaign_on_a_submission(tmp_path: Path) -
         seed=0,
         world=SandboxRunner(ACME, tmp_path / "trial" / "world"),
         thresholds={"failed_cells": Threshold("failed_cells", Direction.MAX, fail=0)},
-        options={"attacks": ["world.stuck-at"], "seeds": [1], "seconds": 60},
+        options={
+            "scenario": "cologne1",
+            "attacks": ["world.stuck-at"],
+            "seeds": [1, 2],
+            "seconds": 60,
+            "baselines": ["max-pressure"],
+        },
     )
     result = RedteamCampaign().run(ctx)
-    assert result.status in (CheckStatus.PASSED, CheckStatus.FAILED), result.message
+    assert result.status is not CheckStatus.ERROR, result.message
+    # The baseline faced the same campaign, and each group is set against it.
+    assert isinstance(result.details, CampaignDetails)
+    (theirs,) = result.details.baselines["max-pressure"]
+    assert (theirs.attack, theirs.seeds) == ("world.stuck-at", (1, 2))
+    assert [v.best for v in result.details.versus] == ["max-pressure"]
+    assert (
+        tmp_path / "trial" / "redteam" / "baselines" / "max-pressure" / "campaign.json"
+    ).is_file()
     assert result.metrics["failed_cells"].value == 0
     assert result.metrics["worst_change_pct"].value is not None
     assert (tmp_path / "trial" / "redteam" / "campaign.json").is_file()

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -114,13 +116,17 @@ def test_a_hanging_model_is_stopped_and_reported(
             out=tmp_path / "o",
             store=store_url,
             limits=Limits(call_timeout_s=2.0),
+            trust_code=True,
+            operator="ops@city",
         )
     )
     assert time.perf_counter() - start < 30
     ids = {f["id"]: f for f in outcome.results["findings"]}
     hung = ids["performance.nominal/target-timeout"]
     assert hung["severity"] == "high" and "took longer than" in hung["description"]
-    assert "admission/trusted-code" in ids
+    assert (
+        "because ops@city passed --trust-code" in ids["admission/trusted-code"]["severity_reason"]
+    )
     assert outcome.gate.decision.value == "fail"
 
 
@@ -143,6 +149,28 @@ def test_bad_submissions_stop_before_anything_is_stored(
     damage(tiny_submission)
     with pytest.raises(error, match=match):
         run_trial(TrialPlan(submission=tiny_submission, out=tmp_path / "o", store=store_url))
+    assert not (tmp_path / "store.db").exists() or _trials(store_url) == 0
+
+
+def test_vendor_code_needs_trust_code_and_a_refusal_leaves_no_folder(
+    entrypoint_submission: Callable[[str], Path], tmp_path: Path, store_url: str
+) -> None:
+    folder = entrypoint_submission("pass")
+    with pytest.raises(ManifestError, match="--trust-code"):
+        run_trial(TrialPlan(submission=folder, out=tmp_path / "o", store=store_url))
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_model_that_does_not_load_is_refused_at_admission_with_no_folder(
+    tiny_submission: Path, tmp_path: Path, store_url: str
+) -> None:
+    (tiny_submission / "model.onnx").write_bytes(b"not an onnx graph")
+    toml = tiny_submission / "cityx.toml"
+    digest = hashlib.sha256(b"not an onnx graph").hexdigest()
+    toml.write_text(re.sub(r'sha256 = "[0-9a-f]{64}"', f'sha256 = "{digest}"', toml.read_text()))
+    with pytest.raises(ManifestError, match="the model did not load: "):
+        run_trial(TrialPlan(submission=tiny_submission, out=tmp_path / "o", store=store_url))
+    assert not (tmp_path / "o").exists()
     assert not (tmp_path / "store.db").exists() or _trials(store_url) == 0
 
 
@@ -186,6 +214,7 @@ def test_a_killed_trial_stays_incomplete_and_a_rerun_completes(
             store_url,
             "--timeout",
             "300",
+            "--trust-code",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -212,15 +241,13 @@ def test_a_killed_trial_stays_incomplete_and_a_rerun_completes(
         (folder / "model.py").read_text().replace("time.sleep(120)", "pass")
     )
     toml = folder / "cityx.toml"
-    import hashlib
-
     digest = hashlib.sha256((folder / "model.py").read_bytes()).hexdigest()
     lines = [
         f'sha256 = "{digest}"' if line.startswith("sha256") else line
         for line in toml.read_text().splitlines()
     ]
     toml.write_text("\n".join(lines) + "\n")
-    outcome = run_trial(TrialPlan(submission=folder, out=out, store=store_url))
+    outcome = run_trial(TrialPlan(submission=folder, out=out, store=store_url, trust_code=True))
     with Store.open(store_url) as store:
         statuses = sorted(t.status for t in store.trials())
         assert statuses == ["complete", "incomplete"]

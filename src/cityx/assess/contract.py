@@ -205,6 +205,11 @@ class InputContract(Check):
         "repeatable_outputs",
         "holdout_rejected_rows",
     )
+    principles: ClassVar[Mapping[Principle, tuple[str, ...]] | None] = {
+        Principle.SAFETY: ("valid_inputs_answered", "invalid_outputs"),
+        Principle.ROBUSTNESS: ("out_of_range_scored", "malformed_scored"),
+        Principle.REPEATABILITY: ("repeatable_outputs",),
+    }
     option_defaults: ClassVar[Mapping[str, Any]] = {"probes": 1000}
     details_type = ContractDetails
 

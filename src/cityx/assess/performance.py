@@ -138,6 +138,9 @@ class NominalPerformance(Check):
         supports=frozenset({"predictor"}),
     )
     threshold_metrics = ("accuracy", "macro_f1", "recall[*]", "mae", "rmse", "abs_bias")
+    # Accuracy on holdout data is no evidence for any principle by itself: robustness is
+    # what the input contract and evasion show, under inputs the holdout never held.
+    principles: ClassVar[Mapping[Principle, tuple[str, ...]] | None] = {}
     option_defaults: ClassVar[Mapping[str, Any]] = {"bootstrap": 1000}
     details_type = PerformanceDetails
 
@@ -298,11 +301,14 @@ def _judge(
     ctx: CheckContext, check_id: str, name: str, metric: Metric, source: str
 ) -> Finding | None:
     threshold = ctx.threshold_for(name)
-    verdict = threshold.judge(metric.value) if threshold else None
+    # Judged on the interval: the severity its favourable end supports, and a worse one
+    # its other end cannot rule out (the gate never passes that gap).
+    verdict = threshold.judge_interval(metric) if threshold else None
     if verdict is None:
         return None
-    severity, reason = verdict
+    severity, upper, reason = verdict
     ci = "" if metric.ci_low is None else f" (95% CI {metric.ci_low:.3f} to {metric.ci_high:.3f})"
+    ci += "" if upper is None else f"; {upper.value} not ruled out"
     return Finding(
         id=f"{check_id}/{name}",
         check=check_id,
@@ -310,6 +316,7 @@ def _judge(
         if metric.value is not None
         else f"Holdout {name} is undefined",
         severity=severity,
+        severity_upper=upper,
         severity_reason=reason,
         tags=_TAGS,
         description="Measured on the submission's declared holdout data; the interval is a "

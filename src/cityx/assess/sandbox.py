@@ -5,10 +5,16 @@ actuated, max-pressure) on the same *cells* (scenario x seed x demand
 level: the same seed gives the same vehicles), and reports for each
 baseline the *paired difference* of each KPI, submission minus baseline,
 over the cells: its mean with a 95 % Student-t confidence interval, and
-the relative change in percent (the mean of the per-cell changes). A
+the *change in percent*: the paired mean difference over the baseline's
+mean (and its interval over the same mean), so that it always agrees with
+the two means shown beside it. A
 negative change in waiting or time loss is a gain. Backlog and teleports
 stand beside every mean, since a controller can look better by keeping
 vehicles out of the network.
+
+*Decision latency*: the wall time of each step's decision (p95 and max over
+the steps of the submission's worst run, in ms), judged under the policy's
+limit.
 
 Fairness of a controller (see :mod:`.fairness.controllers`): per cell, the
 ratio of the least to the most waiting district (1: equal treatment) and,
@@ -56,6 +62,9 @@ DEFAULTS: Mapping[str, Any] = {
     "demands": [1.0, 1.3],
     "seconds": 600,
     "baselines": ["fixed", "actuated", "max-pressure"],
+    # Fewest trips in a group, in both runs, for its mean waiting to count against the
+    # baseline (as fairness.groups' min_group for predictors): a mean of 2 vehicles is noise.
+    "min_group": 30,
 }
 # KPI -> (metric stem, compared relatively as well as absolutely)
 COMPARED: Mapping[str, tuple[str, bool]] = {
@@ -73,6 +82,24 @@ _T975 = (
     2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
     2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
 )  # fmt: skip
+
+
+def percent_of(diff: Metric, mean: float | None) -> Metric:
+    """A paired difference (and its interval) in percent of the reference's ``mean``.
+
+    The one definition of a "change %" here: the paired mean difference over the
+    baseline's mean, so that it agrees with the two means shown beside it (the mean
+    of per-pair percentages would not). Undefined when the mean is not positive.
+    """
+    if diff.value is None or mean is None or mean <= 0:
+        return Metric(None, unit="%")
+    scale = 100.0 / mean
+    return Metric(
+        diff.value * scale,
+        None if diff.ci_low is None else diff.ci_low * scale,
+        None if diff.ci_high is None else diff.ci_high * scale,
+        "%",
+    )
 
 
 def paired(diffs: Sequence[float]) -> Metric:
@@ -105,7 +132,15 @@ class SandboxNominal(Check):
         "failed_runs",
         "district_waiting_ratio",
         "group_waiting_increase_s[*]",
+        "decision_latency_p95_ms",
+        "decision_latency_max_ms",
     )
+    # Collisions are measured safety, group waiting measured fairness (the red-team
+    # campaign, not nominal runs, is the robustness evidence).
+    principles: ClassVar[Mapping[Principle, tuple[str, ...]] | None] = {
+        Principle.SAFETY: ("collisions",),
+        Principle.FAIRNESS: ("group_waiting_increase_s[*]", "district_waiting_ratio"),
+    }
     option_defaults = DEFAULTS
     details_type = SandboxDetails
     report_section = staticmethod(sandbox_section)
@@ -139,6 +174,7 @@ class SandboxNominal(Check):
             "failed_runs": Metric(len(failed)),
             "collisions": Metric(sum(o.kpis.get("collisions") or 0.0 for o in mine if o.complete)),
         }
+        metrics.update(_latency(mine))
         comparisons: dict[str, BaselineComparison] = {}
         for base in baselines:
             pairs = [
@@ -147,9 +183,14 @@ class SandboxNominal(Check):
                 if o.complete and by_cell[(base, o.cell.seed, o.cell.demand)].complete
             ]
             comparisons[base] = _compare(pairs, metrics, base)
-        fairness = _fairness(mine, by_cell, baselines, metrics)
+        fairness = _fairness(mine, by_cell, baselines, metrics, int(options["min_group"]))
+        notes = {
+            f"group_waiting_increase_s[{base}]": _worst_note(cases, int(options["min_group"]))
+            for base, cases in fairness["worst"].items()
+        }
         findings = [
-            _judge(ctx, self.meta.id, name, m, options) for name, m in sorted(metrics.items())
+            _judge(ctx, self.meta.id, name, m, options, notes.get(name, ""))
+            for name, m in sorted(metrics.items())
         ]
         findings.extend(_failure(self.meta.id, o, ctx.seed) for o in failed)
         found = tuple(f for f in findings if f is not None)
@@ -179,9 +220,8 @@ def _compare(
         metrics[f"{stem}_change[{base}]"] = diff
         pct = None
         if relative:
-            ok = keep & (theirs > 0)
-            pct = paired((100.0 * (mine[ok] - theirs[ok]) / theirs[ok]).tolist())
-            metrics[f"{stem}_change_pct[{base}]"] = Metric(pct.value, pct.ci_low, pct.ci_high, "%")
+            pct = percent_of(diff, _mean(theirs[keep]))
+            metrics[f"{stem}_change_pct[{base}]"] = pct
         kpis[kpi] = KpiChange(
             _mean(mine[keep]),
             _mean(theirs[keep]),
@@ -199,11 +239,18 @@ def _fairness(
     by_cell: Mapping[tuple[str, int, float], WorldOutcome],
     baselines: Sequence[str],
     metrics: dict[str, Metric],
+    min_group: int,
 ) -> dict[str, Any]:
-    """District waiting ratio of the submission, and who pays against each baseline."""
+    """District waiting ratio of the submission, and who pays against each baseline.
+
+    Only groups with at least ``min_group`` trips in both runs count; each
+    baseline's worst case per cell is kept with its group and its n.
+    """
     ratios: list[float] = []
     increases: dict[str, list[float]] = {b: [] for b in baselines}
     payers: dict[str, list[dict[str, Any]]] = {b: [] for b in baselines}
+    worst: dict[str, list[dict[str, Any]]] = {b: [] for b in baselines}
+    small: dict[str, int] = dict.fromkeys(baselines, 0)
     for o in mine:
         if not o.complete or o.trips is None:
             continue
@@ -215,34 +262,80 @@ def _fairness(
             other = by_cell.get((base, o.cell.seed, o.cell.demand))
             if other is None or not other.complete or other.trips is None:
                 continue
-            pays = against(report, outcome_report(other))["baseline"]["who_pays"]
+            everyone = against(report, outcome_report(other))["baseline"]["who_pays"]
+            pays = [p for p in everyone if min(p["n"], p["n_baseline"]) >= min_group]
+            small[base] += len(everyone) - len(pays)
             increases[base].append(max([p["delta_mean_waiting_s"] for p in pays], default=0.0))
-            payers[base] += [{**p, "seed": o.cell.seed, "demand": o.cell.demand} for p in pays]
+            where = {"seed": o.cell.seed, "demand": o.cell.demand}
+            payers[base] += [{**p, **where} for p in pays]
+            if pays:  # who_pays comes sorted, worst first
+                worst[base].append({**pays[0], **where})
     metrics["district_waiting_ratio"] = paired(ratios)
     for base, values in increases.items():
         metrics[f"group_waiting_increase_s[{base}]"] = Metric(paired(values).value, unit="s")
-    return {"district_waiting_ratio": ratios, "who_pays": payers}
+    return {
+        "district_waiting_ratio": ratios,
+        "who_pays": payers,
+        "worst": worst,
+        "min_group": min_group,
+        "small_groups_left_out": small,
+    }
+
+
+def _latency(mine: Sequence[WorldOutcome]) -> dict[str, Metric]:
+    """The worst run's p95 and max decision time per step (ms); absent when no run
+    recorded one (a controller plugin, or a run that never started)."""
+    out: dict[str, Metric] = {}
+    for name in ("p95", "max"):
+        values = [
+            float(v)
+            for o in mine
+            if isinstance(v := o.kpis.get(f"decision_{name}_ms"), int | float)
+        ]
+        if values:
+            out[f"decision_latency_{name}_ms"] = Metric(max(values), unit="ms")
+    return out
 
 
 def _mean(values: np.ndarray[Any, Any]) -> float | None:
     return float(values.mean()) if values.size else None
 
 
+def _worst_note(cases: Sequence[Mapping[str, Any]], min_group: int) -> str:
+    """Each cell's worst-off group against the baseline, with the trips behind its mean."""
+    if not cases:
+        return f" No group of {min_group} or more trips waited longer than under the baseline."
+    shown = "; ".join(
+        f"{c['kind']} {c['group']} +{c['delta_mean_waiting_s']:.3g} s "
+        f"(n = {c['n']} trips, {c['n_baseline']} under the baseline; seed {c['seed']}, "
+        f"demand {c['demand']:g})"
+        for c in cases
+    )
+    return f" Worst case per run (groups of at least {min_group} trips): {shown}."
+
+
 def _judge(
-    ctx: CheckContext, check_id: str, name: str, metric: Metric, options: Mapping[str, Any]
+    ctx: CheckContext,
+    check_id: str,
+    name: str,
+    metric: Metric,
+    options: Mapping[str, Any],
+    note: str = "",
 ) -> Finding | None:
     threshold = ctx.threshold_for(name)
-    verdict = threshold.judge(metric.value) if threshold else None
+    verdict = threshold.judge_interval(metric) if threshold else None
     if verdict is None:
         return None
-    severity, reason = verdict
+    severity, upper, reason = verdict
     ci = "" if metric.ci_low is None else f" (95% CI {metric.ci_low:.3g} to {metric.ci_high:.3g})"
     value = "undefined" if metric.value is None else f"{metric.value:.3g}{metric.unit or ''}"
+    open_ = "" if upper is None else f"; {upper.value} not ruled out"
     return Finding(
         id=f"{check_id}/{name}",
         check=check_id,
-        title=f"In the sandbox, {name} is {value}{ci}",
+        title=f"In the sandbox, {name} is {value}{ci}{open_}",
         severity=severity,
+        severity_upper=upper,
         severity_reason=reason,
         tags=_SAFETY
         if name in ("collisions", "failed_runs")
@@ -251,7 +344,7 @@ def _judge(
         else _TAGS,
         description=f"Paired over {options['scenario']} runs with seeds {options['seeds']} and "
         f"demand levels {options['demands']}, {options['seconds']} s each: the submission "
-        "minus the baseline named in brackets; the interval is Student's t over the pairs.",
+        "minus the baseline named in brackets; the interval is Student's t over the pairs." + note,
         evidence=Evidence(
             metrics={name: metric.value, "ci_low": metric.ci_low, "ci_high": metric.ci_high},
             seed=ctx.seed,
@@ -264,11 +357,13 @@ def _judge(
 
 def _failure(check_id: str, outcome: WorldOutcome, seed: int) -> Finding:
     c = outcome.cell
+    wall = outcome.kpis.get("wall_s")
+    after = f" after {wall:.3g} s of wall time" if isinstance(wall, int | float) else ""
     return Finding(
         id=f"{check_id}/failed-run-seed{c.seed}-demand{c.demand:g}",
         check=check_id,
-        title=f"The controller failed in {c.scenario} (seed {c.seed}, demand {c.demand:g}): "
-        f"{outcome.error}",
+        title=f"The controller failed in {c.scenario} (seed {c.seed}, demand {c.demand:g})"
+        f"{after}: {outcome.error}",
         severity=Severity.HIGH,
         severity_reason="a controller that crashes, hangs or gives unusable answers cannot run "
         "a city's signals",
@@ -297,4 +392,4 @@ def _cell_json(o: WorldOutcome) -> dict[str, Any]:
     }
 
 
-__all__ = ["COMPARED", "DEFAULTS", "SandboxNominal", "paired"]
+__all__ = ["COMPARED", "DEFAULTS", "SandboxNominal", "paired", "percent_of"]

@@ -3,9 +3,9 @@
 A *baseline comparison* sets the submitted controller against one baseline
 over the *pairs* of runs they share (same scenario, seed and demand): per
 KPI, both means, the paired difference (submission minus baseline) with
-its 95 % interval and, for KPIs compared relatively, the mean change in
-percent. A *cell* is one world run, recorded with its KPIs and safety
-counts.
+its 95 % interval and, for KPIs compared relatively, the *change in
+percent*: that paired mean difference over the baseline's mean. A *cell*
+is one world run, recorded with its KPIs and safety counts.
 """
 
 from __future__ import annotations
@@ -152,11 +152,37 @@ def sandbox_section(details: SandboxDetails, metrics: Mapping[str, Metric], key:
         tables.append(
             Table(
                 f"Submission against {base}: means over {fmt_value(comparison.pairs)} paired "
-                "runs; change = submission minus baseline [95 % interval]; negative waiting "
-                "and time loss are gains",
+                "runs; change = submission minus baseline, paired mean [95 % interval]; "
+                "change % = that change over the baseline's mean; negative waiting and time "
+                "loss are gains",
                 ("KPI", "Submission", base, "Change", "Change %"),
                 tuple(rows),
                 frozenset({1, 2, 3, 4}),
+            )
+        )
+    worst = details.fairness.get("worst")
+    if isinstance(worst, Mapping) and any(worst.values()):
+        worst_rows = [
+            (
+                str(base),
+                f"{c.get('kind')} {c.get('group')}",
+                fmt_value(c.get("delta_mean_waiting_s")),
+                fmt_value(c.get("n")),
+                fmt_value(c.get("n_baseline")),
+                f"seed {c.get('seed')}, demand {fmt_value(c.get('demand'))}",
+            )
+            for base, cases in worst.items()
+            for c in cases
+            if isinstance(c, Mapping)
+        ]
+        tables.append(
+            Table(
+                "Who pays: in each run, the group that waits longest beyond the baseline "
+                f"(groups of at least {fmt_value(details.fairness.get('min_group'))} trips in "
+                "both runs), with the trips behind each mean",
+                ("Baseline", "Group", "Extra mean waiting s", "n", "n baseline", "Run"),
+                tuple(worst_rows),
+                frozenset({2, 3, 4}),
             )
         )
     return Section(tables=tuple(tables), shown=frozenset({"comparisons", "cells"}))

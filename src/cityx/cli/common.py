@@ -57,3 +57,20 @@ def seed(text: str) -> int:
     if not 0 <= value < 2**63:
         raise argparse.ArgumentTypeError("must be between 0 and 2**63 - 1")
     return value
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type for durations: a finite number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+    return value
+
+
+TRUST_CODE_HELP = (
+    "allow a Python entry point artifact: loading it runs the vendor's code (in the "
+    "isolated worker)"
+)

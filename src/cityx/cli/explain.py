@@ -15,7 +15,7 @@ from typing import Any
 
 from cityx.core import InputError
 
-from .common import EXIT_OK, Subparsers, add_command, emit, seed
+from .common import EXIT_OK, TRUST_CODE_HELP, Subparsers, add_command, emit, seed
 from .fairness import _open_model, _split
 
 EXAMPLE = "examples/submissions/metro-congestion"
@@ -60,6 +60,7 @@ def register(sub: Subparsers) -> None:
         default="classification",
         help="for a bare model file (default: classification)",
     )
+    p.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
     p.add_argument("--seed", type=seed, default=0, help="random seed (default: 0)")
     p.add_argument("--world-run", type=Path, metavar="DIR", help="a cityx world run folder")
     p.add_argument("--intersection", metavar="ID", help="with --world-run: one intersection")

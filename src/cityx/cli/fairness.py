@@ -16,7 +16,7 @@ from typing import Any
 
 from cityx.core import InputError
 
-from .common import EXIT_OK, Subparsers, add_command, add_group, emit, seed
+from .common import EXIT_OK, TRUST_CODE_HELP, Subparsers, add_command, add_group, emit, seed
 
 _SUFFIX_FORMATS = {".onnx": "onnx", ".skops": "skops", ".lgb": "lightgbm", ".txt": "lightgbm"}
 
@@ -29,7 +29,7 @@ def register(sub: Subparsers) -> None:
         "Measure group fairness: of a predictor on labelled data (--model), or of a "
         "controller's sandbox run (--world-run).",
         "cityx fairness --model examples/submissions/metro-congestion --data "
-        "examples/submissions/metro-congestion/data/holdout.csv --label congestion "
+        "examples/submissions/metro-congestion/data/holdout.csv --label congestion_next "
         "--sensitive district --positive heavy --bootstrap 500 --seed 1",
         _fairness,
     )
@@ -71,6 +71,7 @@ def register(sub: Subparsers) -> None:
     fair.add_argument("--world-run", type=Path, metavar="DIR", help="a cityx world run folder")
     fair.add_argument("--baseline", type=Path, metavar="DIR", help="a baseline world run folder")
     fair.add_argument("--json", action="store_true", help="print one JSON object")
+    fair.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
 
     aiv = add_group(sub, "aiverify", "Speak AI Verify's formats.")
     export = add_command(
@@ -174,7 +175,7 @@ def _open_model(args: argparse.Namespace, df: Any, sensitive: list[str]) -> tupl
         # A submission: its artifact's digest is checked before anything loads.
         submission = open_submission(path)
         label = args.label or submission.manifest.outputs.label_column
-        return submission.predictor(), label
+        return submission.predictor(trust_code=args.trust_code), label
     if not path.is_file():
         raise InputError("no such model file or submission folder", where=str(path))
     if not args.label:

@@ -2,6 +2,10 @@
 
 ``verify`` exits 0 when the envelope is accepted, 3 when it is rejected
 (the reason code is printed) and 2 when its input cannot be read.
+``--profile`` (``base`` or ``city``, the default) says which entities
+``sign``, ``verify`` and ``serve`` accept, and which profile's cases
+``conformance`` runs (the one the endpoint under test claims); an unknown
+name exits 2.
 ``conformance`` runs the vendor conformance suite against an endpoint:
 0 when every case passes, 3 when any fails, 2 when the endpoint cannot be
 reached. ``serve`` runs our reference endpoint, which passes them all.
@@ -16,10 +20,33 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_OK, EXIT_VERDICT, Subparsers, add_command, add_group, emit, seed
+from .common import (
+    EXIT_OK,
+    EXIT_VERDICT,
+    Subparsers,
+    add_command,
+    add_group,
+    emit,
+    positive_seconds,
+    seed,
+)
 
 _AUD = "urn:cityx:city:cologne:tmc"
-_KEY = "keys/urn_cityx_vendor_acme_detector-12.AbCdEfGhIjKl.key.jwk"
+_KEY = "keys/*.key.jwk"  # what `cityx interop keygen --out keys` wrote
+_PROFILES = "base, city"  # = cityx.interop.Profile, kept lazy
+_DEFAULT_PROFILE = "city"  # = cityx.interop.DEFAULT_PROFILE, kept lazy
+
+
+def _add_profile(parser: argparse.ArgumentParser, what: str) -> None:
+    # A plain string: an unknown name is the interop layer's one-line error (exit 2), not
+    # argparse's usage dump.
+    parser.add_argument(
+        "--profile",
+        default=_DEFAULT_PROFILE,
+        metavar="NAME",
+        help=f"{what}: {_PROFILES} (default: {_DEFAULT_PROFILE}); base accepts what the "
+        "FIWARE Smart Data Models accept, city requires more",
+    )
 
 
 def register(sub: Subparsers) -> None:
@@ -41,9 +68,12 @@ def register(sub: Subparsers) -> None:
     sign = add_command(
         group,
         "sign",
-        "Check an NGSI-LD entity against its schema, sign it and print the compact JWS.",
+        "Check an NGSI-LD entity against its schema under a profile, sign it and print the "
+        "compact JWS.",
         f"cityx interop sign --key {_KEY} --type TrafficFlowObserved --aud {_AUD} "
-        "flow.json > flow.jws",
+        "examples/interop/traffic-flow-city.json > flow.jws\n"
+        f"  cityx interop sign --key {_KEY} --type TrafficFlowObserved --aud {_AUD} "
+        "--profile base examples/interop/traffic-flow-location-only.json > flow.jws",
         _sign,
     )
     sign.add_argument("file", type=Path, metavar="FILE", help="the entity, a JSON file")
@@ -58,6 +88,7 @@ def register(sub: Subparsers) -> None:
     )
     sign.add_argument("--ttl", type=int, default=60, metavar="S", help="lifetime (default: 60)")
     sign.add_argument("--device", metavar="ID", help="provenance device (default: the issuer)")
+    _add_profile(sign, "the profile the entity must meet")
 
     verify = add_command(
         group,
@@ -79,6 +110,7 @@ def register(sub: Subparsers) -> None:
         "--max-age", type=float, default=60.0, metavar="S", help="oldest iat accepted (default: 60)"
     )
     verify.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_profile(verify, "the profile this receiver accepts entities under")
     _register_conformance(group)
 
 
@@ -94,6 +126,7 @@ def _register_conformance(group: Subparsers) -> None:
         "trust documents (--write-trust DIR).",
         "cityx interop conformance --write-trust conformance-trust\n"
         "  cityx interop conformance --target http://127.0.0.1:8080/ --json\n"
+        "  cityx interop conformance --target http://127.0.0.1:8080/ --profile base\n"
         "  cityx interop conformance --target mqtt://127.0.0.1:1883/vendor/acme --case replay-jti",
         _conformance,
     )
@@ -130,6 +163,7 @@ def _register_conformance(group: Subparsers) -> None:
         action="store_true",
         help="fail a rejection that gives no reason code",
     )
+    _add_profile(conformance, "the profile the endpoint claims; it chooses the cases")
     conformance.add_argument("--json", action="store_true", help="print one JSON object")
 
     serve = add_command(
@@ -153,10 +187,11 @@ def _register_conformance(group: Subparsers) -> None:
     )
     serve.add_argument(
         "--duration",
-        type=float,
+        type=positive_seconds,
         metavar="S",
         help="stop after this many seconds (default: run until interrupted)",
     )
+    _add_profile(serve, "the profile the endpoint accepts entities under")
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -193,8 +228,9 @@ def _keygen(args: argparse.Namespace) -> int:
 
 def _sign(args: argparse.Namespace) -> int:
     # lazy: cityx --help stays fast
-    from cityx.interop import Catalog, MessageError, Signer, load_signing_key
+    from cityx.interop import Catalog, MessageError, Signer, load_signing_key, profile_named
 
+    profile = profile_named(args.profile)
     key = load_signing_key(args.key)
     try:
         entity: Any = json.loads(_read(args.file, "entity"))
@@ -202,7 +238,8 @@ def _sign(args: argparse.Namespace) -> int:
         raise MessageError(f"not JSON: {exc}", where=str(args.file)) from None
     if not isinstance(entity, dict):
         raise MessageError("the entity must be a JSON object", where=str(args.file))
-    signer = Signer(key, catalog=Catalog.builtin(), device=args.device, ttl_s=args.ttl)
+    catalog = Catalog.builtin(profile=profile)
+    signer = Signer(key, catalog=catalog, device=args.device, ttl_s=args.ttl)
     aud = args.aud[0] if len(args.aud) == 1 else args.aud
     envelope = signer.sign(
         entity, audience=aud, topic=args.topic, detached=args.detached, message_type=args.type
@@ -213,15 +250,16 @@ def _sign(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     # lazy: cityx --help stays fast
-    from cityx.interop import Catalog, Verifier, VerifierPolicy, load_trust
+    from cityx.interop import Catalog, Verifier, VerifierPolicy, load_trust, profile_named
 
+    profile = profile_named(args.profile)
     trust = load_trust(args.trust)
     envelope = _read(args.file, "envelope").strip()
     payload = _read(args.payload, "payload") if args.payload else None
     verifier = Verifier(
         trust,
         audience=args.aud,
-        catalog=Catalog.builtin(),
+        catalog=Catalog.builtin(profile=profile),
         policy=VerifierPolicy(max_age_s=args.max_age),
     )
     verdict = verifier.verify(envelope, topic=args.topic, payload=payload)
@@ -230,19 +268,28 @@ def _verify(args: argparse.Namespace) -> int:
         text = f"accepted: {claims['type']} from {claims['iss']} (seq {claims['seq']})"
     else:
         text = f"rejected: {verdict.reason}: {verdict.detail}"
-    emit(args, verdict.to_json(), text)
+    # The detail names what failed (for schema_invalid: the profile and the field).
+    emit(args, {**verdict.to_json(), "detail": verdict.detail}, text)
     return EXIT_OK if verdict.accepted else EXIT_VERDICT
 
 
 def _conformance(args: argparse.Namespace) -> int:
     # lazy: cityx --help stays fast
-    from cityx.interop.conformance import SUITE, SUITE_VERSION, open_endpoint, run_suite
+    from cityx.interop import profile_named
+    from cityx.interop.conformance import SUITE_VERSION, open_endpoint, run_suite, suite_for
     from cityx.interop.conformance import write_trust as write
 
+    profile = profile_named(args.profile)
     if args.list:
-        cases = [{"id": c.id, "title": c.title, "expected": str(c.expected)} for c in SUITE]
+        cases = [
+            {"id": c.id, "title": c.title, "expected": str(c.expected)} for c in suite_for(profile)
+        ]
         lines = [f"{c['id']:<22} {c['expected']:<28} {c['title']}" for c in cases]
-        emit(args, {"suite": SUITE_VERSION, "cases": cases}, "\n".join(lines))
+        emit(
+            args,
+            {"suite": SUITE_VERSION, "profile": profile.value, "cases": cases},
+            "\n".join(lines),
+        )
         return EXIT_OK
     if args.write_trust is not None:
         paths = write(args.write_trust, seed=args.seed)
@@ -262,22 +309,30 @@ def _conformance(args: argparse.Namespace) -> int:
             cases=args.case,
             timeout_s=args.timeout,
             require_reasons=args.require_reasons,
+            profile=profile,
         )
     finally:
         endpoint.close()
     lines = [f"{'PASS' if r.passed else 'FAIL'}  {r.id:<22} {r.reason}" for r in report.cases]
-    lines.append(f"{report.passed} passed, {report.failed} failed ({report.suite}, {args.target})")
+    lines.append(
+        f"{report.passed} passed, {report.failed} failed "
+        f"({report.suite}, {profile} profile, {args.target})"
+    )
     emit(args, report.to_json(), "\n".join(lines))
     return EXIT_OK if report.ok else EXIT_VERDICT
 
 
 def _serve(args: argparse.Namespace) -> int:
     # lazy: cityx --help stays fast
-    from cityx.interop import VerifierPolicy, load_trust
+    from cityx.interop import VerifierPolicy, load_trust, profile_named
     from cityx.interop.endpoint import HttpServer, MqttServer, parse_listen, reference_handler
 
+    profile = profile_named(args.profile)
     handler = reference_handler(
-        load_trust(args.trust), audience=args.aud, policy=VerifierPolicy(max_age_s=args.max_age)
+        load_trust(args.trust),
+        audience=args.aud,
+        policy=VerifierPolicy(max_age_s=args.max_age),
+        profile=profile,
     )
     server: HttpServer | MqttServer
     if args.http is not None:
@@ -286,7 +341,9 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         server = MqttServer(handler, args.mqtt)
     with server.start():
-        sys.stdout.write(f"serving the reference endpoint at {server.url} (Ctrl-C to stop)\n")
+        sys.stdout.write(
+            f"serving the reference endpoint at {server.url} ({profile} profile; Ctrl-C to stop)\n"
+        )
         sys.stdout.flush()
         try:
             if args.duration is not None:

@@ -25,11 +25,14 @@ from cityx.core import CityxError, SystemKind
 from cityx.core.audit import AuditHead
 
 from . import campaign, explain, fairness, interop, poison, redteam, world
+from . import governance as governance_cli
+from . import oversight as oversight_cli
 from .common import (
     EXIT_INPUT,
     EXIT_INTERNAL,
     EXIT_OK,
     EXIT_VERDICT,
+    TRUST_CODE_HELP,
     Handler,
     add_command,
     add_group,
@@ -106,18 +109,25 @@ def _parser() -> argparse.ArgumentParser:
         help="allow pickle/joblib artifacts (they run arbitrary code, in the isolated worker)",
     )
     trial.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="allow a Python entry point artifact (the vendor's code runs, in the isolated "
+        "worker); the report says who allowed it",
+    )
+    trial.add_argument(
         "--timeout",
         type=float,
         default=30.0,
         metavar="S",
-        help="time limit of one call to the model, seconds (default: 30)",
+        help="time limit of one call to the model (a controller's: one step's), seconds "
+        "(default: 30)",
     )
     trial.add_argument(
         "--memory-mb",
         type=int,
         default=4096,
         metavar="MB",
-        help="memory limit of the model's worker process (default: 4096)",
+        help="memory limit of the model's worker process, a controller's too (default: 4096)",
     )
     trial.add_argument(
         "--workers",
@@ -146,6 +156,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("dir", type=Path, metavar="DIR")
     validate.add_argument("--json", action="store_true", help="print one JSON object")
+    validate.add_argument(
+        "--load",
+        action="store_true",
+        help="also load the model in its isolated worker and call it on a few rows that fit "
+        "its input schema",
+    )
+    validate.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="with --load: allow pickle/joblib artifacts (they run arbitrary code, in the "
+        "isolated worker)",
+    )
+    validate.add_argument(
+        "--trust-code", action="store_true", help=f"with --load: {TRUST_CODE_HELP}"
+    )
+    upgrade = command(
+        "upgrade",
+        "Rewrite a version 1 cityx.toml as version 2 ([data].sensitive becomes "
+        "[fairness].sensitive), keeping its comments, and say what is left to declare.",
+        "cityx submission upgrade examples/submissions/acme-signals --json",
+        _submission_upgrade,
+        ssub,
+    )
+    upgrade.add_argument("dir", type=Path, metavar="DIR")
+    upgrade.add_argument("--json", action="store_true", help="print one JSON object")
 
     asub = add_group(sub, "audit", "Verify the tamper-evident audit log.")
     verify = command(
@@ -186,6 +221,8 @@ def _parser() -> argparse.ArgumentParser:
     campaign.add_run_command(redteam.register(sub))
     fairness.register(sub)
     poison.register(sub)
+    oversight_cli.register(sub)
+    governance_cli.register(sub)
     explain.register(sub)
     return root
 
@@ -229,6 +266,7 @@ def _run_trial(
         seed=seed,
         store=args.store,
         trust_pickle=getattr(args, "trust_pickle", False),
+        trust_code=getattr(args, "trust_code", False),
         limits=limits,
         workers=getattr(args, "workers", 2),
     )
@@ -322,11 +360,27 @@ def _submission_validate(args: argparse.Namespace) -> int:
     # lazy: cityx --help stays fast
     from cityx.submissions import validate_submission
 
-    result = validate_submission(args.dir)
+    result = validate_submission(
+        args.dir, load=args.load, trust_pickle=args.trust_pickle, trust_code=args.trust_code
+    )
     lines = [f"{p.level.value}: {p}" for p in result.problems]
     status = "valid" if result.ok else f"not valid: {len(result.errors)} error(s)"
     emit(args, result.to_json(), "\n".join([*lines, f"{args.dir}: {status}"]))
     return EXIT_OK if result.ok else EXIT_INPUT
+
+
+def _submission_upgrade(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
+    from cityx.submissions import upgrade_manifest
+
+    done = upgrade_manifest(args.dir)
+    head = (
+        f"{done.path}: rewritten as schema version 2"
+        if done.changed
+        else f"{done.path}: already schema version {done.from_version}, nothing written"
+    )
+    emit(args, done.to_json(), "\n".join([head, *(f"to do: {t}" for t in done.todo)]))
+    return EXIT_OK
 
 
 def _audit_verify(args: argparse.Namespace) -> int:

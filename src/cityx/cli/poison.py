@@ -14,7 +14,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_OK, EXIT_VERDICT, Subparsers, add_command, add_group, emit, seed
+from .common import (
+    EXIT_OK,
+    EXIT_VERDICT,
+    TRUST_CODE_HELP,
+    Subparsers,
+    add_command,
+    add_group,
+    emit,
+    seed,
+)
 
 _DATA = "grid3x3.parquet"
 
@@ -82,6 +91,7 @@ def register(sub: Subparsers) -> None:
     scan.add_argument("--data", type=Path, required=True, metavar="FILE", help="rows to perturb")
     scan.add_argument("--seed", type=seed, default=0, help="seed (default: 0)")
     scan.add_argument("--json", action="store_true", help="print one JSON object")
+    scan.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
 
     data = add_group(sub, "data", "Sign and verify dataset manifests (provenance).")
     sign = add_command(
@@ -207,7 +217,7 @@ def _scan(args: argparse.Namespace) -> int:
     # lazy: cityx --help stays fast
     from cityx.defenses.poisoning.model_scan import scan_submission
 
-    report = scan_submission(args.model, args.data, seed=args.seed)
+    report = scan_submission(args.model, args.data, seed=args.seed, trust_code=args.trust_code)
     obj = report.to_json()
     lines = [f"{obj['verdict']} ({report.rows} rows, {len(report.candidates)} candidates)"]
     lines += [
@@ -250,5 +260,13 @@ def _verify(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise InputError(f"cannot read the manifest: {exc}", where=str(args.manifest)) from exc
     check = verify_manifest(token, args.data, args.trust)
-    emit(args, check.to_json(), f"{'ok' if check.ok else 'FAILED'}: {check.reason}")
+    lines = [f"{'ok' if check.ok else 'FAILED'}: {check.reason}"]
+    for what, names in (
+        ("changed", check.changed),
+        ("added", check.added),
+        ("removed", check.removed),
+    ):
+        if names:
+            lines.append(f"  {what} source(s): {', '.join(names)}")
+    emit(args, check.to_json(), "\n".join(lines))
     return EXIT_OK if check.ok else EXIT_VERDICT

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_OK, Subparsers, add_command, add_group, emit, seed
+from .common import EXIT_OK, TRUST_CODE_HELP, Subparsers, add_command, add_group, emit, seed
 
 
 def register(sub: Subparsers) -> Subparsers:
@@ -86,6 +86,7 @@ def register(sub: Subparsers) -> Subparsers:
         help="time limit of one call to the model, seconds (default: 30)",
     )
     evade.add_argument("--json", action="store_true", help="print one JSON object")
+    evade.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
     return redteam
 
 
@@ -120,6 +121,7 @@ def _evade(args: argparse.Namespace) -> int:
         samples=args.samples,
         fragility=not args.no_fragility,
         timeout_s=args.timeout,
+        trust_code=args.trust_code,
     )
     obj = report.to_json()
     obj["wall_s"] = round(time.perf_counter() - started, 3)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
-from .common import EXIT_OK, Subparsers, add_command, add_group, emit, seed
+from .common import EXIT_OK, EXIT_VERDICT, Subparsers, add_command, add_group, emit, seed
 
 
 def register(sub: Subparsers) -> None:
@@ -34,7 +35,9 @@ def register(sub: Subparsers) -> None:
         world,
         "run",
         "Run a scenario with a baseline or a submitted controller and print KPIs and the "
-        "safety report.",
+        "safety report (and a submission's decision time per step). A submission that fails "
+        "(crash, non-finite or wrong number of scores, step timeout) is a finding: exit 3, "
+        "with the run's wall time and, with --json, its partial KPIs.",
         "cityx world run --scenario cologne1 --controller max-pressure --seconds 600 --seed 1\n"
         "  cityx world run --scenario cologne3 --controller examples/submissions/acme-signals",
         _world_run,
@@ -150,19 +153,47 @@ def _scenarios_list(args: argparse.Namespace) -> int:
 def _world_run(args: argparse.Namespace) -> int:
     # lazy: cityx --help stays fast
     from cityx.runs import run_controller_world
+    from cityx.runs.submitted import read_latency
+    from cityx.worlds import ControllerFailed
 
-    result = run_controller_world(
-        args.scenario,
-        args.controller,
-        seconds=args.seconds,
-        seed=args.seed,
-        demand=args.demand,
-        out=args.out,
-        bus=args.bus,
-        emissions=args.emissions,
-        detectors=args.detectors,
-    )
+    started = time.perf_counter()
+    try:
+        result = run_controller_world(
+            args.scenario,
+            args.controller,
+            seconds=args.seconds,
+            seed=args.seed,
+            demand=args.demand,
+            out=args.out,
+            bus=args.bus,
+            emissions=args.emissions,
+            detectors=args.detectors,
+        )
+    except ControllerFailed as exc:
+        # The controller's own failure is a finding about it, not an error of cityx.
+        wall = round(time.perf_counter() - started, 3)
+        partial = exc.partial
+        latency = read_latency(partial.out) if partial is not None else None
+        failed = {
+            "controller_failed": {
+                "message": exc.message,
+                "where": exc.where,
+                "wall_s": wall,
+                "kpis": dict(partial.kpis.overall) if partial is not None else None,
+                "decision_latency": latency,
+            }
+        }
+        emit(
+            args,
+            failed,
+            f"cityx: finding: {exc.message} (after {wall:.3g} s of wall time; partial "
+            f"outputs in {exc.where})",
+        )
+        return EXIT_VERDICT
     obj = result.to_json()
+    latency = read_latency(result.out)
+    if latency is not None:
+        obj["decision_latency"] = latency
     wiring = result.out / "interop.json"
     if wiring.is_file():
         obj["interop"] = json.loads(wiring.read_text())
@@ -185,6 +216,12 @@ def _world_run(args: argparse.Namespace) -> int:
         ),
         f"  {obj['sim_steps_per_s']} steps/s; outputs in {result.out}",
     ]
+    if latency is not None:
+        lines.insert(
+            -1,
+            f"  decision  p50 {latency['p50_ms']} ms, p95 {latency['p95_ms']} ms, max "
+            f"{latency['max_ms']} ms per step",
+        )
     if "interop" in obj:
         wired = obj["interop"]
         lines.insert(

@@ -63,6 +63,7 @@ _SCENARIOS = {
 }
 _GUARDS = {
     "runtime": "cityx.defenses.guards:RuntimeGuardPlugin",
+    "liveness": "cityx.defenses.liveness:LivenessGuardPlugin",
 }
 _POISONING_DETECTORS = {
     name: f"cityx.defenses.poisoning.detectors:{cls}"

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from .details import Details, RawDetails
 from .errors import CityxError, PolicyError, TargetError, TargetTimeout
-from .findings import CheckResult, CheckStatus, Evidence, Finding, Severity
+from .findings import CheckResult, CheckStatus, Evidence, Finding, Metric, Severity
 from .manifest import Manifest
 from .registry import PluginMeta
 from .schema import FloatArray
@@ -104,6 +104,44 @@ class Threshold:
             )
         return None
 
+    def judge_interval(self, metric: Metric) -> tuple[Severity, Severity | None, str] | None:
+        """The severity ``metric``'s interval supports at least, the worst it cannot rule
+        out (None when the same), and a reason stating both; None when both ends are fine.
+
+        The supported class is the one of the interval's favourable end (the lower
+        end for a metric where lower is better); the open one is the class of the
+        other end. A metric without an interval is judged on its value alone. When
+        only the open end crosses a limit, the finding is ``low``: nothing is shown,
+        and nothing is ruled out.
+        """
+        if metric.value is None or metric.ci_low is None or metric.ci_high is None:
+            verdict = self.judge(metric.value)
+            return None if verdict is None else (verdict[0], None, verdict[1])
+        good, bad = (
+            (metric.ci_high, metric.ci_low)
+            if self.direction is Direction.MIN
+            else (metric.ci_low, metric.ci_high)
+        )
+        at_least, at_most = self.judge(good), self.judge(bad)
+        if at_most is None:
+            return None
+        span = f"95 % interval [{metric.ci_low:.4g}, {metric.ci_high:.4g}]"
+        if at_least is None:
+            return (
+                Severity.LOW,
+                at_most[0],
+                f"undetermined: the interval's worse end reaches {at_most[0].value} "
+                f"({at_most[1]}), its better end is within the limits; {span}",
+            )
+        if at_least[0] is at_most[0]:
+            return at_least[0], None, f"{at_least[1]} over the whole {span}"
+        return (
+            at_least[0],
+            at_most[0],
+            f"at least {at_least[0].value} ({at_least[1]}), {at_most[0].value} not ruled "
+            f"out; {span}",
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class CheckContext:
@@ -114,6 +152,9 @@ class CheckContext:
     seed: int
     problems: tuple[Problem, ...] = ()
     load_s: float | None = None
+    # The opt-ins that let vendor code run (``--trust-code``, ``--trust-pickle``), each
+    # with who gave it: admission states it as given, never more.
+    trusted_by: Mapping[str, str] = field(default_factory=dict)
     predictor: Predictor | None = None
     controller: Controller | None = None
     world: WorldRunner | None = None
@@ -142,9 +183,18 @@ class Check(ABC):
     ``option_defaults`` names the options a policy may give it, with their
     defaults; :meth:`configure` refuses any other option, or one of another
     type, and ``_run`` sees every option filled in.
+
+    ``principles`` says which AI Verify principles the check *tests*, each
+    with the metrics that carry that evidence (empty: the check's run
+    itself): a principle reads "OK" only when a check that tests it ran and
+    measured them. Left None, the check tests the principle of its tags.
+    :meth:`waiver` says why the check does not apply to a submission, when
+    the submission declares so in writing; the gate then does not count its
+    skip against a ``pass``.
     """
 
     meta: ClassVar[PluginMeta]
+    principles: ClassVar[Mapping[Principle, tuple[str, ...]] | None] = None
     threshold_metrics: ClassVar[tuple[str, ...]] = ()
     details_type: ClassVar[type[Details]] = RawDetails
     option_defaults: ClassVar[Mapping[str, Any]] = {}
@@ -169,6 +219,17 @@ class Check(ABC):
                     f"option {name!r} must be {_kind_name(default)}, got {value!r}", where=where
                 )
         return {**cls.option_defaults, **given}
+
+    @classmethod
+    def tested_principles(cls) -> Mapping[Principle, tuple[str, ...]]:
+        """The principles this check tests, each with the metrics that show it."""
+        if cls.principles is None:
+            return {cls.meta.tags.principle: ()}
+        return cls.principles
+
+    def waiver(self, manifest: Manifest) -> str | None:
+        """The submission's written reason why this check does not apply, if it gives one."""
+        return None
 
     @final
     def run(self, ctx: CheckContext) -> CheckResult:
@@ -255,9 +316,13 @@ def target_failure(check_id: str, exc: TargetError) -> Finding:
 
 
 def status_from(findings: tuple[Finding, ...]) -> CheckStatus:
-    """``failed`` once a finding is medium or worse; low and info ones are notes."""
+    """``failed`` once a finding is medium or worse; else ``undetermined`` when a finding
+    leaves medium or worse open (:attr:`Finding.undetermined`); low and info ones are notes."""
     worst = max((f.severity.rank for f in findings), default=-1)
-    return CheckStatus.FAILED if worst >= Severity.MEDIUM.rank else CheckStatus.PASSED
+    if worst >= Severity.MEDIUM.rank:
+        return CheckStatus.FAILED
+    open_ = max((f.severity_upper.rank for f in findings if f.severity_upper), default=-1)
+    return CheckStatus.UNDETERMINED if open_ >= Severity.MEDIUM.rank else CheckStatus.PASSED
 
 
 __all__ = [

@@ -127,7 +127,14 @@ class Evidence:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One observation of a check, with its severity and why."""
+    """One observation of a check, with its severity and why.
+
+    ``severity`` is what the evidence supports at least (for a measured
+    harm: the class of its interval's favourable end); ``severity_upper``,
+    when set above it, is the worst class the evidence cannot rule out (the
+    interval's other end). The gap between them is *undetermined*: the gate
+    never passes it (:attr:`undetermined`).
+    """
 
     id: str
     check: str
@@ -137,16 +144,30 @@ class Finding:
     tags: Tags
     description: str = ""
     evidence: Evidence = field(default_factory=Evidence)
+    severity_upper: Severity | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "severity", Severity(self.severity))
+        if self.severity_upper is not None:
+            upper = Severity(self.severity_upper)
+            # An upper class at or below the supported one adds nothing: keep one spelling.
+            object.__setattr__(
+                self, "severity_upper", upper if upper.rank > self.severity.rank else None
+            )
+
+    @property
+    def undetermined(self) -> bool:
+        """Whether the evidence leaves a worse class than ``severity`` open."""
+        return self.severity_upper is not None
 
     def to_json(self) -> dict[str, Any]:
+        upper = {} if self.severity_upper is None else {"severity_upper": self.severity_upper.value}
         return {
             "id": self.id,
             "check": self.check,
             "title": self.title,
             "severity": self.severity.value,
+            **upper,
             "severity_reason": self.severity_reason,
             "description": self.description,
             "principle": self.tags.principle.value,

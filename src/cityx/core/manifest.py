@@ -4,7 +4,17 @@ A *submission* is a folder a vendor hands to the city: the manifest, the
 model *artifact*, its training and holdout data and a *datasheet* (a
 document describing how the data was collected). The manifest is a wire
 format, so it is a pydantic model; its JSON Schema ships in the package as
-``cityx/schemas/submission-manifest.v1.json``.
+``cityx/schemas/submission-manifest.v2.json``.
+
+*Schema versions.* Version 2 adds ``[fairness]``, where the vendor either
+names the *sensitive columns* group fairness is measured by
+(``sensitive = [...]``) or says in writing why there are none
+(``not_applicable = "why"``), and ``[claims]``, the vendor's own stated
+figures (a name and a number, or a name and a list of strings, such as
+``macro_f1 = 0.80`` or ``scenarios = ["cologne3"]``) that a report checks
+against what was measured. Version 1 files are still read: their
+``[data].sensitive`` becomes ``[fairness].sensitive``, and they have no
+claims; ``cityx submission upgrade`` rewrites them as version 2.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from .schema import Feature, FeatureType, InputSchema, OutputSpec, Task
 
-MANIFEST_SCHEMA_VERSION = 1
+MANIFEST_SCHEMA_VERSION: Literal[2] = 2
 MANIFEST_FILE = "cityx.toml"
 
 _ID = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -150,11 +160,40 @@ class DataSection(_Strict):
     training: RelPath | None = None
     holdout: RelPath | None = None
     datasheet: RelPath
+
+
+class FairnessSection(_Strict):
+    """Who the system could treat unequally: sensitive columns, or why there are none."""
+
     sensitive: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
         default_factory=list,
         description="Sensitive columns of the holdout data (district, time-of-day band, ...) "
         "that group fairness is measured by; read beside the model's inputs, not given to it.",
     )
+    not_applicable: Annotated[str, StringConstraints(min_length=20)] | None = Field(
+        default=None,
+        description="Why no group of people or places could be treated unequally by this "
+        "system, in writing (at least 20 characters); instead of sensitive.",
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> FairnessSection:
+        if self.sensitive and self.not_applicable is not None:
+            raise ValueError("give sensitive or not_applicable, not both")
+        dupes = sorted({n for n in self.sensitive if self.sensitive.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate sensitive columns: {', '.join(dupes)}")
+        return self
+
+    @property
+    def declared(self) -> bool:
+        """Whether the vendor said anything: columns, or why there are none."""
+        return bool(self.sensitive) or self.not_applicable is not None
+
+
+ClaimName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.*\[\]-]{1,128}$")]
+# A claim is a finite number or a list of strings; strict so that TOML's true is no 1.0.
+ClaimValue = Annotated[float, Field(strict=True, allow_inf_nan=False)] | list[str]
 
 
 class ControllerSection(_Strict):
@@ -178,13 +217,46 @@ class ControllerSection(_Strict):
 class Manifest(_Strict):
     """The whole ``cityx.toml``."""
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = MANIFEST_SCHEMA_VERSION
     system: SystemSection
     artifact: ArtifactSection
     inputs: InputsSection
     outputs: OutputsSection
     data: DataSection
+    fairness: FairnessSection = Field(default_factory=FairnessSection)
+    claims: dict[ClaimName, ClaimValue] = Field(
+        default_factory=dict,
+        description="The vendor's own stated figures, e.g. macro_f1 = 0.80 or "
+        'scenarios = ["cologne3"]; a report sets them beside what was measured.',
+    )
     controller: ControllerSection | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_v1(cls, raw: Any) -> Any:
+        """A version 1 file (no schema_version means 1) read as version 2.
+
+        The model always holds version 2, so that its dump reads back the same.
+        """
+        if not isinstance(raw, dict):
+            return raw
+        version = raw.get("schema_version", 1)
+        data = raw.get("data")
+        if version == 1:
+            for section in ("fairness", "claims"):
+                if section in raw:
+                    raise ValueError(
+                        f"[{section}] needs schema_version = 2 (cityx submission upgrade "
+                        "rewrites a version 1 manifest)"
+                    )
+            upgraded = {**raw, "schema_version": 2}
+            if isinstance(data, dict) and "sensitive" in data:
+                upgraded["data"] = {k: v for k, v in data.items() if k != "sensitive"}
+                upgraded["fairness"] = {"sensitive": data["sensitive"]}
+            return upgraded
+        if isinstance(data, dict) and "sensitive" in data:
+            raise ValueError("[data].sensitive is [fairness].sensitive from schema_version = 2 on")
+        return raw
 
     @model_validator(mode="after")
     def _predictor_needs_holdout(self) -> Manifest:
@@ -229,8 +301,8 @@ def manifest_json_schema() -> dict[str, Any]:
     """The JSON Schema of ``cityx.toml`` (as parsed from TOML)."""
     schema = Manifest.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://cityx.dev/schemas/submission-manifest.v1.json"
-    schema["title"] = "CityXchange submission manifest (cityx.toml), version 1"
+    schema["$id"] = "https://cityx.dev/schemas/submission-manifest.v2.json"
+    schema["title"] = "CityXchange submission manifest (cityx.toml), version 2"
     return schema
 
 
@@ -241,6 +313,7 @@ __all__ = [
     "ArtifactSection",
     "ControllerSection",
     "DataSection",
+    "FairnessSection",
     "FeatureSpec",
     "InputsSection",
     "Manifest",

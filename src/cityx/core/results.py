@@ -179,6 +179,7 @@ class FindingRecord:
     atlas: tuple[str, ...] = ()
     eu_ai_act: tuple[str, ...] = ()
     evidence: Evidence = field(default_factory=Evidence)
+    severity_upper: str | None = None  # the worst class its evidence cannot rule out
 
     @classmethod
     def of(cls, finding: Finding) -> FindingRecord:
@@ -190,6 +191,7 @@ class FindingRecord:
             "check": self.check,
             "title": self.title,
             "severity": self.severity,
+            **({} if self.severity_upper is None else {"severity_upper": self.severity_upper}),
             "severity_reason": self.severity_reason,
             "description": self.description,
             "principle": self.principle,
@@ -214,6 +216,7 @@ class FindingRecord:
             atlas=lenient.texts(d.get("atlas")),
             eu_ai_act=lenient.texts(d.get("eu_ai_act")),
             evidence=Evidence.from_json(d.get("evidence")),
+            severity_upper=lenient.text(d.get("severity_upper")),
         )
 
 

@@ -7,7 +7,8 @@ holds that evidence, with ``source = trial``; the rest are the user's to
 answer (``source = user``). A principle's status is ``met`` when every item
 is ``yes`` or ``n/a``, ``not_met`` once one is ``no``, else ``open``.
 
-Answers travel as CSV, XLSX or JSON with the columns of :data:`COLUMNS`;
+Answers travel as CSV, XLSX or JSON with the columns of :data:`COLUMNS`
+(``author``, the named person who gave the answer, may be left out);
 importing validates every row and names the line of the first bad one.
 """
 
@@ -25,7 +26,7 @@ from typing import Any
 
 from cityx.core import DataError, InputError, Principle
 
-COLUMNS = ("id", "principle", "question", "answer", "source", "evidence", "comment")
+COLUMNS = ("id", "principle", "question", "answer", "source", "evidence", "comment", "author")
 ANSWERS = ("yes", "no", "n/a", "")
 _FORMATS = (".csv", ".xlsx", ".json")
 
@@ -47,6 +48,9 @@ class Answer:
     source: str = "user"
     evidence: str = ""
     comment: str = ""
+    # Who gave the answer (a named person): an answer with an author is an attestation
+    # a requirement can rest on; optional, so older files still read.
+    author: str = ""
 
     def row(self) -> dict[str, str]:
         return {
@@ -57,6 +61,7 @@ class Answer:
             "source": self.source,
             "evidence": self.evidence,
             "comment": self.comment,
+            "author": self.author,
         }
 
 
@@ -247,6 +252,7 @@ def _validate(
         source,
         str(row.get("evidence") or ""),
         str(row.get("comment") or ""),
+        str(row.get("author") or "").strip(),
     )
 
 

@@ -6,7 +6,9 @@ compact JWS (Ed25519) whose claims carry one NGSI-LD entity (see
 issuers' public keys with validity windows, revocations and permissions
 (:mod:`.trust`), and run every envelope through the verification pipeline
 (:mod:`.verify`), which answers with a :class:`Verification` and a stable reason
-code, never an exception. :mod:`.bus` carries envelopes over a transport.
+code, never an exception. A *profile* (:mod:`.profiles`) says which entities a
+receiver accepts: ``base``, what the FIWARE Smart Data Models accept, or
+``city``, which requires more. :mod:`.bus` carries envelopes over a transport.
 :mod:`.conformance` is the vendor conformance suite and :mod:`.endpoint`
 our reference receiver that passes it.
 """
@@ -38,12 +40,18 @@ from .keys import ALG, SigningKey, generate_key, load_signing_key
 from .messages import (
     Catalog,
     MessageType,
-    PhysicalLimits,
     SchemaEngine,
-    check_plausible,
     schema_id,
     signal_phase_command,
     traffic_flow_observed,
+)
+from .plausibility import PhysicalLimits, check_plausible
+from .profiles import (
+    DEFAULT_PROFILE,
+    Profile,
+    SmartDataModels,
+    key_values,
+    profile_named,
 )
 from .trust import (
     TRUST_FORMAT,
@@ -58,6 +66,7 @@ from .verify import Reason, Verification, Verifier, VerifierPolicy
 
 __all__ = [
     "ALG",
+    "DEFAULT_PROFILE",
     "ENVELOPE_VERSION",
     "TOPIC_ROOT",
     "TRUST_FORMAT",
@@ -74,6 +83,7 @@ __all__ = [
     "MessageError",
     "MessageType",
     "PhysicalLimits",
+    "Profile",
     "Provenance",
     "Reason",
     "Rejection",
@@ -81,6 +91,7 @@ __all__ = [
     "SecureChannel",
     "Signer",
     "SigningKey",
+    "SmartDataModels",
     "StaticTrustStore",
     "StrictJSONError",
     "Transport",
@@ -95,9 +106,11 @@ __all__ = [
     "check_plausible",
     "claims_problem",
     "generate_key",
+    "key_values",
     "load_signing_key",
     "load_trust",
     "payload_digest",
+    "profile_named",
     "schema_id",
     "sign",
     "signal_phase_command",

@@ -38,6 +38,7 @@ from .conformance.protocol import (
 )
 from .messages import Catalog
 from .mqtt import QOS
+from .profiles import DEFAULT_PROFILE, Profile
 from .trust import TrustStore
 from .verify import Verifier, VerifierPolicy
 
@@ -62,10 +63,18 @@ def reference_handler(
     audience: str | Collection[str],
     catalog: Catalog | None = None,
     policy: VerifierPolicy | None = None,
+    profile: Profile | str = DEFAULT_PROFILE,
 ) -> Handler:
-    """The reference receiver: the full verification pipeline with its default policy."""
+    """The reference receiver: the full verification pipeline with its default policy.
+
+    It checks entities under ``profile`` (ignored when a ``catalog`` is
+    given: the catalog has its own), so it passes that profile's cases.
+    """
     verifier = Verifier(
-        trust, audience=audience, catalog=catalog or Catalog.builtin(), policy=policy
+        trust,
+        audience=audience,
+        catalog=catalog or Catalog.builtin(profile=profile),
+        policy=policy,
     )
     return verifier_handler(verifier)
 

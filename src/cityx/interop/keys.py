@@ -79,6 +79,28 @@ def generate_key(issuer: str) -> SigningKey:
     return SigningKey(issuer, key.thumbprint(), key)
 
 
+def _refuse_public(text: str, where: str) -> None:
+    """A trust document or a public key given where a private key belongs, said as such
+    (before the permission check, which a public file need not pass)."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return
+    hint = "give the private .key.jwk file that cityx interop keygen wrote"
+    if isinstance(body, dict) and isinstance(body.get("keys"), list):
+        raise KeyFileError(
+            "this is a trust file (a JWKS of public keys), not a private key",
+            where=where,
+            hint=hint,
+        )
+    if isinstance(body, dict) and "kty" in body and "d" not in body:
+        raise KeyFileError(
+            "this is a public key, not a private key: it holds no private key (no 'd' member)",
+            where=where,
+            hint=hint,
+        )
+
+
 def load_signing_key(path: Path) -> SigningKey:
     """Read a private key file written by :func:`write_key_files`."""
     where = str(path)
@@ -89,6 +111,7 @@ def load_signing_key(path: Path) -> SigningKey:
         raise KeyFileError("no such key file", where=where) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyFileError(f"cannot read the key file: {exc}", where=where) from exc
+    _refuse_public(text, where)
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyFileError(
             f"private key is accessible by others (mode {stat.S_IMODE(mode):04o})",

@@ -9,11 +9,15 @@ we follow it (``TrafficFlowObserved``, ``Road``, ``RoadSegment``); where none
 does we define our own (``SignalPhaseCommand``, ``SignalStateObserved``).
 
 Each type has a versioned *schema* (JSON Schema draft 2020-12, ``$id``
-ending in ``/v1``) shipped as package data in ``cityx/interop/schemas``. A
+ending in ``/v1``) shipped as package data in ``cityx/interop/schemas``: the
+city's. Which entities a :class:`Catalog` accepts depends on its *profile*
+(:mod:`.profiles`): ``base`` checks the vendored Smart Data Model of the
+type, ``city`` that and then the city's schema. A
 *schema check* says whether an entity has the right shape; a *plausibility
 check* says whether what it claims can physically be true (a speed of
 400 km/h, an occupancy of 1.3, an observation dated in the future). The two
-are separate on purpose: a well-formed lie is the interesting attack.
+are separate on purpose: a well-formed lie is the interesting attack. The
+plausibility rules live in :mod:`.plausibility`.
 
 Two *engines* run the same schemas: ``jsonschema-rs`` (compiled, about two
 orders of magnitude faster, used when installed) and ``jsonschema`` (pure
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -33,6 +37,14 @@ from importlib import resources
 from typing import Any, Protocol
 
 from .errors import MessageError
+from .profiles import (
+    DEFAULT_PROFILE,
+    Profile,
+    SmartDataModels,
+    key_values,
+    normalised_shape,
+    profile_named,
+)
 
 SCHEMA_BASE = "https://cityx.dev/schemas/interop"
 _COMMON_SCHEMA = "ngsi-ld"
@@ -61,26 +73,6 @@ def schema_id(message_type: str, version: int = 1) -> str:
     return f"{SCHEMA_BASE}/{message_type}/v{version}"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PhysicalLimits:
-    """Physical bounds for the plausibility checks.
-
-    The defaults are deliberately loose (a lane carries at most about 0.6
-    vehicles per second, we allow 1.0): the check catches the impossible,
-    not the unusual.
-    """
-
-    clock_skew_s: float = 5.0
-    max_speed_kmh: float = 250.0
-    max_flow_veh_per_s: float = 1.0
-    max_lane_id: int = 63
-    max_lanes: int = 16
-    max_phase_index: int = 63
-    min_phase_s: float = 5.0
-    max_phase_s: float = 300.0
-    max_phase_elapsed_s: float = 3600.0
-
-
 class _Engine(Protocol):
     def first_error(self, entity: Any) -> str | None: ...
 
@@ -93,11 +85,45 @@ def _schema_texts() -> dict[str, str]:
     return texts
 
 
+_MAX_PROBLEM = 300
+
+
+@dataclass(frozen=True, slots=True)
+class _Stage:
+    """One step of a type's check under a profile: named fields, then a schema."""
+
+    engine: _Engine
+    label: str
+    # Check the key-values projection (an SDM schema), not the normalised entity.
+    project: bool = False
+    # Attributes the profile requires beyond the standard, named one by one in rejections.
+    required: tuple[str, ...] = ()
+    not_standard: frozenset[str] = frozenset()
+
+    def first_error(self, entity: Any) -> str | None:
+        if type(entity) is dict:
+            for name in self.required:
+                if name not in entity:
+                    why = " (the Smart Data Model does not)" if name in self.not_standard else ""
+                    return f"{self.label} requires {name}{why}"
+        problem = self.engine.first_error(key_values(entity) if self.project else entity)
+        if problem is None:
+            return None
+        if len(problem) > _MAX_PROBLEM:  # the engines quote the whole offending value
+            problem = f"{problem[: _MAX_PROBLEM - 80]} ... {problem[-60:]}"
+        return f"{self.label}: {problem}"
+
+
 class Catalog:
-    """The compiled schemas of the message types, looked up by type name.
+    """The compiled schemas of the message types under one profile, looked up by type name.
 
     Build it once with :meth:`builtin` (it reads the package's schema
     files) and share it: compiling is the slow part, checking is fast.
+    ``profile`` (see :mod:`.profiles`) decides what is accepted: ``base``
+    checks a type against its Smart Data Model (``standard``), ``city``
+    against the city's own schema (``schemas``) and the Smart Data Model.
+    A type without a Smart Data Model is checked against ``schemas`` under
+    both.
     """
 
     def __init__(
@@ -106,34 +132,88 @@ class Catalog:
         common: Mapping[str, Any],
         *,
         engine: SchemaEngine = SchemaEngine.AUTO,
+        profile: Profile | str = DEFAULT_PROFILE,
+        standard: SmartDataModels | None = None,
     ) -> None:
+        self.profile = profile_named(profile)
         self._ids = {name: str(schema["$id"]) for name, schema in schemas.items()}
         self.engine = _pick_engine(SchemaEngine(engine))
         build = _RustEngine if self.engine is SchemaEngine.JSONSCHEMA_RS else _PythonEngine
-        self._engines: dict[str, _Engine] = {
-            name: build(schema, common) for name, schema in schemas.items()
-        }
+        self._stages: dict[str, tuple[_Stage, ...]] = {}
+        label = f"{self.profile} profile"
+        for name, schema in schemas.items():
+            sdm = None if standard is None else standard.schemas.get(name)
+            if standard is None or sdm is None:
+                self._stages[name] = (_Stage(build(schema, (common,)), label),)
+                continue
+            standard_stage = _Stage(
+                build(sdm, standard.shared),
+                f"{label}: Smart Data Models {name} schema (key-values)",
+                project=True,
+            )
+            if self.profile is Profile.BASE:
+                shape = build(normalised_shape(name, str(common["$id"])), (common,))
+                self._stages[name] = (
+                    _Stage(shape, f"{label}: not NGSI-LD normalised"),
+                    standard_stage,
+                )
+                continue
+            # The city's schema implies the normalised shape base checks first (it is the same
+            # shape, stricter), so city runs it in that stage's place: one schema fewer a message.
+            required = tuple(str(field) for field in schema.get("required", ()))
+            city = _Stage(
+                build(schema, (common,)),
+                label,
+                required=required,
+                not_standard=frozenset(required) - standard.required(name),
+            )
+            self._stages[name] = (city, standard_stage)
 
     @classmethod
-    def builtin(cls, *, engine: SchemaEngine = SchemaEngine.AUTO) -> Catalog:
-        """The schemas shipped with ``cityx`` (``cityx/interop/schemas/*.v1.json``)."""
+    def builtin(
+        cls,
+        *,
+        engine: SchemaEngine = SchemaEngine.AUTO,
+        profile: Profile | str = DEFAULT_PROFILE,
+    ) -> Catalog:
+        """The schemas shipped with ``cityx``, under ``profile`` (default: ``city``).
+
+        The city's schemas are ``cityx/interop/schemas/*.v1.json``; the Smart
+        Data Models, vendored, are in ``cityx/interop/schemas/sdm``.
+        """
         texts = _schema_texts()
         common = json.loads(texts.pop(_COMMON_SCHEMA))
-        return cls({name: json.loads(text) for name, text in texts.items()}, common, engine=engine)
+        return cls(
+            {name: json.loads(text) for name, text in texts.items()},
+            common,
+            engine=engine,
+            profile=profile,
+            standard=SmartDataModels.builtin(),
+        )
 
     def types(self) -> tuple[str, ...]:
         return tuple(sorted(self._ids))
 
     def schema_id(self, message_type: str) -> str | None:
-        """The schema id for a type, or None when the type is unknown."""
+        """The schema id for a type, or None when the type is unknown.
+
+        The same under every profile: it names the type's contract, and the
+        profile is the receiver's rule for accepting it.
+        """
         return self._ids.get(message_type)
 
     def first_error(self, message_type: str, entity: Any) -> str | None:
-        """None when ``entity`` fits the type's schema, else the first problem found.
+        """None when ``entity`` is a valid ``message_type`` under the profile, else why not.
 
-        Raises KeyError for an unknown type (ask :meth:`schema_id` first).
+        The reason starts with the profile's name (``city profile requires
+        refRoadSegment ...``). Raises KeyError for an unknown type (ask
+        :meth:`schema_id` first).
         """
-        return self._engines[message_type].first_error(entity)
+        for stage in self._stages[message_type]:
+            problem = stage.first_error(entity)
+            if problem is not None:
+                return problem
+        return None
 
     def check(self, message_type: str, entity: Any) -> None:
         """Raise :class:`MessageError` unless ``entity`` is a valid ``message_type``."""
@@ -161,13 +241,16 @@ def _location(path: list[str | int]) -> str:
 
 
 class _RustEngine:
-    def __init__(self, schema: Mapping[str, Any], common: Mapping[str, Any]) -> None:
+    def __init__(self, schema: Mapping[str, Any], shared: Sequence[Mapping[str, Any]]) -> None:
         # optional: the schema engine's library loads only when that engine is used
         import jsonschema_rs
 
-        registry = jsonschema_rs.Registry([(str(common["$id"]), dict(common))])
-        # offline: a $ref we do not ship must fail, never be fetched.
-        self._validator = jsonschema_rs.validator_for(dict(schema), registry=registry, offline=True)
+        registry = jsonschema_rs.Registry([(str(s["$id"]), _plain_dicts(s)) for s in shared])
+        # offline: a $ref we do not ship must fail, never be fetched. "format" is an annotation
+        # (as the Python engine treats it): plausibility judges dates, not a regex.
+        self._validator = jsonschema_rs.validator_for(
+            _plain_dicts(schema), registry=registry, offline=True, validate_formats=False
+        )
 
     def first_error(self, entity: Any) -> str | None:
         try:
@@ -181,7 +264,7 @@ class _RustEngine:
 
 
 class _PythonEngine:
-    def __init__(self, schema: Mapping[str, Any], common: Mapping[str, Any]) -> None:
+    def __init__(self, schema: Mapping[str, Any], shared: Sequence[Mapping[str, Any]]) -> None:
         # optional: the schema engine's library loads only when that engine is used
         import jsonschema
 
@@ -199,10 +282,11 @@ class _PythonEngine:
                 yield jsonschema.ValidationError(f"{instance!r} does not match {patrn!r}")
 
         cls = jsonschema.validators.extend(Draft202012Validator, {"pattern": pattern})  # type: ignore[no-untyped-call]
-        registry: Registry[Any] = Registry().with_resource(
-            str(common["$id"]), Resource.from_contents(dict(common))
+        # No retrieve function: a $ref to anything not vendored fails, it is never fetched.
+        registry: Registry[Any] = Registry().with_resources(
+            (str(s["$id"]), Resource.from_contents(_plain_dicts(s))) for s in shared
         )
-        self._validator = cls(dict(schema), registry=registry)
+        self._validator = cls(_plain_dicts(schema), registry=registry)
 
     def first_error(self, entity: Any) -> str | None:
         # optional: the schema engine's library loads only when that engine is used
@@ -214,6 +298,15 @@ class _PythonEngine:
         return f"{_location(list(error.absolute_path))}: {error.message}"
 
 
+def _plain_dicts(value: Any) -> Any:
+    """``value`` with every mapping a dict (the engines want JSON types, not read-only views)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain_dicts(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_dicts(v) for v in value]
+    return value
+
+
 def _ecma_end(pattern: str) -> str:
     return (
         pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith(r"\$") else pattern
@@ -221,171 +314,6 @@ def _ecma_end(pattern: str) -> str:
 
 
 # -- plausibility ---------------------------------------------------------------------------------
-
-Plausibility = Callable[[Mapping[str, Any], str, float, PhysicalLimits], None]
-
-
-def check_plausible(
-    entity: Mapping[str, Any], *, issuer: str, now: float, limits: PhysicalLimits
-) -> str | None:
-    """None when a schema-valid entity could be true, else why it cannot.
-
-    ``issuer`` is the envelope's ``iss`` (a command must name its sender);
-    ``now`` is seconds since the epoch. Call only after the schema check.
-    """
-    check = _PLAUSIBILITY.get(str(entity.get("type")))
-    try:
-        _geometry(entity)
-        if check is not None:
-            check(entity, issuer, now, limits)
-    except _Implausible as exc:
-        return str(exc)
-    return None
-
-
-def _value(entity: Mapping[str, Any], name: str) -> Any:
-    # type() is, not isinstance(Mapping): JSON gives dicts, and the ABC check is slow.
-    attribute = entity.get(name)
-    return attribute.get("value") if type(attribute) is dict else None
-
-
-def instant(value: Any) -> float | None:
-    """Seconds since the epoch of a date-time value (text or typed literal), or None."""
-    if type(value) is dict:
-        value = value.get("@value")
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value).timestamp()
-    except (ValueError, OverflowError, OSError):  # not a date, or outside the platform's range
-        return None
-
-
-class _Implausible(Exception):
-    pass
-
-
-def _date(entity: Mapping[str, Any], name: str, now: float, limits: PhysicalLimits) -> float | None:
-    """The instant of date attribute ``name`` (None if absent); raises when it cannot be true."""
-    if name not in entity:
-        return None
-    at = instant(_value(entity, name))
-    if at is None:
-        raise _Implausible(f"{name} is not a real date-time")
-    if at > now + limits.clock_skew_s:
-        raise _Implausible(f"{name} is {at - now:.1f} s in the future")
-    return at
-
-
-def _number(value: Any) -> float | None:
-    kind = type(value)
-    return float(value) if kind is int or kind is float else None
-
-
-def _traffic_flow(
-    entity: Mapping[str, Any], issuer: str, now: float, limits: PhysicalLimits
-) -> None:
-    _date(entity, "dateObserved", now, limits)
-    start = _date(entity, "dateObservedFrom", now, limits)
-    end = _date(entity, "dateObservedTo", now, limits)
-    speed = _number(_value(entity, "averageVehicleSpeed"))
-    if speed is not None and not 0.0 <= speed <= limits.max_speed_kmh:
-        raise _Implausible(f"averageVehicleSpeed {speed} km/h is outside 0..{limits.max_speed_kmh}")
-    occupancy = _number(_value(entity, "occupancy"))
-    if occupancy is not None and not 0.0 <= occupancy <= 1.0:
-        raise _Implausible(f"occupancy {occupancy} is outside 0..1")
-    lane = _number(_value(entity, "laneId"))
-    if lane is not None and not 0 <= lane <= limits.max_lane_id:
-        raise _Implausible(f"laneId {lane:g} is outside 0..{limits.max_lane_id}")
-    if start is not None and end is not None:
-        if end < start:
-            raise _Implausible("dateObservedTo is before dateObservedFrom")
-        intensity = _number(_value(entity, "intensity")) or 0.0
-        most = (end - start) * limits.max_flow_veh_per_s
-        if intensity > most:
-            raise _Implausible(
-                f"intensity {intensity:g} vehicles in {end - start:g} s exceeds {most:g}"
-            )
-
-
-def _road_segment(
-    entity: Mapping[str, Any], issuer: str, now: float, limits: PhysicalLimits
-) -> None:
-    lanes = _number(_value(entity, "totalLaneNumber"))
-    if lanes is not None and not 1 <= lanes <= limits.max_lanes:
-        raise _Implausible(f"totalLaneNumber {lanes:g} is outside 1..{limits.max_lanes}")
-    limit = _number(_value(entity, "maximumAllowedSpeed"))
-    if limit is not None and not 0.0 < limit <= limits.max_speed_kmh:
-        raise _Implausible(
-            f"maximumAllowedSpeed {limit} km/h is outside (0, {limits.max_speed_kmh}]"
-        )
-    _road(entity, issuer, now, limits)
-
-
-def _road(entity: Mapping[str, Any], issuer: str, now: float, limits: PhysicalLimits) -> None:
-    length = _number(_value(entity, "length"))
-    if length is not None and length <= 0.0:
-        raise _Implausible(f"length {length} km is not positive")
-
-
-def _phase_command(
-    entity: Mapping[str, Any], issuer: str, now: float, limits: PhysicalLimits
-) -> None:
-    _date(entity, "dateIssued", now, limits)
-    # A command that names another sender is a relayed or forged order.
-    if _value(entity, "issuedBy") != issuer:
-        raise _Implausible(f"issuedBy {_value(entity, 'issuedBy')!r} is not the sender {issuer!r}")
-    phase = _number(_value(entity, "phaseIndex"))
-    if phase is not None and phase > limits.max_phase_index:
-        raise _Implausible(f"phaseIndex {phase:g} is above {limits.max_phase_index}")
-    duration = _number(_value(entity, "duration"))
-    if duration is not None and not limits.min_phase_s <= duration <= limits.max_phase_s:
-        raise _Implausible(
-            f"duration {duration} s is outside {limits.min_phase_s}..{limits.max_phase_s}"
-        )
-
-
-def _signal_state(
-    entity: Mapping[str, Any], issuer: str, now: float, limits: PhysicalLimits
-) -> None:
-    _date(entity, "dateObserved", now, limits)
-    phase = _number(_value(entity, "phaseIndex"))
-    if phase is not None and phase > limits.max_phase_index:
-        raise _Implausible(f"phaseIndex {phase:g} is above {limits.max_phase_index}")
-    elapsed = _number(_value(entity, "phaseElapsed"))
-    if elapsed is not None and not 0.0 <= elapsed <= limits.max_phase_elapsed_s:
-        raise _Implausible(f"phaseElapsed {elapsed} s is outside 0..{limits.max_phase_elapsed_s}")
-
-
-def _geometry(entity: Mapping[str, Any]) -> None:
-    for name, attribute in entity.items():
-        if type(attribute) is not dict or attribute.get("type") != "GeoProperty":
-            continue
-        geometry = attribute.get("value")
-        if type(geometry) is not dict:
-            continue
-        coordinates = geometry.get("coordinates")
-        points = [coordinates] if geometry.get("type") == "Point" else coordinates
-        for point in points if type(points) is list else ():
-            ok = type(point) is list and len(point) >= 2
-            lon, lat = (_number(point[0]), _number(point[1])) if ok else (None, None)
-            if lon is None or lat is None:
-                raise _Implausible(f"{name} has a position that is not two numbers")
-            # Written so that NaN fails too (it never comes from strict JSON, but a caller's dict).
-            if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
-                raise _Implausible(f"{name} has longitude {lon}, latitude {lat}: off the globe")
-
-
-_PLAUSIBILITY: Mapping[str, Plausibility] = {
-    MessageType.TRAFFIC_FLOW_OBSERVED: _traffic_flow,
-    MessageType.ROAD: _road,
-    MessageType.ROAD_SEGMENT: _road_segment,
-    MessageType.SIGNAL_PHASE_COMMAND: _phase_command,
-    MessageType.SIGNAL_STATE_OBSERVED: _signal_state,
-}
-
-
-# -- builders -------------------------------------------------------------------------------------
 
 
 def _prop(value: Any, **extra: Any) -> dict[str, Any]:
@@ -467,10 +395,7 @@ __all__ = [
     "SCHEMA_BASE",
     "Catalog",
     "MessageType",
-    "PhysicalLimits",
     "SchemaEngine",
-    "check_plausible",
-    "instant",
     "schema_id",
     "signal_phase_command",
     "traffic_flow_observed",

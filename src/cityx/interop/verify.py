@@ -32,9 +32,11 @@ except to see that they are well formed):
                            the envelope arrived on a topic other than the
                            one it was signed for
 12. ``unknown_type``       no schema for ``type``, or ``schema`` is not its id;
-    ``schema_invalid``     the entity does not fit the schema
+    ``schema_invalid``     the entity does not fit the schema under the
+                           catalog's profile (see :mod:`.profiles`); the
+                           detail names the profile and the field
 13. ``implausible``        the entity cannot physically be true
-                           (see :func:`.messages.check_plausible`)
+                           (see :func:`.plausibility.check_plausible`)
 
 Replay state (seen jtis, last seq per issuer) is updated only for accepted
 envelopes, so a rejected one cannot burn a sequence number. The jti cache
@@ -63,7 +65,8 @@ from joserfc.jwk import OKPKey
 from .canonical import MAX_DEPTH, StrictJSONError, payload_digest, strict_loads
 from .envelope import LEGACY_ALG, TYP, claims_problem
 from .keys import ALG
-from .messages import Catalog, PhysicalLimits, check_plausible
+from .messages import Catalog
+from .plausibility import PhysicalLimits, check_plausible
 from .trust import TrustedKey, TrustStore
 
 

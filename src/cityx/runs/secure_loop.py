@@ -215,10 +215,11 @@ class SecureLoop:
             channel = self._detectors[tls]
             for j in range(lo, hi):
                 lane = self.lanes[j]
+                # SUMO numbers a lane from 0; the Smart Data Model's laneId starts at 1.
                 entity = traffic_flow_observed(
                     f"{quote(lane, safe='')}-{int(obs.time_s)}",
                     road_segment=quote(lane.rsplit("_", 1)[0], safe=""),
-                    lane_id=min(int(lane.rsplit("_", 1)[-1]), 63) if "_" in lane else 0,
+                    lane_id=min(int(lane.rsplit("_", 1)[-1]) + 1, 63) if "_" in lane else 1,
                     observed_at=now,
                     period_s=seconds,
                     intensity=int(counts[j]),

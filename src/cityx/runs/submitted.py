@@ -7,15 +7,26 @@ controller): it validates the submission, starts its model in an isolated
 worker (:func:`cityx.targets.open_scorer`) and wraps it as a
 :class:`~cityx.worlds.traffic.candidates.ScoredController`, so that each
 simulated second costs one batched model call for all intersections. The
-model's call timeout is the per-step timeout. :func:`.world.run_controller_world`
+model's call timeout is the per-step timeout (the trial's ``--timeout``;
+:data:`STEP_LIMITS` when none is given). :func:`.world.run_controller_world`
 names this factory in the world's spec.
+
+*Decision latency* is the wall time of one step's decision as the sandbox
+sees it (observation in, phases out: the batched call to the isolated
+worker included). The controller keeps every step's latency and, when the
+run ends (completed or not), writes their p50, p95 and max to
+``decisions.json`` in the run folder (:data:`LATENCY_FILE`).
 """
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from cityx.core import InputError, Manifest, SystemKind
 from cityx.core.systems import Action, Controller, Observation
@@ -34,21 +45,67 @@ FACTORY = f"{__name__}:open_submitted_controller"
 STEP_LIMITS = Limits(call_timeout_s=5.0, load_timeout_s=60.0, memory_mb=2048)
 
 
-class SubmittedController:
-    """A controller submission's model behind the phase-candidate contract."""
+LATENCY_FILE = "decisions.json"
 
-    def __init__(self, network: NetworkInfo, scorer: IsolatedScorer) -> None:
+
+def latency_summary(seconds: Sequence[float]) -> dict[str, float | int | None]:
+    """p50, p95 and max of per-step decision times, in milliseconds, and the step count."""
+    ms = np.asarray(seconds, dtype=np.float64) * 1000.0
+    if ms.size == 0:
+        return {"steps": 0, "p50_ms": None, "p95_ms": None, "max_ms": None}
+    p50, p95 = np.percentile(ms, [50, 95])
+    return {
+        "steps": int(ms.size),
+        "p50_ms": round(float(p50), 3),
+        "p95_ms": round(float(p95), 3),
+        "max_ms": round(float(ms.max()), 3),
+    }
+
+
+def read_latency(run: Path) -> dict[str, Any] | None:
+    """The decision latency a submitted controller left in ``run`` (None when none)."""
+    path = run / LATENCY_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class SubmittedController:
+    """A controller submission's model behind the phase-candidate contract.
+
+    With a ``run`` folder, it writes its decision latency there when closed.
+    """
+
+    def __init__(
+        self, network: NetworkInfo, scorer: IsolatedScorer, run: Path | None = None
+    ) -> None:
         self._scorer = scorer
         self._inner = ScoredController(network, scorer.score, columns=scorer.columns)
+        self._run = run
+        self._times: list[float] = []
 
     def act(self, observation: Observation) -> Action:
-        return self._inner.act(observation)
+        start = time.perf_counter()
+        try:
+            return self._inner.act(observation)
+        finally:
+            self._times.append(time.perf_counter() - start)
 
     def take_choices(self) -> tuple[ControllerChoice, ...]:
         return self._inner.take_choices()
 
     def close(self) -> None:
-        self._scorer.close()
+        try:
+            self._scorer.close()
+        finally:
+            if self._run is not None:
+                (self._run / LATENCY_FILE).write_text(
+                    json.dumps(latency_summary(self._times)) + "\n"
+                )
 
 
 def controller_manifest(folder: Path) -> Manifest:
@@ -78,18 +135,21 @@ def open_submitted_controller(
     bus: str | None = None,
     message_attack: Mapping[str, Any] | None = None,
     plugins_allow: Sequence[str] | None = None,
+    limits: Mapping[str, Any] | None = None,
 ) -> Controller:
     """The controller factory the world's child process calls.
 
     With ``bus`` (``"memory"`` or ``"mqtt://host:port"``) the controller runs
     behind the secure loop (:mod:`.secure_loop`); ``message_attack``
     (``{"attack": ID, "seed": N, params...}``) puts a message-path attack
-    on that bus.
+    on that bus. ``limits`` are the model worker's :class:`~cityx.targets.Limits`
+    as keywords (default :data:`STEP_LIMITS`): its call timeout is the step's.
     """
     path = Path(folder)
     manifest = controller_manifest(path)
-    scorer = open_scorer(manifest, path, limits=STEP_LIMITS, plugins_allow=plugins_allow).start()
-    controller = SubmittedController(network, scorer)
+    chosen = Limits(**limits) if limits else STEP_LIMITS
+    scorer = open_scorer(manifest, path, limits=chosen, plugins_allow=plugins_allow).start()
+    controller = SubmittedController(network, scorer, run)
     if bus is None:
         return controller
     transport, close = _transport(bus)
@@ -113,8 +173,11 @@ def _transport(bus: str) -> tuple[Any, Callable[[], None] | None]:
 
 __all__ = [
     "FACTORY",
+    "LATENCY_FILE",
     "STEP_LIMITS",
     "SubmittedController",
     "controller_manifest",
+    "latency_summary",
     "open_submitted_controller",
+    "read_latency",
 ]

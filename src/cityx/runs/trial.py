@@ -13,13 +13,15 @@ run killed half-way leaves a consistent store.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import platform
+import shutil
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -38,11 +40,11 @@ from cityx.core import (
     GateRecord,
     LabelledBatch,
     Manifest,
+    ManifestError,
     PluginKind,
     PluginRecord,
     PolicyError,
     PolicyRecord,
-    Principle,
     PrincipleRecord,
     Registry,
     SubmissionRecord,
@@ -55,8 +57,8 @@ from cityx.governance.gate import GateDecision, decide, principle_status
 from cityx.governance.policy import Policy, load_policy, threshold_allowed
 from cityx.governance.report import write_report
 from cityx.store import Store
-from cityx.submissions import resolve_inside, validate_submission
-from cityx.targets import Limits, open_predictor, open_scorer
+from cityx.submissions import load_problems, resolve_inside, validate_submission
+from cityx.targets import Limits, open_predictor
 
 from .events import EventLog
 from .sandbox import SandboxRunner
@@ -86,6 +88,8 @@ class TrialPlan:
     seed: int = 0
     store: str | None = None
     trust_pickle: bool = False
+    trust_code: bool = False  # let a Python entry point run the vendor's code
+    operator: str | None = None  # who runs the trial and gave the opt-ins (None: the OS user)
     limits: Limits = field(default_factory=Limits)
     workers: int = 2  # parallel world runs of a controller trial
 
@@ -143,23 +147,26 @@ def run_trial(
     controller = manifest.system.kind is SystemKind.CONTROLLER
     holdout_path = None if controller else plan.data or _declared_holdout(plan.submission, manifest)
     holdout = _holdout(holdout_path, manifest) if holdout_path else None
+    # Admission: the model loads in its isolated worker, and vendor code runs only if the
+    # user opted in; refused here, nothing is written. How it answers is for the checks.
+    load_start = time.perf_counter()
+    refused = load_problems(
+        plan.submission,
+        manifest,
+        limits=plan.limits,
+        trust_pickle=plan.trust_pickle,
+        trust_code=plan.trust_code,
+        plugins_allow=allow,
+        call=False,
+    )
+    if refused:
+        raise ManifestError(refused[0].message, where=refused[0].where)
+    load_s = time.perf_counter() - load_start
     now = datetime.now(UTC)
     trial_id = new_trial_id(now)
     out = Path(plan.out) if plan.out else Path("cityx-trials") / trial_id
-    out.mkdir(parents=True, exist_ok=True)
 
-    with Store.open(plan.store) as store:
-        load_start = time.perf_counter()
-        if controller:
-            # Loaded once here to prove it loads safely; each world run opens its own.
-            with open_scorer(
-                manifest,
-                plan.submission,
-                limits=plan.limits,
-                trust_pickle=plan.trust_pickle,
-                plugins_allow=allow,
-            ):
-                pass
+    with Store.open(plan.store) as store, _folder_until_begun(out) as begun:
         predictor = (
             None
             if controller
@@ -175,7 +182,6 @@ def run_trial(
             predictor if predictor is not None else nullcontext(),
             EventLog(out / "events.jsonl", trial_id=trial_id) as events,
         ):
-            load_s = time.perf_counter() - load_start
             submission = _submission_json(plan.submission, manifest, validation.artifact_sha256)
             store.record_submission(
                 system_id=manifest.system.id,
@@ -200,6 +206,7 @@ def run_trial(
                     "data": str(holdout_path) if holdout_path else None,
                 },
             )
+            begun.append(True)
             events.emit("trial.started", submission=submission, seed=seed, policy=policy.id)
             results = _run_checks(
                 checks,
@@ -212,16 +219,26 @@ def run_trial(
                     seed=seed,
                     problems=validation.problems,
                     load_s=load_s,
+                    trusted_by=_trusted_by(plan),
                     predictor=predictor,
                     holdout=holdout,
                     world=SandboxRunner(
-                        plan.submission, out / "world", workers=plan.workers, plugins_allow=allow
+                        plan.submission,
+                        out / "world",
+                        workers=plan.workers,
+                        plugins_allow=allow,
+                        limits=plan.limits,
                     )
                     if controller
                     else None,
                 ),
             )
-            gate = decide(results, policy)
+            gate = decide(
+                results,
+                policy,
+                planned=[c.meta.id for c in checks],
+                waived={c.meta.id: why for c in checks if (why := c.waiver(manifest)) is not None},
+            )
             document = _trial_results(
                 registry,
                 trial_id=trial_id,
@@ -254,6 +271,35 @@ def run_trial(
                 report=str(report_path),
             )
     return TrialOutcome(trial_id, out, results_path, report_path, gate, written, document)
+
+
+@contextmanager
+def _folder_until_begun(out: Path) -> Iterator[list[bool]]:
+    """Make ``out``; if the trial fails before the store records it as begun, remove the
+    folder again (when this made it): a refused trial leaves nothing behind."""
+    fresh = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    begun: list[bool] = []
+    try:
+        yield begun
+    except BaseException:
+        if fresh and not begun:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _trusted_by(plan: TrialPlan) -> dict[str, str]:
+    """The opt-ins this trial was given (``--trust-code``, ``--trust-pickle``), and by whom."""
+    who = plan.operator or _os_user()
+    flags = {"--trust-code": plan.trust_code, "--trust-pickle": plan.trust_pickle}
+    return {flag: who for flag, given in flags.items() if given}
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in some containers
+        return f"uid {os.getuid()}"
 
 
 def _declared_holdout(folder: Path, manifest: Manifest) -> Path:
@@ -341,7 +387,7 @@ def _trial_results(
     gate: GateDecision,
     wall_s: float,
 ) -> TrialResults:
-    tested: dict[str, Principle] = {c.meta.id: c.meta.tags.principle for c in checks}
+    tested = {c.meta.id: c.tested_principles() for c in checks}
     return TrialResults(
         schema_version=RESULTS_SCHEMA_VERSION,
         trial_id=trial_id,

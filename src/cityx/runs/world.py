@@ -14,11 +14,12 @@ or world path, guards) apply to either kind.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from cityx.core import InputError, PluginKind
+from cityx.targets import Limits
 from cityx.worlds.engine import SpawnHook
 from cityx.worlds.traffic import WorldResult, WorldSpec, is_controller_plugin, run_world
 
@@ -41,6 +42,7 @@ def run_controller_world(
     emissions: bool = False,
     detectors: bool = False,
     plugins_allow: Sequence[str] | None = None,
+    limits: Limits | None = None,
 ) -> WorldResult:
     """Run ``scenario`` for ``seconds`` with ``controller`` in a child process; its result.
 
@@ -58,7 +60,9 @@ def run_controller_world(
     ``emissions`` measures CO2; ``detectors`` keeps the detector output files.
     ``plugins_allow`` is the allow-list of distributions whose entry-point
     plugins (controllers, scenarios, hooks, the submission's target) the
-    run may load; None allows every installed one.
+    run may load; None allows every installed one. ``limits`` bound a
+    submission's model worker (its call timeout is the step's; default
+    :data:`.submitted.STEP_LIMITS`).
 
     Raises InputError (or ScenarioError) for a bad controller, scenario or
     option before any simulation starts; WorldCrashed when the simulation
@@ -106,6 +110,8 @@ def run_controller_world(
     options: dict[str, Any] = {"bus": bus} if bus is not None else {}
     if plugins_allow is not None:
         options["plugins_allow"] = list(plugins_allow)
+    if limits is not None:
+        options["limits"] = asdict(limits)
     if message_attack is not None:
         options["message_attack"] = dict(message_attack)
     spec = replace(

@@ -2,8 +2,12 @@
 
 By the time checks run, the submission passed validation (errors stop a
 trial before it starts). This check reports the warnings validation left,
-and flags artifacts that were admitted only because the user trusted
-them: pickles and Python entry points run the vendor's code.
+and flags artifacts that run the vendor's code (pickles and Python entry
+points). A manifest with completeness *gaps* (:mod:`.completeness`:
+scaffold placeholders, an unfilled datasheet, an undeclared fairness
+position) makes the check ``undetermined``: what the system is for, who
+answers for it and what its data is cannot be established, so the gate
+cannot pass under any policy.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from cityx.core import (
     Check,
     CheckContext,
     CheckResult,
+    CheckStatus,
     Details,
     Evidence,
     Fields,
@@ -30,6 +35,8 @@ from cityx.core import (
     Tags,
     status_from,
 )
+
+from .completeness import GAP, manifest_gaps
 
 _TAGS = Tags(Principle.ACCOUNTABILITY, NistFunction.GOVERN, (), ("Art. 11",))
 _TRUSTED_CODE = Tags(
@@ -68,6 +75,8 @@ class Admission(Check):
 
     def _run(self, ctx: CheckContext) -> CheckResult:
         cid = self.meta.id
+        gaps = manifest_gaps(ctx.submission_dir, ctx.manifest) if ctx.manifest else ()
+        warnings = [p for p in ctx.problems if not p.message.startswith(f"{GAP}:")]
         findings = [
             Finding(
                 id=f"{cid}/warning-{i}",
@@ -78,23 +87,56 @@ class Admission(Check):
                 tags=_TAGS,
                 evidence=Evidence(metrics={"where": p.where}),
             )
-            for i, p in enumerate(ctx.problems, start=1)
+            for i, p in enumerate(warnings, start=1)
+        ]
+        findings += [
+            Finding(
+                id=f"{cid}/incomplete-{i}",
+                check=cid,
+                title=f"The submission is incomplete: {p}",
+                severity=Severity.MEDIUM,
+                severity_reason="a reviewer cannot tell what the system is for, who answers "
+                "for it or what its data is; no pass until it is filled in",
+                tags=_TAGS,
+                evidence=Evidence(metrics={"where": p.where}),
+            )
+            for i, p in enumerate(gaps, start=1)
         ]
         fmt = ctx.manifest.artifact.format if ctx.manifest else None
         target = Registry().load(PluginKind.TARGET, fmt) if fmt else None
         if fmt and getattr(target, "runs_vendor_code", False):
+            flag = "--trust-pickle" if fmt == "pickle" else "--trust-code"
+            who = ctx.trusted_by.get(flag)
             findings.append(
                 Finding(
                     id=f"{cid}/trusted-code",
                     check=cid,
                     title=f"The artifact ({fmt}) runs the vendor's own code",
                     severity=Severity.MEDIUM,
-                    severity_reason="it was loaded only because the user trusted it; prefer ONNX, "
-                    "skops or LightGBM files, which load without running code",
+                    severity_reason=(
+                        f"it was loaded, in the isolated worker, because {who} passed {flag}"
+                        if who is not None
+                        else f"it was loaded without {flag} being recorded for this run"
+                    )
+                    + "; prefer ONNX, skops or LightGBM files, which load without running code",
                     tags=_TRUSTED_CODE,
+                    evidence=Evidence(metrics={"opt_in": flag, "given_by": who}),
                 )
             )
         found = tuple(findings)
-        metrics = {"warnings": Metric(len(ctx.problems)), "load_s": Metric(ctx.load_s, unit="s")}
+        metrics = {
+            "warnings": Metric(len(warnings)),
+            "gaps": Metric(len(gaps)),
+            "load_s": Metric(ctx.load_s, unit="s"),
+        }
         details = AdmissionDetails(fmt, ctx.manifest.artifact.sha256 if ctx.manifest else None)
+        if gaps:
+            return CheckResult(
+                cid,
+                CheckStatus.UNDETERMINED,
+                metrics,
+                found,
+                details,
+                message=f"the manifest has {len(gaps)} gap(s), first {gaps[0]}",
+            )
         return CheckResult(cid, status_from(found), metrics, found, details)

@@ -9,10 +9,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cityx.core import MANIFEST_FILE, Manifest, Problem
+from cityx.core import MANIFEST_FILE, Level, Manifest, Problem
 from cityx.core.manifest import (
     ArtifactSection,
+    ControllerSection,
     DataSection,
+    FairnessSection,
     FeatureSpec,
     InputsSection,
     OutputsSection,
@@ -25,6 +27,9 @@ _SECTIONS: dict[str, type[Any]] = {
     "inputs": InputsSection,
     "outputs": OutputsSection,
     "data": DataSection,
+    "fairness": FairnessSection,
+    "controller": ControllerSection,
+    "claims": dict,  # free names, so never an unknown field
 }
 
 
@@ -47,9 +52,18 @@ def read_manifest(folder: Path) -> tuple[Manifest | None, tuple[Problem, ...]]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         return None, (Problem(where, f"not valid TOML: {exc}"),)
     try:
-        return Manifest.model_validate(raw), ()
+        manifest = Manifest.model_validate(raw)
     except ValidationError as exc:
         return None, tuple(_problem(where, err, raw) for err in exc.errors())
+    if raw.get("schema_version", 1) == 1:
+        return manifest, (
+            Problem(
+                f"{where}: schema_version",
+                f"version 1, read as version 2; cityx submission upgrade {folder} rewrites it",
+                Level.WARNING,
+            ),
+        )
+    return manifest, ()
 
 
 def _problem(where: str, err: Any, raw: dict[str, Any]) -> Problem:
@@ -60,9 +74,17 @@ def _problem(where: str, err: Any, raw: dict[str, Any]) -> Problem:
         message = f"unknown field{_suggest(loc, raw)}"
     elif err["type"] == "missing":
         message = "required field is missing"
-    elif "input" in err and err["type"] not in {"model_type", "dict_type"}:
+    elif "input" in err and _shown(err["input"]):
         message = f"{message} (got {err['input']!r})"
     return Problem(f"{where}: {field}" if field else where, message)
+
+
+def _shown(value: Any) -> bool:
+    """Whether a wrong value is worth quoting: a scalar or a short list, never a whole
+    section or the whole manifest (which a check across fields receives)."""
+    if isinstance(value, str | int | float | bool) or value is None:
+        return True
+    return isinstance(value, list) and len(repr(value)) <= 120
 
 
 def _field_name(loc: list[str]) -> str:
@@ -83,6 +105,6 @@ def _suggest(loc: list[str], raw: dict[str, Any]) -> str:
         allowed = list(FeatureSpec.model_fields)
     else:
         section = _SECTIONS.get(loc[0])
-        allowed = list(section.model_fields) if section else []
+        allowed = list(getattr(section, "model_fields", ()))
     close = difflib.get_close_matches(name, allowed, n=1)
     return f" (did you mean {close[0]!r}?)" if close else f"; allowed: {', '.join(allowed)}"

@@ -8,7 +8,8 @@ model in its isolated worker (:mod:`cityx.targets`), which checks the
 digest once more just before loading, so a file changed in between is
 refused there too. Unlike :func:`~.validate.validate_submission` it does
 not read the submission's data files: a red-teamer may bring data of their
-own.
+own. A Python entry point runs the vendor's code, so it opens only with
+``trust_code`` (``--trust-code``), as a pickle needs ``trust_pickle``.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from cityx.targets import (
     open_scorer,
 )
 
+from .loading import code_trust_problem
 from .manifest_file import read_manifest
-from .validate import resolve_inside
+from .paths import resolve_inside
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +53,10 @@ class Submission:
         limits: Limits = DEFAULT_LIMITS,
         trust_pickle: bool = False,
         trusted: Sequence[str] = (),
+        trust_code: bool = False,
     ) -> IsolatedPredictor:
         """The model as a predictor in its isolated worker (not started yet)."""
+        self._require_trust(trust_code)
         return open_predictor(
             self.manifest, self.folder, limits=limits, trust_pickle=trust_pickle, trusted=trusted
         )
@@ -63,11 +67,18 @@ class Submission:
         limits: Limits = DEFAULT_LIMITS,
         trust_pickle: bool = False,
         trusted: Sequence[str] = (),
+        trust_code: bool = False,
     ) -> IsolatedScorer:
         """A controller's model as a candidate scorer in its isolated worker (not started)."""
+        self._require_trust(trust_code)
         return open_scorer(
             self.manifest, self.folder, limits=limits, trust_pickle=trust_pickle, trusted=trusted
         )
+
+    def _require_trust(self, trust_code: bool) -> None:
+        refused = code_trust_problem(self.folder, self.manifest, trust_code)
+        if refused is not None:
+            raise ManifestError(refused.message, where=refused.where)
 
 
 def submission_folder(path: str | Path) -> Path:

@@ -2,7 +2,11 @@
 
 Validation never loads the artifact: it checks the manifest, that the
 files it names exist inside the folder, the artifact's SHA-256 *digest*,
-and the training and holdout data against the declared input schema.
+the training and holdout data against the declared input schema, and a
+controller's features against its observation contract. It lists the
+manifest's completeness *gaps* (:mod:`.completeness`) as warnings. With
+``load`` (:mod:`.loading`) it also loads the model in its isolated worker
+and calls it on a few rows that fit the schema.
 """
 
 from __future__ import annotations
@@ -20,10 +24,16 @@ from cityx.core import (
     PluginKind,
     Problem,
     Registry,
+    SystemKind,
 )
 from cityx.data import file_sha256, inspect_table, read_table
+from cityx.targets import DEFAULT_LIMITS, Limits
 
+from .completeness import manifest_gaps
+from .contract import contract_problems
+from .loading import load_problems
 from .manifest_file import read_manifest
+from .paths import resolve_inside
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +79,19 @@ class Validation:
         }
 
 
-def resolve_inside(folder: Path, relative: str) -> Path | None:
-    """``folder/relative`` if it stays inside ``folder``; else None."""
-    base = folder.resolve()
-    path = (base / relative).resolve()
-    return path if path.is_relative_to(base) else None
+def validate_submission(
+    folder: Path,
+    *,
+    load: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+    trust_pickle: bool = False,
+    trust_code: bool = False,
+) -> Validation:
+    """Check a submission folder and list every problem found.
 
-
-def validate_submission(folder: Path) -> Validation:
-    """Check a submission folder and list every problem found."""
+    With ``load``, a folder without errors so far also has its model loaded in the
+    isolated worker and called on a few schema-valid rows (:mod:`.loading`).
+    """
     folder = Path(folder)
     manifest, problems = read_manifest(folder)
     if manifest is None:
@@ -96,12 +110,24 @@ def validate_submission(folder: Path) -> Validation:
         path = _named_file(folder, rel, f"{toml}: [data].{field}", found)
         if path is not None and field != "datasheet":
             _check_data(path, manifest, found)
-    if data.training is None:
+    found.extend(contract_problems(manifest, toml))
+    found.extend(manifest_gaps(folder, manifest))
+    if data.training is None and manifest.system.kind is SystemKind.PREDICTOR:
         found.append(
             Problem(
                 f"{toml}: [data].training",
                 "no training data named: the poisoning and fairness audits cannot run",
                 Level.WARNING,
+            )
+        )
+    if load and not any(p.level is Level.ERROR for p in found):
+        found.extend(
+            load_problems(
+                folder,
+                manifest,
+                limits=limits,
+                trust_pickle=trust_pickle,
+                trust_code=trust_code,
             )
         )
     return Validation(folder, manifest, tuple(found), digest)
@@ -150,6 +176,10 @@ def _check_artifact(
     if not path.is_file():
         found.append(Problem(f"{toml}: [artifact].path", f"file {art.path!r} not found"))
         return None
+    if path.stat().st_size == 0:
+        found.append(
+            Problem(f"{toml}: [artifact].path", f"{art.path!r} is empty (0 bytes): no model")
+        )
     digest = file_sha256(path)
     if digest != art.sha256:
         found.append(

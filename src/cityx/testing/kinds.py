@@ -63,7 +63,18 @@ from .fixtures import (
 )
 from .workbench import Workbench
 
-_TIMINGS = ("wall_s", "sim_steps_per_s", "load_s", "out")
+_TIMINGS = (
+    "wall_s",
+    "sim_steps_per_s",
+    "load_s",
+    "out",
+    # A controller's decision time per step (runs.submitted), and the sandbox's metrics of it.
+    "decision_p50_ms",
+    "decision_p95_ms",
+    "decision_max_ms",
+    "decision_latency_p95_ms",
+    "decision_latency_max_ms",
+)
 _runs = itertools.count()
 
 

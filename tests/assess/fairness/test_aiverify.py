@@ -3,6 +3,9 @@ definitions, and AI Verify's style beside ours."""
 
 from __future__ import annotations
 
+import json
+from importlib import resources
+
 import jsonschema
 import numpy as np
 import pytest
@@ -11,43 +14,15 @@ from cityx.assess.fairness.aiverify import FMTC_CID, FMTC_GID, class_results, fm
 from cityx.assess.fairness.details import FairnessDetails
 from cityx.core import InputError
 
-# AI Verify's output.schema.json for the toolbox, restated from its published field list.
-_METRIC = {
-    "type": "array",
-    "items": {
-        "type": "object",
-        "required": ["group", "metric"],
-        "properties": {"group": {"type": "array"}, "metric": {"type": "number"}},
-    },
-}
-FMTC_OUTPUT_SCHEMA = {
-    "type": "object",
-    "required": ["sensitive_feature", "output_classes", "results"],
-    "properties": {
-        "sensitive_feature": {"type": "array", "minItems": 1, "items": {"type": "string"}},
-        "output_classes": {"type": "array", "minItems": 1},
-        "results": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "required": [
-                    "True Positive Rate",
-                    "True Negative Rate",
-                    "Positive Predictive Value Parity",
-                    "Negative Predictive Value Parity",
-                    "False Positive Rate",
-                    "False Negative Rate",
-                    "False Discovery Rate",
-                    "False Omission Rate",
-                    "Equal Selection Parity",
-                    "Disparate Impact",
-                ],
-                "additionalProperties": _METRIC,
-            },
-        },
-    },
-}
+# AI Verify's own output.schema.json for the toolbox, vendored from its PyPI wheel
+# (see cityx/governance/schemas/README.md for the version).
+FMTC_OUTPUT_SCHEMA = json.loads(
+    (
+        resources.files("cityx.governance")
+        / "schemas"
+        / "fairness_metrics_toolbox_for_classification.output.schema.json"
+    ).read_text("utf-8")
+)
 
 # Per group: tn, fp, fn, tp. Group "b|night" has no true positives: its TPR is undefined.
 COUNTS = np.array([[50, 10, 5, 35], [40, 5, 0, 0], [20, 2, 8, 10]])

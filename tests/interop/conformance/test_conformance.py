@@ -44,6 +44,7 @@ from cityx.interop.conformance import (
     parse_mqtt_target,
     run_suite,
     select,
+    suite_for,
     trust_documents,
     write_trust,
 )
@@ -60,6 +61,8 @@ from cityx.interop.mqtt import BrokerError
 from ..conftest import free_port
 
 BROKER = "mqtt://127.0.0.1:1883"
+# What a default run sends: the cases of the city profile, the sandbox's.
+CITY_SUITE = suite_for("city")
 # What the lax endpoint below skips: replay state, the audience, revocation, the size limit.
 LAX_FAILS = {"replay-jti", "replay-sequence", "wrong-audience", "revoked-key", "oversize"}
 REQUIRED = {
@@ -180,8 +183,8 @@ def test_a_rejection_without_a_code_passes_unless_codes_are_required() -> None:
 
 def test_an_endpoint_that_rejects_everything_fails_the_valid_and_priming_cases() -> None:
     report = run_suite(LocalEndpoint(lambda request: Answer(False)))
-    priming = {case.id for case in SUITE if case.id.startswith("replay-")}
-    assert report.failures() == {c.id for c in SUITE if c.expected.accepted} | priming
+    priming = {case.id for case in CITY_SUITE if case.id.startswith("replay-")}
+    assert report.failures() == {c.id for c in CITY_SUITE if c.expected.accepted} | priming
     replay = next(r for r in report.cases if r.id == "replay-jti")
     assert "priming request 1 of 2" in replay.reason
 
@@ -192,7 +195,7 @@ def test_an_endpoint_that_rejects_everything_fails_the_valid_and_priming_cases()
 def test_reference_passes_every_case_in_process(reference: Handler) -> None:
     report = run_suite(LocalEndpoint(reference))
     assert report.failures() == set(), [r.reason for r in report.cases if not r.passed]
-    assert report.passed == len(SUITE) and report.failed == 0
+    assert report.passed == len(CITY_SUITE) and report.failed == 0
 
 
 def test_reference_passes_every_case_over_http_twice(reference: Handler) -> None:
@@ -208,7 +211,7 @@ def test_reference_passes_every_case_over_mqtt(reference: Handler, prefix: str) 
     with MqttServer(reference, target), MqttEndpoint(target) as endpoint:
         report = run_suite(endpoint)
     assert report.ok, [r.reason for r in report.cases if not r.passed]
-    assert report.passed == len(SUITE)
+    assert report.passed == len(CITY_SUITE)
 
 
 def test_lax_endpoint_fails_exactly_its_cases_over_http(lax: Handler) -> None:
@@ -231,7 +234,7 @@ def test_lax_endpoint_fails_exactly_its_cases_over_mqtt(lax: Handler, prefix: st
 def test_report_json_shape(reference: Handler) -> None:
     report = run_suite(LocalEndpoint(reference), cases=["valid-flow", "stale"])
     body = json.loads(json.dumps(report.to_json()))
-    assert set(body) == {"cases", "passed", "failed"}
+    assert set(body) == {"profile", "cases", "passed", "failed"}
     assert [set(c) for c in body["cases"]] == [{"id", "passed", "reason"}] * 2
     assert (body["passed"], body["failed"]) == (2, 0)
 
@@ -259,7 +262,7 @@ class _Silent:
 
 def test_a_request_without_answer_fails_its_case_only(reference: Handler) -> None:
     report = run_suite(_Silent(reference, mute=3))
-    assert report.failures() == {SUITE[2].id}
+    assert report.failures() == {CITY_SUITE[2].id}
     assert report.cases[2].reason == "no answer within 0.1 s"
 
 
@@ -346,3 +349,45 @@ def test_http_server_refuses_a_bad_request(reference: Handler) -> None:
 def test_http_server_on_a_busy_port_is_an_input_error(reference: Handler) -> None:
     with HttpServer(reference) as server, pytest.raises(EndpointError, match="cannot listen"):
         HttpServer(reference, port=server.port).start()
+
+
+# -- profiles: the endpoint claims one, the suite runs its cases ---------------------------------
+
+BASE_ONLY = {"valid-flow-location", "valid-flow-address", "valid-flow-minimal"}
+CITY_ONLY = {"city-road-segment"}
+
+
+def test_each_profile_has_its_own_cases() -> None:
+    base, city = {c.id for c in suite_for("base")}, {c.id for c in CITY_SUITE}
+    assert base - city == BASE_ONLY and city - base == CITY_ONLY
+    assert "sdm-lane-zero" in base & city  # what the standard forbids, every profile refuses
+    assert [c.id for c in select(["valid-flow-location"], profile="base")] == [
+        "valid-flow-location"
+    ]
+    with pytest.raises(InputError, match="'valid-flow-location' is not in the city profile"):
+        select(["valid-flow-location"], profile="city")
+    with pytest.raises(InputError, match="unknown interop profile 'strict'"):
+        run_suite(LocalEndpoint(lambda request: Answer(True)), profile="strict")
+
+
+@pytest.mark.parametrize("profile", ["base", "city"])
+def test_reference_passes_the_cases_of_the_profile_it_claims(
+    trust: StaticTrustStore, profile: str
+) -> None:
+    handler = reference_handler(trust, audience=AUDIENCE, profile=profile)
+    report = run_suite(LocalEndpoint(handler), profile=profile)
+    assert report.failures() == set(), [r.reason for r in report.cases if not r.passed]
+    assert report.profile == profile and report.to_json()["profile"] == profile
+
+
+def test_an_endpoint_claiming_the_wrong_profile_fails_exactly_the_profile_cases(
+    trust: StaticTrustStore,
+) -> None:
+    # A city receiver refuses what the standard allows; a base one accepts what the city refuses.
+    city = LocalEndpoint(reference_handler(trust, audience=AUDIENCE, profile="city"))
+    assert run_suite(city, profile="base").failures() == BASE_ONLY
+    base = LocalEndpoint(reference_handler(trust, audience=AUDIENCE, profile="base"))
+    report = run_suite(base, profile="city")
+    assert report.failures() == CITY_ONLY
+    failed = next(r for r in report.cases if r.id == "city-road-segment")
+    assert failed.reason == "expected rejected (schema_invalid), got accepted"

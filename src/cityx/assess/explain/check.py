@@ -89,7 +89,7 @@ class ExplainFidelity(Check):
             global_rows=int(ctx.options["rows"]),
             where=batch.source,
         )
-        sensitive = tuple(ctx.manifest.data.sensitive)
+        sensitive = tuple(ctx.manifest.fairness.sensitive)
         proxies = _proxies(
             ctx, batch.source, batch.features, names, sensitive, result.mean_abs,
             float(ctx.options["proxy_association"]),

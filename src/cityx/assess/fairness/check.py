@@ -1,12 +1,14 @@
 """The ``fairness.groups`` check: group fairness of a predictor in a trial.
 
-The submission's manifest names its *sensitive columns* in ``[data]
+The submission's manifest names its *sensitive columns* in ``[fairness]
 sensitive``; they are read from the holdout file beside the model's
 inputs. A classifier is judged one-vs-rest for every declared label (the
 policy's ``disparate_impact[heavy]`` is the disparate impact of the label
 ``heavy``); a regressor by the spread of MAE across groups. Without
 sensitive columns the check is skipped: fairness cannot be judged without
-knowing whom to compare.
+knowing whom to compare. The skip's message quotes the vendor's written
+reason (``[fairness] not_applicable``) when there is one; the gate accepts
+that reason as a declaration, and without one the skip keeps it from ``pass``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from cityx.core import (
     CheckStatus,
     Evidence,
     Finding,
+    Manifest,
     Metric,
     NistFunction,
     PluginKind,
@@ -74,15 +77,23 @@ class GroupFairnessCheck(Check):
     report_section = staticmethod(fairness_section)
     aiverify_result = staticmethod(fairness_aiverify_result)
 
+    def waiver(self, manifest: Manifest) -> str | None:
+        if manifest.fairness.sensitive:
+            return None
+        return manifest.fairness.not_applicable
+
     def _run(self, ctx: CheckContext) -> CheckResult:
         if ctx.predictor is None or ctx.holdout is None or ctx.manifest is None:
             raise RunError("group fairness needs a loaded predictor and holdout data")
-        sensitive = list(ctx.manifest.data.sensitive)
+        sensitive = list(ctx.manifest.fairness.sensitive)
         if not sensitive:
+            why = ctx.manifest.fairness.not_applicable
             return CheckResult(
                 self.meta.id,
                 CheckStatus.SKIPPED,
-                message="the manifest names no sensitive columns ([data] sensitive)",
+                message="the manifest names no sensitive columns ([fairness] sensitive)"
+                if why is None
+                else f"not applicable, as the vendor states in [fairness] not_applicable: {why}",
             )
         batch = ctx.holdout
         df = read_table(Path(batch.source))
@@ -193,11 +204,14 @@ def _judge(
     ctx: CheckContext, check_id: str, name: str, metric: Metric, details: FairnessDetails
 ) -> Finding | None:
     threshold = ctx.threshold_for(name)
-    verdict = threshold.judge(metric.value) if threshold else None
+    # Judged on the interval: the severity its favourable end supports, and a worse one
+    # its other end cannot rule out (the gate never passes that gap).
+    verdict = threshold.judge_interval(metric) if threshold else None
     if verdict is None:
         return None
-    severity, reason = verdict
+    severity, upper, reason = verdict
     ci = "" if metric.ci_low is None else f" (95% CI {metric.ci_low:.3f} to {metric.ci_high:.3f})"
+    ci += "" if upper is None else f"; {upper.value} not ruled out"
     by = " x ".join(details.sensitive)
     value = "undefined" if metric.value is None else f"{metric.value:.3f}"
     return Finding(
@@ -205,6 +219,7 @@ def _judge(
         check=check_id,
         title=f"Across {by} groups, {name} is {value}{ci}",
         severity=severity,
+        severity_upper=upper,
         severity_reason=reason,
         tags=_TAGS,
         description="Measured on the declared holdout data, grouped by the declared sensitive "

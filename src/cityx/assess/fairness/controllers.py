@@ -304,6 +304,9 @@ def _comparison(run: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, An
                         "group": name,
                         "delta_mean_waiting_s": d,
                         "relative_waiting_s": row["relative_waiting_s"],
+                        # Trips behind each mean: a mean of a handful says little.
+                        "n": int(ours.get(name, {}).get("n") or 0),
+                        "n_baseline": int(theirs.get(name, {}).get("n") or 0),
                     }
                 )
     payers.sort(key=lambda p: -float(p["delta_mean_waiting_s"]))

@@ -128,6 +128,7 @@ def group_fairness(
     bootstrap_n: int = 1000,
     seed: int = 0,
     min_group: int = MIN_GROUP,
+    trust_code: bool = False,
 ) -> GroupFairness:
     """Fairness of a submitted predictor on ``data`` by its ``sensitive`` columns.
 
@@ -137,7 +138,7 @@ def group_fairness(
     opened = open_submission(submission)
     data = Path(data)
     df = read_data(data)
-    with opened.predictor() as predictor:
+    with opened.predictor(trust_code=trust_code) as predictor:
         return table_fairness(
             predictor,
             df,

@@ -167,12 +167,13 @@ class ConstrainedEvasion(Attack):
         chosen = np.sort(rng.choice(correct, size=min(samples, correct.size), replace=False))
         x, y = rows[chosen], truth[chosen]
         prev = None if previous is None else previous[chosen]
+        # The budget is every query of a row, the one that read its own label included.
         outcome = search(
             predictor,
             x,
             y,
             threat,
-            budget=budget,
+            budget=budget - 1,
             width=width,
             rng=stream(seed, self.spec.id, "search"),
             previous=prev,

@@ -91,6 +91,10 @@ class EvasionCheck(Check):
         supports=frozenset({"predictor"}),
     )
     threshold_metrics = ("evasion_success", "violations", "queries_per_row")
+    principles: ClassVar[Mapping[Principle, tuple[str, ...]] | None] = {
+        Principle.SECURITY: ("evasion_success",),
+        Principle.ROBUSTNESS: ("evasion_success",),
+    }
     # 100 rows x 200 queries: about 0.2 s on metro-congestion (docs/redteam.md).
     option_defaults: ClassVar[Mapping[str, Any]] = {"rows": 100, "budget": 200}
     details_type = EvasionDetails

@@ -39,8 +39,10 @@ def evade(
     samples: int = 100,
     fragility: bool = True,
     timeout_s: float = 30.0,
+    trust_code: bool = False,
 ) -> EvasionReport:
-    """Attack the submission at ``model`` (folder, cityx.toml or artifact) on ``data``."""
+    """Attack the submission at ``model`` (folder, cityx.toml or artifact) on ``data``;
+    ``trust_code`` lets a Python entry point run the vendor's code."""
     for name, value, low in (("budget", budget, 8), ("samples", samples, 1)):
         if value < low:
             raise InputError(f"{name} must be at least {low}, got {value}", where=name)
@@ -64,7 +66,9 @@ def evade(
     )
     check_against_data(threat, rows, where=str(data))
     previous = previous_rows(threat, df, keep, where=str(data))
-    with submission.predictor(limits=Limits(call_timeout_s=timeout_s)) as predictor:
+    with submission.predictor(
+        limits=Limits(call_timeout_s=timeout_s), trust_code=trust_code
+    ) as predictor:
         return ConstrainedEvasion().run(
             predictor,
             rows,

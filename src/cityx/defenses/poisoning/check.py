@@ -62,6 +62,10 @@ class PoisoningAudit(Check):
         supports=frozenset({"predictor"}),
     )
     threshold_metrics = ("flagged_share", "compromised_sources")
+    principles: ClassVar[Mapping[Principle, tuple[str, ...]] | None] = {
+        Principle.SECURITY: (),
+        Principle.DATA_GOVERNANCE: (),
+    }
     option_defaults: ClassVar[Mapping[str, Any]] = {"source_columns": list(DEFAULT_SOURCES)}
     details_type = PoisoningDetails
     report_section = staticmethod(poisoning_section)

@@ -14,7 +14,9 @@ from ._data import FloatArray
 from .scan import ScanReport, scan_model
 
 
-def scan_submission(model: Path, data: Path, *, seed: int = 0) -> ScanReport:
+def scan_submission(
+    model: Path, data: Path, *, seed: int = 0, trust_code: bool = False
+) -> ScanReport:
     """Scan the model of the submission at ``model`` (folder, cityx.toml or artifact) on ``data``.
 
     The artifact's digest is checked before anything loads it.
@@ -26,7 +28,7 @@ def scan_submission(model: Path, data: Path, *, seed: int = 0) -> ScanReport:
     if missing:
         raise DataError(f"missing the model's input columns {', '.join(missing)}", where=str(data))
     x = table[list(names)].to_numpy(dtype=np.float64)
-    with submission.predictor() as predictor:
+    with submission.predictor(trust_code=trust_code) as predictor:
 
         def predict(batch: FloatArray) -> np.ndarray:
             return np.asarray(predictor.predict(batch).values)

@@ -22,15 +22,20 @@ from .build import build_view
 
 
 def render_html(
-    results: TrialResults | Mapping[str, Any], *, registry: Registry | None = None
+    results: TrialResults | Mapping[str, Any],
+    *,
+    registry: Registry | None = None,
+    governance: Any = None,
 ) -> str:
     """The report for a trial's results (typed, or the ``results.json`` document) as one page.
 
     Unknown keys are ignored, absent sections are shown as "not run" and
     ``null`` values as "undefined"; the same document gives the same bytes.
+    ``governance`` (a :class:`cityx.governance.regulator.GovernanceView`) adds
+    the claims and the requirement-by-requirement sections.
     """
     view = build_view(results, registry=registry)
-    return _environment().get_template("report.html.j2").render(report=view)
+    return _environment().get_template("report.html.j2").render(report=view, governance=governance)
 
 
 def write_report(

@@ -10,7 +10,10 @@ endpoint, which passes every case.
 
 Setup: the endpoint loads the trust documents of the suite's issuers
 (:func:`write_trust`, ``cityx interop conformance --write-trust DIR``) and
-uses :data:`AUDIENCE` as its own URN (or the suite is told its URN).
+uses :data:`AUDIENCE` as its own URN (or the suite is told its URN). The
+suite is told the profile the endpoint claims (``base`` or ``city``, see
+:mod:`cityx.interop.profiles`) and runs that profile's cases
+(:func:`suite_for`).
 """
 
 from .cases import (
@@ -24,6 +27,7 @@ from .cases import (
     Issuer,
     make_issuers,
     select,
+    suite_for,
     trust_documents,
     write_trust,
 )
@@ -66,6 +70,7 @@ __all__ = [
     "parse_mqtt_target",
     "run_suite",
     "select",
+    "suite_for",
     "trust_documents",
     "write_trust",
 ]

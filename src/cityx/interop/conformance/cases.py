@@ -10,6 +10,13 @@ The *suite* is the versioned list of cases (:data:`SUITE_VERSION`): a case
 id never changes meaning; a new check gets a new id, a changed one a new
 suite version.
 
+An endpoint *claims* a profile (:mod:`cityx.interop.profiles`): ``base``
+(accepts what the FIWARE Smart Data Models accept) or ``city`` (requires
+more). Most cases hold for both; a case's ``profiles`` says which it
+applies to, and :func:`suite_for` gives the cases of one profile: a city
+endpoint must refuse a flow without ``refRoadSegment``, a base endpoint
+must accept it.
+
 The *issuers* are the suite's own senders, with Ed25519 keys derived from
 a seed, so the trust documents written for one seed match every run with
 that seed. Only ``jti`` values and times change between runs (they come
@@ -28,24 +35,20 @@ replay of the first):
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from ..canonical import payload_digest
-from ..envelope import ENVELOPE_VERSION, LEGACY_ALG, TYP
+from ..envelope import LEGACY_ALG, TYP
 from ..errors import InteropError
 from ..keys import ALG
-from ..messages import schema_id, signal_phase_command, traffic_flow_observed
+from ..messages import signal_phase_command
+from ..profiles import DEFAULT_PROFILE, Profile, profile_named
 from ..verify import Reason
-from .issuers import CITY, ISSUER_PREFIX, Issuer, make_issuers, trust_documents, write_trust
+from .context import FLOW, Context, Expected, b64, compact, compact_json
+from .issuers import CITY, Issuer, make_issuers, trust_documents, write_trust
 from .protocol import Request
 
 SUITE_VERSION = "cityx.conformance/v1"
@@ -54,142 +57,7 @@ AUDIENCE = "urn:cityx:conformance:receiver"
 MAX_BYTES = 64 * 1024
 """The envelope size limit the suite expects the endpoint to enforce."""
 
-_FLOW = "TrafficFlowObserved"
 _ELSEWHERE = "urn:cityx:city:elsewhere:tmc"
-
-
-# -- steps and cases --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Expected:
-    """The outcome a case expects: accepted (``reason`` None) or rejected for ``reason``."""
-
-    reason: Reason | None = None
-
-    @property
-    def accepted(self) -> bool:
-        return self.reason is None
-
-    def __str__(self) -> str:
-        return "accepted" if self.reason is None else f"rejected ({self.reason.value})"
-
-
-class Context:
-    """What the cases are built from: the issuers, the audience, the clock, a jti stream.
-
-    Sequence numbers rise across the whole run and start at the clock in
-    microseconds, like :class:`~cityx.interop.envelope.Signer`'s.
-    """
-
-    def __init__(
-        self,
-        issuers: Mapping[str, Issuer],
-        *,
-        audience: str,
-        clock: Callable[[], float],
-        nonce: int,
-    ) -> None:
-        self.issuers = issuers
-        self.audience = audience
-        self._clock = clock
-        self._seq = 0
-        self._rng = np.random.default_rng(nonce)
-
-    @property
-    def now(self) -> int:
-        return int(self._clock())
-
-    def next_seq(self) -> int:
-        self._seq = max(self._seq + 1, int(self._clock() * 1_000_000))
-        return self._seq
-
-    def jti(self) -> str:
-        return _b64(self._rng.bytes(16))
-
-    def topic(self, issuer: str = "sender", message_type: str = _FLOW) -> str:
-        return f"cityx/v1/{CITY}/{message_type}/{self.issuers[issuer].urn}"
-
-    def flow(self, **extra: Any) -> dict[str, Any]:
-        entity = traffic_flow_observed(
-            "conformance-lane-1",
-            road_segment="conformance-km1",
-            lane_id=1,
-            observed_at=self.now - 1,
-            period_s=60,
-            intensity=14,
-            occupancy=0.2,
-            average_speed_kmh=48.0,
-            location=(6.9603, 50.9375),
-        )
-        entity.update(extra)
-        return entity
-
-    def claims(
-        self,
-        issuer: str = "sender",
-        *,
-        entity: Mapping[str, Any] | None = None,
-        detached: bool = False,
-        **changes: Any,
-    ) -> dict[str, Any]:
-        """Well-formed claims from ``issuer`` for ``entity`` (a flow by default)."""
-        body = dict(entity if entity is not None else self.flow())
-        kind = str(body["type"])
-        now = self.now
-        claims: dict[str, Any] = {
-            "v": ENVELOPE_VERSION,
-            "jti": self.jti(),
-            "iss": self.issuers[issuer].urn,
-            "aud": self.audience,
-            "iat": now,
-            "exp": now + 60,
-            "seq": self.next_seq(),
-            "type": kind,
-            "schema": schema_id(kind),
-            "prov": {"device": f"{ISSUER_PREFIX}device-1", "observed_at": now - 1},
-            "topic": self.topic(issuer, kind),
-        }
-        if detached:
-            claims["payload_sha256"] = payload_digest(body)
-        else:
-            claims["payload"] = body
-        claims.update(changes)
-        return claims
-
-    def sign(
-        self,
-        claims: Mapping[str, Any],
-        issuer: str = "sender",
-        *,
-        alg: str = ALG,
-        kid_of: str | None = None,
-    ) -> str:
-        """A compact JWS of ``claims`` with ``issuer``'s private key, under ``kid_of``'s kid."""
-        header = {"alg": alg, "kid": self.issuers[kid_of or issuer].key.kid, "typ": TYP}
-        return compact(header, claims, self.issuers[issuer].private)
-
-    def step(self, issuer: str = "sender", **changes: Any) -> Request:
-        """A step with a signed envelope from ``issuer``, arriving on its signed topic."""
-        claims = self.claims(issuer, **changes)
-        return Request(self.sign(claims, issuer), claims.get("topic"))
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def compact(
-    header: Mapping[str, Any], claims: Mapping[str, Any], private: Ed25519PrivateKey | None
-) -> str:
-    """A compact JWS put together by hand: the suite must send what no signer would."""
-    signing_input = f"{_b64(_json(header))}.{_b64(_json(claims))}"
-    signature = b"" if private is None else private.sign(signing_input.encode("ascii"))
-    return f"{signing_input}.{_b64(signature)}"
 
 
 Build = Callable[[Context], list[Request]]
@@ -203,6 +71,8 @@ class Case:
     title: str
     expected: Expected
     build: Build
+    profiles: frozenset[Profile] = frozenset(Profile)
+    """The profiles whose endpoints must give the expected outcome (most cases: all)."""
 
 
 def _valid_detached(c: Context) -> list[Request]:
@@ -280,7 +150,7 @@ def _unpermitted_type(c: Context) -> list[Request]:
 
 
 def _unpermitted_topic(c: Context) -> list[Request]:
-    topic = f"cityx/v1/elsewhere/{_FLOW}/{c.issuers['sender'].urn}"
+    topic = f"cityx/v1/elsewhere/{FLOW}/{c.issuers['sender'].urn}"
     return [c.step(topic=topic)]
 
 
@@ -326,10 +196,10 @@ def _alg_hs256(c: Context) -> list[Request]:
     # The classic confusion: an HMAC "signed" with the public key's bytes.
     claims = c.claims()
     header = {"alg": "HS256", "kid": c.issuers["sender"].key.kid, "typ": TYP}
-    signing_input = f"{_b64(_json(header))}.{_b64(_json(claims))}"
+    signing_input = f"{b64(compact_json(header))}.{b64(compact_json(claims))}"
     secret = c.issuers["sender"].key.public_jwk()["x"].encode()
     mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
-    return [Request(f"{signing_input}.{_b64(mac)}", claims["topic"])]
+    return [Request(f"{signing_input}.{b64(mac)}", claims["topic"])]
 
 
 def _wrong_typ(c: Context) -> list[Request]:
@@ -338,8 +208,47 @@ def _wrong_typ(c: Context) -> list[Request]:
     return [Request(compact(header, claims, c.issuers["sender"].private), claims["topic"])]
 
 
-def _case(case_id: str, title: str, reason: Reason | None, build: Build) -> Case:
-    return Case(case_id, title, Expected(reason), build)
+def _case(
+    case_id: str,
+    title: str,
+    reason: Reason | None,
+    build: Build,
+    profiles: Iterable[Profile] = tuple(Profile),
+) -> Case:
+    return Case(case_id, title, Expected(reason), build, frozenset(profiles))
+
+
+# -- profile cases: what the Smart Data Model allows, and what the city adds ----------------------
+
+
+def _without(entity: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {name: value for name, value in entity.items() if name not in names}
+
+
+def _flow_located(c: Context) -> list[Request]:
+    return [c.step(entity=_without(c.flow(), "refRoadSegment"))]
+
+
+def _flow_addressed(c: Context) -> list[Request]:
+    address = {
+        "type": "Property",
+        "value": {"streetAddress": "Innere Kanalstrasse", "addressLocality": "Koeln"},
+    }
+    return [c.step(entity={**_without(c.flow(), "refRoadSegment", "location"), "address": address})]
+
+
+def _flow_minimal(c: Context) -> list[Request]:
+    # All the Smart Data Model requires: id, type, dateObserved.
+    return [
+        c.step(entity={k: v for k, v in c.flow().items() if k in ("id", "type", "dateObserved")})
+    ]
+
+
+def _lane_zero(c: Context) -> list[Request]:
+    return [c.step(entity=c.flow(laneId={"type": "Property", "value": 0}))]
+
+
+_BASE, _CITY = (Profile.BASE,), (Profile.CITY,)
 
 
 _R = Reason
@@ -397,23 +306,71 @@ SUITE: tuple[Case, ...] = (
     _case("unknown-type", "a type with no schema", _R.UNKNOWN_TYPE, _unknown_type),
     _case("schema-invalid", "an entity that breaks its schema", _R.SCHEMA_INVALID, _schema_invalid),
     _case("implausible", "a speed of 400 km/h", _R.IMPLAUSIBLE, _implausible),
+    _case(
+        "valid-flow-location",
+        "a flow placed by location, no refRoadSegment (valid in the SDM)",
+        None,
+        _flow_located,
+        _BASE,
+    ),
+    _case(
+        "valid-flow-address",
+        "a flow placed by address only (valid in the SDM)",
+        None,
+        _flow_addressed,
+        _BASE,
+    ),
+    _case(
+        "valid-flow-minimal",
+        "a flow with only id, type and dateObserved (the SDM's minimum)",
+        None,
+        _flow_minimal,
+        _BASE,
+    ),
+    _case("sdm-lane-zero", "laneId 0 (the SDM counts from 1)", _R.SCHEMA_INVALID, _lane_zero),
+    _case(
+        "city-road-segment",
+        "a flow without refRoadSegment (the city profile requires it)",
+        _R.SCHEMA_INVALID,
+        _flow_located,
+        _CITY,
+    ),
 )
 """The published suite, in the order it runs."""
 
 
-def select(ids: Iterable[str] | None = None) -> tuple[Case, ...]:
-    """The suite's cases, or only those named (in suite order); unknown ids are an error."""
+def suite_for(profile: Profile | str = DEFAULT_PROFILE) -> tuple[Case, ...]:
+    """The cases an endpoint claiming ``profile`` must pass, in suite order."""
+    claimed = profile_named(profile)
+    return tuple(case for case in SUITE if claimed in case.profiles)
+
+
+def select(
+    ids: Iterable[str] | None = None, *, profile: Profile | str = DEFAULT_PROFILE
+) -> tuple[Case, ...]:
+    """The cases of ``profile``, or only those named (in suite order).
+
+    An unknown id, or one that does not apply to ``profile``, is an error.
+    """
+    claimed = profile_named(profile)
+    cases = suite_for(claimed)
     if ids is None:
-        return SUITE
+        return cases
     wanted = list(ids)
     known = {case.id for case in SUITE}
-    unknown = [i for i in wanted if i not in known]
-    if unknown:
-        raise InteropError(
-            f"unknown conformance case {unknown[0]!r}",
-            hint="cityx interop conformance --list shows the ids",
-        )
-    return tuple(case for case in SUITE if case.id in wanted)
+    applies = {case.id for case in cases}
+    for case_id in wanted:
+        if case_id not in known:
+            raise InteropError(
+                f"unknown conformance case {case_id!r}",
+                hint="cityx interop conformance --list shows the ids",
+            )
+        if case_id not in applies:
+            raise InteropError(
+                f"conformance case {case_id!r} is not in the {claimed} profile's suite",
+                hint=f"cityx interop conformance --list --profile {claimed} shows its ids",
+            )
+    return tuple(case for case in cases if case.id in wanted)
 
 
 __all__ = [
@@ -429,6 +386,7 @@ __all__ = [
     "compact",
     "make_issuers",
     "select",
+    "suite_for",
     "trust_documents",
     "write_trust",
 ]

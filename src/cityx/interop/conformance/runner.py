@@ -22,6 +22,7 @@ from typing import Any
 from cityx.core.seeding import check_seed, derive_seed
 
 from ..errors import InteropError
+from ..profiles import DEFAULT_PROFILE, Profile, profile_named
 from .cases import AUDIENCE, SUITE_VERSION, Case, Context, Expected, make_issuers, select
 from .protocol import Answer, BadAnswer, Endpoint, EndpointError, NoAnswer
 
@@ -48,6 +49,8 @@ class Report:
     suite: str
     seed: int
     cases: tuple[CaseResult, ...]
+    profile: Profile = DEFAULT_PROFILE
+    """The profile the endpoint claimed, which chose the cases."""
 
     @property
     def passed(self) -> int:
@@ -66,6 +69,7 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "profile": self.profile.value,
             "cases": [result.to_json() for result in self.cases],
             "passed": self.passed,
             "failed": self.failed,
@@ -103,12 +107,14 @@ def run_suite(
     timeout_s: float = 5.0,
     require_reasons: bool = False,
     clock: Callable[[], float] = time.time,
+    profile: Profile | str = DEFAULT_PROFILE,
 ) -> Report:
-    """Run the suite (or the named ``cases``) against ``endpoint``, in suite order."""
+    """Run the cases of the ``profile`` the endpoint claims (or the named ``cases``), in order."""
     check_seed(seed)
+    claimed = profile_named(profile)
     if not timeout_s > 0:
         raise InteropError(f"the timeout must be positive seconds, not {timeout_s!r}")
-    chosen = select(cases)
+    chosen = select(cases, profile=claimed)
     # jti values must differ between runs (a long-lived endpoint remembers them), keys must not.
     nonce = derive_seed(seed, "conformance/jti", str(time.time_ns()))
     context = Context(make_issuers(seed), audience=audience, clock=clock, nonce=nonce)
@@ -123,7 +129,7 @@ def run_suite(
             )
         answered = True
         results.append(result)
-    return Report(endpoint.target, SUITE_VERSION, seed, tuple(results))
+    return Report(endpoint.target, SUITE_VERSION, seed, tuple(results), claimed)
 
 
 def _run_case(

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from cityx.assess.sandbox import DEFAULTS as SANDBOX_DEFAULTS
+from cityx.attacks import MessageAttack, world_attack
 from cityx.core import (
     Check,
     CheckContext,
     CheckResult,
+    CheckStatus,
     Evidence,
     Finding,
     Metric,
@@ -22,13 +26,18 @@ from cityx.core import (
     Tags,
     status_from,
 )
+from cityx.worlds.engine import write_json
 
 from .details import CampaignDetails, campaign_section
 from .plan import CampaignPlan, Thresholds
+from .records import CampaignResult
 from .run import CAMPAIGN_FILE, run_campaign
+from .summary import group_findings, versus
 
 CHECK_DEFAULTS: Mapping[str, Any] = {
-    "scenario": "cologne1",
+    # The network and seeds the controller is judged on (sandbox.nominal's), so that a
+    # finding is about the city the controller is for.
+    "scenario": SANDBOX_DEFAULTS["scenario"],
     "attacks": [
         "world.phantom-queue",
         "world.hidden-vehicles",
@@ -37,8 +46,11 @@ CHECK_DEFAULTS: Mapping[str, Any] = {
         "world.blackout",
     ],
     "intensities": [1.0],
-    "seeds": [1, 2],
+    "seeds": list(SANDBOX_DEFAULTS["seeds"]),
     "seconds": 300,
+    # Each faces the same campaign; a finding counts only as far as the submission is
+    # also worse than the best of them under the same attack.
+    "baselines": list(SANDBOX_DEFAULTS["baselines"]),
     "demand": 1.0,
     "workers": 2,
     "success_pct": 10.0,
@@ -51,11 +63,16 @@ class RedteamCampaign(Check):
     """A small campaign of world attacks on a submitted controller, inside a trial.
 
     Its folder is ``redteam/`` beside the trial's ``world/`` folder (a
-    temporary folder when the trial gives none). Metrics: the worst mean
-    change of the KPI over the attack groups (``worst_change_pct``), the
-    share of groups where the attack succeeded (``success_rate``), the
-    share of attacked cells the guard noticed (``guard_detection_rate``)
-    and ``failed_cells``; each successful group is a finding.
+    temporary folder when the trial gives none); each of the policy's
+    ``baselines`` faces the same campaign in ``redteam/baselines/NAME``
+    (message-path attacks, which only a submission runs behind, excepted).
+    Metrics: the worst mean change of the KPI over the attack groups
+    (``worst_change_pct``), the share of groups where the attack succeeded
+    (``success_rate``), the share of attacked cells the guard noticed
+    (``guard_detection_rate``) and ``failed_cells``. Each group whose harm,
+    absolute and against the best baseline under the same attack, may reach
+    the success threshold is a finding, its severity decided by the intervals
+    (:mod:`.summary`).
     """
 
     meta: ClassVar[PluginMeta] = PluginMeta(
@@ -79,6 +96,7 @@ class RedteamCampaign(Check):
         "attacks": ["world.stale"],
         "seeds": [1],
         "seconds": 60,
+        "baselines": ["max-pressure"],
     }
 
     def _run(self, ctx: CheckContext) -> CheckResult:
@@ -105,7 +123,33 @@ class RedteamCampaign(Check):
             if root is not None
             else Path(tempfile.mkdtemp(prefix="cityx-redteam-"))
         )
-        result = run_campaign(plan, out, workers=int(options["workers"]), record=False)
+        workers = int(options["workers"])
+        # The trial's limits of the model worker (its --timeout and --memory-mb).
+        limits = getattr(ctx.world, "limits", None)
+        result = run_campaign(plan, out, workers=workers, record=False, limits=limits)
+        sensor = tuple(a for a in plan.attacks if not isinstance(world_attack(a), MessageAttack))
+        baselines: dict[str, CampaignResult] = {}
+        for name in (str(b) for b in options["baselines"]):
+            if sensor:
+                their = replace(plan, controller=name, attacks=sensor, bus=None)
+                baselines[name] = run_campaign(
+                    their, out / "baselines" / name, workers=workers, record=False
+                )
+        against = versus(
+            plan, result.cells, result.groups, {n: r.cells for n, r in baselines.items()}
+        )
+        result = replace(
+            result, findings=group_findings(plan, result.groups, result.cells, out, against)
+        )
+        # The campaign file holds the findings as judged here, against the baselines.
+        write_json(
+            out / CAMPAIGN_FILE,
+            result.to_json()
+            | {
+                "versus": [v.to_json() for v in against.values()],
+                "baselines": {n: str(r.out / CAMPAIGN_FILE) for n, r in baselines.items()},
+            },
+        )
         changes = [g.change_pct.value for g in result.groups]
         known = [c for c in changes if c is not None]
         ok = [c for c in result.cells if c.status == "ok"]
@@ -143,12 +187,26 @@ class RedteamCampaign(Check):
                         ),
                     )
                 )
+        status = status_from(tuple(findings))
+        single = [g for g in result.groups if g.n < 2]
+        message = ""
+        if single and status is CheckStatus.PASSED:
+            # One seed gives no interval: what it shows below the threshold is not ruled out.
+            status = CheckStatus.UNDETERMINED
+            message = f"{len(single)} attack group(s) ran on fewer than 2 seeds: no interval"
         return CheckResult(
             self.meta.id,
-            status_from(tuple(findings)),
+            status,
             metrics=metrics,
             findings=tuple(findings),
-            details=CampaignDetails(str(out / CAMPAIGN_FILE), result.groups, result.failed),
+            details=CampaignDetails(
+                str(out / CAMPAIGN_FILE),
+                result.groups,
+                result.failed,
+                baselines={n: r.groups for n, r in baselines.items()},
+                versus=tuple(against.values()),
+            ),
+            message=message,
         )
 
 

@@ -53,6 +53,12 @@ class Thresholds:
             return Severity.HIGH
         return Severity.MEDIUM
 
+    def level(self, change_pct: float | None) -> Severity | None:
+        """The class of a change: None below ``success_pct`` (or unknown), else a severity."""
+        if change_pct is None or change_pct < self.success_pct:
+            return None
+        return self.severity(change_pct)
+
 
 def group_key(scenario: str, attack: str, intensity: float) -> str:
     """A group's folder name: ``SCENARIO-DIGEST/ATTACK/iINTENSITY`` (a path-safe scenario)."""

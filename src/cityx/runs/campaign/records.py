@@ -6,6 +6,8 @@ cell's *delta* is the attacked minus the clean value of each overall KPI,
 on the clean cell of the same scenario and seed (its *pair*); its *change*
 is the delta of the plan's KPI in percent of the clean value. An attack
 *succeeds* on a cell when the change reaches the plan's ``success_pct``.
+A group's change is the paired mean delta over the clean runs' mean, in %
+(one definition, so it agrees with the means beside it).
 *Detection* says whether the runtime guard flagged more steps after the
 attack began than on the clean run (its *false alarms*), or the interop
 verification rejected more messages. The attacker's *cost* is the sensors
@@ -351,6 +353,53 @@ class Group:
 
 
 @dataclass(frozen=True, slots=True)
+class Versus:
+    """A submission's group against the best baseline under the same attack.
+
+    ``best`` is the baseline whose attacked runs of the same scenario,
+    attack, intensity and seeds had the lowest mean ``kpi``
+    (``best_attacked_mean``); ``excess_pct`` is the paired mean difference,
+    submission attacked minus that baseline attacked, over that mean, in %
+    with its 95 % interval over the ``n`` seeds both ran.
+    """
+
+    scenario: str
+    attack: str
+    intensity: float
+    best: str
+    best_attacked_mean: float
+    excess_pct: Metric
+    n: int
+
+    @property
+    def key(self) -> tuple[str, str, float]:
+        return self.scenario, self.attack, self.intensity
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "attack": self.attack,
+            "intensity": self.intensity,
+            "best": self.best,
+            "best_attacked_mean": self.best_attacked_mean,
+            "excess_pct": self.excess_pct.to_json(),
+            "n": self.n,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Versus:
+        return cls(
+            str(obj["scenario"]),
+            str(obj["attack"]),
+            float(obj["intensity"]),
+            str(obj["best"]),
+            float(obj["best_attacked_mean"]),
+            _metric(obj["excess_pct"]),
+            int(obj["n"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class CampaignResult:
     """Cell records, per-group impact, findings, and where they were written."""
 
@@ -401,4 +450,5 @@ __all__ = [
     "FailedCell",
     "Group",
     "PairedDelta",
+    "Versus",
 ]

@@ -26,9 +26,10 @@ from typing import Any
 from cityx.attacks import HookAttack, MessageAttack, world_attack
 from cityx.core import CityxError, InputError
 from cityx.store import Store
+from cityx.targets import Limits
 from cityx.worlds import ControllerFailed, WorldCrashed
 from cityx.worlds.engine import Engine, HeldFolder, SpawnHook, hold, write_json
-from cityx.worlds.traffic import get_scenario
+from cityx.worlds.traffic import get_scenario, is_controller_plugin
 
 from ..world import run_controller_world
 from .plan import CLEAN, CampaignPlan, Cell, digest
@@ -43,9 +44,18 @@ PLAN_FILE = "plan.json"
 
 
 def run_cell(
-    plan: CampaignPlan, cell: Cell, folder: Path, *, on_spawn: SpawnHook | None = None
+    plan: CampaignPlan,
+    cell: Cell,
+    folder: Path,
+    *,
+    on_spawn: SpawnHook | None = None,
+    limits: Limits | None = None,
 ) -> CellRecord:
-    """Run one cell in ``folder`` and return its record (a failed run is a record too)."""
+    """Run one cell in ``folder`` and return its record (a failed run is a record too).
+
+    ``limits`` bound a submitted controller's model worker (a trial's ``--timeout`` and
+    ``--memory-mb``); None keeps the sandbox's step limits.
+    """
     started = time.perf_counter()
     hooks: list[tuple[str, Mapping[str, Any]]] = []
     message_attack: dict[str, Any] | None = None
@@ -77,6 +87,7 @@ def run_cell(
             message_attack=message_attack,
             timeout_s=plan.timeout_s,
             on_spawn=on_spawn,
+            limits=None if is_controller_plugin(plan.controller) else limits,
         )
         kpis, reports, complete = result.kpis.overall, result.hooks, result.complete
     except (WorldCrashed, ControllerFailed) as exc:
@@ -101,10 +112,14 @@ def run_cell(
 
 
 def _cell_job(
-    plan: CampaignPlan, cell: Cell, folder: Path, on_spawn: SpawnHook | None
+    plan: CampaignPlan,
+    limits: Limits | None,
+    cell: Cell,
+    folder: Path,
+    on_spawn: SpawnHook | None,
 ) -> dict[str, Any]:
     """:func:`run_cell` as the engine's job (also what a Ray task runs)."""
-    return run_cell(plan, cell, folder, on_spawn=on_spawn).to_json()
+    return run_cell(plan, cell, folder, on_spawn=on_spawn, limits=limits).to_json()
 
 
 def run_campaign(
@@ -116,11 +131,13 @@ def run_campaign(
     address: str | None = None,
     store: str | None = None,
     record: bool = True,
+    limits: Limits | None = None,
 ) -> CampaignResult:
     """Run every unfinished cell of ``plan`` under ``out``, then summarise all of them.
 
     ``record`` appends a ``campaign.finished`` entry to the store's audit log
-    (``store`` URL, default the user's store).
+    (``store`` URL, default the user's store). ``limits`` bound a submitted
+    controller's model worker in every cell (see :func:`run_cell`).
     """
     runner = Engine(kind=engine, workers=workers, address=address)
     for scenario in plan.scenarios:
@@ -133,7 +150,7 @@ def run_campaign(
         batch = runner.run(
             folder,
             cells,
-            partial(_cell_job, plan),
+            partial(_cell_job, plan, limits),
             result_file=CELL_FILE,
             failed=lambda cell, reason: CellRecord.failure(
                 cell, reason, out=out / CELLS_DIR / cell.key

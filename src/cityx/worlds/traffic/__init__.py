@@ -18,7 +18,7 @@ from .controllers import (
 from .kpis import Kpis, compute_kpis, trip_table
 from .network import Intersection, NetworkInfo, Phase
 from .runner import WorldResult, WorldSpec, run_world, simulate
-from .safety import Refusal, SafetyEnvelope, SafetyReport
+from .safety import Refusal, SafetyEnvelope, SafetyReport, StopStatus
 from .scenarios import (
     PreparedRun,
     Scenario,
@@ -48,6 +48,7 @@ __all__ = [
     "ScenarioPlugin",
     "ScenarioSource",
     "SignalMode",
+    "StopStatus",
     "SumoTools",
     "TrafficWorld",
     "WorldOptions",

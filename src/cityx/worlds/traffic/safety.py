@@ -16,6 +16,17 @@ what the signals really show, whatever was asked:
 A request it cannot honour is *refused* (the signals keep what they show)
 and counted by kind in the :class:`SafetyReport`; ends forced by the
 maximum green are counted as ``forced_max_green``.
+
+A *stop* (:meth:`SafetyEnvelope.stop`, used by human oversight) takes an
+intersection out of phase control: once the green shown has had its
+minimum green (at once during a clearance), every link showing green or
+yellow shows the program's yellow, then all links show red for the
+program's all-red time (at least one step), and then the *halt state*:
+all-red, or *flashing* (``o`` on every link: drivers yield as at an
+unsignalised junction). While stopped, requests and the maximum green are
+ignored. :meth:`SafetyEnvelope.release` hands the intersection back to a
+green phase: from all-red at once, from flashing through an all-red of
+the yellow plus all-red time.
 """
 
 from __future__ import annotations
@@ -118,10 +129,19 @@ def _safe(states: Sequence[str]) -> bool:
     return True
 
 
+class StopStatus(StrEnum):
+    """Where an intersection is on its way to (or in) a stop."""
+
+    NONE = "none"  # under phase control
+    PENDING = "pending"  # asked to stop; the green shown has not had its minimum yet
+    CLEARING = "clearing"  # showing the stop's yellow / all-red
+    STOPPED = "stopped"  # showing the halt state (all-red or flashing)
+
+
 class _Signal:
     """The envelope's state for one intersection (mutable, private)."""
 
-    __slots__ = ("age", "green", "greens", "program", "queue", "shown")
+    __slots__ = ("age", "green", "greens", "halt", "program", "queue", "shown", "stop_pending")
 
     def __init__(self, intersection: Intersection) -> None:
         self.program = intersection.phases
@@ -130,6 +150,8 @@ class _Signal:
         self.age = 0.0
         self.queue: list[list[Any]] = []  # [state, seconds left]
         self.shown = ""
+        self.halt: str | None = None  # the halt state once a stop has begun
+        self.stop_pending: str | None = None  # the halt state of a stop not yet begun
 
     def next_green(self, after: int) -> int:
         n = len(self.program)
@@ -202,6 +224,23 @@ class SafetyEnvelope:
         outcomes = self._outcomes
         outcomes.clear()
         for tls, signal in self._signals.items():
+            if signal.stop_pending is not None and (signal.queue or signal.age >= self.min_green_s):
+                self._begin_stop(signal)
+            if signal.halt is not None or signal.stop_pending is not None:
+                # Out of phase control: the stop's clearance, then the halt state.
+                if signal.queue:
+                    state = signal.queue[0][0]
+                    signal.queue[0][1] -= self.step_s
+                    if signal.queue[0][1] <= 1e-9:
+                        signal.queue.pop(0)
+                elif signal.halt is not None:
+                    state = signal.halt
+                else:  # pending: keep the green until its minimum is over
+                    state = signal.program[signal.green].state
+                    signal.age += self.step_s
+                if state != signal.shown:
+                    changes[tls] = signal.shown = state
+                continue
             wanted = requests.get(tls)
             if wanted is not None and wanted != signal.green:
                 outcomes[tls] = self._request(signal, int(wanted))
@@ -256,6 +295,77 @@ class SafetyEnvelope:
     def _refuse(self, kind: Refusal) -> None:
         self._refused[kind.value] += 1
 
+    # -- stops (human oversight) ---------------------------------------------------
+
+    def stop(self, intersection: str, *, flashing: bool = False) -> None:
+        """Clear ``intersection`` to all-red, then hold all-red (or flash); never cuts a green.
+
+        The clearance begins at the next :meth:`step` once the green shown
+        has had its minimum green (at once during a clearance). Stopping a
+        stopped intersection changes only its halt state (through all-red).
+        """
+        signal = self._signals[intersection]
+        links = len(signal.program[0].state)
+        halt = "o" * links if flashing else "r" * links
+        if signal.halt is not None:
+            if signal.halt != halt:
+                signal.queue.append(["r" * links, max(self._red_s(signal), self.step_s)])
+                signal.halt = halt
+            return
+        signal.stop_pending = halt
+
+    def release(self, intersection: str, green: int) -> None:
+        """Hand a stopped (or stopping) intersection back to green phase ``green``.
+
+        From flashing the signals first show all-red for the program's
+        yellow plus all-red time; a stop not yet begun is simply cancelled.
+        """
+        signal = self._signals[intersection]
+        if not (0 <= green < len(signal.program) and signal.program[green].is_green):
+            raise ValueError(f"phase {green} of {intersection!r} is not a green phase")
+        if signal.halt is None:
+            signal.stop_pending = None
+            return
+        links = len(signal.program[0].state)
+        if signal.halt != "r" * links and not signal.queue:
+            signal.queue.append(
+                ["r" * links, max(self._yellow_s(signal) + self._red_s(signal), self.step_s)]
+            )
+        signal.halt = None
+        signal.green = green
+        signal.age = 0.0
+
+    def stop_status(self, intersection: str) -> StopStatus:
+        signal = self._signals[intersection]
+        if signal.stop_pending is not None:
+            return StopStatus.PENDING
+        if signal.halt is None:
+            return StopStatus.NONE
+        return StopStatus.CLEARING if signal.queue else StopStatus.STOPPED
+
+    def _begin_stop(self, signal: _Signal) -> None:
+        halt, signal.stop_pending = signal.stop_pending, None
+        assert halt is not None
+        # From what is shown now (a clearance's kept greens included), not the program.
+        shown = signal.shown or signal.program[signal.green].state
+        links = len(shown)
+        moving = [c in GREEN or c in "yYu" for c in shown]
+        steps: list[list[Any]] = []
+        if any(moving):
+            yellow = "".join("y" if m else "r" for m in moving)
+            steps.append([yellow, self._yellow_s(signal)])
+        steps.append(["r" * links, max(self._red_s(signal), self.step_s)])
+        signal.queue = [s for s in steps if s[1] > 0]
+        signal.halt = halt
+
+    @staticmethod
+    def _yellow_s(signal: _Signal) -> float:
+        return max((p.duration for p in signal.program if p.is_yellow), default=DEFAULT_YELLOW_S)
+
+    @staticmethod
+    def _red_s(signal: _Signal) -> float:
+        return max((p.duration for p in signal.program if p.is_all_red), default=0.0)
+
     def report(self) -> SafetyReport:
         return SafetyReport(
             requests=self._requests,
@@ -267,4 +377,4 @@ class SafetyEnvelope:
         )
 
 
-__all__ = ["Refusal", "SafetyEnvelope", "SafetyReport", "clearance"]
+__all__ = ["Refusal", "SafetyEnvelope", "SafetyReport", "StopStatus", "clearance"]

@@ -252,6 +252,11 @@ class TrafficWorld:
     def safety(self) -> SafetyReport | None:
         return self._envelope.report() if self._envelope is not None else None
 
+    @property
+    def envelope(self) -> SafetyEnvelope | None:
+        """The running safety envelope (``envelope`` mode), for oversight's stops and releases."""
+        return self._envelope
+
     def envelope_outcomes(self) -> dict[str, str]:
         """What the safety envelope did at the last step, per intersection ({} without one)."""
         return self._envelope.outcomes() if self._envelope is not None else {}

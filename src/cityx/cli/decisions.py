@@ -1,0 +1,93 @@
+"""``cityx decisions verify`` and ``show``: a run's signed decision log from the shell.
+
+The parsers are registered with the oversight commands (:mod:`.oversight`);
+these are their handlers. ``verify`` exits 0 when the log is intact and
+sealed (and matches the store's anchors with ``--store``), 3 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .common import EXIT_OK, EXIT_VERDICT, emit
+
+
+def decisions_verify(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
+    from cityx.oversight.decisions import DecisionsVerification, read_entries, verify_decisions
+
+    trusted = None
+    if args.trust is not None:
+        # lazy: cityx --help stays fast
+        from cityx.interop import load_trust
+
+        store = load_trust(args.trust)
+        kids = [e.payload.get("kid") for e in read_entries(args.path) if e.action == "checkpoint"]
+        kid = next((k for k in kids if k), None)
+        key = store.key(str(kid)) if kid else None
+        if key is None:
+            # A verdict, not bad input: the log is sealed by nobody these documents trust.
+            result = DecisionsVerification(
+                False, 0, 0, None, f"signed by key {kid!r}, which {args.trust} does not hold"
+            )
+            emit(args, result.to_json(), f"NOT OK: {result.reason}")
+            return EXIT_VERDICT
+        trusted = {"kid": key.kid, "x": key.x}
+    result = verify_decisions(args.path, trusted=trusted, run=args.run)
+    if args.store is not None:
+        result = _anchored(args, result)
+    text = (
+        f"ok: {result.entries} records, all sealed"
+        + ("" if result.key_anchored else " (key from the run folder: not anchored)")
+        if result.ok
+        else f"NOT OK at record {result.first_bad}: {result.reason} "
+        f"({result.sealed} of {result.entries} sealed)"
+    )
+    emit(args, result.to_json(), text)
+    return EXIT_OK if result.ok else EXIT_VERDICT
+
+
+def _anchored(args: argparse.Namespace, result: Any) -> Any:
+    # lazy: cityx --help stays fast
+    from cityx.core import InputError
+    from cityx.oversight.decisions import ANCHOR_ACTION, check_anchors
+    from cityx.store import Store
+
+    run = args.run
+    if run is None:
+        folder = args.path if args.path.is_dir() else args.path.parent
+        try:
+            run = json.loads((folder / "oversight.json").read_text())["run_id"]
+        except (OSError, ValueError, KeyError):
+            raise InputError(
+                "no run id: give --run ID (the run folder has no oversight.json)",
+                where=str(args.path),
+            ) from None
+    with Store.open(args.store) as store:
+        anchors = [
+            dict(e.payload)
+            for e in store.audit_entries()
+            if e.action == ANCHOR_ACTION and e.subject == run
+        ]
+    return check_anchors(result, args.path, anchors)
+
+
+def decisions_show(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
+    from cityx.oversight.decisions import iter_records
+
+    for e in iter_records(args.path, intersection=args.intersection, kind=args.kind):
+        if args.json:
+            sys.stdout.write(json.dumps(e.to_json(), allow_nan=False) + "\n")
+        else:
+            summary = json.dumps(dict(e.payload), allow_nan=False)
+            if len(summary) > 160:
+                summary = summary[:157] + "..."
+            sys.stdout.write(f"{e.seq:>6} {e.action:<14} {e.subject:<24} {e.actor}  {summary}\n")
+    return EXIT_OK
+
+
+__all__ = ["decisions_show", "decisions_verify"]

@@ -1,0 +1,399 @@
+"""The decision log: a run's controller choices, operator commands, mode changes and alerts.
+
+The log is a JSON-lines file (``decisions.jsonl`` in the run folder), one
+*record* per line, append-only and *hash-chained* with the audit log's
+chain (:mod:`cityx.core.audit`): ``seq``, ``at`` (wall clock, UTC),
+``actor`` (the controller, an operator's URN, the monitor, a guard),
+``action`` (the record *kind*, below), ``subject`` (an intersection, or
+``"*"``), ``payload`` and the link ``prev_hash``/``hash``. Kinds:
+
+- ``choice``: a controller choice (``controller-choice/v1``,
+  :mod:`cityx.worlds.traffic.choices`), the one format explanations read;
+- ``request``: a controller's requested phases, when it gives no scores;
+- ``command``: an operator command and its state (sent, accepted or
+  refused with a reason code, effective); ``command.reason``: a reason
+  given after the command (a stop acts first);
+- ``mode``: an intersection's operating mode changed, with who and why;
+- ``alert``: an alert with its evidence and suggested action;
+- ``violation``: what the independent conflict monitor saw;
+- ``checkpoint``: a *seal*. Every ``checkpoint_every`` records, and as the
+  last record of a run (``final``), the log signs the number of records
+  before it and the hash of the last one, as a detached Ed25519 JWS made
+  with the interop layer's keys. The private key never lives in the run
+  folder.
+
+*Sealed* records are those a valid checkpoint covers. Someone who can
+write the run folder can rewrite records and recompute every hash, but
+cannot sign: :func:`verify_decisions` catches an edited, deleted,
+inserted or reordered record, a swapped segment, and a truncated tail (no
+final checkpoint: the tail after the last checkpoint is reported as
+*unsealed*, as a crash leaves it). The signature proves who sealed the log
+only when the public key comes from elsewhere (``trust``); the copy in the
+run folder (``decisions.key.json``) is checked for consistency only.
+
+*Anchors*: each checkpoint can also go to the store's audit log as it is
+made (``on_checkpoint``; action :data:`ANCHOR_ACTION`, subject the run id,
+payload its ``upto``, ``head``, ``final`` and ``kid``).
+:func:`check_anchors` then compares a log with them: a log re-signed with
+another key, rewritten, or cut before an anchored checkpoint no longer
+matches what the store holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import OKPKey
+
+from cityx.core.audit import GENESIS, AuditEntry, sorted_json, verify_chain
+from cityx.core.errors import InputError
+from cityx.interop import ALG, SigningKey
+
+LOG_FILE = "decisions.jsonl"
+KEY_FILE = "decisions.key.json"
+SCHEMA = "decision-log/v1"
+CHECKPOINT = "checkpoint"
+ANCHOR_ACTION = "decisions.checkpoint"
+KINDS = (
+    "choice",
+    "request",
+    "command",
+    "command.reason",
+    "mode",
+    "alert",
+    "violation",
+    CHECKPOINT,
+)
+
+
+def _seal_body(run: str, upto: int, head: str, final: bool) -> bytes:
+    return sorted_json({"schema": SCHEMA, "run": run, "upto": upto, "head": head, "final": final})
+
+
+class DecisionLog:
+    """Appends records to a run's decision log and seals it with checkpoints."""
+
+    def __init__(
+        self,
+        folder: Path,
+        key: SigningKey,
+        *,
+        run: str,
+        checkpoint_every: int = 500,
+        on_checkpoint: Callable[[str, Mapping[str, Any]], None] | None = None,
+    ) -> None:
+        if checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
+        self.path = folder / LOG_FILE
+        self.key = key
+        self.run = run
+        self.checkpoint_every = checkpoint_every
+        self.on_checkpoint = on_checkpoint
+        self._seq = 0
+        self._prev = GENESIS
+        self._since_seal = 0
+        self._counts: dict[str, int] = {}
+        self._handle = self.path.open("w", encoding="utf-8")
+        (folder / KEY_FILE).write_text(json.dumps(key.public_jwk(), indent=1) + "\n")
+
+    @property
+    def entries(self) -> int:
+        return self._seq
+
+    def counts(self) -> dict[str, int]:
+        return dict(self._counts)
+
+    def append(self, kind: str, actor: str, subject: str, payload: Mapping[str, Any]) -> int:
+        """Append one record; returns its seq. A checkpoint follows every N records."""
+        if kind not in KINDS or kind == CHECKPOINT:
+            raise ValueError(f"unknown decision-log kind {kind!r}")
+        seq = self._write(kind, actor, subject, payload)
+        self._since_seal += 1
+        if self._since_seal >= self.checkpoint_every:
+            self.checkpoint(final=False)
+        return seq
+
+    def checkpoint(self, *, final: bool) -> int:
+        """Seal everything written so far with a signed checkpoint record."""
+        upto, head = self._seq, self._prev
+        token = jws.serialize_compact(
+            {"alg": ALG, "kid": self.key.kid},
+            _seal_body(self.run, upto, head, final),
+            self.key.jwk,
+            algorithms=[ALG],
+        )
+        payload = {"upto": upto, "head": head, "final": final, "kid": self.key.kid, "jws": token}
+        seq = self._write(CHECKPOINT, self.key.issuer, "*", payload)
+        self._since_seal = 0
+        self._handle.flush()
+        if self.on_checkpoint is not None:
+            anchor = {"upto": upto, "head": head, "final": final, "kid": self.key.kid}
+            self.on_checkpoint(self.run, anchor)
+        return seq
+
+    def close(self) -> None:
+        """Write the final checkpoint and close the file."""
+        if self._handle.closed:
+            return
+        self.checkpoint(final=True)
+        self._handle.close()
+
+    def abandon(self) -> None:
+        """Close without a final seal (what a crash leaves): the tail stays unsealed."""
+        if not self._handle.closed:
+            self._handle.close()
+
+    def _write(self, kind: str, actor: str, subject: str, payload: Mapping[str, Any]) -> int:
+        self._seq += 1
+        at = datetime.now(UTC).isoformat(timespec="microseconds")
+        # One encoding per record: the bytes entry_hash covers (cityx.core.audit) are
+        # the line itself, with the hash appended; reading it back gives the same bytes.
+        raw = sorted_json(
+            {
+                "seq": self._seq,
+                "at": at,
+                "actor": actor,
+                "action": kind,
+                "subject": subject,
+                "payload": dict(payload),
+                "prev_hash": self._prev,
+            }
+        )
+        digest = hashlib.sha256(raw).hexdigest()
+        self._handle.write(raw[:-1].decode("utf-8") + f',"hash":"{digest}"}}\n')
+        self._prev = digest
+        self._counts[kind] = self._counts.get(kind, 0) + 1
+        return self._seq
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionsVerification:
+    """``cityx audit verify``'s keys plus ``sealed`` (records covered by a valid checkpoint)."""
+
+    ok: bool
+    entries: int
+    sealed: int
+    first_bad: int | None = None
+    reason: str | None = None
+    key_anchored: bool = False  # the public key came from outside the run folder
+    kid: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "sealed": self.sealed,
+            "first_bad": self.first_bad,
+            "reason": self.reason,
+            "key_anchored": self.key_anchored,
+            "kid": self.kid,
+        }
+
+
+def _log_path(path: Path) -> Path:
+    return path / LOG_FILE if path.is_dir() else path
+
+
+def read_entries(path: Path) -> list[AuditEntry]:
+    """The records of a decision log (a run folder or the file), as audit entries."""
+    file = _log_path(path)
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputError("no decision log here", where=str(file)) from None
+    out = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            out.append(
+                AuditEntry(
+                    seq=int(obj["seq"]),
+                    at=str(obj["at"]),
+                    actor=str(obj["actor"]),
+                    action=str(obj["action"]),
+                    subject=str(obj["subject"]),
+                    payload=dict(obj["payload"]),
+                    prev_hash=str(obj["prev_hash"]),
+                    hash=str(obj["hash"]),
+                )
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _Malformed(n, f"line {n} is not a decision-log record: {exc}") from exc
+    return out
+
+
+class _Malformed(ValueError):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _public_key(jwk: Mapping[str, Any]) -> OKPKey:
+    return OKPKey.import_key({"kty": "OKP", "crv": "Ed25519", "x": str(jwk["x"])})
+
+
+def verify_decisions(
+    path: Path, *, trusted: Mapping[str, Any] | None = None, run: str | None = None
+) -> DecisionsVerification:
+    """Check the chain and every checkpoint's signature; name the first bad record.
+
+    ``trusted`` is the signer's public JWK from outside the run folder
+    (``x`` and ``kid``); without it the folder's own copy is used and the
+    result says the key is not anchored. ``run`` (the run's id) must match
+    the checkpoints' when given.
+    """
+    try:
+        entries = read_entries(path)
+    except _Malformed as exc:
+        return DecisionsVerification(False, 0, 0, exc.line, str(exc))
+    n = len(entries)
+    chain = verify_chain(entries)
+    folder = _log_path(path).parent
+    anchored = trusted is not None
+    if trusted is None:
+        try:
+            trusted = json.loads((folder / KEY_FILE).read_text())
+        except (OSError, ValueError):
+            trusted = None
+    if trusted is None:
+        return DecisionsVerification(False, n, 0, 1 if n else None, "no public key to check seals")
+    kid = str(trusted.get("kid"))
+    try:
+        public = _public_key(trusted)
+    except (JoseError, ValueError, KeyError) as exc:
+        return DecisionsVerification(False, n, 0, None, f"unusable public key: {exc}")
+    sealed, final = 0, False
+    limit = chain.first_bad - 1 if chain.first_bad is not None else n
+    for e in entries[:limit]:
+        if e.action != CHECKPOINT:
+            continue
+        problem = _seal_problem(e, entries, public, kid, run)
+        if problem is not None:
+            return DecisionsVerification(
+                False, n, sealed, e.seq, f"record {e.seq}: {problem}", anchored, kid
+            )
+        sealed, final = e.seq, bool(e.payload.get("final"))
+    if not chain.ok:
+        return DecisionsVerification(False, n, sealed, chain.first_bad, chain.reason, anchored, kid)
+    if not final or sealed != n:
+        where = f"after checkpoint {sealed}" if sealed else "with no checkpoint"
+        return DecisionsVerification(
+            False,
+            n,
+            sealed,
+            sealed + 1 if sealed < n else n + 1,
+            f"{n - sealed} record(s) unsealed {where}; no final seal (a crash or a truncated log)",
+            anchored,
+            kid,
+        )
+    return DecisionsVerification(True, n, sealed, None, None, anchored, kid)
+
+
+def _seal_problem(
+    e: AuditEntry,
+    entries: list[AuditEntry],
+    public: OKPKey,
+    kid: str,
+    run: str | None,
+) -> str | None:
+    p = e.payload
+    if set(p) != {"upto", "head", "final", "kid", "jws"}:
+        return f"checkpoint payload has keys {sorted(p)}, not exactly upto/head/final/kid/jws"
+    try:
+        upto, head, token = int(p["upto"]), str(p["head"]), str(p["jws"])
+    except (KeyError, TypeError, ValueError):
+        return "a checkpoint without upto/head/jws"
+    if upto != e.seq - 1:
+        return f"checkpoint seals up to {upto}, not the record before it"
+    expected = entries[upto - 1].hash if upto > 0 else GENESIS
+    if head != expected:
+        return "checkpoint head is not the hash of the record it seals"
+    try:
+        obj = jws.deserialize_compact(token, public, algorithms=[ALG])
+    except (JoseError, ValueError) as exc:
+        return f"checkpoint signature does not verify with key {kid[:12]}: {exc}"
+    if obj.headers().get("kid") != kid or p.get("kid") != kid:
+        return "checkpoint signed with another key"
+    try:
+        body = json.loads(obj.payload)
+    except ValueError:
+        return "checkpoint signature over something that is not JSON"
+    if body.get("upto") != upto or body.get("head") != head or body.get("final") != p.get("final"):
+        return "checkpoint record differs from what was signed"
+    if run is not None and body.get("run") != run:
+        return f"checkpoint belongs to run {body.get('run')!r}, not {run!r}"
+    return None
+
+
+def check_anchors(
+    result: DecisionsVerification, path: Path, anchors: Sequence[Mapping[str, Any]]
+) -> DecisionsVerification:
+    """``result`` (from :func:`verify_decisions`) checked against the store's anchors too."""
+    if not anchors:
+        return replace(result, ok=False, reason="the store holds no anchor for this run")
+    seals = {
+        int(e.payload["upto"]): e.payload
+        for e in read_entries(path)
+        if e.action == CHECKPOINT and "upto" in e.payload
+    }
+    for anchor in anchors:
+        upto = int(anchor["upto"])
+        held = seals.get(upto)
+        if held is None:
+            return replace(
+                result,
+                ok=False,
+                first_bad=upto + 1,
+                reason=f"the store anchors a checkpoint after record {upto}; the log has none "
+                "(truncated or rewritten?)",
+            )
+        if held.get("head") != anchor.get("head") or held.get("kid") != anchor.get("kid"):
+            return replace(
+                result,
+                ok=False,
+                first_bad=upto,
+                reason=f"the checkpoint after record {upto} differs from the store's anchor "
+                "(rewritten or re-signed with another key?)",
+            )
+    # The store vouches for the kid the log was sealed with: the key is anchored.
+    result = replace(result, key_anchored=True)
+    if not any(a.get("final") for a in anchors) and result.ok:
+        return replace(result, reason="the store anchors no final seal (the run did not end?)")
+    return result
+
+
+def iter_records(
+    path: Path, *, intersection: str | None = None, kind: str | None = None
+) -> Iterator[AuditEntry]:
+    """The log's records, filtered by intersection (its own and ``"*"``) and kind."""
+    for e in read_entries(path):
+        if kind is not None and e.action != kind:
+            continue
+        if intersection is not None and e.subject not in (intersection, "*"):
+            continue
+        yield e
+
+
+__all__ = [
+    "ANCHOR_ACTION",
+    "CHECKPOINT",
+    "KEY_FILE",
+    "KINDS",
+    "LOG_FILE",
+    "DecisionLog",
+    "DecisionsVerification",
+    "check_anchors",
+    "iter_records",
+    "read_entries",
+    "verify_decisions",
+]

@@ -1,0 +1,306 @@
+"""The moving parts of one run under oversight, one step at a time.
+
+:class:`RunState` holds what :func:`~.session.run_oversight` needs between
+steps: the supervisor (modes), the guards on the sensor path, the alert
+book, the controller and its choice records, the decision log; its
+methods are the loop's stages (commands, the controller's decision, the
+sensor alerts, the state snapshot). Words as in :mod:`.session`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cityx.core import CityxError, Controller, Observation
+from cityx.defenses.guards import RuntimeGuard
+from cityx.defenses.liveness import LivenessGuard
+from cityx.worlds.traffic import TrafficWorld
+from cityx.worlds.traffic.candidates import FEATURE_NAMES, PhaseCandidates
+from cityx.worlds.traffic.choices import ControllerChoice, DecidedBy, choices_from_step
+from cityx.worlds.traffic.controllers import MaxPressure
+
+from .alerts import Alert, AlertBook
+from .commands import CommandQueue, CommandRecord
+from .decisions import DecisionLog
+from .modes import Mode, Supervisor
+
+if TYPE_CHECKING:
+    from .session import OversightSpec
+
+_PRESSURE = FEATURE_NAMES.index("pressure")
+
+
+class RunState:
+    """One run's moving parts, step by step (:func:`~.session.run_oversight` drives it)."""
+
+    def __init__(
+        self,
+        spec: OversightSpec,
+        world: TrafficWorld,
+        log: DecisionLog,
+        queue: CommandQueue,
+        controller: Controller | None,
+    ) -> None:
+        network = world.run.network
+        envelope = world.envelope
+        assert envelope is not None
+        self.spec = spec
+        self.world = world
+        self.log = log
+        self.queue = queue
+        self.controller = controller
+        self.begin = world.run.begin
+        self.supervisor = Supervisor(
+            network,
+            envelope,
+            stop_state=spec.stop_state,
+            initial=Mode.FIXED_TIME if controller is None else Mode.ADAPTIVE,
+        )
+        self.candidates = PhaseCandidates.from_network(network)
+        self.book = AlertBook(spec.alerts)
+        self.liveness = LivenessGuard(network)
+        self.runtime = RuntimeGuard(network) if spec.runtime_guard else None
+        self.implausible = np.zeros(len(network.lanes), dtype=bool)
+        self.implausible_rules: list[str] = []
+        self.lane_owner = np.fromiter(
+            (k for k, i in enumerate(network.intersections) for _ in i.lanes),
+            np.int64,
+            len(network.lanes),
+        )
+        self.lanes = network.lanes
+        self.records: dict[tuple[int, str], CommandRecord] = {}  # the latest of each
+        self.actor = f"controller:{spec.controller}"
+        self.mode_changes = 0
+        self.unverified: list[dict[str, Any]] = []  # signed commands refused unqueued
+        self.channel_lost = False
+        self.last_choices: dict[str, dict[str, Any]] = {}
+        self.new_alerts: list[Alert] = []
+        self.cleared_alerts: list[Alert] = []
+
+    # -- logging ----------------------------------------------------------------------
+
+    def record_command(self, record: CommandRecord) -> None:
+        self.records[(record.id, record.intersection)] = record
+        self.log.append("command", record.command.operator, record.intersection, record.to_json())
+
+    def drain_modes(self) -> None:
+        for change in self.supervisor.changes:
+            self.mode_changes += 1
+            self.log.append("mode", change.by, change.intersection, change.to_json())
+        self.supervisor.changes.clear()
+        for old in self.supervisor.superseded:
+            self.record_command(old)
+        self.supervisor.superseded.clear()
+
+    def alert(self, kind: str, tls: str, condition: bool, now: float, **kw: Any) -> None:
+        raised, cleared = self.book.update(kind, tls, condition, now, **kw)
+        if raised is not None:
+            self.new_alerts.append(raised)
+            self.log.append("alert", "oversight", tls, raised.to_json())
+        if cleared is not None:
+            self.cleared_alerts.append(cleared)
+            self.log.append(
+                "alert", "oversight", tls, {"cleared": cleared.id, "time_s": now, "kind": kind}
+            )
+
+    # -- one step ---------------------------------------------------------------------
+
+    def commands(self, now: float) -> None:
+        for cid, command in self.queue.due(now):
+            for tls in self.supervisor.expand(command):
+                sent = CommandRecord(id=cid, command=command, intersection=tls)
+                self.log.append("command", command.operator, tls, sent.to_json())
+                record = self.supervisor.apply(cid, command, tls, now)
+                self.record_command(record)
+                self.drain_modes()
+        for cid, code, detail in self.queue.rejected():
+            self.log.append(
+                "command",
+                "unverified",
+                "*",
+                {"id": cid, "state": "refused", "reason_code": code, "detail": detail, "at_s": now},
+            )
+            self.unverified.append({"id": cid, "reason_code": code, "detail": detail, "at_s": now})
+        for action, args in self.queue.alarm_actions():
+            if action == "ack":
+                known = self.book.acknowledge(int(args["alert"]), str(args["operator"]), now)
+                self.log.append(
+                    "alert",
+                    str(args["operator"]),
+                    "*",
+                    {"acknowledged": args["alert"], "known": known, "time_s": now},
+                )
+            else:
+                until = now + float(args["for_s"])
+                self.book.shelve(str(args["kind"]), str(args["intersection"]), until)
+                self.log.append(
+                    "alert",
+                    str(args["operator"]),
+                    str(args["intersection"]),
+                    {"shelved": args["kind"], "until_s": until, "time_s": now},
+                )
+        for cid, reason, operator in self.queue.notes():
+            self.log.append("command.reason", operator, "*", {"command": cid, "reason": reason})
+
+    def decide(self, observation: Observation, now: float) -> dict[str, int]:
+        features = self.candidates.features(observation)
+        pressure = features[:, _PRESSURE]
+        baseline = self.candidates.choose(observation, pressure).phases
+        wanted: dict[str, int] = {}
+        if self.controller is not None:
+            try:
+                wanted = {k: int(v) for k, v in self.controller.act(observation).phases.items()}
+            except (CityxError, ValueError) as exc:
+                message = exc.message if isinstance(exc, CityxError) else str(exc)
+                for tls in self.supervisor.ids:
+                    self.alert(
+                        "ai.failed",
+                        tls,
+                        True,
+                        now,
+                        message=f"the controller failed: {message}",
+                        suggestion="fixed-time plan (applied automatically)",
+                        evidence={"error": message},
+                    )
+                    self.supervisor.fall_back(tls, now, "controller failed", manual_too=False)
+                self.controller = None
+                self.drain_modes()
+                return {}
+        choices: tuple[ControllerChoice, ...] = ()
+        if isinstance(self.controller, MaxPressure):
+            choices = choices_from_step(
+                self.candidates,
+                observation,
+                features,
+                pressure,
+                wanted,
+                columns=FEATURE_NAMES,
+                decided_by=DecidedBy.RULE,
+            )
+        if self.spec.record_choices and self.controller is not None:
+            if choices:
+                for made in choices:
+                    self.log.append("choice", self.actor, made.intersection, made.to_json())
+            else:
+                self.log.append(
+                    "request", self.actor, "*", {"time_s": observation.time_s, "phases": wanted}
+                )
+        by_tls = {c.intersection: c for c in choices}
+        self.last_choices = {
+            c.intersection: {
+                "chosen": c.chosen_phase,
+                "runner_up": c.runner_up_phase,
+                "margin": c.margin,
+            }
+            for c in choices
+        }
+        for tls in self.supervisor.ids:
+            if self.supervisor.modes[tls] is not Mode.ADAPTIVE or tls not in wanted:
+                continue
+            if not isinstance(self.controller, MaxPressure) and tls in baseline:
+                over, share, n = self.book.disagreement(tls, wanted[tls] != baseline[tls])
+                self.alert(
+                    "ai.disagreement",
+                    tls,
+                    over,
+                    now,
+                    message=f"the AI disagreed with max-pressure in {share:.0%} of {n} decisions",
+                    suggestion=f"check the AI's recent choices at {tls}; fall back to the "
+                    "fixed-time plan if they look wrong",
+                    evidence={"share": share, "decisions": n, "baseline": "max-pressure"},
+                )
+            choice = by_tls.get(tls)
+            if choice is not None and choice.chosen_phase != choice.current_phase:
+                thin, margins = self.book.low_margin(tls, now, choice.margin)
+                self.alert(
+                    "ai.low_margin",
+                    tls,
+                    thin,
+                    now,
+                    message=f"{len(margins)} phase switches on margins under "
+                    f"{self.spec.alerts.low_margin:g} in the last "
+                    f"{self.spec.alerts.low_margin_window_s:g} s",
+                    suggestion=f"hold the current phase at {tls} if switching looks needless",
+                    evidence={"margins": [[t, m] for t, m in margins]},
+                )
+        return wanted
+
+    def read_sensors(self, observation: Observation) -> None:
+        self.liveness.observe(observation)
+        self.liveness.before_step(self.world.simulation, observation.time_s)
+        guard = self.runtime
+        if guard is not None:
+            # The runtime guard counts flags per lane and rule; this step's are the increments.
+            lanes, rules = guard.by_lane.copy(), dict(guard.by_check)
+            guard.observe(observation)
+            self.implausible = guard.by_lane > lanes
+            self.implausible_rules = sorted(
+                r for r, k in guard.by_check.items() if k > rules.get(r, 0)
+            )
+
+    def snapshot(
+        self, now: float, observation: Observation, shown: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """What the state feed says about this step (small: a console's view, not the log)."""
+        queues = np.bincount(
+            self.lane_owner, weights=observation.halting, minlength=len(self.supervisor.ids)
+        )
+        envelope = self.world.envelope
+        assert envelope is not None
+        return {
+            "time_s": now,
+            "intersections": {
+                tls: {
+                    "mode": self.supervisor.modes[tls].value,
+                    "signals": shown.get(tls, ""),
+                    "green": envelope.phase(tls)[0],
+                    "queue": float(queues[k]),
+                    "choice": self.last_choices.get(tls),
+                }
+                for k, tls in enumerate(self.supervisor.ids)
+            },
+            "alerts": [
+                {"id": a.id, "kind": a.kind, "intersection": a.intersection, "priority": a.priority}
+                for a in self.book.active()
+            ],
+        }
+
+    def sensors(self, now: float) -> None:
+        n = len(self.supervisor.ids)
+        checks: list[tuple[str, Any, str, dict[str, Any]]] = [
+            ("sensor.dead", self.liveness.current["dead"], "dead", {"rule": "dead"})
+        ]
+        checks.append(("sensor.stale", self.liveness.current["stale"], "stale", {"rule": "stale"}))
+        if self.runtime is not None:
+            checks.append(
+                (
+                    "sensor.implausible",
+                    self.implausible,
+                    "break physics",
+                    {"rules": self.implausible_rules},
+                )
+            )
+        for kind, mask, what, extra in checks:
+            # Per intersection at once; lane lists only where an alert may change.
+            hits = np.bincount(self.lane_owner, weights=mask, minlength=n) > 0
+            for k, tls in enumerate(self.supervisor.ids):
+                if not hits[k] and not self.book.is_active(kind, tls):
+                    continue
+                lanes = [
+                    self.lanes[j] for j in np.flatnonzero(mask & (self.lane_owner == k)).tolist()
+                ]
+                self.alert(
+                    kind,
+                    tls,
+                    bool(lanes),
+                    now,
+                    message=f"{len(lanes)} detector(s) {what} at {tls}",
+                    suggestion=f"fall back to the fixed-time plan at {tls}",
+                    evidence={"lanes": lanes, **extra},
+                )
+
+
+__all__ = ["RunState"]

@@ -1,0 +1,428 @@
+"""The signed evidence package of a trial, and its verification.
+
+An *evidence package* is a folder (or, with ``archive``, one ``.tar.gz``)
+that lets an auditor show later that a regulator's evidence was not
+changed. It holds:
+
+- ``results.json``, the governance report as ``report.html`` and
+  ``report.pdf``, the trial's own ``trial-report.html``;
+- the *ledgers*: the trial's ``*.jsonl`` logs (``events.jsonl``, and any
+  decision log the trial wrote);
+- ``policy.toml`` (when the policy file still has the recorded digest),
+  ``checklist.json`` (the answers), ``audit-head.json`` (the audit log's
+  entry count and newest hash, when given);
+- ``artifacts.json``: the SHA-256 of every file of the trial folder and
+  of the submitted artifact (digests only: the files stay where they are);
+- ``manifest.json``: the SHA-256 of every other file of the package, with
+  the signer's issuer and kid and the signing time; and
+- ``manifest.jws``: the manifest signed (compact JWS, Ed25519) with the
+  city's key from the interop layer (:mod:`cityx.interop.keys`).
+
+*Verification* reads the package without extracting it (an archive's
+members are read in memory, and any member that is not a plain file or
+folder, or whose path is absolute or climbs out, fails it), checks the
+signature against a trust store (:mod:`cityx.interop.trust`), then every
+digest, and names every file added, removed or changed. A signer unknown
+to the trust store, or whose key was revoked at or before the signing
+time, fails it; a key revoked after it signed passes, with a warning. The
+signing time is the signer's own word: a compromised key could backdate
+it, which only an external timestamp (the long-lived signature profile)
+rules out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import tarfile
+import tempfile
+import time
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import OKPKey
+
+from cityx.core import InputError
+from cityx.core.audit import AuditHead
+from cityx.governance.checklist import write_answers
+from cityx.governance.regulator import build_governance, render, write_atomic
+from cityx.governance.trial_folder import open_trial, sha256_file, trial_answers
+from cityx.interop import ALG, SigningKey, TrustStore
+from cityx.interop.canonical import canonical_json
+
+PACKAGE_FORMAT = "cityx.evidence/v1"
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.jws"
+_TYP = "cityx-evidence+jws"
+_MAX_MEMBER = 256 * 1024 * 1024  # bytes: a package member larger than this is refused
+_MAX_MEMBERS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    path: Path
+    files: Mapping[str, str]
+    kid: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"package": str(self.path), "files": dict(self.files), "kid": self.kid}
+
+
+def pack_evidence(
+    trial_dir: Path,
+    key: SigningKey,
+    out: Path,
+    *,
+    archive: bool = False,
+    checklist: Path | None = None,
+    audit_head: AuditHead | None = None,
+    pdf: bool = True,
+    trust: TrustStore | None = None,
+    now: float | None = None,
+) -> Packed:
+    """Write the signed evidence package of ``trial_dir`` to ``out`` (a folder, or a
+    ``.tar.gz`` with ``archive``). ``trust``, when given, must hold ``key`` unrevoked."""
+    if trust is not None:
+        trusted = trust.key(key.kid)
+        if trusted is None or trusted.x != key.public_jwk()["x"]:
+            raise InputError(
+                f"the key {key.kid} ({key.issuer}) is not in the trust store",
+                hint="add its trust document first, or sign with a trusted key",
+            )
+        if trusted.revoked_at is not None:
+            raise InputError(f"the key {key.kid} is revoked in the trust store")
+    out = Path(out)
+    if out.exists():
+        raise InputError("the output already exists", where=str(out), hint="choose a new path")
+    trial = open_trial(trial_dir)
+    report = build_governance(trial, checklist=checklist)
+    contents: dict[str, bytes] = {
+        "results.json": (trial.path / "results.json").read_bytes(),
+        "report.html": render(report, "html"),
+    }
+    if pdf:
+        contents["report.pdf"] = render(report, "pdf")
+    if (trial.path / "report.html").is_file():
+        contents["trial-report.html"] = (trial.path / "report.html").read_bytes()
+    for ledger in sorted(trial.path.glob("*.jsonl")):
+        if ledger.is_file() and not ledger.is_symlink():
+            contents[f"ledgers/{ledger.name}"] = ledger.read_bytes()
+    policy = trial.results.policy
+    if policy and policy.path and Path(policy.path).is_file():
+        data = Path(policy.path).read_bytes()
+        if not policy.sha256 or _sha(data) == policy.sha256:
+            contents["policy.toml"] = data
+    answers = trial_answers(trial, checklist)
+    contents["checklist.json"] = _answers_json(answers)
+    if audit_head is not None:
+        contents["audit-head.json"] = _json_bytes(
+            {"entries": audit_head.entries, "hash": audit_head.hash}
+        )
+    contents["artifacts.json"] = _json_bytes(_artifact_digests(trial.path, trial.results))
+    signed_at = time.time() if now is None else now
+    digests = {name: _sha(data) for name, data in sorted(contents.items())}
+    manifest: dict[str, Any] = {
+        "format": PACKAGE_FORMAT,
+        "trial_id": trial.results.trial_id,
+        "signed_at": datetime.fromtimestamp(signed_at, UTC).isoformat().replace("+00:00", "Z"),
+        "signer": {"issuer": key.issuer, "kid": key.kid},
+        "files": digests,
+    }
+    contents[MANIFEST] = _json_bytes(manifest)
+    header = {"alg": ALG, "kid": key.kid, "typ": _TYP}
+    contents[SIGNATURE] = (
+        jws.serialize_compact(header, canonical_json(manifest), key.jwk, algorithms=[ALG]) + "\n"
+    ).encode("ascii")
+    if archive:
+        _write_archive(contents, out)
+    else:
+        _write_folder(contents, out)
+    return Packed(out, digests, key.kid)
+
+
+def _answers_json(answers: Any) -> bytes:
+    # write_answers owns the checklist's JSON form; go through a temporary file to reuse it.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_answers(answers, Path(tmp) / "checklist.json")
+        return path.read_bytes()
+
+
+def _artifact_digests(trial: Path, results: Any) -> dict[str, Any]:
+    files = {
+        p.relative_to(trial).as_posix(): sha256_file(p)
+        for p in sorted(trial.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
+    sub = results.submission
+    return {
+        "trial_folder": files,
+        "submission_artifact": {"sha256": sub.sha256 if sub else None},
+    }
+
+
+def _write_folder(contents: Mapping[str, bytes], out: Path) -> None:
+    tmp = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        for name, data in contents.items():
+            path = tmp / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        tmp.rename(out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise InputError(f"cannot write the package: {exc}", where=str(out)) from exc
+
+
+def _write_archive(contents: Mapping[str, bytes], out: Path) -> None:
+    buffer = io.BytesIO()
+    # Fixed metadata (time 0, owner 0): the same contents give the same archive.
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in sorted(contents.items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    write_atomic(buffer.getvalue(), out)
+
+
+# -- verification ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why verification failed: ``subject`` names the file or the key."""
+
+    subject: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"subject": self.subject, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    package: str
+    ok: bool
+    problems: tuple[Problem, ...] = ()
+    warnings: tuple[str, ...] = ()
+    signer: Mapping[str, str] = field(default_factory=dict)
+    files: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "package": self.package,
+            "ok": self.ok,
+            "problems": [p.to_json() for p in self.problems],
+            "warnings": list(self.warnings),
+            "signer": dict(self.signer),
+            "files": self.files,
+        }
+
+    def text(self) -> str:
+        lines = [f"warning: {w}" for w in self.warnings]
+        if self.ok:
+            lines.append(
+                f"evidence package intact: {self.files} files, signed by "
+                f"{self.signer.get('issuer', '?')} (kid {self.signer.get('kid', '?')})"
+            )
+        else:
+            lines += [f"{p.subject}: {p.reason}" for p in self.problems]
+            lines.append(f"evidence package NOT intact: {len(self.problems)} problem(s)")
+        return "\n".join(lines)
+
+
+def read_package(path: Path) -> dict[str, bytes]:
+    """Every file of a package folder or ``.tar.gz``, by its relative path, read in memory.
+
+    A symlink, a special file, an absolute or climbing path, or an oversized
+    member is a :class:`TamperedPackage`; a path that does not exist or an
+    unreadable archive is an InputError.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return _read_folder(path)
+    if path.is_file():
+        return _read_archive(path)
+    raise InputError("no such evidence package", where=str(path))
+
+
+class TamperedPackage(Exception):
+    """A package whose form is unsafe; carries the member it names."""
+
+    def __init__(self, subject: str, reason: str) -> None:
+        super().__init__(f"{subject}: {reason}")
+        self.problem = Problem(subject, reason)
+
+
+def _read_folder(root: Path) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    for p in sorted(root.rglob("*")):
+        name = p.relative_to(root).as_posix()
+        if p.is_symlink():
+            raise TamperedPackage(name, "is a symbolic link")
+        if p.is_dir():
+            continue
+        if not p.is_file():
+            raise TamperedPackage(name, "is not a regular file")
+        found[name] = p.read_bytes()
+    return found
+
+
+def _read_archive(path: Path) -> dict[str, bytes]:
+    try:
+        tar = tarfile.open(path, mode="r:*")  # noqa: SIM115 - closed by the with below
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise InputError(f"not a readable .tar.gz package: {exc}", where=str(path)) from None
+    found: dict[str, bytes] = {}
+    try:
+        with tar:
+            for i, member in enumerate(tar):
+                if i >= _MAX_MEMBERS:
+                    raise TamperedPackage(str(path), f"more than {_MAX_MEMBERS} members")
+                name = member.name
+                pure = PurePosixPath(name)
+                if pure.is_absolute() or ".." in pure.parts or "\\" in name:
+                    raise TamperedPackage(name, "path is absolute or leaves the package")
+                if member.isdir():
+                    continue
+                if not member.isfile():
+                    raise TamperedPackage(name, "is a link or special file, not a regular file")
+                if member.size > _MAX_MEMBER:
+                    raise TamperedPackage(name, f"is larger than {_MAX_MEMBER} bytes")
+                handle = tar.extractfile(member)
+                if handle is None:
+                    raise TamperedPackage(name, "cannot be read")
+                key = pure.as_posix()
+                if key in found:
+                    raise TamperedPackage(key, "appears twice in the archive")
+                found[key] = handle.read()
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise TamperedPackage(str(path), f"the archive is damaged: {exc}") from None
+    return found
+
+
+def verify_evidence(path: Path, trust: TrustStore) -> Verified:
+    """Check a package's signature and every digest; never raises for a tampered package."""
+    where = str(path)
+    try:
+        files = read_package(path)
+    except TamperedPackage as exc:
+        return Verified(where, False, (exc.problem,))
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    manifest_bytes = files.get(MANIFEST)
+    token_bytes = files.get(SIGNATURE)
+    if manifest_bytes is None or token_bytes is None:
+        missing = [n for n in (MANIFEST, SIGNATURE) if n not in files]
+        return Verified(
+            where,
+            False,
+            tuple(
+                Problem(n, "is missing: not an evidence package, or it was removed")
+                for n in missing
+            ),
+        )
+    try:
+        token = token_bytes.decode("ascii").strip()
+        header = jws.extract_compact(token.encode("ascii")).protected
+    except (UnicodeDecodeError, JoseError, ValueError) as exc:
+        return Verified(where, False, (Problem(SIGNATURE, f"is not a compact JWS: {exc}"),))
+    kid = str(header.get("kid", ""))
+    trusted = trust.key(kid)
+    if trusted is None:
+        return Verified(
+            where, False, (Problem(f"key {kid}", "the signer is unknown to the trust store"),)
+        )
+    try:
+        public = OKPKey.import_key({"kty": "OKP", "crv": "Ed25519", "x": trusted.x})
+        payload = jws.deserialize_compact(token, public, algorithms=[ALG]).payload
+    except (JoseError, ValueError) as exc:
+        return Verified(
+            where,
+            False,
+            (Problem(SIGNATURE, f"the signature does not verify with key {kid}: {exc}"),),
+        )
+    try:
+        manifest = json.loads(manifest_bytes)
+    except ValueError:
+        manifest = None
+    if not isinstance(manifest, dict) or canonical_json(manifest) != payload:
+        problems.append(Problem(MANIFEST, "differs from the signed manifest"))
+        try:
+            manifest = json.loads(payload)
+        except ValueError:
+            return Verified(where, False, tuple(problems))
+    signer = {"issuer": trusted.issuer, "kid": kid}
+    signed_at = _epoch(manifest.get("signed_at"))
+    if manifest.get("format") != PACKAGE_FORMAT:
+        problems.append(Problem(MANIFEST, f"format is not {PACKAGE_FORMAT!r}"))
+    if signed_at is None:
+        problems.append(Problem(MANIFEST, "has no valid signed_at time"))
+    elif trusted.revoked_at is not None:
+        revoked = datetime.fromtimestamp(trusted.revoked_at, UTC).isoformat()
+        if trusted.revoked_at <= signed_at:
+            problems.append(Problem(f"key {kid}", f"was revoked at {revoked}, before it signed"))
+        else:
+            warnings.append(
+                f"key {kid} was revoked at {revoked}, after it signed this package "
+                f"({manifest.get('signed_at')}); the signature stands"
+            )
+    if signed_at is not None:
+        if trusted.not_before is not None and signed_at < trusted.not_before:
+            problems.append(Problem(f"key {kid}", "signed before its validity window"))
+        if trusted.not_after is not None and signed_at > trusted.not_after:
+            problems.append(Problem(f"key {kid}", "signed after its validity window"))
+    listed = manifest.get("files")
+    if not isinstance(listed, dict):
+        problems.append(Problem(MANIFEST, "lists no files"))
+        listed = {}
+    for name, digest in sorted(listed.items()):
+        data = files.get(name)
+        if data is None:
+            problems.append(Problem(name, "was removed"))
+        elif _sha(data) != digest:
+            problems.append(Problem(name, "was changed (its SHA-256 differs from the manifest)"))
+    for name in sorted(set(files) - set(listed) - {MANIFEST, SIGNATURE}):
+        problems.append(Problem(name, "was added (it is not in the manifest)"))
+    return Verified(where, not problems, tuple(problems), tuple(warnings), signer, len(listed))
+
+
+def _epoch(text: Any) -> float | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.timestamp() if parsed.tzinfo else None
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
+
+
+__all__ = [
+    "MANIFEST",
+    "PACKAGE_FORMAT",
+    "SIGNATURE",
+    "Packed",
+    "Problem",
+    "TamperedPackage",
+    "Verified",
+    "pack_evidence",
+    "read_package",
+    "verify_evidence",
+]
