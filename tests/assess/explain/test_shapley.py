@@ -154,3 +154,42 @@ def test_every_route_gives_the_same_exact_values(
         monkeypatch.setattr(shapley, "_BITS", 0)
     phi, _ = tree_shap(model, x[:3], x[100:130])
     np.testing.assert_allclose(phi, expected, atol=1e-12)
+
+
+class _InProcess:
+    """A predictor answering like the isolated one (describe and predict), for fast tests."""
+
+    def __init__(self, est: Any, d: int, task: Any) -> None:
+        from cityx.core import Feature, InputSchema, OutputSpec
+
+        self._est = est
+        self.schema = InputSchema(tuple(Feature(f"f{i}") for i in range(d)))
+        self.outputs = OutputSpec(task, ())
+
+    def call(self, method: str, payload: Any) -> Any:
+        return describe_estimator(self._est, len(self.schema.features)).to_wire()
+
+    def predict(self, batch: np.ndarray) -> Any:
+        from cityx.core import Prediction
+
+        return Prediction(np.asarray(self._est.predict(batch), dtype=np.float64))
+
+
+def test_a_regression_is_explained_on_its_value(data: Any) -> None:
+    import pandas as pd
+
+    from cityx.assess.explain.predictor import explain_predictor
+    from cityx.core import Task
+
+    x, _ = data
+    target = 2 * x[:, 0] + np.sin(x[:, 1])
+    est = GradientBoostingRegressor(n_estimators=10, random_state=0).fit(x, target)
+    table = pd.DataFrame(x, columns=[f"f{i}" for i in range(x.shape[1])])
+    doc = explain_predictor(_InProcess(est, x.shape[1], Task.REGRESSION), table, rows=[2]).to_json()
+    assert doc["method"] == "tree-exact" and doc["output"] == "value" and doc["exact"]
+    (row,) = doc["rows"]
+    assert row["counterfactual"] is None and row["class"] == "value"
+    total = row["base_value"] + sum(row["contributions"].values())
+    assert total == pytest.approx(row["output"], rel=1e-6)
+    assert row["output"] == pytest.approx(est.predict(x[2:3])[0], rel=1e-9)
+    assert doc["fidelity"]["artifact_max_error"] < 1e-9
