@@ -146,3 +146,60 @@ def test_bad_rows_and_columns_are_named(data: Any, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="row 9999"):
         explain_predictor(predictor, _frame(x), rows=[9999])
     predictor.close()
+
+
+def _tree_ensemble_v5(path: Path) -> Path:
+    """A hand-made opset-5 ``TreeEnsemble`` (two trees, "<=" and ">" splits): no exporter
+    at hand writes this operator yet."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    node = helper.make_node(
+        "TreeEnsemble",
+        ["X"],
+        ["Y"],
+        domain="ai.onnx.ml",
+        nodes_featureids=[0, 1, 2],
+        nodes_splits=numpy_helper.from_array(np.array([0.5, 0.3, 0.1], dtype=np.float32)),
+        nodes_modes=numpy_helper.from_array(np.array([0, 0, 3], dtype=np.uint8)),
+        nodes_truenodeids=[1, 1, 3],
+        nodes_trueleafs=[0, 1, 1],
+        nodes_falsenodeids=[0, 2, 4],
+        nodes_falseleafs=[1, 1, 1],
+        leaf_targetids=[0, 0, 0, 0, 0],
+        leaf_weights=numpy_helper.from_array(
+            np.array([1.0, 2.0, 3.0, -1.0, 0.5], dtype=np.float32)
+        ),
+        tree_roots=[0, 2],
+        n_targets=1,
+        aggregate_function=1,
+        post_transform=0,
+    )
+    graph = helper.make_graph(
+        [node],
+        "trees",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 1])],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", 5)]
+    )
+    model.ir_version = 10
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.slow
+def test_the_opset5_tree_ensemble_is_read(tmp_path: Path) -> None:
+    from cityx.core import Task
+
+    path = _tree_ensemble_v5(tmp_path / "v5.onnx")
+    x = np.random.default_rng(0).uniform(-1, 1, (50, 3))
+    with isolated(path, "onnx", 3, (), task=Task.REGRESSION) as predictor:
+        model, why = describe_model(predictor, 3)
+        own = np.asarray(predictor.predict(x).values, dtype=np.float64)
+    assert model is not None, why
+    np.testing.assert_allclose(model.margin(x)[:, 0], own, atol=1e-6)
+    phi, _ = tree_shap(model, x[:4], x[10:40])
+    exact, _ = brute_force_shap(model.margin, x[:4], x[10:40])
+    np.testing.assert_allclose(phi, exact, atol=1e-12)
