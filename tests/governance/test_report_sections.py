@@ -159,6 +159,7 @@ def test_every_built_in_check_with_charts_or_tables_draws_its_section() -> None:
         "fairness.groups",
         "poisoning.audit",
         "redteam.evasion",
+        "explain.fidelity",
     }  # admission has only a name/value table
 
 

@@ -64,6 +64,7 @@ def test_a_trial_writes_results_report_events_and_store(
         "fairness.groups",
         "poisoning.audit",
         "redteam.evasion",
+        "explain.fidelity",
     }
     for check in results["checks"]:
         assert {"id", "status", "metrics", "findings"} <= set(check)

@@ -24,7 +24,7 @@ from cityx import __version__
 from cityx.core import CityxError, SystemKind
 from cityx.core.audit import AuditHead
 
-from . import campaign, fairness, interop, poison, redteam, world
+from . import campaign, explain, fairness, interop, poison, redteam, world
 from . import governance as governance_cli
 from . import oversight as oversight_cli
 from . import server as server_cli
@@ -225,6 +225,7 @@ def _parser() -> argparse.ArgumentParser:
     oversight_cli.register(sub)
     governance_cli.register(sub)
     server_cli.register(sub)
+    explain.register(sub)
     return root
 
 

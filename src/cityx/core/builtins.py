@@ -17,6 +17,7 @@ _CHECKS = {
     "fairness.groups": "cityx.assess.fairness.check:GroupFairnessCheck",
     "poisoning.audit": "cityx.defenses.poisoning.check:PoisoningAudit",
     "redteam.evasion": "cityx.attacks.evasion.check:EvasionCheck",
+    "explain.fidelity": "cityx.assess.explain.check:ExplainFidelity",
 }
 _ATTACKS = {
     "evasion.constrained": "cityx.attacks.evasion:ConstrainedEvasion",

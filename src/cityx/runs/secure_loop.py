@@ -50,6 +50,7 @@ from cityx.interop import (
 )
 from cityx.interop.messages import signal_phase_command, traffic_flow_observed
 from cityx.worlds.traffic import NetworkInfo
+from cityx.worlds.traffic.choices import ControllerChoice, RecordsChoices
 
 CITY = "sandbox"  # the issuer URNs' city; each loop's topics get a run tag of their own
 SIGNALS = "urn:cityx:city:sandbox:signals"
@@ -169,6 +170,10 @@ class SecureLoop:
         self._publish_commands(wanted, observation)
         self._action = Action(phases=dict(self._commands))
         return self._action
+
+    def take_choices(self) -> tuple[ControllerChoice, ...]:
+        """The inner controller's choice records (made only on the steps it was asked)."""
+        return self.inner.take_choices() if isinstance(self.inner, RecordsChoices) else ()
 
     def close(self) -> None:
         for unsubscribe in self._unsubscribe:

@@ -35,6 +35,7 @@ from cityx.submissions import validate_submission
 from cityx.targets import IsolatedScorer, Limits, open_scorer
 from cityx.worlds.traffic import NetworkInfo
 from cityx.worlds.traffic.candidates import CONTRACT, FEATURE_NAMES, ScoredController
+from cityx.worlds.traffic.choices import ControllerChoice
 
 from .secure_loop import SecureLoop
 
@@ -93,6 +94,9 @@ class SubmittedController:
             return self._inner.act(observation)
         finally:
             self._times.append(time.perf_counter() - start)
+
+    def take_choices(self) -> tuple[ControllerChoice, ...]:
+        return self._inner.take_choices()
 
     def close(self) -> None:
         try:

@@ -17,6 +17,8 @@ import numpy as np
 
 from cityx.core import FloatArray, TargetError, Task
 
+from .describe import Description, NotDescribable
+from .describe_estimators import describe_estimator
 from .model import LoadRequest, RawPrediction, TargetModel, brief, label_array, value_array
 
 
@@ -40,6 +42,11 @@ class EstimatorModel(TargetModel):
 
     def classes(self) -> tuple[str, ...]:
         return self._classes if self._proba is not None else ()
+
+    def describe(self) -> Description:
+        if self._columns is not None and list(self._columns) != list(self._request.features):
+            raise NotDescribable("the model reads its columns by name in another order")
+        return describe_estimator(self._estimator, len(self._request.features))
 
     def predict(self, batch: FloatArray) -> RawPrediction:
         table = self._table(batch)

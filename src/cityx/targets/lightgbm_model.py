@@ -17,6 +17,8 @@ import numpy as np
 
 from cityx.core import FloatArray, NistFunction, PluginKind, PluginMeta, Principle, Tags, Task
 
+from .describe import Description
+from .describe_estimators import describe_lightgbm
 from .model import LoadRequest, RawPrediction, TargetModel, brief
 
 # Objectives whose predict() returns class probabilities, with their aliases.
@@ -80,6 +82,9 @@ class LightgbmModel(TargetModel):
 
     def classes(self) -> tuple[str, ...]:
         return self._request.labels
+
+    def describe(self) -> Description:
+        return describe_lightgbm(self._booster, self._request.labels, self._objective)
 
     def predict(self, batch: FloatArray) -> RawPrediction:
         out = np.asarray(

@@ -32,6 +32,8 @@ from cityx.core import (
     Task,
 )
 
+from .describe import Description, NotDescribable
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoadRequest:
@@ -163,7 +165,8 @@ class TargetModel(ABC):
     meta: ClassVar[PluginMeta]
     # Methods a parent may call by name. A controller submission's model is called
     # through "predict" too: it scores the sandbox's phase candidates.
-    methods: ClassVar[frozenset[str]] = frozenset({"predict"})
+    # "describe" answers a plain-array description for exact explanations (.describe).
+    methods: ClassVar[frozenset[str]] = frozenset({"predict", "describe"})
     # Whether loading runs the vendor's own code (a pickle, a Python entry point): such
     # artifacts load only when the user trusts them, and admission says so.
     runs_vendor_code: ClassVar[bool] = False
@@ -181,6 +184,10 @@ class TargetModel(ABC):
         """Class labels in score-column order when known before any call."""
         return ()
 
+    def describe(self) -> Description:
+        """The model as plain arrays (:mod:`.describe`); NotDescribable when it has none."""
+        raise NotDescribable(f"a {self.meta.id} model has no exact description")
+
     @final
     def answer(
         self, method: str, payload: Mapping[str, Any], arrays: Mapping[str, NDArray[Any]]
@@ -188,6 +195,8 @@ class TargetModel(ABC):
         """Run one named call: a method name, a small JSON payload and arrays in and out."""
         if method not in self.methods:
             raise TargetError(f"{type(self).__name__} has no method {method!r}")
+        if method == "describe":
+            return self.describe().to_wire()
         batch = arrays.get("batch")
         if batch is None or batch.ndim != 2:
             raise TargetError("a predict call needs a 2-D array named 'batch'")

@@ -31,6 +31,7 @@ from cityx.core import (
     Task,
 )
 
+from .describe import Description, describe_onnx
 from .model import LoadRequest, RawPrediction, TargetModel, brief, label_array, value_array
 
 _INPUT_TYPES: dict[str, type[np.floating[Any]]] = {
@@ -91,6 +92,11 @@ class OnnxModel(TargetModel):
 
     def classes(self) -> tuple[str, ...]:
         return self._plan.classes if self._plan.scores is not None else ()
+
+    def describe(self) -> Description:
+        return describe_onnx(
+            self._request.artifact, self._plan.classes, len(self._request.features)
+        )
 
     def predict(self, batch: FloatArray) -> RawPrediction:
         plan = self._plan

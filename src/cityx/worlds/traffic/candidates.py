@@ -27,6 +27,7 @@ from cityx.core.errors import InputError
 from cityx.core.schema import FloatArray
 from cityx.core.systems import Action, Observation
 
+from .choices import ControllerChoice, DecidedBy, choices_from_step
 from .network import GREEN, NetworkInfo
 
 CONTRACT = "phase-candidates/v1"
@@ -202,11 +203,32 @@ class ScoredController:
             )
         self.candidates = PhaseCandidates.from_network(network)
         self._columns = np.asarray([FEATURE_NAMES.index(c) for c in columns], dtype=np.int64)
+        self._names = tuple(columns)
         self._score = score
+        self._choices: list[ControllerChoice] = []
 
     def act(self, observation: Observation) -> Action:
         rows = self.candidates.features(observation)[:, self._columns]
-        return self.candidates.choose(observation, self._score(rows))
+        scores = self._score(rows)
+        action = self.candidates.choose(observation, scores)
+        # The last decision only: a caller that never takes them keeps no history.
+        self._choices = list(
+            choices_from_step(
+                self.candidates,
+                observation,
+                rows,
+                scores,
+                action.phases,
+                columns=self._names,
+                decided_by=DecidedBy.MODEL,
+            )
+        )
+        return action
+
+    def take_choices(self) -> tuple[ControllerChoice, ...]:
+        """The controller-choice/v1 records of the last decision, if not taken yet."""
+        taken, self._choices = tuple(self._choices), []
+        return taken
 
 
 __all__ = [

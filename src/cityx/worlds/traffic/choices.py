@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -29,7 +29,8 @@ from cityx.core.errors import InputError
 from cityx.core.schema import FloatArray
 from cityx.core.systems import Observation
 
-from .candidates import PhaseCandidates
+if TYPE_CHECKING:  # candidates.py imports this module to make the records
+    from .candidates import PhaseCandidates
 
 CHOICE_SCHEMA = "controller-choice/v1"
 
@@ -141,6 +142,35 @@ class ControllerChoice:
             raise InputError(f"malformed {CHOICE_SCHEMA} record: {exc}") from exc
 
 
+CHOICES_FILE = "choices.jsonl"  # a world run's controller choices, one record a line
+
+
+@runtime_checkable
+class RecordsChoices(Protocol):
+    """A controller that keeps the choice records of its last decision until they are taken.
+
+    Only the last decision is kept, so a caller that never takes them (a run that
+    records nothing) holds no history; the sandbox takes them after every step.
+    """
+
+    def take_choices(self) -> tuple[ControllerChoice, ...]:
+        """The last decision's records, once (an empty tuple when already taken)."""
+        ...
+
+
+def with_outcomes(
+    choices: Sequence[ControllerChoice], outcomes: Mapping[str, str]
+) -> tuple[ControllerChoice, ...]:
+    """The records with the envelope's outcome of the step filled in (unknown ones stay None)."""
+    known = {o.value for o in EnvelopeOutcome}
+    return tuple(
+        c.with_envelope(EnvelopeOutcome(outcomes[c.intersection]))
+        if outcomes.get(c.intersection) in known
+        else c
+        for c in choices
+    )
+
+
 def choices_from_step(
     candidates: PhaseCandidates,
     observation: Observation,
@@ -186,9 +216,12 @@ def choices_from_step(
 
 
 __all__ = [
+    "CHOICES_FILE",
     "CHOICE_SCHEMA",
     "ControllerChoice",
     "DecidedBy",
     "EnvelopeOutcome",
+    "RecordsChoices",
     "choices_from_step",
+    "with_outcomes",
 ]

@@ -47,7 +47,8 @@ from cityx.core import (
     Tags,
 )
 
-from .candidates import PhaseCandidates
+from .candidates import FEATURE_NAMES, PhaseCandidates
+from .choices import ControllerChoice, DecidedBy, choices_from_step
 from .network import NetworkInfo
 from .world import SignalMode
 
@@ -114,12 +115,34 @@ class MaxPressure:
     def __init__(self, network: NetworkInfo) -> None:
         self.network = network
         self._candidates: PhaseCandidates | None = None
+        self._choices: list[ControllerChoice] = []
 
     def act(self, observation: Observation) -> Action:
         c = self._candidates
         if c is None:
             c = self._candidates = PhaseCandidates.from_network(self.network)
-        return c.choose(observation, c.incidence @ observation.halting)
+        pressure = c.incidence @ observation.halting
+        action = c.choose(observation, pressure)
+        # The rule's score is the pressure column itself: the record explains it in the
+        # same form as a model's.
+        # The last decision only: a caller that never takes them keeps no history.
+        self._choices = list(
+            choices_from_step(
+                c,
+                observation,
+                c.features(observation),
+                pressure,
+                action.phases,
+                columns=FEATURE_NAMES,
+                decided_by=DecidedBy.RULE,
+            )
+        )
+        return action
+
+    def take_choices(self) -> tuple[ControllerChoice, ...]:
+        """The controller-choice/v1 records of the last decision, if not taken yet."""
+        taken, self._choices = tuple(self._choices), []
+        return taken
 
 
 class MaxPressurePlugin(ControllerPlugin):

@@ -46,6 +46,7 @@ from cityx.core import (
 )
 
 from ..errors import ControllerFailed, ScenarioError, WorldCrashed, WorldError
+from .choices import CHOICES_FILE, RecordsChoices, with_outcomes
 from .controllers import controller_plugin, is_controller_plugin
 from .kpis import Kpis, compute_kpis, trip_table
 from .network import NetworkInfo
@@ -93,6 +94,8 @@ class WorldSpec:
     controller_options: Mapping[str, Any] = field(default_factory=dict)
     hooks: tuple[tuple[str, Mapping[str, Any]], ...] = ()
     plugins_allow: tuple[str, ...] | None = None
+    # Write each controller choice (controller-choice/v1) to choices.jsonl in the run folder.
+    choices: bool = True
 
     def __post_init__(self) -> None:
         check_seed(self.seed)
@@ -262,6 +265,8 @@ def simulate(spec: WorldSpec) -> WorldResult:
         ),
     )
     failure: str | None = None
+    recorder = controller if isinstance(controller, RecordsChoices) and spec.choices else None
+    choices_out = (out / CHOICES_FILE).open("w", encoding="utf-8") if recorder else None
     observation = world.reset(spec.seed)
     loop_start = time.perf_counter()
     try:
@@ -286,8 +291,15 @@ def simulate(spec: WorldSpec) -> WorldResult:
                     failure = f"at t={observation.time_s:g} s: {message}"
                     break
                 observation = world.step(action)
+                if recorder is not None and choices_out is not None:
+                    made = with_outcomes(recorder.take_choices(), world.envelope_outcomes())
+                    choices_out.writelines(
+                        json.dumps(c.to_json(), allow_nan=False) + "\n" for c in made
+                    )
     finally:
         loop_s = time.perf_counter() - loop_start
+        if choices_out is not None:
+            choices_out.close()
         world.close()
         close = getattr(controller, "close", None)
         if callable(close):
@@ -336,7 +348,7 @@ def run_world(
     out = (spec.out or Path(tempfile.mkdtemp(prefix="cityx-world-"))).resolve()
     out.mkdir(parents=True, exist_ok=True)
     spec = replace(spec, out=out)
-    for stale in ("result.json", "error.json", TRIPS_FILE):
+    for stale in ("result.json", "error.json", TRIPS_FILE, CHOICES_FILE):
         (out / stale).unlink(missing_ok=True)
     (out / "spec.json").write_text(json.dumps(spec.to_json(), indent=1))
     env = dict(os.environ)

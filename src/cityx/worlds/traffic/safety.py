@@ -186,6 +186,8 @@ class SafetyEnvelope:
         self._requests = 0
         self._switches = 0
         self._forced = 0
+        # What the last step did per intersection (controller-choice/v1 envelope outcomes).
+        self._outcomes: dict[str, str] = {}
 
     def reset(self, current: Mapping[str, int]) -> None:
         """Start from the program phase each intersection shows now."""
@@ -219,6 +221,8 @@ class SafetyEnvelope:
             if tls not in self._signals:
                 self._refuse(Refusal.UNKNOWN_INTERSECTION)
         changes: dict[str, str] = {}
+        outcomes = self._outcomes
+        outcomes.clear()
         for tls, signal in self._signals.items():
             if signal.stop_pending is not None and (signal.queue or signal.age >= self.min_green_s):
                 self._begin_stop(signal)
@@ -239,10 +243,13 @@ class SafetyEnvelope:
                 continue
             wanted = requests.get(tls)
             if wanted is not None and wanted != signal.green:
-                self._request(signal, int(wanted))
+                outcomes[tls] = self._request(signal, int(wanted))
             elif not signal.queue and signal.age >= self.max_green_s and len(signal.greens) > 1:
                 self._forced += 1
                 self._switch(signal, signal.next_green(signal.green))
+                outcomes[tls] = "forced_max_green"
+            else:
+                outcomes[tls] = "kept"
             if signal.queue:
                 state = signal.queue[0][0]
                 signal.queue[0][1] -= self.step_s
@@ -255,19 +262,28 @@ class SafetyEnvelope:
                 changes[tls] = signal.shown = state
         return changes
 
-    def _request(self, signal: _Signal, wanted: int) -> None:
+    def _request(self, signal: _Signal, wanted: int) -> str:
         self._requests += 1
         if not 0 <= wanted < len(signal.program):
             self._refuse(Refusal.UNKNOWN_PHASE)
-        elif not signal.program[wanted].is_green:
+            return Refusal.UNKNOWN_PHASE.value
+        if not signal.program[wanted].is_green:
             self._refuse(Refusal.NOT_GREEN)
-        elif signal.queue:
+            return Refusal.NOT_GREEN.value
+        if signal.queue:
             self._refuse(Refusal.IN_TRANSITION)
-        elif signal.age < self.min_green_s:
+            return "in_transition"
+        if signal.age < self.min_green_s:
             self._refuse(Refusal.MIN_GREEN)
-        else:
-            self._switches += 1
-            self._switch(signal, wanted)
+            return "min_green_held"
+        self._switches += 1
+        self._switch(signal, wanted)
+        return "switched"
+
+    def outcomes(self) -> dict[str, str]:
+        """What the last step did per intersection: kept, switched, min_green_held,
+        in_transition, forced_max_green (or a refusal kind for an invalid request)."""
+        return dict(self._outcomes)
 
     def _switch(self, signal: _Signal, target: int) -> None:
         signal.queue = [

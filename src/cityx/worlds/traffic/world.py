@@ -257,6 +257,10 @@ class TrafficWorld:
         """The running safety envelope (``envelope`` mode), for oversight's stops and releases."""
         return self._envelope
 
+    def envelope_outcomes(self) -> dict[str, str]:
+        """What the safety envelope did at the last step, per intersection ({} without one)."""
+        return self._envelope.outcomes() if self._envelope is not None else {}
+
     # -- internals ----------------------------------------------------------------
 
     def _write_pending(self, sumo: Any) -> None:

@@ -1,0 +1,1 @@
+"""Explanations for human overseers: exact attributions on the submitted artifact."""
