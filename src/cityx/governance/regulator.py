@@ -15,21 +15,18 @@ docs/governance-report.md).
 from __future__ import annotations
 
 import json
-import os
-import uuid
 import warnings
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from cityx.core import InputError, Registry, RunError, Severity
 
 from .claims import ClaimCheck, compare_claims
 from .report import render_html as render_trial_html
+from .report.write import environment, write_atomic
 from .requirements import FrameworkAssessment, Status, assess, frameworks
 from .trial_folder import (
     TrialFolder,
@@ -262,7 +259,7 @@ def render_governance_html(report: GovernanceReport, *, registry: Registry | Non
 
 def render_summary_html(report: GovernanceReport) -> str:
     """The one-page summary for decision makers."""
-    return _environment().get_template("summary.html.j2").render(s=summary(report))
+    return environment().get_template("summary.html.j2").render(s=summary(report))
 
 
 def summary(report: GovernanceReport) -> dict[str, Any]:
@@ -348,38 +345,6 @@ def summary_json(report: GovernanceReport) -> dict[str, Any]:
     for fw in doc["frameworks"]:
         del fw["chart"]
     return {"schema_version": GOVERNANCE_SCHEMA_VERSION, "kind": "cityx.governance-summary", **doc}
-
-
-def write_atomic(data: bytes, path: Path) -> Path:
-    """Write ``data`` to ``path`` through a temporary file, so no reader sees half of it."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with tmp.open("xb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise InputError(
-            f"cannot write {path.name}: {exc.strerror or exc}",
-            where=str(path),
-            hint="check that the folder exists and is writable",
-        ) from exc
-    return path
-
-
-@cache
-def _environment() -> Environment:
-    return Environment(
-        loader=PackageLoader("cityx.governance", "templates"),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
 
 
 __all__ = [

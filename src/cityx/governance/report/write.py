@@ -16,7 +16,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from cityx.core import Registry, RunError, TrialResults
+from cityx.core import CityxError, InputError, Registry, RunError, TrialResults
 
 from .build import build_view
 
@@ -35,7 +35,7 @@ def render_html(
     the claims and the requirement-by-requirement sections.
     """
     view = build_view(results, registry=registry)
-    return _environment().get_template("report.html.j2").render(report=view, governance=governance)
+    return environment().get_template("report.html.j2").render(report=view, governance=governance)
 
 
 def write_report(
@@ -46,20 +46,33 @@ def write_report(
     The page goes to a temporary file in the same folder first and then
     replaces ``path`` in one step, so a reader never sees half a report.
     """
-    path = Path(path)
+    # A trial that ran cannot write its report: the run's failure, not the user's input.
     html = render_html(results, registry=registry).encode("utf-8")
+    return write_atomic(html, path, what="the report", error=RunError)
+
+
+def write_atomic(
+    data: bytes,
+    path: Path,
+    *,
+    what: str | None = None,
+    error: type[CityxError] = InputError,
+) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, so no
+    reader ever sees half of it; an unwritable place raises ``error`` naming it."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as out:
-            out.write(html)
+            out.write(data)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise RunError(
-            f"cannot write the report: {exc.strerror or exc}",
+        raise error(
+            f"cannot write {what or path.name}: {exc.strerror or exc}",
             where=str(path),
             hint="check that the folder exists and is writable",
         ) from exc
@@ -67,7 +80,7 @@ def write_report(
 
 
 @cache
-def _environment() -> Environment:
+def environment() -> Environment:
     return Environment(
         loader=PackageLoader("cityx.governance", "templates"),
         autoescape=True,
@@ -78,4 +91,4 @@ def _environment() -> Environment:
     )
 
 
-__all__ = ["render_html", "write_report"]
+__all__ = ["environment", "render_html", "write_atomic", "write_report"]
