@@ -63,6 +63,9 @@ LONGSIG_TYP = "cityx-longsig+jws"
 FUTURE_SKEW_S = 300.0
 """How far in the verifier's future a signing time may lie (clock skew between machines)."""
 
+UNANCHORED = "urn:cityx:unanchored"
+"""The issuer of a key known only as a bare public JWK: it vouches for no issuer."""
+
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _PURPOSE = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}")
 
@@ -178,9 +181,7 @@ def sign_value(
     return sign_digest(payload_digest(value), key, purpose=purpose, about=about, now=now)
 
 
-def trust_of_jwk(
-    public_jwk: Mapping[str, Any], *, issuer: str = "urn:cityx:unanchored"
-) -> StaticTrustStore:
+def trust_of_jwk(public_jwk: Mapping[str, Any], *, issuer: str = UNANCHORED) -> StaticTrustStore:
     """A one-key trust store for a bare public JWK (no window, no revocation).
 
     For a key found beside the evidence: it checks consistency, not who signed.
@@ -324,7 +325,9 @@ def verify_digest(
             issuer=issuer,
             statement=statement,
         )
-    if statement.issuer != trusted.issuer:
+    if trusted.issuer == UNANCHORED:
+        issuer = statement.issuer  # a bare key cannot say whose it is: take the word signed
+    elif statement.issuer != trusted.issuer:
         return _invalid(
             LongReason.ISSUER_MISMATCH,
             f"the statement names {statement.issuer}; key {kid} belongs to {trusted.issuer}",
@@ -381,6 +384,7 @@ __all__ = [
     "FUTURE_SKEW_S",
     "LONGSIG_PROFILE",
     "LONGSIG_TYP",
+    "UNANCHORED",
     "LongReason",
     "LongStatus",
     "LongVerification",
