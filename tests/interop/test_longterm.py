@@ -107,7 +107,7 @@ def test_the_key_window_must_hold_the_signing_time() -> None:
     assert verify_value(token, "x", later, purpose=PURPOSE, now=T + 1e8).status is LongStatus.VALID
 
 
-def test_unknown_forged_and_future_signatures_are_invalid() -> None:
+def test_unknown_and_forged_signatures_are_invalid_future_ones_warn() -> None:
     token = sign_value("x", KEY, purpose=PURPOSE, now=T)
     stranger = generate_key("urn:cityx:city:other")
     assert (
@@ -119,8 +119,11 @@ def test_unknown_forged_and_future_signatures_are_invalid() -> None:
     assert verify_value(spliced, "y", _store(), purpose=PURPOSE).reason is LongReason.BAD_SIGNATURE
     assert verify_value("not a jws", "x", _store(), purpose=PURPOSE).reason is LongReason.MALFORMED
     future = sign_value("x", KEY, purpose=PURPOSE, now=T + 3600)
-    assert verify_value(future, "x", _store(), purpose=PURPOSE, now=T).reason is (
-        LongReason.SIGNED_IN_FUTURE
+    ahead = verify_value(future, "x", _store(), purpose=PURPOSE, now=T)
+    assert ahead.reason is LongReason.SIGNED_IN_FUTURE and ahead.warning is not None
+    revoked = StaticTrustStore([TrustedKey.of(KEY)], revoked={KEY.kid: T})
+    assert verify_value(future, "x", revoked, purpose=PURPOSE, now=T).reason is (
+        LongReason.REVOKED_BEFORE_SIGNING
     )
 
 

@@ -31,8 +31,8 @@ The signing time is the signer's own word. A thief holding a compromised
 key can backdate a statement to before ``compromised_since``; only an
 external anchor (the store's audit log, which anchors decision-log
 checkpoints and rulings, or a timestamp authority) bounds that. The
-verifier refuses statements dated more than :data:`FUTURE_SKEW_S` in its
-own future.
+verifier warns of statements dated more than :data:`FUTURE_SKEW_S` in its
+own future (a wrong clock: dating forward cannot escape a revocation).
 
 Verification answers with a :class:`LongVerification`, never an
 exception: a status, a reason code (:class:`LongReason`) and a detail
@@ -61,7 +61,7 @@ from .trust import StaticTrustStore, TrustedKey, TrustStore
 LONGSIG_PROFILE = "cityx.longsig/v1"
 LONGSIG_TYP = "cityx-longsig+jws"
 FUTURE_SKEW_S = 300.0
-"""How far in the verifier's future a signing time may lie (clock skew between machines)."""
+"""How far in the verifier's future a signing time may lie without a warning (clock skew)."""
 
 UNANCHORED = "urn:cityx:unanchored"
 """The issuer of a key known only as a bare public JWK: it vouches for no issuer."""
@@ -294,11 +294,6 @@ def verify_digest(
         header = jws.extract_compact(token.strip().encode("ascii")).protected
     except (UnicodeEncodeError, JoseError, ValueError) as exc:
         return _invalid(LongReason.MALFORMED, f"not a compact JWS: {exc}")
-    if header.get("typ") != LONGSIG_TYP or header.get("alg") != ALG:
-        return _invalid(
-            LongReason.MALFORMED,
-            f"typ/alg are not {LONGSIG_TYP}/{ALG} (not a long-lived signature)",
-        )
     kid = str(header.get("kid", ""))
     trusted = trust.key(kid)
     if trusted is None:
@@ -312,6 +307,11 @@ def verify_digest(
             LongReason.BAD_SIGNATURE,
             f"the signature does not verify with key {kid}: {exc}",
             **where,
+        )
+    # After the signature check: a forgery is named a forgery, whatever its header says.
+    if header.get("typ") != LONGSIG_TYP:
+        return _invalid(
+            LongReason.MALFORMED, f"typ is not {LONGSIG_TYP} (not a long-lived signature)", **where
         )
     statement = _statement(payload)
     if isinstance(statement, str):
@@ -356,16 +356,20 @@ def verify_digest(
             issuer=issuer,
             statement=statement,
         )
-    clock = time.time() if now is None else now
-    if statement.signed_at > clock + FUTURE_SKEW_S:
-        return _invalid(
-            LongReason.SIGNED_IN_FUTURE,
-            f"key {kid} dated its signature {iso_time(statement.signed_at)}, in the future",
-            kid=kid,
-            issuer=issuer,
-            statement=statement,
-        )
     status, reason, detail = _key_at(trusted, statement.signed_at)
+    clock = time.time() if now is None else now
+    if statement.signed_at > clock + FUTURE_SKEW_S and status is not LongStatus.INVALID:
+        # Dating forward gains a thief nothing (a revocation still applies from its own
+        # time); dating back is the threat. So a future date is a clock to look at: a warning.
+        future = f"key {kid} dated its signature {iso_time(statement.signed_at)}, in the future"
+        if status is LongStatus.VALID:
+            status, reason, detail = (
+                LongStatus.VALID_WITH_WARNING,
+                LongReason.SIGNED_IN_FUTURE,
+                future,
+            )
+        else:
+            detail += f"; {future}"
     return LongVerification(status, reason, detail, kid=kid, issuer=issuer, statement=statement)
 
 
