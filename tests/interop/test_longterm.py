@@ -191,3 +191,20 @@ def test_the_status_follows_the_times(
         assert result.status is LongStatus.VALID_WITH_WARNING
     else:
         assert result.status is LongStatus.VALID
+
+
+def test_the_database_store_folds_a_compromise_into_the_revocation(tmp_path: Path) -> None:
+    # The tables have no compromise column: a compromise must not be read as a mere retirement.
+    from cityx.interop import DbTrustStore
+    from cityx.store import Store
+
+    document = trust_document(KEY)
+    document["revoked"] = [
+        {"kid": KEY.kid, "at": "2025-01-15T08:00:00Z", "compromised_since": "2023-01-01T00:00:00Z"}
+    ]
+    with Store.open(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        trust = DbTrustStore(store)
+        trust.import_documents([(document, "city.json")])
+        token = sign_value(1, KEY, purpose=PURPOSE, now=T)  # 2023-11: after the compromise
+        result = verify_value(token, 1, trust, purpose=PURPOSE)
+    assert not result.ok and result.reason is LongReason.REVOKED_BEFORE_SIGNING
