@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -186,3 +187,32 @@ def test_pack_refuses_a_key_the_trust_store_does_not_hold(tmp_path: Path, key: S
     assert not (tmp_path / "p").exists()
     with pytest.raises(InputError, match=r"results\.json is missing"):
         pack_evidence(tmp_path, key, tmp_path / "q", pdf=False)
+
+
+def test_a_key_compromised_before_signing_voids_the_package(package: Path, key: SigningKey) -> None:
+    # Revoked only after it signed, but stolen before: the thief could have signed it.
+    stolen = StaticTrustStore(
+        [TrustedKey.of(key)],
+        revoked={key.kid: SIGNED_AT + 60},
+        compromised={key.kid: SIGNED_AT - 3600},
+    )
+    result = verify_evidence(package, stolen)
+    assert not result.ok and result.problems[0].subject == f"key {key.kid}"
+    assert "compromised" in result.problems[0].reason
+    later = StaticTrustStore(
+        [TrustedKey.of(key)],
+        revoked={key.kid: SIGNED_AT + 60},
+        compromised={key.kid: SIGNED_AT + 30},
+    )
+    assert verify_evidence(package, later).ok
+
+
+def test_the_signature_is_the_long_lived_profile(package: Path, trusted: StaticTrustStore) -> None:
+    from cityx.interop import LongStatus, verify_digest
+    from cityx.runs.evidence import PURPOSE
+
+    token = (package / "manifest.jws").read_text()
+    digest = hashlib.sha256((package / "manifest.json").read_bytes()).hexdigest()
+    checked = verify_digest(token, digest, trusted, purpose=PURPOSE, now=SIGNED_AT)
+    assert checked.status is LongStatus.VALID
+    assert verify_digest(token, digest, trusted, purpose="ruling", now=SIGNED_AT).ok is False

@@ -19,7 +19,7 @@ def decisions_verify(args: argparse.Namespace) -> int:
     # lazy: cityx --help stays fast
     from cityx.oversight.decisions import DecisionsVerification, read_entries, verify_decisions
 
-    trusted = None
+    trust = None
     if args.trust is not None:
         # lazy: cityx --help stays fast
         from cityx.interop import load_trust
@@ -35,8 +35,8 @@ def decisions_verify(args: argparse.Namespace) -> int:
             )
             emit(args, result.to_json(), f"NOT OK: {result.reason}")
             return EXIT_VERDICT
-        trusted = {"kid": key.kid, "x": key.x}
-    result = verify_decisions(args.path, trusted=trusted, run=args.run)
+        trust = store  # the seals' key must have been valid when it sealed
+    result = verify_decisions(args.path, trust=trust, run=args.run)
     if args.store is not None:
         result = _anchored(args, result)
     text = (
@@ -46,6 +46,7 @@ def decisions_verify(args: argparse.Namespace) -> int:
         else f"NOT OK at record {result.first_bad}: {result.reason} "
         f"({result.sealed} of {result.entries} sealed)"
     )
+    text = "".join(f"warning: {w}\n" for w in result.warnings) + text
     emit(args, result.to_json(), text)
     return EXIT_OK if result.ok else EXIT_VERDICT
 

@@ -9,6 +9,8 @@ issuers' public keys with validity windows, revocations and permissions
 code, never an exception. A *profile* (:mod:`.profiles`) says which entities a
 receiver accepts: ``base``, what the FIWARE Smart Data Models accept, or
 ``city``, which requires more. :mod:`.bus` carries envelopes over a transport.
+:mod:`.longterm` is the second, long-lived signature profile for evidence
+(decision-log checkpoints, rulings, evidence packages): detached, no expiry.
 :mod:`.conformance` is the vendor conformance suite and :mod:`.endpoint`
 our reference receiver that passes it.
 """
@@ -37,6 +39,16 @@ from .envelope import (
 from .errors import InteropError, KeyFileError, MessageError, TrustStoreError
 from .key_files import KeyFiles, write_key_files
 from .keys import ALG, SigningKey, generate_key, load_signing_key
+from .longterm import (
+    LongReason,
+    LongStatus,
+    LongVerification,
+    sign_digest,
+    sign_value,
+    trust_of_jwk,
+    verify_digest,
+    verify_value,
+)
 from .messages import (
     Catalog,
     MessageType,
@@ -79,6 +91,9 @@ __all__ = [
     "InteropError",
     "KeyFileError",
     "KeyFiles",
+    "LongReason",
+    "LongStatus",
+    "LongVerification",
     "Message",
     "MessageError",
     "MessageType",
@@ -113,11 +128,16 @@ __all__ = [
     "profile_named",
     "schema_id",
     "sign",
+    "sign_digest",
+    "sign_value",
     "signal_phase_command",
     "strict_loads",
     "topic_for",
     "topic_matches",
     "traffic_flow_observed",
     "trust_document",
+    "trust_of_jwk",
+    "verify_digest",
+    "verify_value",
     "write_key_files",
 ]

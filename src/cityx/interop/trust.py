@@ -2,10 +2,16 @@
 
 A *trusted key* is an Ed25519 public key bound to one *issuer*, with a
 *validity window* (``not_before`` .. ``not_after``, either open), an
-optional *revocation* time, and *permissions*: the message types and the
-topics it may sign, as glob patterns. *Rotation* is two keys of one issuer
-whose windows overlap: while both are valid, messages signed by either are
-accepted. *Revocation* is by kid and takes effect at its time.
+optional *revocation* time, an optional *compromise* time, and
+*permissions*: the message types and the topics it may sign, as glob
+patterns. *Rotation* is two keys of one issuer whose windows overlap:
+while both are valid, messages signed by either are accepted.
+*Revocation* is by kid and takes effect at its time.
+*Compromise* (``compromised_since`` in a revocation) says the private key
+may have been in someone else's hands since that time: everything it
+signed from then on is void, so the key also counts as revoked from then
+on (``revoked_at`` is the earlier of the two). A revocation without it is
+a retirement: long-lived signatures (:mod:`.longterm`) made before it stand.
 
 Globs: ``*`` matches any run of characters within a topic level (no ``/``),
 ``**`` matches across levels, ``?`` one character; everything else is
@@ -28,7 +34,8 @@ JWKS with the issuer beside its keys::
          "not_before": "2026-01-01T00:00:00Z", "not_after": "2026-07-01T00:00:00Z",
          "types": ["TrafficFlowObserved"], "topics": ["cityx/v1/*/TrafficFlowObserved/*"]}
       ],
-      "revoked": [{"kid": "...", "at": "2026-03-01T12:00:00Z", "reason": "key leaked"}]
+      "revoked": [{"kid": "...", "at": "2026-03-01T12:00:00Z", "reason": "key leaked",
+                   "compromised_since": "2026-02-20T00:00:00Z"}]
     }
 
 A *trust folder* holds any number of them; they merge. A kid may appear in
@@ -81,6 +88,7 @@ class TrustedKey:
     not_before: float | None = None
     not_after: float | None = None
     revoked_at: float | None = None
+    compromised_since: float | None = None
     types: tuple[str, ...] = ("*",)
     topics: tuple[str, ...] = ("**",)
     _types_re: re.Pattern[str] = field(init=False, repr=False, compare=False)
@@ -128,9 +136,14 @@ class StaticTrustStore:
     """A trust store held in memory (what :func:`load_trust` returns)."""
 
     def __init__(
-        self, keys: Iterable[TrustedKey], *, revoked: Mapping[str, float] | None = None
+        self,
+        keys: Iterable[TrustedKey],
+        *,
+        revoked: Mapping[str, float] | None = None,
+        compromised: Mapping[str, float] | None = None,
     ) -> None:
         revoked = dict(revoked or {})
+        compromised = dict(compromised or {})
         self._keys: dict[str, TrustedKey] = {}
         for key in keys:
             if key.kid in self._keys:
@@ -142,6 +155,16 @@ class StaticTrustStore:
             at = revoked.get(key.kid)
             if at is not None and (key.revoked_at is None or at < key.revoked_at):
                 key = replace(key, revoked_at=at)
+            since = compromised.get(key.kid)
+            if since is not None and (
+                key.compromised_since is None or since < key.compromised_since
+            ):
+                key = replace(key, compromised_since=since)
+            if key.compromised_since is not None and (
+                key.revoked_at is None or key.compromised_since < key.revoked_at
+            ):
+                # A stolen key is void from the theft on, for short-lived messages too.
+                key = replace(key, revoked_at=key.compromised_since)
             self._keys[key.kid] = key
 
     def key(self, kid: str) -> TrustedKey | None:
@@ -207,6 +230,24 @@ def parse_trust_document(document: Any, *, where: str) -> tuple[list[TrustedKey]
     return keys, revoked
 
 
+def parse_compromises(document: Any, *, where: str) -> dict[str, float]:
+    """The compromise times (kid -> ``compromised_since``) of a trust document's revocations.
+
+    Apart from :func:`parse_trust_document`, whose answer older callers unpack as a pair.
+    """
+    found: dict[str, float] = {}
+    entries = document.get("revoked", []) if isinstance(document, dict) else []
+    for i, entry in enumerate(entries if isinstance(entries, list) else []):
+        if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
+            continue
+        since = _time(
+            entry.get("compromised_since"), where=f"{where}: revoked[{i}].compromised_since"
+        )
+        if since is not None:
+            found[entry["kid"]] = min(since, found.get(entry["kid"], since))
+    return found
+
+
 def _trusted_key(entry: Any, issuer: str, *, where: str) -> TrustedKey:
     if not isinstance(entry, dict):
         raise TrustStoreError("a key must be a JSON object (a JWK)", where=where)
@@ -249,6 +290,7 @@ def load_trust(path: Path) -> StaticTrustStore:
         raise TrustStoreError("no such trust document or folder", where=str(path))
     keys: list[TrustedKey] = []
     revoked: dict[str, float] = {}
+    compromised: dict[str, float] = {}
     for file in files:
         try:
             document = json.loads(file.read_text(encoding="utf-8"))
@@ -258,7 +300,9 @@ def load_trust(path: Path) -> StaticTrustStore:
         keys.extend(more)
         for kid, at in gone.items():
             revoked[kid] = min(at, revoked.get(kid, at))
-    return StaticTrustStore(keys, revoked=revoked)
+        for kid, at in parse_compromises(document, where=str(file)).items():
+            compromised[kid] = min(at, compromised.get(kid, at))
+    return StaticTrustStore(keys, revoked=revoked, compromised=compromised)
 
 
 def trust_document(
@@ -284,6 +328,7 @@ __all__ = [
     "TrustStore",
     "TrustedKey",
     "load_trust",
+    "parse_compromises",
     "parse_trust_document",
     "trust_document",
 ]

@@ -40,7 +40,13 @@ from typing import Any, Protocol
 from cityx.core import CityxError
 
 from .errors import TrustStoreError
-from .trust import TRUST_FORMAT, StaticTrustStore, TrustedKey, parse_trust_document
+from .trust import (
+    TRUST_FORMAT,
+    StaticTrustStore,
+    TrustedKey,
+    parse_compromises,
+    parse_trust_document,
+)
 
 
 class KeyRecord(Protocol):
@@ -195,6 +201,11 @@ class DbTrustStore:
         parsed = []
         for document, where in documents:
             keys, revoked = parse_trust_document(document, where=where)
+            # The tables hold no compromise time yet: fold it into the revocation, which
+            # voids what the key signed since then (a compromise read as mere retirement
+            # would let a thief's signatures stand with a warning).
+            for kid, since in parse_compromises(document, where=where).items():
+                revoked[kid] = min(since, revoked.get(kid, since))
             reasons = {
                 entry.get("kid"): entry.get("reason")
                 for entry in document.get("revoked", [])

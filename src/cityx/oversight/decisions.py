@@ -18,9 +18,14 @@ chain (:mod:`cityx.core.audit`): ``seq``, ``at`` (wall clock, UTC),
 - ``violation``: what the independent conflict monitor saw;
 - ``checkpoint``: a *seal*. Every ``checkpoint_every`` records, and as the
   last record of a run (``final``), the log signs the number of records
-  before it and the hash of the last one, as a detached Ed25519 JWS made
-  with the interop layer's keys. The private key never lives in the run
-  folder.
+  before it and the hash of the last one, as a long-lived detached
+  signature (:mod:`cityx.interop.longterm`, purpose
+  :data:`CHECKPOINT_PURPOSE`) over the SHA-256 of the seal's canonical
+  body, with the run id signed beside it. It has no expiry: a log kept for
+  the six months Art. 26(6) asks for still verifies after the key is
+  rotated out or revoked (with a warning), unless the key is marked
+  compromised since before the seal. The private key never lives in the
+  run folder.
 
 *Sealed* records are those a valid checkpoint covers. Someone who can
 write the run folder can rewrite records and recompute every hash, but
@@ -51,16 +56,26 @@ from typing import Any
 
 from joserfc import jws
 from joserfc.errors import JoseError
-from joserfc.jwk import OKPKey
 
 from cityx.core.audit import GENESIS, AuditEntry, sorted_json, verify_chain
 from cityx.core.errors import InputError
-from cityx.interop import ALG, SigningKey
+from cityx.interop import (
+    LongReason,
+    SigningKey,
+    StaticTrustStore,
+    TrustedKey,
+    TrustStore,
+    sign_digest,
+    verify_digest,
+)
+from cityx.interop.keys import thumbprint
+from cityx.interop.longterm import UNANCHORED
 
 LOG_FILE = "decisions.jsonl"
 KEY_FILE = "decisions.key.json"
 SCHEMA = "decision-log/v1"
 CHECKPOINT = "checkpoint"
+CHECKPOINT_PURPOSE = "decision-log.checkpoint"
 ANCHOR_ACTION = "decisions.checkpoint"
 KINDS = (
     "choice",
@@ -124,11 +139,11 @@ class DecisionLog:
     def checkpoint(self, *, final: bool) -> int:
         """Seal everything written so far with a signed checkpoint record."""
         upto, head = self._seq, self._prev
-        token = jws.serialize_compact(
-            {"alg": ALG, "kid": self.key.kid},
-            _seal_body(self.run, upto, head, final),
-            self.key.jwk,
-            algorithms=[ALG],
+        token = sign_digest(
+            hashlib.sha256(_seal_body(self.run, upto, head, final)).hexdigest(),
+            self.key,
+            purpose=CHECKPOINT_PURPOSE,
+            about={"run": self.run},
         )
         payload = {"upto": upto, "head": head, "final": final, "kid": self.key.kid, "jws": token}
         seq = self._write(CHECKPOINT, self.key.issuer, "*", payload)
@@ -185,6 +200,8 @@ class DecisionsVerification:
     reason: str | None = None
     key_anchored: bool = False  # the public key came from outside the run folder
     kid: str | None = None
+    # e.g. the sealing key was revoked after it sealed: the seals stand, but say so
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -195,6 +212,7 @@ class DecisionsVerification:
             "reason": self.reason,
             "key_anchored": self.key_anchored,
             "kid": self.kid,
+            "warnings": list(self.warnings),
         }
 
 
@@ -238,19 +256,28 @@ class _Malformed(ValueError):
         self.line = line
 
 
-def _public_key(jwk: Mapping[str, Any]) -> OKPKey:
-    return OKPKey.import_key({"kty": "OKP", "crv": "Ed25519", "x": str(jwk["x"])})
+def _one_key(jwk: Mapping[str, Any]) -> tuple[StaticTrustStore, str]:
+    """A trust store of one bare public key (``x``), and its kid (the thumbprint)."""
+    x = str(jwk["x"])
+    kid = thumbprint({"kty": "OKP", "crv": "Ed25519", "x": x})
+    return StaticTrustStore([TrustedKey(kid=kid, issuer=UNANCHORED, x=x)]), kid
 
 
 def verify_decisions(
-    path: Path, *, trusted: Mapping[str, Any] | None = None, run: str | None = None
+    path: Path,
+    *,
+    trusted: Mapping[str, Any] | None = None,
+    run: str | None = None,
+    trust: TrustStore | None = None,
 ) -> DecisionsVerification:
     """Check the chain and every checkpoint's signature; name the first bad record.
 
-    ``trusted`` is the signer's public JWK from outside the run folder
-    (``x`` and ``kid``); without it the folder's own copy is used and the
-    result says the key is not anchored. ``run`` (the run's id) must match
-    the checkpoints' when given.
+    ``trust`` is a trust store from outside the run folder: each seal's key
+    must have been valid when it sealed (window, revocation, compromise).
+    ``trusted`` is the signer's bare public JWK from outside (``x``), checked
+    for the signature only. Without either the folder's own copy is used and
+    the result says the key is not anchored. ``run`` (the run's id) must
+    match the checkpoints' when given.
     """
     try:
         entries = read_entries(path)
@@ -259,32 +286,42 @@ def verify_decisions(
     n = len(entries)
     chain = verify_chain(entries)
     folder = _log_path(path).parent
-    anchored = trusted is not None
-    if trusted is None:
+    anchored = trusted is not None or trust is not None
+    kid: str | None = None
+    if trust is None:
+        if trusted is None:
+            try:
+                trusted = json.loads((folder / KEY_FILE).read_text())
+            except (OSError, ValueError):
+                trusted = None
+        if trusted is None:
+            return DecisionsVerification(
+                False, n, 0, 1 if n else None, "no public key to check seals"
+            )
         try:
-            trusted = json.loads((folder / KEY_FILE).read_text())
-        except (OSError, ValueError):
-            trusted = None
-    if trusted is None:
-        return DecisionsVerification(False, n, 0, 1 if n else None, "no public key to check seals")
-    kid = str(trusted.get("kid"))
-    try:
-        public = _public_key(trusted)
-    except (JoseError, ValueError, KeyError) as exc:
-        return DecisionsVerification(False, n, 0, None, f"unusable public key: {exc}")
+            trust, kid = _one_key(trusted)
+        except (JoseError, ValueError, KeyError, TypeError) as exc:
+            return DecisionsVerification(False, n, 0, None, f"unusable public key: {exc}")
     sealed, final = 0, False
+    warnings: list[str] = []
     limit = chain.first_bad - 1 if chain.first_bad is not None else n
     for e in entries[:limit]:
         if e.action != CHECKPOINT:
             continue
-        problem = _seal_problem(e, entries, public, kid, run)
+        problem, warning = _seal_problem(e, entries, trust, run)
+        kid = kid or str(e.payload.get("kid"))
         if problem is not None:
             return DecisionsVerification(
                 False, n, sealed, e.seq, f"record {e.seq}: {problem}", anchored, kid
             )
+        if warning is not None and warning not in warnings:
+            warnings.append(warning)
         sealed, final = e.seq, bool(e.payload.get("final"))
+    done = tuple(warnings)
     if not chain.ok:
-        return DecisionsVerification(False, n, sealed, chain.first_bad, chain.reason, anchored, kid)
+        return DecisionsVerification(
+            False, n, sealed, chain.first_bad, chain.reason, anchored, kid, done
+        )
     if not final or sealed != n:
         where = f"after checkpoint {sealed}" if sealed else "with no checkpoint"
         return DecisionsVerification(
@@ -295,44 +332,57 @@ def verify_decisions(
             f"{n - sealed} record(s) unsealed {where}; no final seal (a crash or a truncated log)",
             anchored,
             kid,
+            done,
         )
-    return DecisionsVerification(True, n, sealed, None, None, anchored, kid)
+    return DecisionsVerification(True, n, sealed, None, None, anchored, kid, done)
+
+
+def _claimed_run(token: str) -> Any:
+    """The run a seal says it belongs to, read before verifying (only to rebuild its body)."""
+    try:
+        about = json.loads(jws.extract_compact(token.encode("ascii")).payload).get("about")
+    except (JoseError, ValueError, UnicodeEncodeError, AttributeError):
+        return None
+    return about.get("run") if isinstance(about, dict) else None
 
 
 def _seal_problem(
     e: AuditEntry,
     entries: list[AuditEntry],
-    public: OKPKey,
-    kid: str,
+    trust: TrustStore,
     run: str | None,
-) -> str | None:
+) -> tuple[str | None, str | None]:
+    """(what is wrong with checkpoint ``e``, or None; a warning, or None)."""
     p = e.payload
     if set(p) != {"upto", "head", "final", "kid", "jws"}:
-        return f"checkpoint payload has keys {sorted(p)}, not exactly upto/head/final/kid/jws"
+        return f"checkpoint payload has keys {sorted(p)}, not exactly upto/head/final/kid/jws", None
     try:
         upto, head, token = int(p["upto"]), str(p["head"]), str(p["jws"])
     except (KeyError, TypeError, ValueError):
-        return "a checkpoint without upto/head/jws"
+        return "a checkpoint without upto/head/jws", None
     if upto != e.seq - 1:
-        return f"checkpoint seals up to {upto}, not the record before it"
+        return f"checkpoint seals up to {upto}, not the record before it", None
     expected = entries[upto - 1].hash if upto > 0 else GENESIS
     if head != expected:
-        return "checkpoint head is not the hash of the record it seals"
-    try:
-        obj = jws.deserialize_compact(token, public, algorithms=[ALG])
-    except (JoseError, ValueError) as exc:
-        return f"checkpoint signature does not verify with key {kid[:12]}: {exc}"
-    if obj.headers().get("kid") != kid or p.get("kid") != kid:
-        return "checkpoint signed with another key"
-    try:
-        body = json.loads(obj.payload)
-    except ValueError:
-        return "checkpoint signature over something that is not JSON"
-    if body.get("upto") != upto or body.get("head") != head or body.get("final") != p.get("final"):
-        return "checkpoint record differs from what was signed"
-    if run is not None and body.get("run") != run:
-        return f"checkpoint belongs to run {body.get('run')!r}, not {run!r}"
-    return None
+        return "checkpoint head is not the hash of the record it seals", None
+    claimed = _claimed_run(token)
+    if run is not None and claimed != run:
+        return f"checkpoint belongs to run {claimed!r}, not {run!r}", None
+    body = _seal_body(str(claimed), upto, head, bool(p.get("final")))
+    checked = verify_digest(
+        token, hashlib.sha256(body).hexdigest(), trust, purpose=CHECKPOINT_PURPOSE
+    )
+    if checked.reason is LongReason.UNKNOWN_KEY:
+        return f"checkpoint signature by key {checked.kid}, which is not the trusted key", None
+    if checked.reason is LongReason.BAD_SIGNATURE:
+        return f"checkpoint signature does not verify: {checked.detail}", None
+    if checked.reason is LongReason.DIGEST_MISMATCH:
+        return "checkpoint record differs from what was signed", None
+    if not checked.ok:
+        return f"checkpoint signature: {checked.detail}", None
+    if p.get("kid") != checked.kid:
+        return "checkpoint signed with another key", None
+    return None, checked.warning
 
 
 def check_anchors(

@@ -15,19 +15,20 @@ changed. It holds:
   of the submitted artifact (digests only: the files stay where they are);
 - ``manifest.json``: the SHA-256 of every other file of the package, with
   the signer's issuer and kid and the signing time; and
-- ``manifest.jws``: the manifest signed (compact JWS, Ed25519) with the
-  city's key from the interop layer (:mod:`cityx.interop.keys`).
+- ``manifest.jws``: a long-lived detached signature
+  (:mod:`cityx.interop.longterm`, purpose :data:`PURPOSE`) over the
+  SHA-256 of ``manifest.json``'s bytes, made with the city's key.
 
 *Verification* reads the package without extracting it (an archive's
 members are read in memory, and any member that is not a plain file or
 folder, or whose path is absolute or climbs out, fails it), checks the
 signature against a trust store (:mod:`cityx.interop.trust`), then every
 digest, and names every file added, removed or changed. A signer unknown
-to the trust store, or whose key was revoked at or before the signing
-time, fails it; a key revoked after it signed passes, with a warning. The
-signing time is the signer's own word: a compromised key could backdate
-it, which only an external timestamp (the long-lived signature profile)
-rules out.
+to the trust store, outside its key's window, or whose key was revoked
+or marked compromised at or before the signing time, fails it; a key
+revoked after it signed passes, with a warning. The signing time is the
+signer's own word: a thief holding a compromised key could backdate it,
+which only an external timestamp would rule out.
 """
 
 from __future__ import annotations
@@ -46,22 +47,17 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from joserfc import jws
-from joserfc.errors import JoseError
-from joserfc.jwk import OKPKey
-
 from cityx.core import InputError
 from cityx.core.audit import AuditHead
 from cityx.governance.checklist import write_answers
 from cityx.governance.regulator import build_governance, render, write_atomic
 from cityx.governance.trial_folder import open_trial, sha256_file, trial_answers
-from cityx.interop import ALG, SigningKey, TrustStore
-from cityx.interop.canonical import canonical_json
+from cityx.interop import LongReason, SigningKey, TrustStore, sign_digest, verify_digest
 
 PACKAGE_FORMAT = "cityx.evidence/v1"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.jws"
-_TYP = "cityx-evidence+jws"
+PURPOSE = "evidence.manifest"
 _MAX_MEMBER = 256 * 1024 * 1024  # bytes: a package member larger than this is refused
 _MAX_MEMBERS = 10_000
 
@@ -137,10 +133,8 @@ def pack_evidence(
         "files": digests,
     }
     contents[MANIFEST] = _json_bytes(manifest)
-    header = {"alg": ALG, "kid": key.kid, "typ": _TYP}
-    contents[SIGNATURE] = (
-        jws.serialize_compact(header, canonical_json(manifest), key.jwk, algorithms=[ALG]) + "\n"
-    ).encode("ascii")
+    token = sign_digest(_sha(contents[MANIFEST]), key, purpose=PURPOSE, now=signed_at)
+    contents[SIGNATURE] = (token + "\n").encode("ascii")
     if archive:
         _write_archive(contents, out)
     else:
@@ -310,6 +304,18 @@ def _read_archive(path: Path) -> dict[str, bytes]:
     return found
 
 
+_KEY_REASONS = frozenset(
+    {
+        LongReason.UNKNOWN_KEY,
+        LongReason.ISSUER_MISMATCH,
+        LongReason.KEY_NOT_YET_VALID,
+        LongReason.KEY_EXPIRED,
+        LongReason.REVOKED_BEFORE_SIGNING,
+        LongReason.COMPROMISED_BEFORE_SIGNING,
+    }
+)
+
+
 def verify_evidence(path: Path, trust: TrustStore) -> Verified:
     """Check a package's signature and every digest; never raises for a tampered package."""
     where = str(path)
@@ -332,55 +338,38 @@ def verify_evidence(path: Path, trust: TrustStore) -> Verified:
             ),
         )
     try:
-        token = token_bytes.decode("ascii").strip()
-        header = jws.extract_compact(token.encode("ascii")).protected
-    except (UnicodeDecodeError, JoseError, ValueError) as exc:
-        return Verified(where, False, (Problem(SIGNATURE, f"is not a compact JWS: {exc}"),))
-    kid = str(header.get("kid", ""))
-    trusted = trust.key(kid)
-    if trusted is None:
+        token = token_bytes.decode("ascii")
+    except UnicodeDecodeError:
+        return Verified(where, False, (Problem(SIGNATURE, "is not a compact JWS (not ASCII)"),))
+    checked = verify_digest(token, _sha(manifest_bytes), trust, purpose=PURPOSE)
+    kid = checked.kid or "?"
+    signer = {"issuer": checked.issuer or "?", "kid": kid}
+    if checked.reason is LongReason.DIGEST_MISMATCH:
         return Verified(
-            where, False, (Problem(f"key {kid}", "the signer is unknown to the trust store"),)
+            where, False, (Problem(MANIFEST, "differs from the signed manifest"),), (), signer
         )
-    try:
-        public = OKPKey.import_key({"kty": "OKP", "crv": "Ed25519", "x": trusted.x})
-        payload = jws.deserialize_compact(token, public, algorithms=[ALG]).payload
-    except (JoseError, ValueError) as exc:
-        return Verified(
-            where,
-            False,
-            (Problem(SIGNATURE, f"the signature does not verify with key {kid}: {exc}"),),
+    if not checked.ok:
+        # Key problems name the key; a broken or forged signature names the file.
+        on_key = checked.reason in _KEY_REASONS
+        subject = f"key {kid}" if on_key else SIGNATURE
+        reason = (
+            "the signer is unknown to the trust store"
+            if checked.reason is LongReason.UNKNOWN_KEY
+            else checked.detail
         )
+        return Verified(where, False, (Problem(subject, reason),), (), signer)
+    if checked.warning is not None:
+        warnings.append(checked.warning)
     try:
         manifest = json.loads(manifest_bytes)
     except ValueError:
         manifest = None
-    if not isinstance(manifest, dict) or canonical_json(manifest) != payload:
-        problems.append(Problem(MANIFEST, "differs from the signed manifest"))
-        try:
-            manifest = json.loads(payload)
-        except ValueError:
-            return Verified(where, False, tuple(problems))
-    signer = {"issuer": trusted.issuer, "kid": kid}
-    signed_at = _epoch(manifest.get("signed_at"))
+    if not isinstance(manifest, dict):
+        return Verified(where, False, (Problem(MANIFEST, "is not a JSON object"),), (), signer)
     if manifest.get("format") != PACKAGE_FORMAT:
         problems.append(Problem(MANIFEST, f"format is not {PACKAGE_FORMAT!r}"))
-    if signed_at is None:
-        problems.append(Problem(MANIFEST, "has no valid signed_at time"))
-    elif trusted.revoked_at is not None:
-        revoked = datetime.fromtimestamp(trusted.revoked_at, UTC).isoformat()
-        if trusted.revoked_at <= signed_at:
-            problems.append(Problem(f"key {kid}", f"was revoked at {revoked}, before it signed"))
-        else:
-            warnings.append(
-                f"key {kid} was revoked at {revoked}, after it signed this package "
-                f"({manifest.get('signed_at')}); the signature stands"
-            )
-    if signed_at is not None:
-        if trusted.not_before is not None and signed_at < trusted.not_before:
-            problems.append(Problem(f"key {kid}", "signed before its validity window"))
-        if trusted.not_after is not None and signed_at > trusted.not_after:
-            problems.append(Problem(f"key {kid}", "signed after its validity window"))
+    if manifest.get("signer") != {"issuer": signer["issuer"], "kid": kid}:
+        problems.append(Problem(MANIFEST, f"names another signer than key {kid}"))
     listed = manifest.get("files")
     if not isinstance(listed, dict):
         problems.append(Problem(MANIFEST, "lists no files"))
@@ -394,16 +383,6 @@ def verify_evidence(path: Path, trust: TrustStore) -> Verified:
     for name in sorted(set(files) - set(listed) - {MANIFEST, SIGNATURE}):
         problems.append(Problem(name, "was added (it is not in the manifest)"))
     return Verified(where, not problems, tuple(problems), tuple(warnings), signer, len(listed))
-
-
-def _epoch(text: Any) -> float | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.timestamp() if parsed.tzinfo else None
 
 
 def _sha(data: bytes) -> str:

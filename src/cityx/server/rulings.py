@@ -9,39 +9,39 @@ Words:
 - the *city key* is the city's Ed25519 signing key (an interop key file,
   :mod:`cityx.interop.keys`), kept in the server's key folder, which only the
   server's user can read (0700; the key file 0600); it is made on first use;
-- the ruling's *signature* is a compact JWS (Ed25519) over the canonical JSON
-  of the ruling's body, which names the audit log's head at signing time; the
-  store then appends the ruling's entry, holding the signature, to the same
-  chain, so the ruling and the log vouch for each other.
-
-The long-lived signature profile of the oversight work (timestamps, key
-rotation) is not applied yet: see docs/server.md.
+- the ruling's *signature* is a long-lived signature
+  (:mod:`cityx.interop.longterm`, purpose :data:`PURPOSE`) over the SHA-256
+  of the canonical JSON of the ruling's body, which travels signed with it
+  (the statement's ``about``) and names the audit log's head at signing
+  time; the store then appends the ruling's entry, holding the signature,
+  to the same chain, so the ruling and the log vouch for each other. It
+  has no expiry: a ruling verifies years later, after the city's key was
+  rotated out, as long as the key was valid when it signed and is not
+  marked compromised since before then.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from joserfc import jws
-from joserfc.errors import JoseError
-from joserfc.jwk import OKPKey
-
 from cityx.core import InputError
 from cityx.interop import (
-    ALG,
+    LongVerification,
     SigningKey,
-    canonical_json,
+    TrustStore,
     generate_key,
     load_signing_key,
+    sign_value,
+    trust_of_jwk,
+    verify_digest,
     write_key_files,
 )
 
-TYP = "cityx-ruling+jws"
+PURPOSE = "server.ruling"
 
 
 class Decision(StrEnum):
@@ -84,22 +84,41 @@ def check_ruling(decision: str, reasons: Sequence[str], conditions: Sequence[str
 
 
 def sign_ruling(body: Mapping[str, Any], key: SigningKey) -> str:
-    """The compact JWS of the ruling's canonical JSON body."""
-    header = {"alg": ALG, "kid": key.kid, "typ": TYP}
-    return jws.serialize_compact(header, canonical_json(dict(body)), key.jwk, algorithms=[ALG])
+    """The long-lived signature of the ruling's body, carrying the body with it."""
+    return sign_value(dict(body), key, purpose=PURPOSE, about=dict(body))
+
+
+def check_ruling_signature(signature: str, trust: TrustStore) -> LongVerification:
+    """The ruling's signature checked against a trust store (validity at signing time)."""
+    return verify_digest(signature, None, trust, purpose=PURPOSE)
 
 
 def verify_ruling(signature: str, public_jwk: Mapping[str, str]) -> dict[str, Any]:
-    """The body a ruling's signature vouches for; ValueError if it does not verify."""
+    """The body a ruling's signature vouches for; ValueError if it does not verify.
+
+    With a bare public key (what the API returns beside a ruling) this checks
+    the signature, not who holds the key: check against the city's trust
+    document with :func:`check_ruling_signature` for that.
+    """
     try:
-        key = OKPKey.import_key({k: public_jwk[k] for k in ("kty", "crv", "x")})
-        token = jws.deserialize_compact(signature, key, algorithms=[ALG])
-    except (JoseError, KeyError, ValueError) as exc:
-        raise ValueError(f"the ruling's signature does not verify: {exc}") from exc
-    if token.protected.get("typ") != TYP:
-        raise ValueError("not a cityx ruling")
-    body: dict[str, Any] = json.loads(token.payload)
+        trust = trust_of_jwk(public_jwk)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ValueError(f"the ruling's signature does not verify: bad key: {exc}") from exc
+    checked = check_ruling_signature(signature, trust)
+    if not checked.ok or checked.statement is None:
+        raise ValueError(f"the ruling's signature does not verify: {checked.detail}")
+    body = checked.statement.about
+    if not isinstance(body, dict):
+        raise ValueError("the ruling's signature does not verify: it carries no ruling")
     return body
 
 
-__all__ = ["TYP", "Decision", "check_ruling", "city_key", "sign_ruling", "verify_ruling"]
+__all__ = [
+    "PURPOSE",
+    "Decision",
+    "check_ruling",
+    "check_ruling_signature",
+    "city_key",
+    "sign_ruling",
+    "verify_ruling",
+]
