@@ -228,6 +228,7 @@ def run_trial(
                         workers=plan.workers,
                         plugins_allow=allow,
                         limits=plan.limits,
+                        trusted_by=_trusted_by(plan),
                     )
                     if controller
                     else None,

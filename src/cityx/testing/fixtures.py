@@ -5,7 +5,8 @@
   column (``sensor``), a time column and a sensitive column (``district``);
 - *predictor submission*: a folder with a small logistic regression (skops,
   a format that loads without running code) trained on such a table, its
-  manifest with the artifact's real digest, training and holdout data and a
+  manifest (schema version 2, declaring ``district`` sensitive) with the
+  artifact's real digest, training and holdout data and a
   datasheet;
 - *controller submission*: a linear model that scores the sandbox's phase
   candidates by their pressure (a max-pressure imitation), in skops;
@@ -142,7 +143,7 @@ def _manifest(
     return (
         textwrap.dedent(
             f"""\
-        schema_version = 1
+        schema_version = 2
 
         [system]
         id = "{system_id}"
@@ -195,7 +196,9 @@ def predictor_submission(folder: Path, *, seed: int = 0) -> Path:
             outputs=f'[outputs]\ntask = "classification"\nlabels = [{labels}]\n'
             'label_column = "congestion"\n',
             data='[data]\ntraining = "data/train.csv"\nholdout = "data/holdout.csv"\n'
-            'datasheet = "datasheet.md"\nsensitive = ["district"]\n',
+            'datasheet = "datasheet.md"\n',
+            # Version 2: the sensitive column is the fairness declaration, not [data]'s.
+            extra='[fairness]\nsensitive = ["district"]\n',
         )
     )
     return folder
