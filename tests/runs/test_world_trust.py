@@ -107,7 +107,9 @@ def test_the_opt_ins_name_who_gave_them() -> None:
     assert opt_ins(trust_pickle=True) == {"--trust-pickle": os_user()}
 
 
-@pytest.mark.parametrize(("fmt", "flag"), [("entrypoint", "--trust-code"), ("pickle", "--trust-pickle")])
+@pytest.mark.parametrize(
+    ("fmt", "flag"), [("entrypoint", "--trust-code"), ("pickle", "--trust-pickle")]
+)
 def test_the_world_child_refuses_vendor_code_without_its_opt_in(
     tmp_path: Path, fmt: str, flag: str
 ) -> None:

@@ -131,14 +131,15 @@ def _manifest(
     kind: str,
     artifact: Path,
     fmt: str,
-    features: Sequence[tuple[str, str, float, float]],
+    features: Sequence[tuple[str, str, float, float, str]],
     outputs: str,
     data: str,
     extra: str = "",
 ) -> str:
     rows = "\n".join(
-        f'[[inputs.features]]\nname = "{name}"\ntype = "{kind_}"\nmin = {low:g}\nmax = {high:g}\n'
-        for name, kind_, low, high in features
+        f'[[inputs.features]]\nname = "{name}"\ntype = "{kind_}"\nunit = "{unit}"\n'
+        f"min = {low:g}\nmax = {high:g}\n"
+        for name, kind_, low, high, unit in features
     )
     return (
         textwrap.dedent(
@@ -189,9 +190,9 @@ def predictor_submission(folder: Path, *, seed: int = 0) -> Path:
             artifact=artifact,
             fmt="skops",
             features=(
-                ("flow", "int", 0, 250),
-                ("occupancy", "float", 0, 100),
-                ("speed", "float", 0, 70),
+                ("flow", "int", 0, 250, "veh/interval"),
+                ("occupancy", "float", 0, 100, "%"),
+                ("speed", "float", 0, 70, "km/h"),
             ),
             outputs=f'[outputs]\ntask = "classification"\nlabels = [{labels}]\n'
             'label_column = "congestion"\n',
@@ -223,7 +224,8 @@ def controller_submission(folder: Path, *, seed: int = 0) -> Path:
             kind="controller",
             artifact=artifact,
             fmt="skops",
-            features=tuple((f.name, "float", f.min, f.max) for f in FEATURES),
+            # The phase-candidates/v1 contract's own units and bounds.
+            features=tuple((f.name, "float", f.min, f.max, f.unit) for f in FEATURES),
             outputs='[outputs]\ntask = "regression"\nlabel_column = "chosen"\n',
             data='[data]\ndatasheet = "datasheet.md"\n',
             extra='[controller]\nobservation = "phase-candidates/v1"\n',
