@@ -93,7 +93,7 @@ def check_trust(folder: Path, manifest: Manifest, trusted_by: Mapping[str, str])
     if flag is None or flag in trusted_by:
         return flag
     raise ManifestError(
-        f"a {manifest.artifact.format!r} artifact runs the vendor's own code when it loads; "
+        f"the {manifest.artifact.format!r} artifact runs the vendor's own code when it loads; "
         f"pass {flag} to allow it (it still runs only in the isolated worker)",
         where=f"{folder / 'cityx.toml'}: [artifact].format",
     )
