@@ -169,6 +169,7 @@ def test_each_way_into_a_world_refuses_without_trust_code_in_one_line(
     assert "internal error" not in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_a_trusted_run_records_who_trusted_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -183,6 +184,7 @@ def test_a_trusted_run_records_who_trusted_it(
     assert obj["trusted"] == expected == read_trust(out)
 
 
+@pytest.mark.slow
 def test_a_trusted_pickle_runs_in_the_world(tmp_path: Path) -> None:
     needs_sumo()
     folder = controller(tmp_path / "pkl", "pickle")
@@ -192,3 +194,22 @@ def test_a_trusted_pickle_runs_in_the_world(tmp_path: Path) -> None:
     )
     assert result.complete and np.isfinite(result.kpis.overall["vehicles"])
     assert read_trust(out) == {"format": "pickle", "opt_in": "--trust-pickle", "given_by": "ops"}
+
+
+@pytest.mark.slow
+def test_a_trusted_run_under_oversight_records_who_trusted_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    needs_sumo()
+    folder = controller(tmp_path / "entry")
+    out = tmp_path / "ov"
+    argv = ["oversee", "run", "--in-process", "--scenario", "grid3x3", "--seconds", "10"]
+    code = main([*argv, "--controller", str(folder), "--out", str(out), "--trust-code", "--json"])
+    obj = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert obj["trusted"] == {
+        "format": "entrypoint",
+        "opt_in": "--trust-code",
+        "given_by": os_user(),
+    }
+    assert read_trust(out) == obj["trusted"]

@@ -321,6 +321,12 @@ def _oversee_run(args: argparse.Namespace) -> int:
         if store is not None:
             store.close()
     obj = result.to_json()
+    # lazy: cityx --help stays fast
+    from cityx.runs.submitted import read_trust
+
+    trust = read_trust(result.out)  # which opt-in let a submission's vendor code run, by whom
+    if trust is not None:
+        obj["trusted"] = trust
     o = obj["oversight"]
     lines = [
         f"{args.scenario} under oversight, {result.steps} s, "
@@ -332,6 +338,11 @@ def _oversee_run(args: argparse.Namespace) -> int:
         f"alerts: {o['alerts']}; modes now: {o['modes']}",
         f"decision log: {o['decisions']} (signer kid {o['signer']['kid']})",
     ]
+    if trust is not None:
+        lines.append(
+            f"trusted: the {trust['format']} artifact ran vendor code because "
+            f"{trust['given_by']} passed {trust['opt_in']}"
+        )
     emit(args, obj, "\n".join(lines))
     return EXIT_OK if result.complete else EXIT_VERDICT
 
