@@ -324,9 +324,9 @@ def _oversee_run(args: argparse.Namespace) -> int:
     # lazy: cityx --help stays fast
     from cityx.runs.submitted import read_trust
 
-    trust = read_trust(result.out)  # which opt-in let a submission's vendor code run, by whom
-    if trust is not None:
-        obj["trusted"] = trust
+    opted = read_trust(result.out)  # which opt-in let a submission's vendor code run, by whom
+    if opted is not None:
+        obj["trusted"] = opted
     o = obj["oversight"]
     lines = [
         f"{args.scenario} under oversight, {result.steps} s, "
@@ -338,10 +338,10 @@ def _oversee_run(args: argparse.Namespace) -> int:
         f"alerts: {o['alerts']}; modes now: {o['modes']}",
         f"decision log: {o['decisions']} (signer kid {o['signer']['kid']})",
     ]
-    if trust is not None:
+    if opted is not None:
         lines.append(
-            f"trusted: the {trust['format']} artifact ran vendor code because "
-            f"{trust['given_by']} passed {trust['opt_in']}"
+            f"trusted: the {opted['format']} artifact ran vendor code because "
+            f"{opted['given_by']} passed {opted['opt_in']}"
         )
     emit(args, obj, "\n".join(lines))
     return EXIT_OK if result.complete else EXIT_VERDICT
