@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import EXIT_OK, Subparsers, add_command, emit
+from .trust import add_trust_flags, trusted_by
 
 EXAMPLE = (
     "cityx redteam run max-pressure --scenario cologne1 "
@@ -109,6 +110,7 @@ def add_run_command(group: Subparsers) -> argparse.ArgumentParser:
     )
     run.add_argument("--store", help="store URL (default: SQLite in the user data folder)")
     run.add_argument("--json", action="store_true", help="print one JSON object")
+    add_trust_flags(run)
     return run
 
 
@@ -154,6 +156,7 @@ def _run(args: argparse.Namespace) -> int:
         engine=args.engine,
         address=args.address,
         store=args.store,
+        trusted_by=trusted_by(args),
     )
     full = result.to_json()
     keys = ("scenario", "attack", "intensity", "seed", "status", "kpis", "delta", "detected")

@@ -161,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
         "--load",
         action="store_true",
         help="also load the model in its isolated worker and call it on a few rows that fit "
-        "its input schema",
+        "its input schema; a controller also gets a 60 s smoke run on the generated grid",
     )
     validate.add_argument(
         "--trust-pickle",
@@ -362,12 +362,26 @@ def _submission_validate(args: argparse.Namespace) -> int:
     # lazy: cityx --help stays fast
     from cityx.submissions import validate_submission
 
-    result = validate_submission(
-        args.dir, load=args.load, trust_pickle=args.trust_pickle, trust_code=args.trust_code
-    )
+    smoke = None
+    if args.load:
+        # lazy: cityx --help stays fast
+        from cityx.runs.smoke import validate_loaded
+
+        # A controller also gets a short smoke run in the sandbox (cityx.runs.smoke).
+        result, smoke = validate_loaded(
+            args.dir, trust_code=args.trust_code, trust_pickle=args.trust_pickle
+        )
+    else:
+        result = validate_submission(args.dir)
     lines = [f"{p.level.value}: {p}" for p in result.problems]
+    if smoke is not None and smoke.problem is None:
+        lines.append(
+            f"smoke run: {smoke.seconds} s on {smoke.scenario} in {smoke.wall_s:.3g} s, "
+            f"decision time p95 {smoke.decision_p95_ms} ms per step"
+        )
     status = "valid" if result.ok else f"not valid: {len(result.errors)} error(s)"
-    emit(args, result.to_json(), "\n".join([*lines, f"{args.dir}: {status}"]))
+    obj = result.to_json() | ({"smoke": smoke.to_json()} if smoke is not None else {})
+    emit(args, obj, "\n".join([*lines, f"{args.dir}: {status}"]))
     return EXIT_OK if result.ok else EXIT_INPUT
 
 

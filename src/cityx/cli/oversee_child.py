@@ -58,6 +58,9 @@ def in_child(args: argparse.Namespace) -> int:
         argv += ["--attack", attack]
     if args.json:
         argv.append("--json")
+    for flag, name in (("--trust-code", "trust_code"), ("--trust-pickle", "trust_pickle")):
+        if getattr(args, name, False):
+            argv.append(flag)
     child = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
     )

@@ -19,6 +19,7 @@ from typing import Any
 from .common import EXIT_OK, EXIT_VERDICT, Subparsers, add_command, add_group, emit, seed
 from .decisions import decisions_show, decisions_verify
 from .oversee_child import in_child
+from .trust import add_trust_flags, trusted_by
 
 
 def _common_run_args(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +64,7 @@ def register(sub: Subparsers) -> None:
         _oversee_run,
     )
     _common_run_args(run)
+    add_trust_flags(run)
     run.add_argument(
         "--operator",
         "--commands",
@@ -143,6 +145,7 @@ def register(sub: Subparsers) -> None:
         _oversee_drill,
     )
     _common_run_args(drill)
+    add_trust_flags(drill)
     drill.add_argument(
         "--attack", default="world.blackout", metavar="ID", help="sensor attack (registry id)"
     )
@@ -215,8 +218,17 @@ def _spec(args: argparse.Namespace, hooks: tuple[tuple[str, dict[str, Any]], ...
     from cityx.oversight import OversightSpec, StopState
 
     factory = None
-    if Path(args.controller).is_dir():
-        factory = "cityx.runs.submitted:open_submitted_controller"
+    options: dict[str, Any] = {}
+    folder = Path(args.controller)
+    if folder.is_dir():
+        # lazy: cityx --help stays fast
+        from cityx.runs.submitted import FACTORY, check_trust, controller_manifest
+
+        factory = FACTORY
+        # Vendor code needs its opt-in: refused here, before the world starts, and again
+        # in the factory, which records who gave it in the run folder.
+        options["trusted_by"] = trusted_by(args)
+        check_trust(folder, controller_manifest(folder), options["trusted_by"])
     return OversightSpec(
         scenario=args.scenario,
         controller=args.controller,
@@ -226,6 +238,7 @@ def _spec(args: argparse.Namespace, hooks: tuple[tuple[str, dict[str, Any]], ...
         out=args.out,
         stop_state=StopState(args.stop_state),
         controller_factory=factory,
+        controller_options=options,
         hooks=hooks,
     )
 
@@ -308,6 +321,12 @@ def _oversee_run(args: argparse.Namespace) -> int:
         if store is not None:
             store.close()
     obj = result.to_json()
+    # lazy: cityx --help stays fast
+    from cityx.runs.submitted import read_trust
+
+    opted = read_trust(result.out)  # which opt-in let a submission's vendor code run, by whom
+    if opted is not None:
+        obj["trusted"] = opted
     o = obj["oversight"]
     lines = [
         f"{args.scenario} under oversight, {result.steps} s, "
@@ -319,6 +338,11 @@ def _oversee_run(args: argparse.Namespace) -> int:
         f"alerts: {o['alerts']}; modes now: {o['modes']}",
         f"decision log: {o['decisions']} (signer kid {o['signer']['kid']})",
     ]
+    if opted is not None:
+        lines.append(
+            f"trusted: the {opted['format']} artifact ran vendor code because "
+            f"{opted['given_by']} passed {opted['opt_in']}"
+        )
     emit(args, obj, "\n".join(lines))
     return EXIT_OK if result.complete else EXIT_VERDICT
 

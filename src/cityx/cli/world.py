@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from .common import EXIT_OK, EXIT_VERDICT, Subparsers, add_command, add_group, emit, seed
+from .trust import add_trust_flags, trusted_by
 
 
 def register(sub: Subparsers) -> None:
@@ -77,6 +78,7 @@ def register(sub: Subparsers) -> None:
         "verified before the signals obey them (see docs/interop.md)",
     )
     run.add_argument("--json", action="store_true", help="print one JSON object")
+    add_trust_flags(run)
 
     dataset = add_command(
         world,
@@ -153,7 +155,7 @@ def _scenarios_list(args: argparse.Namespace) -> int:
 def _world_run(args: argparse.Namespace) -> int:
     # lazy: cityx --help stays fast
     from cityx.runs import run_controller_world
-    from cityx.runs.submitted import read_latency
+    from cityx.runs.submitted import read_latency, read_trust
     from cityx.worlds import ControllerFailed
 
     started = time.perf_counter()
@@ -168,6 +170,7 @@ def _world_run(args: argparse.Namespace) -> int:
             bus=args.bus,
             emissions=args.emissions,
             detectors=args.detectors,
+            trusted_by=trusted_by(args),
         )
     except ControllerFailed as exc:
         # The controller's own failure is a finding about it, not an error of cityx.
@@ -194,6 +197,9 @@ def _world_run(args: argparse.Namespace) -> int:
     latency = read_latency(result.out)
     if latency is not None:
         obj["decision_latency"] = latency
+    trust = read_trust(result.out)
+    if trust is not None:
+        obj["trusted"] = trust
     wiring = result.out / "interop.json"
     if wiring.is_file():
         obj["interop"] = json.loads(wiring.read_text())
@@ -221,6 +227,12 @@ def _world_run(args: argparse.Namespace) -> int:
             -1,
             f"  decision  p50 {latency['p50_ms']} ms, p95 {latency['p95_ms']} ms, max "
             f"{latency['max_ms']} ms per step",
+        )
+    if trust is not None:
+        lines.insert(
+            -1,
+            f"  trusted   the {trust['format']} artifact ran vendor code because "
+            f"{trust['given_by']} passed {trust['opt_in']}",
         )
     if "interop" in obj:
         wired = obj["interop"]

@@ -55,6 +55,7 @@ class SandboxRunner:
         timeout_s: float | None = 1800.0,
         plugins_allow: Sequence[str] | None = None,
         limits: Limits | None = None,
+        trusted_by: Mapping[str, str] | None = None,
     ) -> None:
         self.submission = submission
         self.root = root
@@ -62,13 +63,21 @@ class SandboxRunner:
         self.timeout_s = timeout_s
         self.plugins_allow = None if plugins_allow is None else tuple(plugins_allow)
         self.limits = limits
+        # The trial's opt-ins (--trust-code, --trust-pickle) and who gave them: the world's
+        # child process requires them again before it opens the submission's model.
+        self.trusted_by = dict(trusted_by or {})
 
     def run(self, cells: Sequence[WorldCell]) -> list[WorldOutcome]:
         for scenario in {c.scenario for c in cells}:
             get_scenario(scenario)  # a bad name fails before any run starts
         jobs = {cell_key(c): c for c in cells}
         work = partial(
-            _run_cell, str(self.submission), self.timeout_s, self.plugins_allow, self.limits
+            _run_cell,
+            str(self.submission),
+            self.timeout_s,
+            self.plugins_allow,
+            self.limits,
+            self.trusted_by,
         )
         with hold(self.root) as folder:
             batch = Engine(workers=max(1, self.workers)).run(
@@ -89,6 +98,7 @@ def _run_cell(
     timeout_s: float | None,
     plugins_allow: tuple[str, ...] | None,
     limits: Limits | None,
+    trusted_by: Mapping[str, str],
     cell: WorldCell,
     folder: Path,
     on_spawn: SpawnHook | None,
@@ -108,6 +118,7 @@ def _run_cell(
             on_spawn=on_spawn,
             plugins_allow=plugins_allow,
             limits=limits if mine else None,
+            trusted_by=trusted_by if mine else None,
         )
     except WorldCrashed as exc:
         partial_kpis = exc.partial.kpis.overall if exc.partial is not None else {}

@@ -16,11 +16,22 @@ sees it (observation in, phases out: the batched call to the isolated
 worker included). The controller keeps every step's latency and, when the
 run ends (completed or not), writes their p50, p95 and max to
 ``decisions.json`` in the run folder (:data:`LATENCY_FILE`).
+
+*Opt-ins*: an artifact that runs the vendor's own code when it loads (a
+Python entry point, a pickle) opens only when the user opted in:
+``--trust-code`` for an entry point, ``--trust-pickle`` for a pickle. The
+opt-ins travel with the world's spec to the child as ``trusted_by``
+(``{flag: who gave it}``, see :func:`opt_ins`), are checked there before
+the model's worker starts, and the child records which one allowed the run,
+and who gave it, in ``trusted.json`` in the run folder (:data:`TRUST_FILE`),
+as a trial's ``admission/trusted-code`` finding does.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -28,10 +39,10 @@ from typing import Any
 
 import numpy as np
 
-from cityx.core import InputError, Manifest, SystemKind
+from cityx.core import InputError, Manifest, ManifestError, SystemKind
 from cityx.core.systems import Action, Controller, Observation
 from cityx.interop.mqtt import MqttTransport
-from cityx.submissions import validate_submission
+from cityx.submissions import needs_code_trust, validate_submission
 from cityx.targets import IsolatedScorer, Limits, open_scorer
 from cityx.worlds.traffic import NetworkInfo
 from cityx.worlds.traffic.candidates import CONTRACT, FEATURE_NAMES, ScoredController
@@ -46,6 +57,59 @@ STEP_LIMITS = Limits(call_timeout_s=5.0, load_timeout_s=60.0, memory_mb=2048)
 
 
 LATENCY_FILE = "decisions.json"
+TRUST_FILE = "trusted.json"
+TRUST_CODE = "--trust-code"
+TRUST_PICKLE = "--trust-pickle"
+
+
+def opt_ins(
+    *, trust_code: bool = False, trust_pickle: bool = False, operator: str | None = None
+) -> dict[str, str]:
+    """The opt-ins given (``{"--trust-code": who, ...}``); ``operator`` defaults to the
+    OS user, who gave the flags on the command line."""
+    who = operator or os_user()
+    flags = {TRUST_CODE: trust_code, TRUST_PICKLE: trust_pickle}
+    return {flag: who for flag, given in flags.items() if given}
+
+
+def os_user() -> str:
+    """The login name of whoever runs this process (its uid when there is none)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in some containers
+        return f"uid {os.getuid()}"
+
+
+def required_opt_in(manifest: Manifest) -> str | None:
+    """The flag that must be given before this controller's artifact may load, or None."""
+    if manifest.artifact.format == "pickle":
+        return TRUST_PICKLE
+    return TRUST_CODE if needs_code_trust(manifest) else None
+
+
+def check_trust(folder: Path, manifest: Manifest, trusted_by: Mapping[str, str]) -> str | None:
+    """The opt-in that allows loading this artifact (None when it runs no vendor code);
+    a ManifestError naming the missing flag when the user did not give it."""
+    flag = required_opt_in(manifest)
+    if flag is None or flag in trusted_by:
+        return flag
+    raise ManifestError(
+        f"the {manifest.artifact.format!r} artifact runs the vendor's own code when it loads; "
+        f"pass {flag} to allow it (it still runs only in the isolated worker)",
+        where=f"{folder / 'cityx.toml'}: [artifact].format",
+    )
+
+
+def read_trust(run: Path) -> dict[str, Any] | None:
+    """The opt-in a submitted controller's run was allowed by (None when none was needed)."""
+    path = run / TRUST_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def latency_summary(seconds: Sequence[float]) -> dict[str, float | int | None]:
@@ -136,6 +200,7 @@ def open_submitted_controller(
     message_attack: Mapping[str, Any] | None = None,
     plugins_allow: Sequence[str] | None = None,
     limits: Mapping[str, Any] | None = None,
+    trusted_by: Mapping[str, str] | None = None,
 ) -> Controller:
     """The controller factory the world's child process calls.
 
@@ -144,11 +209,24 @@ def open_submitted_controller(
     (``{"attack": ID, "seed": N, params...}``) puts a message-path attack
     on that bus. ``limits`` are the model worker's :class:`~cityx.targets.Limits`
     as keywords (default :data:`STEP_LIMITS`): its call timeout is the step's.
+    ``trusted_by`` are the user's opt-ins (:func:`opt_ins`): an entry point
+    opens only with ``--trust-code``, a pickle only with ``--trust-pickle``.
     """
     path = Path(folder)
     manifest = controller_manifest(path)
+    given = dict(trusted_by or {})
+    flag = check_trust(path, manifest, given)
+    if flag is not None:
+        record = {"format": manifest.artifact.format, "opt_in": flag, "given_by": given[flag]}
+        (run / TRUST_FILE).write_text(json.dumps(record) + "\n")
     chosen = Limits(**limits) if limits else STEP_LIMITS
-    scorer = open_scorer(manifest, path, limits=chosen, plugins_allow=plugins_allow).start()
+    scorer = open_scorer(
+        manifest,
+        path,
+        limits=chosen,
+        plugins_allow=plugins_allow,
+        trust_pickle=flag == TRUST_PICKLE,
+    ).start()
     controller = SubmittedController(network, scorer, run)
     if bus is None:
         return controller
@@ -175,9 +253,17 @@ __all__ = [
     "FACTORY",
     "LATENCY_FILE",
     "STEP_LIMITS",
+    "TRUST_CODE",
+    "TRUST_FILE",
+    "TRUST_PICKLE",
     "SubmittedController",
+    "check_trust",
     "controller_manifest",
     "latency_summary",
     "open_submitted_controller",
+    "opt_ins",
+    "os_user",
     "read_latency",
+    "read_trust",
+    "required_opt_in",
 ]

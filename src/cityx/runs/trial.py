@@ -13,7 +13,6 @@ run killed half-way leaves a consistent store.
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import platform
@@ -62,6 +61,7 @@ from cityx.targets import Limits, open_predictor
 
 from .events import EventLog
 from .sandbox import SandboxRunner
+from .submitted import opt_ins
 
 _VERSIONED = (
     "numpy",
@@ -228,6 +228,7 @@ def run_trial(
                         workers=plan.workers,
                         plugins_allow=allow,
                         limits=plan.limits,
+                        trusted_by=_trusted_by(plan),
                     )
                     if controller
                     else None,
@@ -290,16 +291,9 @@ def _folder_until_begun(out: Path) -> Iterator[list[bool]]:
 
 def _trusted_by(plan: TrialPlan) -> dict[str, str]:
     """The opt-ins this trial was given (``--trust-code``, ``--trust-pickle``), and by whom."""
-    who = plan.operator or _os_user()
-    flags = {"--trust-code": plan.trust_code, "--trust-pickle": plan.trust_pickle}
-    return {flag: who for flag, given in flags.items() if given}
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no login name in some containers
-        return f"uid {os.getuid()}"
+    return opt_ins(
+        trust_code=plan.trust_code, trust_pickle=plan.trust_pickle, operator=plan.operator
+    )
 
 
 def _declared_holdout(folder: Path, manifest: Manifest) -> Path:

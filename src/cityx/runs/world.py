@@ -23,7 +23,7 @@ from cityx.targets import Limits
 from cityx.worlds.engine import SpawnHook
 from cityx.worlds.traffic import WorldResult, WorldSpec, is_controller_plugin, run_world
 
-from .submitted import FACTORY, controller_manifest
+from .submitted import FACTORY, check_trust, controller_manifest
 
 
 def run_controller_world(
@@ -43,6 +43,7 @@ def run_controller_world(
     detectors: bool = False,
     plugins_allow: Sequence[str] | None = None,
     limits: Limits | None = None,
+    trusted_by: Mapping[str, str] | None = None,
 ) -> WorldResult:
     """Run ``scenario`` for ``seconds`` with ``controller`` in a child process; its result.
 
@@ -62,7 +63,10 @@ def run_controller_world(
     plugins (controllers, scenarios, hooks, the submission's target) the
     run may load; None allows every installed one. ``limits`` bound a
     submission's model worker (its call timeout is the step's; default
-    :data:`.submitted.STEP_LIMITS`).
+    :data:`.submitted.STEP_LIMITS`). ``trusted_by`` are the user's opt-ins
+    (:func:`.submitted.opt_ins`): a submission whose artifact runs vendor code
+    (an entry point, a pickle) runs only with ``--trust-code`` or
+    ``--trust-pickle`` among them; they travel to the child with the spec.
 
     Raises InputError (or ScenarioError) for a bad controller, scenario or
     option before any simulation starts; WorldCrashed when the simulation
@@ -98,7 +102,9 @@ def run_controller_world(
             f"unknown controller {name!r}",
             hint=f"a controller plugin ({known}) or a controller submission folder",
         )
-    controller_manifest(folder)  # a bad submission fails here, before SUMO starts
+    # A bad submission, or vendor code without its opt-in, fails here, before SUMO starts;
+    # the child checks the opt-in again before it opens the model.
+    check_trust(folder, controller_manifest(folder), trusted_by or {})
     if bus is not None and bus != "memory" and not bus.startswith(("mqtt://", "mqtts://")):
         raise InputError(f"unknown bus {bus!r}", where="bus", hint="memory or mqtt://HOST:PORT")
     if message_attack is not None and bus is None:
@@ -112,6 +118,8 @@ def run_controller_world(
         options["plugins_allow"] = list(plugins_allow)
     if limits is not None:
         options["limits"] = asdict(limits)
+    if trusted_by:
+        options["trusted_by"] = dict(trusted_by)
     if message_attack is not None:
         options["message_attack"] = dict(message_attack)
     spec = replace(

@@ -6,7 +6,7 @@ and the artifact loads safely in an isolated worker.
 """
 
 from .completeness import manifest_gaps
-from .loading import load_problems
+from .loading import load_problems, needs_code_trust
 from .manifest_file import read_manifest
 from .opening import Submission, open_submission, submission_folder
 from .paths import resolve_inside
@@ -20,6 +20,7 @@ __all__ = [
     "Validation",
     "load_problems",
     "manifest_gaps",
+    "needs_code_trust",
     "open_submission",
     "read_manifest",
     "resolve_inside",

@@ -5,7 +5,8 @@
   column (``sensor``), a time column and a sensitive column (``district``);
 - *predictor submission*: a folder with a small logistic regression (skops,
   a format that loads without running code) trained on such a table, its
-  manifest with the artifact's real digest, training and holdout data and a
+  manifest (schema version 2, declaring ``district`` sensitive) with the
+  artifact's real digest, training and holdout data and a
   datasheet;
 - *controller submission*: a linear model that scores the sandbox's phase
   candidates by their pressure (a max-pressure imitation), in skops;
@@ -130,19 +131,20 @@ def _manifest(
     kind: str,
     artifact: Path,
     fmt: str,
-    features: Sequence[tuple[str, str, float, float]],
+    features: Sequence[tuple[str, str, float, float, str]],
     outputs: str,
     data: str,
     extra: str = "",
 ) -> str:
     rows = "\n".join(
-        f'[[inputs.features]]\nname = "{name}"\ntype = "{kind_}"\nmin = {low:g}\nmax = {high:g}\n'
-        for name, kind_, low, high in features
+        f'[[inputs.features]]\nname = "{name}"\ntype = "{kind_}"\nunit = "{unit}"\n'
+        f"min = {low:g}\nmax = {high:g}\n"
+        for name, kind_, low, high, unit in features
     )
     return (
         textwrap.dedent(
             f"""\
-        schema_version = 1
+        schema_version = 2
 
         [system]
         id = "{system_id}"
@@ -188,14 +190,16 @@ def predictor_submission(folder: Path, *, seed: int = 0) -> Path:
             artifact=artifact,
             fmt="skops",
             features=(
-                ("flow", "int", 0, 250),
-                ("occupancy", "float", 0, 100),
-                ("speed", "float", 0, 70),
+                ("flow", "int", 0, 250, "veh/interval"),
+                ("occupancy", "float", 0, 100, "%"),
+                ("speed", "float", 0, 70, "km/h"),
             ),
             outputs=f'[outputs]\ntask = "classification"\nlabels = [{labels}]\n'
             'label_column = "congestion"\n',
             data='[data]\ntraining = "data/train.csv"\nholdout = "data/holdout.csv"\n'
-            'datasheet = "datasheet.md"\nsensitive = ["district"]\n',
+            'datasheet = "datasheet.md"\n',
+            # Version 2: the sensitive column is the fairness declaration, not [data]'s.
+            extra='[fairness]\nsensitive = ["district"]\n',
         )
     )
     return folder
@@ -220,7 +224,8 @@ def controller_submission(folder: Path, *, seed: int = 0) -> Path:
             kind="controller",
             artifact=artifact,
             fmt="skops",
-            features=tuple((f.name, "float", f.min, f.max) for f in FEATURES),
+            # The phase-candidates/v1 contract's own units and bounds.
+            features=tuple((f.name, "float", f.min, f.max, f.unit) for f in FEATURES),
             outputs='[outputs]\ntask = "regression"\nlabel_column = "chosen"\n',
             data='[data]\ndatasheet = "datasheet.md"\n',
             extra='[controller]\nobservation = "phase-candidates/v1"\n',

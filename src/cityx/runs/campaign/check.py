@@ -126,7 +126,9 @@ class RedteamCampaign(Check):
         workers = int(options["workers"])
         # The trial's limits of the model worker (its --timeout and --memory-mb).
         limits = getattr(ctx.world, "limits", None)
-        result = run_campaign(plan, out, workers=workers, record=False, limits=limits)
+        result = run_campaign(
+            plan, out, workers=workers, record=False, limits=limits, trusted_by=ctx.trusted_by
+        )
         sensor = tuple(a for a in plan.attacks if not isinstance(world_attack(a), MessageAttack))
         baselines: dict[str, CampaignResult] = {}
         for name in (str(b) for b in options["baselines"]):

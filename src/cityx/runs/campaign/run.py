@@ -31,6 +31,7 @@ from cityx.worlds import ControllerFailed, WorldCrashed
 from cityx.worlds.engine import Engine, HeldFolder, SpawnHook, hold, write_json
 from cityx.worlds.traffic import get_scenario, is_controller_plugin
 
+from ..submitted import check_trust, controller_manifest
 from ..world import run_controller_world
 from .plan import CLEAN, CampaignPlan, Cell, digest
 from .records import SCHEMA_VERSION, CampaignResult, CellRecord
@@ -50,11 +51,13 @@ def run_cell(
     *,
     on_spawn: SpawnHook | None = None,
     limits: Limits | None = None,
+    trusted_by: Mapping[str, str] | None = None,
 ) -> CellRecord:
     """Run one cell in ``folder`` and return its record (a failed run is a record too).
 
     ``limits`` bound a submitted controller's model worker (a trial's ``--timeout`` and
-    ``--memory-mb``); None keeps the sandbox's step limits.
+    ``--memory-mb``); None keeps the sandbox's step limits. ``trusted_by`` are the user's
+    opt-ins (``--trust-code``, ``--trust-pickle``) that a submission running vendor code needs.
     """
     started = time.perf_counter()
     hooks: list[tuple[str, Mapping[str, Any]]] = []
@@ -88,6 +91,7 @@ def run_cell(
             timeout_s=plan.timeout_s,
             on_spawn=on_spawn,
             limits=None if is_controller_plugin(plan.controller) else limits,
+            trusted_by=trusted_by,
         )
         kpis, reports, complete = result.kpis.overall, result.hooks, result.complete
     except (WorldCrashed, ControllerFailed) as exc:
@@ -114,12 +118,14 @@ def run_cell(
 def _cell_job(
     plan: CampaignPlan,
     limits: Limits | None,
+    trusted_by: Mapping[str, str] | None,
     cell: Cell,
     folder: Path,
     on_spawn: SpawnHook | None,
 ) -> dict[str, Any]:
     """:func:`run_cell` as the engine's job (also what a Ray task runs)."""
-    return run_cell(plan, cell, folder, on_spawn=on_spawn, limits=limits).to_json()
+    record = run_cell(plan, cell, folder, on_spawn=on_spawn, limits=limits, trusted_by=trusted_by)
+    return record.to_json()
 
 
 def run_campaign(
@@ -132,16 +138,23 @@ def run_campaign(
     store: str | None = None,
     record: bool = True,
     limits: Limits | None = None,
+    trusted_by: Mapping[str, str] | None = None,
 ) -> CampaignResult:
     """Run every unfinished cell of ``plan`` under ``out``, then summarise all of them.
 
     ``record`` appends a ``campaign.finished`` entry to the store's audit log
     (``store`` URL, default the user's store). ``limits`` bound a submitted
-    controller's model worker in every cell (see :func:`run_cell`).
+    controller's model worker in every cell (see :func:`run_cell`). ``trusted_by`` are the
+    user's opt-ins a submission running vendor code needs (:func:`..submitted.opt_ins`);
+    a missing one is refused here, before any cell runs, and the audit entry names them.
     """
     runner = Engine(kind=engine, workers=workers, address=address)
     for scenario in plan.scenarios:
         get_scenario(scenario)  # a bad name fails before any cell runs
+    submitted = Path(plan.controller)
+    if not is_controller_plugin(plan.controller) and submitted.is_dir():
+        # Vendor code without its opt-in: one clear refusal, not a failed record per cell.
+        check_trust(submitted, controller_manifest(submitted), trusted_by or {})
     started = time.perf_counter()
     with hold(out) as folder:
         out = folder.root
@@ -150,7 +163,7 @@ def run_campaign(
         batch = runner.run(
             folder,
             cells,
-            partial(_cell_job, plan, limits),
+            partial(_cell_job, plan, limits, dict(trusted_by or {})),
             result_file=CELL_FILE,
             failed=lambda cell, reason: CellRecord.failure(
                 cell, reason, out=out / CELLS_DIR / cell.key
@@ -179,6 +192,7 @@ def run_campaign(
                     "cells": len(cells),
                     "failed": len(result.failed),
                     "findings": [f.id for f in result.findings],
+                    "trusted_by": dict(trusted_by or {}),
                 },
             )
     return result
