@@ -26,6 +26,7 @@ from .base import (
     render,
     router,
 )
+from .jobs import submission_jobs
 
 
 def _problem_rows(problems: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -105,6 +106,19 @@ def submission(
     request: Request,
     who: Annotated[Principal, Depends(Needs("GET", f"{API}/submissions/{{submission_id}}"))],
 ) -> Response:
+    return submission_page(request, who, submission_id)
+
+
+def submission_page(
+    request: Request,
+    who: Principal,
+    submission_id: int,
+    *,
+    trial_error: str | None = None,
+    seed: str = "0",
+    status: int = 200,
+) -> Response:
+    """One submission: facts, versions, trials, its trial jobs and the trial request form."""
     sub = api_submissions.get_submission(submission_id, who, request)
     trials = []
     if permits(who, "GET", f"{API}/trials"):
@@ -113,7 +127,21 @@ def submission(
             for t in api_submissions.list_trials(who, request, limit=1000)["trials"]
             if t["system"] == sub["system"]
         ]
-    return render(request, "submission.html.j2", {"sub": sub, "trials": trials}, who=who)
+    return render(
+        request,
+        "submission.html.j2",
+        {
+            "sub": sub,
+            "trials": trials,
+            "jobs": submission_jobs(request, who, submission_id),
+            "may_request": permits(who, "POST", f"{API}/submissions/{{submission_id}}/trials"),
+            "trial_error": trial_error,
+            "seed": seed,
+            "once": s.new_once(),
+        },
+        status=status,
+        who=who,
+    )
 
 
 def _checklist(results: dict[str, Any]) -> list[checklist.Answer]:
