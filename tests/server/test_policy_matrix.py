@@ -7,6 +7,7 @@ once here.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -116,7 +117,13 @@ def call(world: World, method: str, path: str, user: str | None) -> Any:
     answer = world.client.request(method, url, headers=headers, **body)
     if path.endswith("/trials") and answer.status_code == 202:
         # The cell is checked; the trial itself is not this test's business.
-        world.client.post(f"/api/v1/jobs/{answer.json()['job']}/cancel", headers=world.auth(R))
+        job = answer.json()["job"]
+        world.client.post(f"/api/v1/jobs/{job}/cancel", headers=world.auth(R))
+        # A running job ends (and is audited) when the runner has killed it: wait for that,
+        # so that no later test counts its entry.
+        deadline = time.monotonic() + 30
+        while not getattr(world.store.job(job), "finished", True) and time.monotonic() < deadline:
+            time.sleep(0.05)
     return answer
 
 

@@ -44,7 +44,9 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from cityx.core import ArtifactFormat, InputError, Manifest, SystemKind
+from cityx.runs import TrialPlan, run_trial
 from cityx.store import JobRecord, Store
+from cityx.targets import Limits
 
 from .walls import Walls
 
@@ -109,8 +111,6 @@ def run_job(spec: JobSpec) -> None:
     """The job process: run the trial, record progress and the ending in the store."""
     # Its own session, so that a cancel ends this process and anything it started.
     os.setsid()
-    from cityx.runs import TrialPlan, run_trial  # imported here: only job processes need it
-    from cityx.targets import Limits
 
     with Store.open(spec.store, actor=f"job:{spec.job_id}") as store:
 

@@ -1,4 +1,4 @@
-"""Jobs in the console: the "Request a trial" form of a submission and the job page.
+"""Jobs in the console: the job page (the "Request a trial" form is in :mod:`.vendor`).
 
 The job page shows the job's progress (stage, checks done of planned, wall
 time) and, once done, a link to its trial. With JavaScript, htmx polls the
@@ -11,8 +11,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Form, HTTPException, Request, Response
-
-from cityx.core import InputError
 
 from ..access import state
 from ..identity import Principal
@@ -32,43 +30,6 @@ def submission_jobs(
         return []
     st = state(request)
     return [api_jobs.job_json(st, j) for j in st.store.jobs(submission_id=submission_id)]
-
-
-@router.post("/console/submissions/{submission_id}/trials")
-def request_trial(
-    submission_id: int,
-    request: Request,
-    who: Annotated[
-        Principal, Depends(Needs("POST", f"{API}/submissions/{{submission_id}}/trials"))
-    ],
-    seed: Annotated[str, Form()] = "0",
-    csrf: Annotated[str, Form()] = "",
-    once: Annotated[str, Form()] = "",
-) -> Response:
-    first = form_checks(request, csrf, once)
-    if first is not None:
-        return s.see_other(first)
-    error = None
-    if not seed.strip().isdigit() or int(seed) > 2**32 - 1:
-        error = "The seed is a whole number from 0 to 4294967295."
-    else:
-        try:
-            job_id = api_jobs.request_trial(state(request), request, who, submission_id, int(seed))
-        except InputError as exc:  # a submission the server will not run: say why
-            error = exc.message
-        except BaseException:
-            s.ONCE.release(once)  # it did not act: the same form may be sent again
-            raise
-    if error is not None:
-        s.ONCE.release(once)
-        from .vendor import submission_page  # the page the form sits on, with its error
-
-        return submission_page(
-            request, who, submission_id, trial_error=error, seed=seed, status=422
-        )
-    location = f"/console/jobs/{job_id}"
-    s.ONCE.finish(once, location)
-    return s.see_other(location)
 
 
 def _job(request: Request, who: Principal, job_id: int) -> dict[str, object]:
@@ -130,4 +91,4 @@ def cancel(
     return s.see_other(location)
 
 
-__all__ = ["cancel", "job_page", "job_progress", "request_trial", "submission_jobs"]
+__all__ = ["cancel", "job_page", "job_progress", "submission_jobs"]

@@ -13,10 +13,13 @@ from fastapi import Depends, File, Form, HTTPException, Request, Response, Uploa
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from cityx.core import InputError
 from cityx.governance import checklist
 
+from ..access import state
 from ..identity import Principal
 from ..policy import API
+from ..routes import jobs as api_jobs
 from ..routes import submissions as api_submissions
 from . import session as s
 from .base import (
@@ -142,6 +145,41 @@ def submission_page(
         status=status,
         who=who,
     )
+
+
+@router.post("/console/submissions/{submission_id}/trials")
+def request_trial(
+    submission_id: int,
+    request: Request,
+    who: Annotated[
+        Principal, Depends(Needs("POST", f"{API}/submissions/{{submission_id}}/trials"))
+    ],
+    seed: Annotated[str, Form()] = "0",
+    csrf: Annotated[str, Form()] = "",
+    once: Annotated[str, Form()] = "",
+) -> Response:
+    first = form_checks(request, csrf, once)
+    if first is not None:
+        return s.see_other(first)
+    error = None
+    if not seed.strip().isdigit() or int(seed) > 2**32 - 1:
+        error = "The seed is a whole number from 0 to 4294967295."
+    else:
+        try:
+            job_id = api_jobs.request_trial(state(request), request, who, submission_id, int(seed))
+        except InputError as exc:  # a submission the server will not run: say why
+            error = exc.message
+        except BaseException:
+            s.ONCE.release(once)  # it did not act: the same form may be sent again
+            raise
+    if error is not None:
+        s.ONCE.release(once)
+        return submission_page(
+            request, who, submission_id, trial_error=error, seed=seed, status=422
+        )
+    location = f"/console/jobs/{job_id}"
+    s.ONCE.finish(once, location)
+    return s.see_other(location)
 
 
 def _checklist(results: dict[str, Any]) -> list[checklist.Answer]:
