@@ -125,6 +125,13 @@ class JobRows(StoreBase):
 
     def claim_job(self, *, trial_id: str, actor: str) -> JobRecord | None:
         """Take the oldest queued job, mark it running with ``trial_id``; None if none."""
+        # A read first: the runner asks often, and a write queues behind every writer.
+        with self._transaction(write=False) as conn:
+            if (
+                conn.execute(sa.select(JobRow.id).where(JobRow.status == QUEUED).limit(1)).first()
+                is None
+            ):
+                return None
         with self._write() as conn:
             row = conn.execute(
                 sa.select(JobRow.id).where(JobRow.status == QUEUED).order_by(JobRow.id).limit(1)
