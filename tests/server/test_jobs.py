@@ -8,6 +8,7 @@ when cancelled.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,6 +105,12 @@ def test_a_requested_trial_runs_in_a_job_and_lands_on_the_namespaced_system(
     assert body["results"]["submission"]["id"] == body["system"]
     assert Path(jobs_world.config.data_dir / "trials" / trial_id / "results.json").is_file()
     assert actions(jobs_world, f"job {job}") == ["job.queued", "job.started", "job.done"]
+    # The same progress as server-sent events: the job has ended, so the stream does too.
+    events = jobs_world.client.get(f"/api/v1/jobs/{job}/events", headers=jobs_world.auth("vendor"))
+    assert events.headers["content-type"].startswith("text/event-stream")
+    lines = events.text.splitlines()
+    assert lines[0] == "event: progress" and json.loads(lines[1][6:])["status"] == "done"
+    assert events.text.endswith("event: end\ndata: {}\n\n")
 
 
 def test_tenancy_and_roles_on_jobs(jobs_world: World, tiny_id: int) -> None:

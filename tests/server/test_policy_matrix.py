@@ -43,6 +43,7 @@ MATRIX: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/api/v1/submissions/{submission_id}/trials"): {R, V},
     ("GET", "/api/v1/jobs"): {R, V, A},
     ("GET", "/api/v1/jobs/{job_id}"): {R, V, A},
+    ("GET", "/api/v1/jobs/{job_id}/events"): {R, V, A},
     ("POST", "/api/v1/jobs/{job_id}/cancel"): {R, V},
 }
 ROW = {

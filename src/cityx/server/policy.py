@@ -133,6 +133,7 @@ ROUTE_RULES: dict[tuple[str, str], Permission] = {
     ("POST", f"{API}/submissions/{{submission_id}}/trials"): P.TRIAL_REQUEST,
     ("GET", f"{API}/jobs"): P.JOB_READ,
     ("GET", f"{API}/jobs/{{job_id}}"): P.JOB_READ,
+    ("GET", f"{API}/jobs/{{job_id}}/events"): P.JOB_READ,
     ("POST", f"{API}/jobs/{{job_id}}/cancel"): P.JOB_CANCEL,
 }
 """(method, route path) -> the permission it needs. A route not here is refused."""

@@ -7,11 +7,14 @@ reads jobs. Another tenant's job is 404, like an id that does not exist.
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from fastapi import HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from cityx.core import Manifest, StoreError
@@ -25,6 +28,9 @@ from ._router import router
 from .submissions import _visible_submission
 
 TRIAL = "trial"
+EVENTS_POLL_S = 0.5
+EVENTS_MAX_S = 3600.0  # a stream ends after an hour even if the job has not
+HEARTBEAT_S = 15.0
 
 
 class TrialIn(BaseModel):
@@ -165,3 +171,36 @@ def post_cancel(job_id: int, who: Caller, request: Request) -> dict[str, Any]:
     """Cancel a queued or running job: it fails, and leaves no trial behind."""
     st = state(request)
     return job_json(st, cancel_job(st, request, who, job_id))
+
+
+@router.get("/jobs/{job_id}/events", response_model=None)
+def job_events(job_id: int, who: Caller, request: Request) -> StreamingResponse:
+    """Server-sent events: a ``progress`` event (the job's JSON) whenever its status, stage
+    or checks change, then ``end`` once it has ended."""
+    st = state(request)
+    visible_job(st, request, who, job_id)
+
+    def stream() -> Iterator[str]:
+        last: tuple[object, ...] | None = None
+        quiet = 0.0
+        deadline = time.monotonic() + EVENTS_MAX_S
+        while time.monotonic() < deadline:
+            job = st.store.job(job_id)
+            if job is None:
+                return
+            seen = (job.status, job.stage, job.checks_done, job.checks_total)
+            if seen != last:
+                last, quiet = seen, 0.0
+                yield f"event: progress\ndata: {json.dumps(job_json(st, job))}\n\n"
+            elif quiet >= HEARTBEAT_S:
+                quiet = 0.0
+                yield ": still running\n\n"  # a comment keeps proxies from closing it
+            if job.finished:
+                yield "event: end\ndata: {}\n\n"
+                return
+            time.sleep(EVENTS_POLL_S)
+            quiet += EVENTS_POLL_S
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}
+    )
