@@ -7,6 +7,7 @@ once here.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -39,6 +40,11 @@ MATRIX: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/audit/entries"): {R, A},
     ("GET", "/api/v1/alerts"): {R, A},
     ("GET", "/api/v1/users"): {M},
+    ("POST", "/api/v1/submissions/{submission_id}/trials"): {R, V},
+    ("GET", "/api/v1/jobs"): {R, V, A},
+    ("GET", "/api/v1/jobs/{job_id}"): {R, V, A},
+    ("GET", "/api/v1/jobs/{job_id}/events"): {R, V, A},
+    ("POST", "/api/v1/jobs/{job_id}/cancel"): {R, V},
 }
 ROW = {
     "lanes": 2,
@@ -69,9 +75,33 @@ def test_every_route_has_a_policy_rule_and_a_matrix_row(world: World) -> None:
     assert not [r for r in world.client.app.routes if not hasattr(r, "path")]  # type: ignore[attr-defined]
 
 
+_ENDED: dict[int, int] = {}
+
+
+def ended_job(world: World) -> int:
+    """A job of the first vendor's model that has ended (cancelled while queued), so that
+    the cells read and cancel it without running a trial; one per world."""
+    if id(world) in _ENDED:
+        return _ENDED[id(world)]
+    sub = world.store.submission(world.model_id)
+    assert sub is not None
+    job = world.store.add_job(
+        kind="trial",
+        submission_id=sub.id,
+        system_id=sub.system_id,
+        organisation="metro-analytics",
+        actor="matrix-test",
+        params={"seed": 0},
+    )
+    world.store.request_cancel(job, actor="matrix-test")
+    _ENDED[id(world)] = job
+    return job
+
+
 def call(world: World, method: str, path: str, user: str | None) -> Any:
     url = (
-        path.replace("{submission_id}", str(world.model_id))
+        path.replace("{job_id}", str(ended_job(world)) if "{job_id}" in path else "")
+        .replace("{submission_id}", str(world.model_id))
         .replace("{model_id}", str(world.model_id))
         .replace("{trial_id}", world.trial_id)
     )
@@ -85,7 +115,17 @@ def call(world: World, method: str, path: str, user: str | None) -> Any:
         body = {"json": {"name": "nobody", "password": "not a password at all"}}
     elif path.endswith("/submissions") and method == "POST":
         body = {"files": {"archive": ("x.tar.gz", b"not an archive", "application/gzip")}}
-    return world.client.request(method, url, headers=headers, **body)
+    answer = world.client.request(method, url, headers=headers, **body)
+    if path.endswith("/trials") and answer.status_code == 202:
+        # The cell is checked; the trial itself is not this test's business.
+        job = answer.json()["job"]
+        world.client.post(f"/api/v1/jobs/{job}/cancel", headers=world.auth(R))
+        # A running job ends (and is audited) when the runner has killed it: wait for that,
+        # so that no later test counts its entry.
+        deadline = time.monotonic() + 30
+        while not getattr(world.store.job(job), "finished", True) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return answer
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(MATRIX))

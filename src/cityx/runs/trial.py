@@ -92,6 +92,12 @@ class TrialPlan:
     operator: str | None = None  # who runs the trial and gave the opt-ins (None: the OS user)
     limits: Limits = field(default_factory=Limits)
     workers: int = 2  # parallel world runs of a controller trial
+    # The system id the results and the store record, when not the manifest's own
+    # ``system.id``: the server's namespaced ``ORGANISATION/SYSTEM`` (the manifest's
+    # ``system.vendor`` is the vendor's claim, the server's id comes from its identity).
+    system_id: str | None = None
+    # The trial's id when the caller fixes it (a server job keys its side effects by it).
+    trial_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +169,8 @@ def run_trial(
         raise ManifestError(refused[0].message, where=refused[0].where)
     load_s = time.perf_counter() - load_start
     now = datetime.now(UTC)
-    trial_id = new_trial_id(now)
+    trial_id = plan.trial_id or new_trial_id(now)
+    system_id = plan.system_id or manifest.system.id
     out = Path(plan.out) if plan.out else Path("cityx-trials") / trial_id
 
     with Store.open(plan.store) as store, _folder_until_begun(out) as begun:
@@ -182,9 +189,11 @@ def run_trial(
             predictor if predictor is not None else nullcontext(),
             EventLog(out / "events.jsonl", trial_id=trial_id) as events,
         ):
-            submission = _submission_json(plan.submission, manifest, validation.artifact_sha256)
+            submission = _submission_json(
+                plan.submission, manifest, validation.artifact_sha256, system_id
+            )
             store.record_submission(
-                system_id=manifest.system.id,
+                system_id=system_id,
                 version=manifest.system.version,
                 vendor=manifest.system.vendor,
                 kind=manifest.system.kind.value,
@@ -194,7 +203,7 @@ def run_trial(
             )
             store.begin_trial(
                 trial_id=trial_id,
-                system_id=manifest.system.id,
+                system_id=system_id,
                 version=manifest.system.version,
                 sha256=submission["sha256"],
                 seed=seed,
@@ -339,9 +348,11 @@ def _run_checks(
     return results
 
 
-def _submission_json(folder: Path, manifest: Manifest, sha256: str | None) -> dict[str, Any]:
+def _submission_json(
+    folder: Path, manifest: Manifest, sha256: str | None, system_id: str
+) -> dict[str, Any]:
     return {
-        "id": manifest.system.id,
+        "id": system_id,
         "version": manifest.system.version,
         "vendor": manifest.system.vendor,
         "kind": manifest.system.kind.value,

@@ -31,6 +31,7 @@ from cityx.store import Store
 
 from .config import ServerConfig
 from .identity import API, SESSION, Principal, authenticate, csrf_token
+from .jobs import JobRunner
 from .monitor import ExtractionMonitor, Reference
 from .policy import API as PREFIX
 from .policy import Permission, may_see, rule_for
@@ -80,6 +81,7 @@ class ServerState:
     monitor: ExtractionMonitor
     limiter: LoginLimiter
     references: dict[int, Reference | None] = field(default_factory=dict)
+    jobs: JobRunner | None = None  # started with the app (see cityx.server.jobs)
     _key: SigningKey | None = None
     _key_lock: threading.Lock = field(default_factory=threading.Lock)
 

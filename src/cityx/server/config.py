@@ -63,6 +63,10 @@ class ServerConfig:
     contain: bool = True
     worker_memory_mb: int = 2048
     call_timeout_s: float = 30.0
+    # Jobs (see cityx.server.jobs): trials run at most this many at a time, each in its
+    # own process, under this policy (None: the default policy).
+    trial_workers: int = 1
+    trial_policy: Path | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -79,6 +83,7 @@ class ServerConfig:
             "login_per_minute",
             "monitor_min_queries",
             "worker_memory_mb",
+            "trial_workers",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

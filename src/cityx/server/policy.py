@@ -48,6 +48,9 @@ class Permission(StrEnum):
     AUDIT_READ = "audit.read"
     ALERTS_READ = "alerts.read"
     USERS_READ = "users.read"
+    TRIAL_REQUEST = "trial.request"  # queue a trial job of a submission
+    JOB_READ = "job.read"
+    JOB_CANCEL = "job.cancel"
 
 
 P = Permission
@@ -63,6 +66,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.RULING_READ,
             P.AUDIT_READ,
             P.ALERTS_READ,
+            P.TRIAL_REQUEST,
+            P.JOB_READ,
+            P.JOB_CANCEL,
         }
     ),
     # Scoped to its organisation: the same permissions reach only its own objects.
@@ -76,6 +82,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.MODEL_QUERY,
             P.MODEL_SCORES,
             P.RULING_READ,
+            P.TRIAL_REQUEST,
+            P.JOB_READ,
+            P.JOB_CANCEL,
         }
     ),
     # Finds its targets and queries them within budget; labels only.
@@ -84,7 +93,15 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OVERSEER: frozenset({P.SELF}),
     # Reads everything, the audit log included, and changes nothing.
     Role.AUDITOR: frozenset(
-        {P.SELF, P.SUBMISSION_READ, P.TRIAL_READ, P.RULING_READ, P.AUDIT_READ, P.ALERTS_READ}
+        {
+            P.SELF,
+            P.SUBMISSION_READ,
+            P.TRIAL_READ,
+            P.RULING_READ,
+            P.AUDIT_READ,
+            P.ALERTS_READ,
+            P.JOB_READ,
+        }
     ),
     # Manages identities (through `cityx users`), sees no tenant's data.
     Role.ADMIN: frozenset({P.SELF, P.USERS_READ}),
@@ -113,6 +130,11 @@ ROUTE_RULES: dict[tuple[str, str], Permission] = {
     ("GET", f"{API}/audit/entries"): P.AUDIT_READ,
     ("GET", f"{API}/alerts"): P.ALERTS_READ,
     ("GET", f"{API}/users"): P.USERS_READ,
+    ("POST", f"{API}/submissions/{{submission_id}}/trials"): P.TRIAL_REQUEST,
+    ("GET", f"{API}/jobs"): P.JOB_READ,
+    ("GET", f"{API}/jobs/{{job_id}}"): P.JOB_READ,
+    ("GET", f"{API}/jobs/{{job_id}}/events"): P.JOB_READ,
+    ("POST", f"{API}/jobs/{{job_id}}/cancel"): P.JOB_CANCEL,
 }
 """(method, route path) -> the permission it needs. A route not here is refused."""
 

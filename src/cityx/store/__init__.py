@@ -8,6 +8,7 @@ trials, and keeps the hash-chained audit log (:mod:`cityx.core.audit`).
 from cityx.core.audit import AuditEntry, AuditHead, AuditVerification
 
 from ._identity import TokenRecord, UserRecord
+from ._jobs import JobRecord
 from ._metering import Charge, RulingRecord, SubmissionRecord, now_text
 from ._store import ACTOR, Store, TrialRecord, default_store_url
 
@@ -17,6 +18,7 @@ __all__ = [
     "AuditHead",
     "AuditVerification",
     "Charge",
+    "JobRecord",
     "RulingRecord",
     "Store",
     "SubmissionRecord",

@@ -239,3 +239,32 @@ class RulingRow(Base):
     signature: Mapped[str] = mapped_column(Text)
     audit_seq: Mapped[int] = mapped_column(BigInteger)
     ruled_at: Mapped[str] = mapped_column(String(32))
+
+
+# Jobs (the server's queued work, :mod:`cityx.store._jobs`): queued -> running -> done|failed.
+JOB_STATUSES = ("queued", "running", "done", "failed")
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="ck_jobs_status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    system_id: Mapped[str] = mapped_column(String(200))
+    organisation: Mapped[str] = mapped_column(String(64), index=True)
+    requested_by: Mapped[str] = mapped_column(String(100))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    stage: Mapped[str] = mapped_column(String(100))
+    checks_done: Mapped[int] = mapped_column(Integer)
+    checks_total: Mapped[int] = mapped_column(Integer)
+    trial_id: Mapped[str | None] = mapped_column(String(128))
+    error: Mapped[str | None] = mapped_column(Text)
+    cancel_requested: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[str | None] = mapped_column(String(32))
+    finished_at: Mapped[str | None] = mapped_column(String(32))

@@ -13,9 +13,9 @@ See docs/console.md.
 
 from __future__ import annotations
 
-from . import pages, records, trials, vendor
+from . import jobs, pages, records, trials, vendor
 from .base import router
 
-PAGE_MODULES = (pages, vendor, trials, records)
+PAGE_MODULES = (pages, vendor, trials, records, jobs)
 
 __all__ = ["PAGE_MODULES", "router"]

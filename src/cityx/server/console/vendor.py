@@ -13,10 +13,13 @@ from fastapi import Depends, File, Form, HTTPException, Request, Response, Uploa
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from cityx.core import InputError
 from cityx.governance import checklist
 
+from ..access import state
 from ..identity import Principal
 from ..policy import API
+from ..routes import jobs as api_jobs
 from ..routes import submissions as api_submissions
 from . import session as s
 from .base import (
@@ -26,6 +29,7 @@ from .base import (
     render,
     router,
 )
+from .jobs import submission_jobs
 
 
 def _problem_rows(problems: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -105,6 +109,19 @@ def submission(
     request: Request,
     who: Annotated[Principal, Depends(Needs("GET", f"{API}/submissions/{{submission_id}}"))],
 ) -> Response:
+    return submission_page(request, who, submission_id)
+
+
+def submission_page(
+    request: Request,
+    who: Principal,
+    submission_id: int,
+    *,
+    trial_error: str | None = None,
+    seed: str = "0",
+    status: int = 200,
+) -> Response:
+    """One submission: facts, versions, trials, its trial jobs and the trial request form."""
     sub = api_submissions.get_submission(submission_id, who, request)
     trials = []
     if permits(who, "GET", f"{API}/trials"):
@@ -113,7 +130,56 @@ def submission(
             for t in api_submissions.list_trials(who, request, limit=1000)["trials"]
             if t["system"] == sub["system"]
         ]
-    return render(request, "submission.html.j2", {"sub": sub, "trials": trials}, who=who)
+    return render(
+        request,
+        "submission.html.j2",
+        {
+            "sub": sub,
+            "trials": trials,
+            "jobs": submission_jobs(request, who, submission_id),
+            "may_request": permits(who, "POST", f"{API}/submissions/{{submission_id}}/trials"),
+            "trial_error": trial_error,
+            "seed": seed,
+            "once": s.new_once(),
+        },
+        status=status,
+        who=who,
+    )
+
+
+@router.post("/console/submissions/{submission_id}/trials")
+def request_trial(
+    submission_id: int,
+    request: Request,
+    who: Annotated[
+        Principal, Depends(Needs("POST", f"{API}/submissions/{{submission_id}}/trials"))
+    ],
+    seed: Annotated[str, Form()] = "0",
+    csrf: Annotated[str, Form()] = "",
+    once: Annotated[str, Form()] = "",
+) -> Response:
+    first = form_checks(request, csrf, once)
+    if first is not None:
+        return s.see_other(first)
+    error = None
+    if not seed.strip().isdigit() or int(seed) > 2**32 - 1:
+        error = "The seed is a whole number from 0 to 4294967295."
+    else:
+        try:
+            job_id = api_jobs.request_trial(state(request), request, who, submission_id, int(seed))
+        except InputError as exc:  # a submission the server will not run: say why
+            error = exc.message
+        except BaseException:
+            s.ONCE.release(once)  # it did not act: the same form may be sent again
+            raise
+    if error is not None:
+        s.ONCE.release(once)
+        return submission_page(
+            request, who, submission_id, trial_error=error, seed=seed, status=422
+        )
+    location = f"/console/jobs/{job_id}"
+    s.ONCE.finish(once, location)
+    return s.see_other(location)
 
 
 def _checklist(results: dict[str, Any]) -> list[checklist.Answer]:
