@@ -27,6 +27,14 @@ down by its base class:
   ``run(predictor, rows, truth, threat, seed=)`` searches inputs that flip
   a predictor's answers within a threat model.
 
+Each sub-kind acts on one *path* (:class:`AttackPath`, :func:`attack_path`):
+a ``sensor-hook`` only on the *observation* path, what the controller is
+told (its hook must leave the simulation itself alone: ``before_step``
+changes nothing); a ``world-insertion`` on the *world*; a
+``message-transport`` on the *message* bus; poisoning on *training data*;
+evasion on a predictor's *input*. A campaign uses this to know which
+controllers an attack cannot reach (see :mod:`cityx.runs.campaign`).
+
 The same seed always gives the same result; a constructor stores nothing
 and does no work.
 """
@@ -73,6 +81,37 @@ class AttackKind(StrEnum):
     MESSAGE_TRANSPORT = "message-transport"
     POISONING = "poisoning"
     EVASION = "evasion"
+
+
+class AttackPath(StrEnum):
+    """Where an attack acts: what it changes, and so which systems it can reach.
+
+    ``observation``: only what the controller is told (a controller that
+    reads no observation is out of its reach); ``world``: the simulated
+    road itself; ``message``: the secure loop's bus; ``training-data`` and
+    ``input``: a predictor's training rows and its inputs.
+    """
+
+    OBSERVATION = "observation"
+    WORLD = "world"
+    MESSAGE = "message"
+    TRAINING_DATA = "training-data"
+    INPUT = "input"
+
+
+# Each sub-kind's path: part of the sub-kind's contract, so a plugin cannot mis-declare it.
+PATHS: Mapping[AttackKind, AttackPath] = {
+    AttackKind.SENSOR_HOOK: AttackPath.OBSERVATION,
+    AttackKind.WORLD_INSERTION: AttackPath.WORLD,
+    AttackKind.MESSAGE_TRANSPORT: AttackPath.MESSAGE,
+    AttackKind.POISONING: AttackPath.TRAINING_DATA,
+    AttackKind.EVASION: AttackPath.INPUT,
+}
+
+
+def attack_path(attack: type[Attack] | Attack) -> AttackPath:
+    """The path ``attack`` acts on, from its sub-kind."""
+    return PATHS[attack.subkind]
 
 
 class NistClass(StrEnum):
@@ -297,6 +336,7 @@ __all__ = [
     "Access",
     "Attack",
     "AttackKind",
+    "AttackPath",
     "AttackSpec",
     "AttackTarget",
     "AttackedBus",
@@ -304,6 +344,7 @@ __all__ = [
     "MessageAttack",
     "NistClass",
     "Param",
+    "attack_path",
     "describe_attacks",
     "world_attack",
     "world_attack_ids",

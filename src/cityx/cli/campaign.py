@@ -6,7 +6,10 @@ unattacked. It prints, per cell, the KPIs, the *delta* (attacked minus
 unattacked value of each overall KPI) and whether a runtime guard or the
 interop verification noticed, then the findings. ``campaign.json`` and
 each cell's files are written under ``--out``; re-running the same
-command on the same folder resumes a killed campaign.
+command on the same folder resumes a killed campaign. ``--baselines``
+runs the same campaign on each named baseline controller, prints them side
+by side, and judges each finding against the best baseline under the same
+attack (as the trial's ``redteam.campaign`` check does).
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from .common import EXIT_OK, Subparsers, add_command, emit
 from .trust import add_trust_flags, trusted_by
 
 EXAMPLE = (
-    "cityx redteam run max-pressure --scenario cologne1 "
-    "--attacks world.phantom-queue,world.hidden-vehicles --intensity 0.5,1 --seeds 2 "
-    "--seconds 300 --workers 2 --out out/redteam --json"
+    "cityx redteam run max-pressure --scenario cologne1 --attacks world.stuck-at "
+    "--intensity 1 --seeds 2 --seconds 60 --baselines fixed,actuated --workers 2 "
+    "--out out/redteam --json"
 )
 
 
@@ -98,6 +101,13 @@ def add_run_command(group: Subparsers) -> argparse.ArgumentParser:
         "--bus", metavar="memory|mqtt://HOST:PORT", help="run a submission on the secure loop"
     )
     run.add_argument(
+        "--baselines",
+        type=_names,
+        default=[],
+        metavar="NAME[,NAME...]",
+        help="baseline controllers that face the same campaign, shown side by side (default: none)",
+    )
+    run.add_argument(
         "--workers", type=int, default=2, metavar="N", help="parallel runs (default 2)"
     )
     run.add_argument("--engine", choices=("local", "ray"), default="local", help="local or ray")
@@ -146,9 +156,10 @@ def plan_from_args(args: argparse.Namespace) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     # lazy: cityx --help stays fast
-    from cityx.runs.campaign import run_campaign
+    from cityx.runs.campaign import check_baselines, run_baselines, run_campaign
 
     plan = plan_from_args(args)
+    check_baselines(args.baselines)  # a bad name fails before any cell runs
     result = run_campaign(
         plan,
         args.out,
@@ -158,6 +169,29 @@ def _run(args: argparse.Namespace) -> int:
         store=args.store,
         trusted_by=trusted_by(args),
     )
+    baselines: dict[str, Any] = {}
+    versus: list[dict[str, Any]] = []
+    if args.baselines:
+        compared = run_baselines(
+            plan,
+            result,
+            args.baselines,
+            workers=args.workers,
+            engine=args.engine,
+            address=args.address,
+        )
+        result = compared.result
+        baselines = {
+            name: {
+                "groups": [g.to_json() for g in r.groups],
+                "failed": [f.to_json() for f in r.failed],
+                "ran": r.ran,
+                "reused": r.reused,
+                "out": str(r.out),
+            }
+            for name, r in compared.baselines.items()
+        }
+        versus = [v.to_json() for v in compared.versus.values()]
     full = result.to_json()
     keys = ("scenario", "attack", "intensity", "seed", "status", "kpis", "delta", "detected")
     obj = {
@@ -170,19 +204,29 @@ def _run(args: argparse.Namespace) -> int:
         "failed": full["failed"],
         "ran": full["ran"],
         "skipped": full["skipped"],
+        "reused": full["reused"],
         "out": full["out"],
         "wall_s": full["wall_s"],
     }
-    emit(args, obj, _text(full, plan.thresholds.kpi))
+    if args.baselines:
+        obj |= {"baselines": baselines, "versus": versus}
+    emit(args, obj, _text(full, plan.thresholds.kpi, baselines))
     return EXIT_OK
 
 
-def _text(obj: dict[str, Any], kpi: str) -> str:
+def _rate(value: float | None, width: int) -> str:
+    # "n/a": not assessed (a reused cell's guard never saw the attacked observations).
+    return f"{'n/a':>{width}}" if value is None else f"{value:>{width}.0%}"
+
+
+def _text(obj: dict[str, Any], kpi: str, baselines: dict[str, Any] | None = None) -> str:
     lines = [
-        f"{'scenario':<12} {'attack':<24} {'x':>4} {kpi + ' %':>22} "
+        f"{'controller':<14} {'scenario':<12} {'attack':<24} {'x':>4} {kpi + ' %':>22} "
         f"{'success':>8} {'guard':>6} {'interop':>8}"
     ]
-    for g in obj["groups"]:
+    rows = [(str(obj["plan"]["controller"]), g) for g in obj["groups"]]
+    rows += [(name, g) for name, b in (baselines or {}).items() for g in b["groups"]]
+    for controller, g in rows:
         change = g["change_pct"]
         ci = (
             f"[{change['ci_low']:+.0f}, {change['ci_high']:+.0f}]"
@@ -191,10 +235,11 @@ def _text(obj: dict[str, Any], kpi: str) -> str:
         )
         value = "n/a" if change["value"] is None else f"{change['value']:+.1f} {ci}"
         rate = g["detection_rate"]
+        name = controller if len(controller) <= 14 else "..." + controller[-11:]
         lines.append(
-            f"{g['scenario'][:12]:<12} {g['attack']:<24} {g['intensity']:>4g} {value:>22} "
-            f"{(g['success_rate'] or 0):>8.0%} {(rate['guard'] or 0):>6.0%} "
-            f"{(rate['interop'] or 0):>8.0%}"
+            f"{name:<14} {g['scenario'][:12]:<12} {g['attack']:<24} {g['intensity']:>4g} "
+            f"{value:>22} {(g['success_rate'] or 0):>8.0%} {_rate(rate['guard'], 6)} "
+            f"{_rate(rate['interop'], 8)}"
         )
     for f in obj["findings"]:
         lines.append(f"[{f['severity']}] {f['title']}\n    reproduce: {f['evidence']['reproduce']}")
@@ -203,6 +248,14 @@ def _text(obj: dict[str, Any], kpi: str) -> str:
             f"{len(obj['failed'])} cell(s) failed: "
             + "; ".join(f"{c['key']}: {c['error']}" for c in obj["failed"][:3])
         )
+    for name, b in (baselines or {}).items():
+        if b["failed"]:
+            lines.append(f"baseline {name}: {len(b['failed'])} cell(s) failed")
+        if b["reused"]:
+            lines.append(
+                f"baseline {name}: {b['reused']} cell(s) reused from its clean runs "
+                "(observation-path attacks; it reads no observation)"
+            )
     lines.append(
         f"{obj['ran']} cell(s) run, {obj['skipped']} already done; "
         f"{obj['out']}/campaign.json ({obj['wall_s']:.0f} s)"

@@ -51,7 +51,7 @@ from cityx.runs.sandbox import SandboxRunner
 from cityx.runs.secure_loop import SecureLoop
 from cityx.submissions import validate_submission
 from cityx.targets import IsolatedPredictor, LoadRequest
-from cityx.worlds.traffic import ControllerPlugin, WorldSpec, run_world
+from cityx.worlds.traffic import ControllerPlugin, SignalMode, WorldSpec, run_world
 
 from .fixtures import (
     READINGS,
@@ -94,6 +94,12 @@ def kind_metadata(plugin: Any, meta: PluginMeta) -> None:
         assert all(isinstance(m, str) and m for m in plugin.threshold_metrics)
     if issubclass(plugin, ControllerPlugin):
         assert meta.supports == {plugin.mode.value}, "a controller supports its signal mode"
+        assert isinstance(plugin.reads_observations, bool), "reads_observations is a bool"
+        # The world hands an envelope controller every observation: it cannot claim to read
+        # none (a campaign would reuse clean runs for sensor attacks on it).
+        assert plugin.reads_observations or plugin.mode is not SignalMode.ENVELOPE, (
+            "an envelope-mode controller reads observations"
+        )
     if issubclass(plugin, PoisoningDetector):
         assert isinstance(plugin.role, DetectorRole), "a detector declares its role"
 

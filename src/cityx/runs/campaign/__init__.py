@@ -15,6 +15,7 @@ attacked cell is *paired* with the unattacked run of the same seed.
 - :mod:`.check`: the trial check ``redteam.campaign``.
 """
 
+from .baselines import BASELINES_DIR, Compared, check_baselines, run_baselines
 from .check import CHECK_DEFAULTS, RedteamCampaign
 from .plan import CLEAN, CampaignPlan, Cell, Thresholds
 from .records import (
@@ -33,6 +34,7 @@ from .run import CAMPAIGN_FILE, CELL_FILE, run_campaign, run_cell
 from .summary import detection, reproduce_file, summarise
 
 __all__ = [
+    "BASELINES_DIR",
     "CAMPAIGN_FILE",
     "CELL_FILE",
     "CHECK_DEFAULTS",
@@ -44,6 +46,7 @@ __all__ = [
     "Cell",
     "CellRecord",
     "CleanCell",
+    "Compared",
     "Detection",
     "DetectionRates",
     "FailedCell",
@@ -51,8 +54,10 @@ __all__ = [
     "PairedDelta",
     "RedteamCampaign",
     "Thresholds",
+    "check_baselines",
     "detection",
     "reproduce_file",
+    "run_baselines",
     "run_campaign",
     "run_cell",
     "summarise",

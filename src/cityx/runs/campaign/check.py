@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 from cityx.assess.sandbox import DEFAULTS as SANDBOX_DEFAULTS
-from cityx.attacks import MessageAttack, world_attack
 from cityx.core import (
     Check,
     CheckContext,
@@ -26,13 +24,11 @@ from cityx.core import (
     Tags,
     status_from,
 )
-from cityx.worlds.engine import write_json
 
+from .baselines import check_baselines, run_baselines
 from .details import CampaignDetails, campaign_section
 from .plan import CampaignPlan, Thresholds
-from .records import CampaignResult
 from .run import CAMPAIGN_FILE, run_campaign
-from .summary import group_findings, versus
 
 CHECK_DEFAULTS: Mapping[str, Any] = {
     # The network and seeds the controller is judged on (sandbox.nominal's), so that a
@@ -126,32 +122,13 @@ class RedteamCampaign(Check):
         workers = int(options["workers"])
         # The trial's limits of the model worker (its --timeout and --memory-mb).
         limits = getattr(ctx.world, "limits", None)
+        names = [str(b) for b in options["baselines"]]
+        check_baselines(names)
         result = run_campaign(
             plan, out, workers=workers, record=False, limits=limits, trusted_by=ctx.trusted_by
         )
-        sensor = tuple(a for a in plan.attacks if not isinstance(world_attack(a), MessageAttack))
-        baselines: dict[str, CampaignResult] = {}
-        for name in (str(b) for b in options["baselines"]):
-            if sensor:
-                their = replace(plan, controller=name, attacks=sensor, bus=None)
-                baselines[name] = run_campaign(
-                    their, out / "baselines" / name, workers=workers, record=False
-                )
-        against = versus(
-            plan, result.cells, result.groups, {n: r.cells for n, r in baselines.items()}
-        )
-        result = replace(
-            result, findings=group_findings(plan, result.groups, result.cells, out, against)
-        )
-        # The campaign file holds the findings as judged here, against the baselines.
-        write_json(
-            out / CAMPAIGN_FILE,
-            result.to_json()
-            | {
-                "versus": [v.to_json() for v in against.values()],
-                "baselines": {n: str(r.out / CAMPAIGN_FILE) for n, r in baselines.items()},
-            },
-        )
+        compared = run_baselines(plan, result, names, workers=workers)
+        result, baselines, against = compared.result, compared.baselines, compared.versus
         changes = [g.change_pct.value for g in result.groups]
         known = [c for c in changes if c is not None]
         ok = [c for c in result.cells if c.status == "ok"]

@@ -9,6 +9,13 @@ middle on the secure loop's bus) and a runtime guard after it. Each
 run without the attack. A *group* is the cells of one (scenario, attack,
 intensity) over the seeds. The *thresholds* say when an attack succeeded
 and how bad a finding is, in percent worse on one KPI.
+
+A *reused* cell is not simulated: its attack acts only on the observation
+path (:func:`cityx.attacks.attack_path`) and the controller reads no
+observation (``ControllerPlugin.reads_observations``: fixed time,
+actuated), so the attacked run is, KPI for KPI, the clean run of the same
+scenario and seed, and the campaign takes that run's record. Attacks on the
+world (phantom vehicles) or on the bus are never reused.
 """
 
 from __future__ import annotations
@@ -22,10 +29,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cityx.attacks import MessageAttack, world_attack, world_attack_ids
+from cityx.attacks import AttackPath, MessageAttack, attack_path, world_attack, world_attack_ids
 from cityx.core import InputError, Severity
 from cityx.core.seeding import check_seed
-from cityx.worlds.traffic import is_controller_plugin
+from cityx.worlds.traffic import is_controller_plugin, reads_observations
 
 CLEAN = "none"
 
@@ -178,6 +185,21 @@ class CampaignPlan:
             for seed in self.seeds
         ]
         return clean + attacked
+
+    def reuse_reason(self, cell: Cell) -> str | None:
+        """Why ``cell`` can take its clean run's record instead of a simulation, or None.
+
+        Only when the attack acts on the observation path alone and the controller
+        reads no observation: the attacked run is then the clean run, step for step.
+        """
+        if cell.attack == CLEAN or reads_observations(self.controller):
+            return None
+        if attack_path(world_attack(cell.attack)) is not AttackPath.OBSERVATION:
+            return None
+        return (
+            f"{cell.attack} acts only on the observation path and controller "
+            f"{self.controller!r} reads no observation: its KPIs are the clean run's"
+        )
 
     def group(self, scenario: str, attack: str, intensity: float) -> CampaignPlan:
         """The plan of one group alone: everything else as in this plan."""

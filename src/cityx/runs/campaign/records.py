@@ -50,6 +50,8 @@ class CellRecord:
     interop: Mapping[str, Any] | None
     out: str
     wall_s: float | None = None
+    # {"from": clean cell key, "reason": why} when the clean run's record stands in for a run
+    reused: Mapping[str, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -87,6 +89,8 @@ class CellRecord:
         }
         if self.wall_s is not None:
             obj["wall_s"] = self.wall_s
+        if self.reused is not None:
+            obj["reused"] = dict(self.reused)
         obj["out"] = self.out
         return obj
 
@@ -102,6 +106,7 @@ class CellRecord:
             interop=obj.get("interop"),
             out=str(obj.get("out", "")),
             wall_s=obj.get("wall_s"),
+            reused=obj.get("reused"),
         )
 
 
@@ -184,6 +189,7 @@ class AttackedCell:
     success: bool
     detection: Detection | None
     cost: AttackCost | None
+    reused: Mapping[str, str] | None = None  # see CellRecord.reused
 
     @property
     def detected(self) -> bool:
@@ -201,7 +207,7 @@ class AttackedCell:
             "detected": self.detected,
             "detection": None if self.detection is None else self.detection.to_json(),
             "cost": None if self.cost is None else self.cost.to_json(),
-        }
+        } | ({} if self.reused is None else {"reused": dict(self.reused)})
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> AttackedCell:
@@ -217,6 +223,7 @@ class AttackedCell:
             success=bool(obj["success"]),
             detection=None if detection is None else Detection.from_json(detection),
             cost=AttackCost.from_json(obj.get("cost")),
+            reused=obj.get("reused"),
         )
 
 
@@ -413,6 +420,7 @@ class CampaignResult:
     skipped: int
     out: Path
     wall_s: float = 0.0
+    reused: int = 0  # cells that took their clean run's record instead of a simulation
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -425,6 +433,7 @@ class CampaignResult:
             "failed": [f.to_json() for f in self.failed],
             "ran": self.ran,
             "skipped": self.skipped,
+            "reused": self.reused,
             "out": str(self.out),
             "wall_s": round(self.wall_s, 3),
         }

@@ -8,6 +8,10 @@ tasks (``engine="ray"``), each in ``cells/KEY/`` with its record in
 ``cell.json``. A killed campaign re-run on the same folder with the same
 plan resumes (a different plan is refused): finished cells are skipped,
 orphaned simulations killed and unfinished cells redone, each counted once.
+A *reused* cell (see :mod:`.plan`: an observation-path attack on a
+controller that reads no observation) is not simulated: its ``cell.json``
+is its clean cell's record with ``reused`` saying from where and why, and
+no guard report (its detection is not assessed).
 ``campaign.json`` is computed from the cell files, each group's
 reproduction plan is written to ``reproduce/``, and one
 ``campaign.finished`` entry goes to the store's audit log.
@@ -159,7 +163,8 @@ def run_campaign(
     with hold(out) as folder:
         out = folder.root
         _check_plan(plan, folder)
-        cells = {f"{CELLS_DIR}/{c.key}": c for c in plan.cells()}
+        reasons = {c: plan.reuse_reason(c) for c in plan.cells()}
+        cells = {f"{CELLS_DIR}/{c.key}": c for c, why in reasons.items() if why is None}
         batch = runner.run(
             folder,
             cells,
@@ -170,7 +175,15 @@ def run_campaign(
             ).to_json(),
         )
         records = [CellRecord.from_json(r) for r in batch.records]
-        result = summarise(plan, records, out=out, ran=batch.ran, skipped=batch.skipped)
+        reused = _reused(out, records, {c: why for c, why in reasons.items() if why is not None})
+        result = summarise(
+            plan,
+            records + reused,
+            out=out,
+            ran=batch.ran,
+            skipped=batch.skipped,
+            reused=len(reused),
+        )
         result = replace(result, wall_s=time.perf_counter() - started)
         obj = result.to_json()
         for group in result.groups:
@@ -189,13 +202,36 @@ def run_campaign(
                     "plan_sha256": plan.sha256(),
                     "campaign_sha256": digest({k: v for k, v in obj.items() if k != "wall_s"}),
                     "controller": plan.controller,
-                    "cells": len(cells),
+                    "cells": len(cells) + len(reused),
+                    "reused": len(reused),
                     "failed": len(result.failed),
                     "findings": [f.id for f in result.findings],
                     "trusted_by": dict(trusted_by or {}),
                 },
             )
     return result
+
+
+def _reused(out: Path, records: list[CellRecord], reasons: Mapping[Cell, str]) -> list[CellRecord]:
+    """Each reusable cell's record: its clean cell's, marked, and written to its folder."""
+    clean = {(r.cell.scenario, r.cell.seed): r for r in records if r.cell.attack == CLEAN}
+    done = []
+    for cell, why in reasons.items():
+        base = clean[(cell.scenario, cell.seed)]
+        folder = out / CELLS_DIR / cell.key
+        record = replace(
+            base,
+            cell=cell,
+            # The guard's report is the clean run's, not one on the attacked observations.
+            hooks=tuple(h for h in base.hooks if h.get("kind") != "guard"),
+            out=str(folder),
+            wall_s=0.0,
+            reused={"from": base.cell.key, "reason": why},
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / CELL_FILE, record.to_json())
+        done.append(record)
+    return done
 
 
 def _check_plan(plan: CampaignPlan, folder: HeldFolder) -> None:

@@ -131,8 +131,10 @@ def pair(plan: CampaignPlan, record: CellRecord, clean: CellRecord | None) -> At
         kpi=kpi,
         change_pct=None if pct is None else round(pct, 3),
         success=pct is not None and pct >= plan.thresholds.success_pct,
-        detection=detection(record, base) if base is not None else None,
+        # A reused cell never ran its guard on the attacked observations: not assessed.
+        detection=detection(record, base) if base is not None and record.reused is None else None,
         cost=AttackCost.from_json(attack.get("cost")),
+        reused=record.reused,
     )
 
 
@@ -143,6 +145,7 @@ def summarise(
     out: Path,
     ran: int = 0,
     skipped: int = 0,
+    reused: int = 0,
 ) -> CampaignResult:
     """Pair each attacked cell with its clean run; group by attack and intensity; findings."""
     clean = {(r.cell.scenario, r.cell.seed): r for r in records if r.cell.attack == CLEAN}
@@ -176,6 +179,7 @@ def summarise(
         ran=ran,
         skipped=skipped,
         out=out,
+        reused=reused,
     )
 
 
@@ -202,6 +206,7 @@ def _group(
     ]
     clean_mean = sum(both) / len(both) if both else 0.0
     costs = [c.cost for c in members if c.cost is not None]
+    assessed = [c for c in members if c.detection is not None]
     n = len(members)
     return Group(
         scenario=scenario,
@@ -215,10 +220,11 @@ def _group(
         else Metric(None, unit="%"),
         clean_mean=clean_mean,
         success_rate=sum(c.success for c in members) / n if n else None,
+        # Over the cells whose detection was assessed (a reused cell's was not).
         detection_rate=DetectionRates(
             *(
-                sum(bool(c.detection and getattr(c.detection, src)) for c in members) / n
-                if n
+                sum(bool(getattr(c.detection, src)) for c in assessed) / len(assessed)
+                if assessed
                 else None
                 for src in ("guard", "interop", "any")
             )

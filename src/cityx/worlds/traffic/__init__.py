@@ -14,6 +14,7 @@ from .controllers import (
     MaxPressure,
     controller_plugin,
     is_controller_plugin,
+    reads_observations,
 )
 from .kpis import Kpis, compute_kpis, trip_table
 from .network import Intersection, NetworkInfo, Phase
@@ -62,6 +63,7 @@ __all__ = [
     "load_trips",
     "prepare_run",
     "read_trips",
+    "reads_observations",
     "run_world",
     "simulate",
     "sumo_tools",

@@ -11,7 +11,13 @@ envelope. Its contract:
 - ``mode``: the signal mode; ``params``: its :class:`~cityx.core.Param`\\ s;
 - ``build(network, *, seed, **params)``: the controller (``None`` for a
   mode SUMO runs itself); parameters are checked by :meth:`configure`
-  before anything is built, and every random choice uses ``seed``.
+  before anything is built, and every random choice uses ``seed``;
+- ``reads_observations``: whether its decisions depend on the world's
+  observation (what our detectors report to the controller). A controller
+  that reads none (fixed time; SUMO's actuated logic, which reads SUMO's
+  own loops) cannot be reached by an attack on the observation path, so
+  its KPIs under such an attack are its clean KPIs for the same scenario
+  and seed. Default True: only a plugin that is sure says otherwise.
 
 The built-in *baselines*, which a controller under test is compared with:
 
@@ -60,6 +66,7 @@ class ControllerPlugin(Parameterised, ABC):
 
     meta: ClassVar[PluginMeta]
     mode: ClassVar[SignalMode]
+    reads_observations: ClassVar[bool] = True
 
     @final
     def controller(self, network: NetworkInfo, *, seed: int, **params: Any) -> Controller | None:
@@ -87,6 +94,7 @@ class FixedTime(ControllerPlugin):
         "fixed", SignalMode.PROGRAM, "The network's own fixed-time program, run by SUMO"
     )
     mode = SignalMode.PROGRAM
+    reads_observations = False  # SUMO runs the static program; no observation is read
 
     def build(self, network: NetworkInfo, *, seed: int, **params: float) -> None:
         return None
@@ -99,6 +107,7 @@ class Actuated(ControllerPlugin):
         "The network's phases run by SUMO's gap-based actuated logic within min/max greens",
     )
     mode = SignalMode.ACTUATED
+    reads_observations = False  # SUMO's own logic on SUMO's own loops, not our observation
 
     def build(self, network: NetworkInfo, *, seed: int, **params: float) -> None:
         return None
@@ -167,6 +176,13 @@ def is_controller_plugin(name: str, registry: Registry | None = None) -> bool:
     return name in (registry or Registry()).ids(PluginKind.CONTROLLER)
 
 
+def reads_observations(name: str, registry: Registry | None = None) -> bool:
+    """Whether controller ``name`` reads observations (a submitted controller always does)."""
+    if not is_controller_plugin(name, registry):
+        return True
+    return controller_plugin(name, registry).reads_observations
+
+
 __all__ = [
     "BASELINE_IDS",
     "Actuated",
@@ -176,4 +192,5 @@ __all__ = [
     "MaxPressurePlugin",
     "controller_plugin",
     "is_controller_plugin",
+    "reads_observations",
 ]
