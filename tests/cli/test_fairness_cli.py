@@ -136,8 +136,9 @@ def test_trial_then_aiverify_export_and_checklist_round_trip(tmp_path: Path) -> 
     results = json.loads((tmp_path / "trial" / "results.json").read_text())
     check = next(c for c in results["checks"] if c["id"] == "fairness.groups")
     # Heavy jams in some quadrants of the grid are missed more often than in others:
-    # equal opportunity for "heavy" below the default policy's 0.8.
-    assert check["status"] == "failed"
+    # equal opportunity for "heavy" below the default policy's 0.8. Its interval reaches
+    # past the next severity class, so the check is undetermined rather than failed.
+    assert check["status"] in ("failed", "undetermined")
     ids = {f["id"] for f in results["findings"]}
     assert "fairness.groups/equal_opportunity_ratio[heavy]" in ids
     assert results["principles"]["fairness"]["status"] in ("attention", "fail")
@@ -165,4 +166,6 @@ def test_trial_then_aiverify_export_and_checklist_round_trip(tmp_path: Path) -> 
     assert run.code == 0 and run.json()["answered_from_trial"] >= 8
     run = cityx("checklist", "import", str(xlsx), "--json")
     assert run.code == 0
-    assert run.json()["principles"]["fairness"]["status"] == "not_met"
+    # A failed check answers "within limits?" with no; an undetermined one leaves it open.
+    expected = "not_met" if check["status"] == "failed" else "open"
+    assert run.json()["principles"]["fairness"]["status"] == expected

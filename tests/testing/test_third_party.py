@@ -109,7 +109,7 @@ def test_a_trial_loads_a_third_party_target_only_when_the_policy_allows_it(
     installed: Path, tmp_path: Path
 ) -> None:
     from cityx import TrialPlan, run_trial
-    from cityx.core import TargetLoadError
+    from cityx.core import ManifestError
     from cityx.data import file_sha256
     from cityx.testing.fixtures import predictor_submission
 
@@ -138,7 +138,10 @@ def test_a_trial_loads_a_third_party_target_only_when_the_policy_allows_it(
     opened = run_trial(TrialPlan(submission=folder, out=tmp_path / "t1", store=store, seed=1))
     used = {(p["kind"], p["id"]): p for p in opened.results["plugins"]}
     assert used[("target", "example.npz-linear")]["distribution"] == DISTRIBUTION
-    with pytest.raises(TargetLoadError, match="not on the allow-list"):
+    # Admission loads the model under the policy's allow-list: refused before anything
+    # is written (a ManifestError naming the artifact), no trial folder left behind.
+    with pytest.raises(ManifestError, match="not on the allow-list"):
         run_trial(
             TrialPlan(submission=folder, out=tmp_path / "t2", store=store, policy=policy, seed=1)
         )
+    assert not (tmp_path / "t2").exists()
