@@ -102,7 +102,12 @@ def check_trust(folder: Path, manifest: Manifest, trusted_by: Mapping[str, str])
 
 def read_trust(run: Path) -> dict[str, Any] | None:
     """The opt-in a submitted controller's run was allowed by (None when none was needed)."""
-    path = run / TRUST_FILE
+    return _read_record(run / TRUST_FILE)
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    """A small JSON object a run's child process left behind; None when absent or unreadable
+    (the child may have been killed before writing it)."""
     if not path.is_file():
         return None
     try:
@@ -128,14 +133,7 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float | int | None]:
 
 def read_latency(run: Path) -> dict[str, Any] | None:
     """The decision latency a submitted controller left in ``run`` (None when none)."""
-    path = run / LATENCY_FILE
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return _read_record(run / LATENCY_FILE)
 
 
 class SubmittedController:
