@@ -71,6 +71,13 @@ def test_a_valid_chain_verifies() -> None:
     }
 
 
+def test_an_entry_round_trips_through_its_json_form() -> None:
+    entries = chain(3)
+    assert [AuditEntry.from_json(e.to_json()) for e in entries] == entries
+    with pytest.raises(KeyError):
+        AuditEntry.from_json({k: v for k, v in entries[0].to_json().items() if k != "hash"})
+
+
 def test_an_edited_entry_is_named() -> None:
     entries = chain(9)
     entries[6] = replace(entries[6], payload={"n": 999})

@@ -99,6 +99,20 @@ class AuditEntry:
             "hash": self.hash,
         }
 
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> AuditEntry:
+        """The entry :meth:`to_json` wrote; KeyError, TypeError or ValueError when it is not one."""
+        return cls(
+            seq=int(obj["seq"]),
+            at=str(obj["at"]),
+            actor=str(obj["actor"]),
+            action=str(obj["action"]),
+            subject=str(obj["subject"]),
+            payload=dict(obj["payload"]),
+            prev_hash=str(obj["prev_hash"]),
+            hash=str(obj["hash"]),
+        )
+
 
 class AuditHead(NamedTuple):
     """How many entries a chain has and its newest hash (``GENESIS`` when empty)."""

@@ -232,19 +232,7 @@ def read_entries(path: Path) -> list[AuditEntry]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-            out.append(
-                AuditEntry(
-                    seq=int(obj["seq"]),
-                    at=str(obj["at"]),
-                    actor=str(obj["actor"]),
-                    action=str(obj["action"]),
-                    subject=str(obj["subject"]),
-                    payload=dict(obj["payload"]),
-                    prev_hash=str(obj["prev_hash"]),
-                    hash=str(obj["hash"]),
-                )
-            )
+            out.append(AuditEntry.from_json(json.loads(line)))
         except (ValueError, KeyError, TypeError) as exc:
             raise _Malformed(n, f"line {n} is not a decision-log record: {exc}") from exc
     return out
