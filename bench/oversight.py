@@ -32,19 +32,16 @@ import numpy as np
 from cityx.oversight import (
     Action,
     CommandQueue,
-    ConflictMonitor,
     OperatorCommand,
     OversightSpec,
     run_oversight,
 )
+from cityx.oversight.baseline_check import monitor_baseline
 from cityx.worlds.traffic import (
     SignalMode,
-    TrafficWorld,
-    WorldOptions,
     get_scenario,
     prepare_run,
 )
-from cityx.worlds.traffic.controllers import MaxPressure
 
 ACTIONS = (Action.HOLD, Action.PHASE, Action.FIXED_TIME, Action.STOP, Action.RESUME)
 
@@ -118,30 +115,9 @@ def baseline_part(scenario: str, seconds: int) -> dict[str, Any]:
     out: dict[str, Any] = {"scenario": scenario}
     for mode in SignalMode:
         folder = Path(tempfile.mkdtemp(prefix="cityx-bench-monitor-"))
-        run = prepare_run(
-            get_scenario(scenario),
-            folder,
-            seed=1,
-            seconds=seconds,
-            demand=1.0,
-            min_green_s=5.0,
-            max_green_s=90.0,
-            detector_period_s=300,
-        )
-        world = TrafficWorld(run, WorldOptions(seconds=seconds, mode=mode))
-        observation = world.reset(1)
-        monitor = ConflictMonitor()
-        monitor.attach(world.simulation, [i.id for i in run.network.intersections])
-        controller = MaxPressure(run.network) if mode is SignalMode.ENVELOPE else None
-        try:
-            while not world.done:
-                action = controller.act(observation) if controller and observation else None
-                observation = world.step(action)
-                monitor.observe(world.simulation, world.time_s)
-        finally:
-            world.close()
+        report = monitor_baseline(scenario, folder, mode, seed=1, seconds=seconds)
         name = {"program": "fixed", "actuated": "actuated", "envelope": "max-pressure"}[mode.value]
-        out[name] = monitor.report().counts()
+        out[name] = report.counts()
     return out
 
 

@@ -7,15 +7,9 @@ from typing import Any
 
 import pytest
 
-from cityx.oversight import ConflictMonitor, MonitorReport
-from cityx.worlds.traffic import (
-    SignalMode,
-    TrafficWorld,
-    WorldOptions,
-    get_scenario,
-    prepare_run,
-)
-from cityx.worlds.traffic.controllers import MaxPressure
+from cityx.oversight import MonitorReport
+from cityx.oversight.baseline_check import monitor_baseline
+from cityx.worlds.traffic import SignalMode
 
 from ..worlds.traffic.conftest import needs_resco, needs_sumo
 
@@ -23,31 +17,7 @@ from ..worlds.traffic.conftest import needs_resco, needs_sumo
 def _run(folder: Path, mode: SignalMode, seconds: int = 120, inject: Any = None) -> MonitorReport:
     needs_sumo()
     needs_resco()
-    run = prepare_run(
-        get_scenario("cologne1"),
-        folder,
-        seed=3,
-        seconds=seconds,
-        demand=1.0,
-        min_green_s=5.0,
-        max_green_s=90.0,
-        detector_period_s=300,
-    )
-    world = TrafficWorld(run, WorldOptions(seconds=seconds, mode=mode))
-    observation = world.reset(3)
-    monitor = ConflictMonitor()
-    monitor.attach(world.simulation, [i.id for i in run.network.intersections])
-    controller = MaxPressure(run.network) if mode is SignalMode.ENVELOPE else None
-    try:
-        while not world.done:
-            action = controller.act(observation) if controller and observation else None
-            if inject is not None:
-                inject(world.simulation, world.time_s - run.begin, run.network.intersections[0].id)
-            observation = world.step(action)
-            monitor.observe(world.simulation, world.time_s)
-    finally:
-        world.close()
-    return monitor.report()
+    return monitor_baseline("cologne1", folder, mode, seed=3, seconds=seconds, inject=inject)
 
 
 @pytest.mark.parametrize("mode", list(SignalMode), ids=lambda m: m.value)
