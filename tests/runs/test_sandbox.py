@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -18,63 +16,14 @@ from cityx.worlds.traffic import TRIPS_FILE, WorldResult, read_trips
 
 from ..support.paths import SUBMISSIONS
 from ..worlds.traffic.conftest import needs_resco, needs_sumo
+from .test_world_trust import controller
 
 ACME = SUBMISSIONS / "acme-signals"
 
-# A regression "model" that scores each candidate by its pressure (so: max-pressure),
-# after running ``body`` at each call.
-MODEL = """\
-import os
-import time
-
-import numpy as np
-
-
-class Model:
-    def predict(self, batch):
-{body}
-        return batch[:, 0] + 0.1 * batch[:, 1]
-
-
-def load():
-    return Model()
-"""
-
 
 def controller_submission(folder: Path, body: str = "pass") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    code = MODEL.format(body=textwrap.indent(textwrap.dedent(body).strip(), " " * 8))
-    (folder / "model.py").write_text(code)
-    (folder / "datasheet.md").write_text("# Test controller\nNo data: it computes pressure.\n")
-    digest = hashlib.sha256(code.encode()).hexdigest()
-    (folder / "cityx.toml").write_text(
-        f"""schema_version = 1
-[system]
-id = "pressure-test"
-vendor = "Tests"
-version = "1"
-kind = "controller"
-intended_use = "Tests of controller submissions in the sandbox."
-contact = "tests@example.com"
-[artifact]
-path = "model.py"
-format = "entrypoint"
-entrypoint = "model:load"
-sha256 = "{digest}"
-[controller]
-observation = "phase-candidates/v1"
-[[inputs.features]]
-name = "pressure"
-[[inputs.features]]
-name = "is_current"
-[outputs]
-task = "regression"
-label_column = "score"
-[data]
-datasheet = "datasheet.md"
-"""
-    )
-    return folder
+    """A controller entry point scoring candidates by pressure, running ``body`` each call."""
+    return controller(folder, "entrypoint", body)
 
 
 @pytest.fixture(autouse=True)

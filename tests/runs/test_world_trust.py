@@ -32,8 +32,12 @@ from cityx.runs.submitted import (
 
 from ..worlds.traffic.conftest import needs_sumo
 
-# Scores each candidate by its pressure: max-pressure, as vendor code.
+# Scores each candidate by its pressure: max-pressure, as vendor code, after running
+# ``body`` at each call (os and time are there for bodies that misbehave on purpose).
 CODE = """\
+import os
+import time
+
 import numpy as np
 
 
