@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -278,29 +276,3 @@ def test_a_malformed_address_is_an_html_page(console: Console) -> None:
         answer = client.get("/console/submissions/not-a-number")
         assert answer.status_code == 422 and answer.headers["content-type"].startswith("text/html")
         assert "submission_id" in answer.text
-
-
-def test_the_checklist_is_answered_and_downloaded_as_json(console: Console) -> None:
-    with console.client() as client:
-        signed_in(client, console, "vendor")
-        page = client.get("/console/trials/trial-v1/checklist")
-        assert page.status_code == 200
-        names = re.findall(r'<select id="(answer-[^"]+)"', page.text)
-        assert names, "no item is the user's to answer"
-        csrf = CSRF_RE.search(page.text)
-        assert csrf
-        form = {"csrf": csrf.group(1)} | {name: "yes" for name in names}
-        form[names[0]] = "no"
-        refused = client.post("/console/trials/trial-v1/checklist", data=form)
-        assert refused.status_code == 422
-        assert f'id="comment-{names[0][7:]}-error"' in refused.text
-        form[f"comment-{names[0][7:]}"] = "no incident process yet"
-        answer = client.post("/console/trials/trial-v1/checklist", data=form)
-        assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
-        items = answer.json()["items"]
-        first = next(i for i in items if i["id"] == names[0][7:])
-        assert first["answer"] == "no" and first["comment"] == "no incident process yet"
-        assert client.post("/console/trials/trial-v1/checklist", data={}).status_code == 403
-    with console.client() as rival:
-        signed_in(rival, console, "rival")
-        assert rival.get("/console/trials/trial-v1/checklist").status_code == 404

@@ -57,7 +57,8 @@ def test_answers_come_from_trial_evidence_where_it_exists(trial: Path) -> None:
     assert answers["human-agency.override"].source == "user"
     summary = principle_summary(list(answers.values()))
     assert summary["robustness"]["status"] == "not_met"
-    assert summary["fairness"]["status"] == "met"
+    # both our fairness items are answered; AI Verify's fairness process checks are left open
+    assert summary["fairness"]["yes"] == 2 and summary["fairness"]["status"] == "open"
     assert summary["safety"]["status"] == "open"
 
 
@@ -108,11 +109,13 @@ def test_missing_items_duplicates_and_formats(tmp_path: Path) -> None:
     doc = json.loads(path.read_text())
     doc["items"] = doc["items"][:-1]
     path.write_text(json.dumps(doc))
-    with pytest.raises(DataError, match=r"1 checklist item.* missing, first 'inclusive-growth"):
+    with pytest.raises(DataError, match=r"1 checklist item.* missing, first 'aiverify.11.1.1'"):
         read_answers(path, items)
     doc["items"].append(doc["items"][0])
     path.write_text(json.dumps(doc))
-    with pytest.raises(DataError, match=r"items\[16\]: item 'transparency.intended-use' appears"):
+    with pytest.raises(
+        DataError, match=rf"items\[{len(items) - 1}\]: item 'transparency.intended-use' appears"
+    ):
         read_answers(path, items)
     with pytest.raises(InputError, match=r"unsupported checklist format '\.ods'"):
         write_answers([], tmp_path / "c.ods")

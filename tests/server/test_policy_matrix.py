@@ -45,6 +45,9 @@ MATRIX: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/jobs/{job_id}"): {R, V, A},
     ("GET", "/api/v1/jobs/{job_id}/events"): {R, V, A},
     ("POST", "/api/v1/jobs/{job_id}/cancel"): {R, V},
+    ("GET", "/api/v1/trials/{trial_id}/checklist"): {R, V, A},
+    ("PUT", "/api/v1/trials/{trial_id}/checklist"): {V},
+    ("GET", "/api/v1/trials/{trial_id}/evidence"): {R, A},
 }
 ROW = {
     "lanes": 2,
@@ -111,6 +114,10 @@ def call(world: World, method: str, path: str, user: str | None) -> Any:
         body = {"json": {"rows": [ROW]}}
     elif path.endswith("/ruling") and method == "POST":
         body = {"json": {"decision": "reject", "reasons": ["matrix test"]}}
+    elif path.endswith("/checklist") and method == "PUT":
+        body = {"json": {"answers": [{"item": "aiverify.9.1.2", "answer": "n/a"}]}}
+    elif path.endswith("/evidence"):
+        url += "?pdf=false"  # the package without its PDF: the cell is about access
     elif path.endswith("/session") and method == "POST":
         body = {"json": {"name": "nobody", "password": "not a password at all"}}
     elif path.endswith("/submissions") and method == "POST":

@@ -46,6 +46,20 @@ def register(sub: Subparsers) -> None:
         help="filled-in checklist answers (.csv, .xlsx, .json); an 'author' column names "
         "who attests each answer",
     )
+    render.add_argument(
+        "--store",
+        metavar="URL",
+        help="read the regulator's ruling on the trial, and the checklist answers the console "
+        "stored, from this store",
+    )
+    render.add_argument(
+        "--trust",
+        type=Path,
+        metavar="TRUST",
+        help="the city's trust document or folder: checks the ruling's signature (and a "
+        "decision log's seals when it holds their key)",
+    )
+    _oversight_arg(render)
     render.add_argument("--out", type=Path, required=True, metavar="FILE")
     render.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -88,8 +102,12 @@ def register(sub: Subparsers) -> None:
         "--audit-head", metavar="N:HASH", help="the audit log's head ('cityx audit head')"
     )
     pack.add_argument(
-        "--store", metavar="URL", help="read the audit log's head from this store instead"
+        "--store",
+        metavar="URL",
+        help="read the audit log's head (unless --audit-head), the regulator's ruling and the "
+        "console's checklist answers from this store",
     )
+    _oversight_arg(pack)
     pack.add_argument("--no-pdf", action="store_true", help="leave the PDF report out")
     pack.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -108,20 +126,43 @@ def register(sub: Subparsers) -> None:
     verify.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+def _oversight_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--oversight",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="RUN_DIR",
+        help="a run under oversight ('cityx oversee run|drill --out'): its decision log, drill "
+        "and Art. 14(4) table become evidence; repeatable",
+    )
+
+
 def _render(args: argparse.Namespace) -> int:
     # lazy: cityx --help stays fast
-    from cityx.governance.regulator import build_governance, render, write_atomic
+    from cityx.governance.regulator import render, write_atomic
     from cityx.governance.trial_folder import open_trial
+    from cityx.interop import load_trust
+    from cityx.runs.report_inputs import build_report
 
     if args.framework not in _FRAMEWORKS:
         raise InputError(
             f"unknown framework {args.framework!r}", hint=f"use one of {', '.join(_FRAMEWORKS)}"
         )
     trial = open_trial(args.trial)
-    report = build_governance(trial, framework=args.framework, checklist=args.checklist)
+    trust = load_trust(args.trust) if args.trust else None
+    report = build_report(
+        trial,
+        framework=args.framework,
+        checklist=args.checklist,
+        store_url=args.store,
+        trust=trust,
+        oversight=args.oversight,
+    )
     data = render(report, args.format, summary_only=args.summary)
     out = write_atomic(data, args.out)
     counts = {a.framework.id: a.counts() for a in report.assessments}
+    ruling = report.external.ruling
     emit(
         args,
         {
@@ -131,10 +172,18 @@ def _render(args: argparse.Namespace) -> int:
             "out": str(out),
             "bytes": len(data),
             "frameworks": counts,
+            "ruling": ruling.to_json() if ruling else None,
+            "oversight_runs": len(report.external.oversight),
         },
         "\n".join(
             [f"{fw}: " + ", ".join(f"{n} {s}" for s, n in c.items()) for fw, c in counts.items()]
-            + [f"wrote {out}"]
+            + [
+                f"ruling: {ruling.decision} by {ruling.regulator}, signature "
+                f"{ruling.signature_check}"
+                if ruling
+                else f"ruling: none shown ({report.external.ruling_note})",
+                f"wrote {out}",
+            ]
         ),
     )
     return EXIT_OK
@@ -192,6 +241,8 @@ def _pack(args: argparse.Namespace) -> int:
         audit_head=head,
         pdf=not args.no_pdf,
         trust=trust,
+        store_url=args.store,
+        oversight=args.oversight,
     )
     emit(
         args,

@@ -68,7 +68,7 @@ ATLAS_NAMES = {
     "AML.T0010": "ML Supply Chain Compromise",
     "AML.T0011": "User Execution",
     "AML.T0015": "Evade ML Model",
-    "AML.T0018": "Manipulate AI Model",
+    "AML.T0018": "Backdoor ML Model",  # its name in the pinned ATLAS v4.7.0
     "AML.T0020": "Poison Training Data",
     "AML.T0029": "Denial of ML Service",
     "AML.T0031": "Erode ML Model Integrity",

@@ -1,6 +1,10 @@
-"""The process checklist: our own questions under AI Verify's 11 principles.
+"""The process checklist: our questions and AI Verify's process checks, under its 11 principles.
 
-A *checklist item* is one question under one principle; an *answer* is
+A *checklist item* is one question under one principle: our own questions
+(``checklist.v1.toml``), then one item per AI Verify *process check* that
+applies to a city traffic AI, ``aiverify.<id>`` (e.g. ``aiverify.4.5.1``),
+read from the AI Verify mapping (``frameworks/aiverify.v2.toml``) so the two
+cannot drift apart. An *answer* is
 ``yes``, ``no``, ``n/a`` or empty (*open*). Items with *evidence* rules (see
 ``checklist.v1.toml``) are answered from a trial's ``results.json`` when it
 holds that evidence, with ``source = trial``; the rest are the user's to
@@ -20,6 +24,7 @@ import json
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,10 @@ from cityx.core import DataError, InputError, Principle
 COLUMNS = ("id", "principle", "question", "answer", "source", "evidence", "comment", "author")
 ANSWERS = ("yes", "no", "n/a", "")
 _FORMATS = (".csv", ".xlsx", ".json")
+AIVERIFY_MAPPING = "aiverify.v2.toml"
+PROCESS_CHECK_PREFIX = "aiverify."
+CHECKLIST_VERSION = "2"
+"""Version 2 added AI Verify's process checks to our own 17 questions."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +74,12 @@ class Answer:
         }
 
 
+@cache
 def load_checklist() -> tuple[Item, ...]:
-    """The shipped checklist, version 1."""
-    text = (resources.files("cityx.governance") / "checklist.v1.toml").read_text("utf-8")
-    data = tomllib.loads(text)
-    return tuple(
+    """The shipped checklist: our own questions, then AI Verify's process checks."""
+    package = resources.files("cityx.governance")
+    data = tomllib.loads((package / "checklist.v1.toml").read_text("utf-8"))
+    own = tuple(
         Item(
             id=str(raw["id"]),
             principle=Principle(raw["principle"]),
@@ -78,6 +88,16 @@ def load_checklist() -> tuple[Item, ...]:
         )
         for raw in data["items"]
     )
+    mapping = tomllib.loads((package / "frameworks" / AIVERIFY_MAPPING).read_text("utf-8"))
+    checks = tuple(
+        Item(
+            id=f"{PROCESS_CHECK_PREFIX}{raw['id']}",
+            principle=Principle(raw["group"]),
+            question=f"AI Verify process check {raw['id']}: {raw['text']}",
+        )
+        for raw in mapping["requirements"]
+    )
+    return own + checks
 
 
 def answer_from_trial(items: Sequence[Item], trial: Path | None) -> list[Answer]:
@@ -140,7 +160,11 @@ def write_answers(answers: Sequence[Answer], path: Path) -> Path:
             writer.writeheader()
             writer.writerows(rows)
     elif suffix == ".json":
-        document = {"schema_version": 1, "checklist": "cityx.checklist/1", "items": rows}
+        document = {
+            "schema_version": 1,
+            "checklist": f"cityx.checklist/{CHECKLIST_VERSION}",
+            "items": rows,
+        }
         path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     else:
         from openpyxl import Workbook  # type: ignore[import-untyped]
@@ -285,8 +309,11 @@ def _suffix(path: Path) -> str:
 
 
 __all__ = [
+    "AIVERIFY_MAPPING",
     "ANSWERS",
+    "CHECKLIST_VERSION",
     "COLUMNS",
+    "PROCESS_CHECK_PREFIX",
     "Answer",
     "Item",
     "answer_from_trial",

@@ -8,15 +8,20 @@ same page laid out for A4, with contents, page numbers and the figures) or
 as JSON; the *summary* is one page for decision makers: the gate, the
 worst findings, claims that failed and each framework's counts.
 
-The ruling of the regulator is not part of it yet (see
-docs/governance-report.md).
+Evidence from outside the trial folder (:mod:`.external`) joins it when
+the caller gathered it: the regulator's *ruling* from the store, with its
+signature check, shown beside the gate decision; *runs under oversight*,
+whose decision logs, drills and Art. 14(4) tables become evidence rows; and
+checklist answers stored by the console, which are *attestations* with
+their author and time.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +29,9 @@ from markupsafe import Markup, escape
 
 from cityx.core import InputError, Registry, RunError, Severity
 
+from .checklist import Answer
 from .claims import ClaimCheck, compare_claims
+from .external import ExternalEvidence
 from .report import render_html as render_trial_html
 from .report.write import environment, write_atomic
 from .requirements import FrameworkAssessment, Status, assess, frameworks
@@ -60,6 +67,7 @@ class GovernanceReport:
     datasheet: str | None
     limits_note: str
     answers_source: str
+    external: ExternalEvidence = field(default_factory=ExternalEvidence)
 
     def to_json(self) -> dict[str, Any]:
         r = self.trial.results
@@ -76,15 +84,34 @@ class GovernanceReport:
             "claims": None if self.claims is None else [c.to_json() for c in self.claims],
             "claims_note": self.claims_note,
             "frameworks": [a.to_json() for a in self.assessments],
+            "ruling": None if self.external.ruling is None else self.external.ruling.to_json(),
+            "ruling_note": self.external.ruling_note,
+            "oversight": [run.to_json() for run in self.external.oversight],
         }
 
 
 def build_governance(
-    trial: TrialFolder, *, framework: str = "all", checklist: Path | None = None
+    trial: TrialFolder,
+    *,
+    framework: str = "all",
+    checklist: Path | None = None,
+    answers: Sequence[Answer] | None = None,
+    answers_source: str = "",
+    external: ExternalEvidence | None = None,
 ) -> GovernanceReport:
-    """The governance report of a trial folder; ``checklist`` is a filled-in answers file."""
+    """The governance report of a trial folder.
+
+    ``checklist`` is a filled-in answers file; ``answers`` (with
+    ``answers_source`` saying where they came from) replaces both, e.g. the
+    answers stored by the console; ``external`` is the evidence from outside
+    the trial folder.
+    """
     selected = frameworks(framework)
+    outside = external or ExternalEvidence()
     evidence = evidence_of(trial, checklist=checklist)
+    if answers is not None:
+        evidence = replace(evidence, answers=tuple(answers))
+    evidence = replace(evidence, external=outside.checks())
     _, _, limits_note = policy_limits(trial.results)
     claims = read_claims(trial.results)
     note = (
@@ -99,9 +126,9 @@ def build_governance(
         claims_note=note,
         datasheet=datasheet_text(trial.results),
         limits_note=limits_note,
-        answers_source=(
-            f"the file {checklist}" if checklist else "answered from the trial's results only"
-        ),
+        answers_source=answers_source
+        or (f"the file {checklist}" if checklist else "answered from the trial's results only"),
+        external=outside,
     )
 
 
@@ -161,6 +188,7 @@ class GovernanceView:
     datasheet: str | None
     answers_source: str
     limits_note: str
+    external: ExternalEvidence = field(default_factory=ExternalEvidence)
 
 
 def _key(status: str) -> str:
@@ -213,6 +241,7 @@ def governance_view(report: GovernanceReport) -> GovernanceView:
         report.datasheet,
         report.answers_source,
         report.limits_note,
+        report.external,
     )
 
 
@@ -294,6 +323,8 @@ def summary(report: GovernanceReport) -> dict[str, Any]:
             for a in report.assessments
         ],
         "answers": report.answers_source,
+        "ruling": None if report.external.ruling is None else report.external.ruling.to_json(),
+        "ruling_note": report.external.ruling_note,
     }
 
 

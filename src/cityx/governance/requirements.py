@@ -19,6 +19,10 @@ Words used here:
 - *kind* of a requirement: ``technical`` (a measurement can settle it),
   ``organisational`` (only people can: most of Art. 9 and NIST's Govern) or
   ``mixed`` (both parts are needed).
+- *process check*: one of AI Verify's process checks; a framework file with
+  ``process_checks = true`` (AI Verify's) gives each requirement its own
+  checklist item, ``aiverify.<id>`` (see :mod:`.checklist`), for the vendor's
+  attestation, before the items and evidence the file names;
 - *partial*: the requirement's data says our evidence can only ever cover
   part of it (``covers`` says which part, ``gap`` what is left).
 
@@ -48,12 +52,12 @@ from typing import Any
 
 from cityx.core import DataError, InputError, Severity, TrialResults
 
-from .checklist import Answer
+from .checklist import AIVERIFY_MAPPING, PROCESS_CHECK_PREFIX, Answer
 from .report import fmt_metric
 
 FRAMEWORKS = ("aiverify", "nist", "euai", "atlas")
 _FILES = {
-    "aiverify": "aiverify.v1.toml",
+    "aiverify": AIVERIFY_MAPPING,
     "nist": "nist-ai-rmf.v1.toml",
     "euai": "eu-ai-act.v1.toml",
     "atlas": "atlas.v1.toml",
@@ -129,6 +133,7 @@ class EvidenceItem:
             "attestation": "attestation (checklist answer)",
             "trial answer": "checklist answer from the trial",
             "finding": "finding",
+            "decision log": "decision log (verified)",
         }.get(self.kind, self.kind)
 
     def to_json(self) -> dict[str, Any]:
@@ -210,11 +215,29 @@ class FrameworkAssessment:
 
 
 @dataclass(frozen=True, slots=True)
+class ExternalCheck:
+    """Evidence measured outside the trial folder, named like a check (``oversight.drill``).
+
+    ``kind`` is ``check`` or ``decision log``; ``status`` is a check's status
+    (passed, failed, undetermined, or skipped when the run did not exercise
+    what it names); ``ref`` says where it comes from (an oversight run).
+    """
+
+    id: str
+    kind: str
+    ref: str
+    status: str
+    detail: str
+    threshold: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TrialEvidence:
     """What a trial offers as evidence, gathered once for every framework.
 
     ``files`` maps a file of the trial folder to its SHA-256; ``limits`` maps
-    a check id to the policy's thresholds for it, as text.
+    a check id to the policy's thresholds for it, as text; ``external``
+    holds evidence gathered outside the trial folder (runs under oversight).
     """
 
     results: TrialResults
@@ -222,6 +245,7 @@ class TrialEvidence:
     files: Mapping[str, str] = field(default_factory=dict)
     limits: Mapping[str, str] = field(default_factory=dict)
     conditional_at: Severity = Severity.MEDIUM
+    external: tuple[ExternalCheck, ...] = ()
 
 
 def load_framework(name: str) -> Framework:
@@ -248,7 +272,10 @@ def load_framework(name: str) -> Framework:
                 text=str(raw["text"]),
                 kind=kind,
                 checks=tuple(raw.get("checks", ())),
-                checklist=tuple(raw.get("checklist", ())),
+                checklist=(
+                    (f"{PROCESS_CHECK_PREFIX}{raw['id']}",) if data.get("process_checks") else ()
+                )
+                + tuple(raw.get("checklist", ())),
                 artifacts=tuple(raw.get("artifacts", ())),
                 partial=bool(raw.get("partial", False)),
                 covers=str(raw.get("covers", "")),
@@ -284,6 +311,10 @@ def assess_requirement(req: Requirement, ev: TrialEvidence) -> RequirementRow:
     thresholds: list[str] = []
     ran: list[str] = []
     for check_id in req.checks:
+        outside = [e for e in ev.external if e.id == check_id]
+        if outside:
+            _external_items(check_id, outside, items, missing, ran)
+            continue
         record = ev.results.check(check_id)
         if record is None:
             continue
@@ -361,7 +392,7 @@ def _status(req: Requirement, items: Sequence[EvidenceItem], *, complete: bool) 
         return Status.NOT_MET
     if any(i.outcome is Outcome.UNDECIDED for i in items):
         return Status.UNDETERMINED
-    measured = any(i.kind == "check" for i in items)
+    measured = any(i.kind in ("check", "decision log") for i in items)
     recorded = any(i.kind in ("artifact", "trial answer") for i in items)
     named = any(i.kind == "attestation" and i.author for i in items)
     if req.kind == "technical":
@@ -374,6 +405,26 @@ def _status(req: Requirement, items: Sequence[EvidenceItem], *, complete: bool) 
     # wholly covered by what we hold, however good that is.
     whole = complete and not req.partial and not req.gap
     return Status.MET if enough and whole else Status.PARTLY_MET
+
+
+def _external_items(
+    check_id: str,
+    found: Sequence[ExternalCheck],
+    items: list[EvidenceItem],
+    missing: list[str],
+    ran: list[str],
+) -> None:
+    for e in found:
+        if e.status not in _MEASURED:
+            missing.append(f"{check_id}: {e.ref} did not exercise it")
+            continue
+        ran.append(check_id)
+        outcome = {"passed": Outcome.SUPPORTS, "failed": Outcome.CONTRADICTS}.get(
+            e.status, Outcome.UNDECIDED
+        )
+        items.append(
+            EvidenceItem(e.kind, f"{check_id} ({e.ref})", e.detail, outcome, "", e.threshold)
+        )
 
 
 def _technique_findings(technique: str, ev: TrialEvidence) -> list[EvidenceItem]:
@@ -424,6 +475,7 @@ def _artifact(name: str, ev: TrialEvidence) -> EvidenceItem | None:
 __all__ = [
     "FRAMEWORKS",
     "EvidenceItem",
+    "ExternalCheck",
     "Framework",
     "FrameworkAssessment",
     "Outcome",

@@ -19,11 +19,13 @@ afterwards. It measures:
   complete.
 
 Its result carries the Art. 14(4)(a)-(e) table (:mod:`.art14`) with the
-drill's measures in it.
+drill's measures in it, and is written beside the run's ``oversight.json``
+as ``drill.json`` (:data:`DRILL_FILE`), which the governance report reads.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -36,6 +38,7 @@ from .commands import ALL, Action, CommandQueue, CommandRecord, OperatorCommand
 from .session import OversightResult, OversightSpec, run_oversight
 
 DRILL_SCHEMA = "oversight-drill/v1"
+DRILL_FILE = "drill.json"
 DRILL_OPERATOR = "urn:cityx:operator:drill"
 SENSOR_ALERTS = ("sensor.dead", "sensor.stale", "sensor.implausible")
 # Longest the envelope may take to reach all-red: the minimum green still owed,
@@ -210,7 +213,7 @@ def run_drill(
             )
         if done:
             stop_to_safe = max(r.effective_at_s - r.accepted_at_s for r in done)  # type: ignore[operator]
-    return DrillOutcome(
+    outcome = DrillOutcome(
         result=result,
         attack=attack,
         attack_start_s=attack_start_s,
@@ -221,6 +224,11 @@ def run_drill(
         stop_within_clearance=within,
         alerts_before_attack=len([a for a in sensor if a.time_s < attack_start_s]),
     )
+    # Beside oversight.json, so the run folder alone is the drill's evidence (the governance
+    # report reads it with --oversight RUN_DIR).
+    drill = {k: v for k, v in outcome.to_json().items() if k != "run"}
+    (result.out / DRILL_FILE).write_text(json.dumps(drill, indent=1, allow_nan=False))
+    return outcome
 
 
 def drill_summary(outcomes: list[DrillOutcome]) -> dict[str, Any]:
@@ -329,6 +337,7 @@ def run_harm_drill(
 
 
 __all__ = [
+    "DRILL_FILE",
     "DRILL_SCHEMA",
     "DrillOutcome",
     "FallbackOnAlert",

@@ -9,8 +9,15 @@ changed. It holds:
 - the *ledgers*: the trial's ``*.jsonl`` logs (``events.jsonl``, and any
   decision log the trial wrote);
 - ``policy.toml`` (when the policy file still has the recorded digest),
-  ``checklist.json`` (the answers), ``audit-head.json`` (the audit log's
-  entry count and newest hash, when given);
+  ``checklist.json`` (the answers the report used: a file, the answers the
+  console stored with their authors, or the trial's own), ``audit-head.json``
+  (the audit log's entry count and newest hash, when given);
+- ``ruling.json``, when the store holds the regulator's ruling on the trial:
+  the ruling as stored with its long-lived signature (purpose
+  ``server.ruling``), and the signature's check at packing time;
+- ``oversight/RUN_ID/``: for each run under oversight given, its
+  ``oversight.json``, ``drill.json`` (a drill) and ``decisions.jsonl`` (the
+  sealed decision log), whose verification the report shows;
 - ``artifacts.json``: the SHA-256 of every file of the trial folder and
   of the submitted artifact (digests only: the files stay where they are);
 - ``manifest.json``: the SHA-256 of every other file of the package, with
@@ -23,7 +30,9 @@ changed. It holds:
 members are read in memory, and any member that is not a plain file or
 folder, or whose path is absolute or climbs out, fails it), checks the
 signature against a trust store (:mod:`cityx.interop.trust`), then every
-digest, and names every file added, removed or changed. A signer unknown
+digest, and names every file added, removed or changed; a ``ruling.json``'s
+own signature is checked against the same trust store, and a ruling that
+does not verify fails the package, naming ``ruling.json``. A signer unknown
 to the trust store, outside its key's window, or whose key was revoked
 or marked compromised at or before the signing time, fails it; a key
 revoked after it signed passes, with a warning. The signing time is the
@@ -41,7 +50,7 @@ import tarfile
 import tempfile
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -50,14 +59,19 @@ from typing import Any
 from cityx.core import InputError
 from cityx.core.audit import AuditHead
 from cityx.governance.checklist import write_answers
+from cityx.governance.external import RULING_PURPOSE
 from cityx.governance.regulator import build_governance, render, write_atomic
-from cityx.governance.trial_folder import open_trial, sha256_file, trial_answers
+from cityx.governance.trial_folder import open_trial, sha256_file
 from cityx.interop import LongReason, SigningKey, TrustStore, sign_digest, verify_digest
+from cityx.store import Store
+
+from .report_inputs import DRILL_FILE, OVERSIGHT_FILE, gather, report_answers
 
 PACKAGE_FORMAT = "cityx.evidence/v1"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.jws"
 PURPOSE = "evidence.manifest"
+RULING_FILE = "ruling.json"
 _MAX_MEMBER = 256 * 1024 * 1024  # bytes: a package member larger than this is refused
 _MAX_MEMBERS = 10_000
 
@@ -83,9 +97,14 @@ def pack_evidence(
     pdf: bool = True,
     trust: TrustStore | None = None,
     now: float | None = None,
+    store_url: str | None = None,
+    store: Store | None = None,
+    oversight: Sequence[Path] = (),
 ) -> Packed:
     """Write the signed evidence package of ``trial_dir`` to ``out`` (a folder, or a
-    ``.tar.gz`` with ``archive``). ``trust``, when given, must hold ``key`` unrevoked."""
+    ``.tar.gz`` with ``archive``). ``trust``, when given, must hold ``key`` unrevoked,
+    and checks the ruling's signature; ``store_url`` gives the ruling and the console's
+    checklist answers; ``oversight`` the runs under oversight to include."""
     if trust is not None:
         trusted = trust.key(key.kid)
         if trusted is None or trusted.x != key.public_jwk()["x"]:
@@ -99,7 +118,21 @@ def pack_evidence(
     if out.exists():
         raise InputError("the output already exists", where=str(out), hint="choose a new path")
     trial = open_trial(trial_dir)
-    report = build_governance(trial, checklist=checklist)
+    inputs = gather(
+        trial,
+        store_url=store_url,
+        store=store,
+        trust=trust,
+        oversight=oversight,
+        checklist=checklist,
+    )
+    report = build_governance(
+        trial,
+        checklist=checklist,
+        answers=inputs.answers,
+        answers_source=inputs.answers_source,
+        external=inputs.external,
+    )
     contents: dict[str, bytes] = {
         "results.json": (trial.path / "results.json").read_bytes(),
         "report.html": render(report, "html"),
@@ -116,8 +149,14 @@ def pack_evidence(
         data = Path(policy.path).read_bytes()
         if not policy.sha256 or _sha(data) == policy.sha256:
             contents["policy.toml"] = data
-    answers = trial_answers(trial, checklist)
-    contents["checklist.json"] = _answers_json(answers)
+    contents["checklist.json"] = _answers_json(report_answers(trial, checklist, inputs))
+    if inputs.external.ruling is not None:
+        contents[RULING_FILE] = _json_bytes(inputs.external.ruling.to_json())
+    for run in inputs.external.oversight:
+        folder = Path(run.folder)
+        for name in (OVERSIGHT_FILE, DRILL_FILE, "decisions.jsonl"):
+            if (folder / name).is_file() and not (folder / name).is_symlink():
+                contents[f"oversight/{_safe(run.run_id)}/{name}"] = (folder / name).read_bytes()
     if audit_head is not None:
         contents["audit-head.json"] = _json_bytes(
             {"entries": audit_head.entries, "hash": audit_head.hash}
@@ -140,6 +179,12 @@ def pack_evidence(
     else:
         _write_folder(contents, out)
     return Packed(out, digests, key.kid)
+
+
+def _safe(name: str) -> str:
+    """A run id as one path segment of the package."""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".")
+    return cleaned or "run"
 
 
 def _answers_json(answers: Any) -> bytes:
@@ -382,7 +427,28 @@ def verify_evidence(path: Path, trust: TrustStore) -> Verified:
             problems.append(Problem(name, "was changed (its SHA-256 differs from the manifest)"))
     for name in sorted(set(files) - set(listed) - {MANIFEST, SIGNATURE}):
         problems.append(Problem(name, "was added (it is not in the manifest)"))
+    if RULING_FILE in files and RULING_FILE in listed:
+        problem = _ruling_problem(files[RULING_FILE], trust)
+        if problem is not None:
+            problems.append(problem)
     return Verified(where, not problems, tuple(problems), tuple(warnings), signer, len(listed))
+
+
+def _ruling_problem(data: bytes, trust: TrustStore) -> Problem | None:
+    """The packed ruling's own signature, checked against the auditor's trust store."""
+    try:
+        ruling = json.loads(data)
+        token = str(ruling["signature"])
+    except (ValueError, KeyError, TypeError):
+        return Problem(RULING_FILE, "is not a ruling with a signature")
+    checked = verify_digest(token, None, trust, purpose=RULING_PURPOSE)
+    if not checked.ok or checked.statement is None:
+        return Problem(RULING_FILE, f"the ruling's signature does not verify: {checked.detail}")
+    body = checked.statement.about
+    fields = ("decision", "reasons", "conditions", "regulator", "ruled_at")
+    if not isinstance(body, dict) or any(body.get(k) != ruling.get(k) for k in fields):
+        return Problem(RULING_FILE, "differs from the ruling its signature carries")
+    return None
 
 
 def _sha(data: bytes) -> str:
@@ -396,6 +462,7 @@ def _json_bytes(obj: Any) -> bytes:
 __all__ = [
     "MANIFEST",
     "PACKAGE_FORMAT",
+    "RULING_FILE",
     "SIGNATURE",
     "Packed",
     "Problem",

@@ -51,6 +51,8 @@ class Permission(StrEnum):
     TRIAL_REQUEST = "trial.request"  # queue a trial job of a submission
     JOB_READ = "job.read"
     JOB_CANCEL = "job.cancel"
+    CHECKLIST_WRITE = "checklist.write"  # answer the process checklist (an attestation)
+    EVIDENCE_EXPORT = "evidence.export"  # download a trial's signed evidence package
 
 
 P = Permission
@@ -69,6 +71,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.TRIAL_REQUEST,
             P.JOB_READ,
             P.JOB_CANCEL,
+            P.EVIDENCE_EXPORT,
         }
     ),
     # Scoped to its organisation: the same permissions reach only its own objects.
@@ -85,6 +88,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.TRIAL_REQUEST,
             P.JOB_READ,
             P.JOB_CANCEL,
+            P.CHECKLIST_WRITE,
         }
     ),
     # Finds its targets and queries them within budget; labels only.
@@ -101,6 +105,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.AUDIT_READ,
             P.ALERTS_READ,
             P.JOB_READ,
+            P.EVIDENCE_EXPORT,
         }
     ),
     # Manages identities (through `cityx users`), sees no tenant's data.
@@ -135,6 +140,9 @@ ROUTE_RULES: dict[tuple[str, str], Permission] = {
     ("GET", f"{API}/jobs/{{job_id}}"): P.JOB_READ,
     ("GET", f"{API}/jobs/{{job_id}}/events"): P.JOB_READ,
     ("POST", f"{API}/jobs/{{job_id}}/cancel"): P.JOB_CANCEL,
+    ("GET", f"{API}/trials/{{trial_id}}/checklist"): P.TRIAL_READ,
+    ("PUT", f"{API}/trials/{{trial_id}}/checklist"): P.CHECKLIST_WRITE,
+    ("GET", f"{API}/trials/{{trial_id}}/evidence"): P.EVIDENCE_EXPORT,
 }
 """(method, route path) -> the permission it needs. A route not here is refused."""
 

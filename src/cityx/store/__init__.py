@@ -7,6 +7,7 @@ trials, and keeps the hash-chained audit log (:mod:`cityx.core.audit`).
 
 from cityx.core.audit import AuditEntry, AuditHead, AuditVerification
 
+from ._checklist import AnswerIn, ChecklistAnswerRecord
 from ._identity import TokenRecord, UserRecord
 from ._jobs import JobRecord
 from ._metering import Charge, RulingRecord, SubmissionRecord, now_text
@@ -14,10 +15,12 @@ from ._store import ACTOR, Store, TrialRecord, default_store_url
 
 __all__ = [
     "ACTOR",
+    "AnswerIn",
     "AuditEntry",
     "AuditHead",
     "AuditVerification",
     "Charge",
+    "ChecklistAnswerRecord",
     "JobRecord",
     "RulingRecord",
     "Store",

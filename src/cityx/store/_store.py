@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from ._audit_log import AuditLog
 from ._base import ACTOR, StoreBase, default_store_url
+from ._checklist import ChecklistRows
 from ._identity import IdentityRows
 from ._jobs import JobRows
 from ._metering import MeteringRows
@@ -35,12 +36,22 @@ from ._trials import TrialLog, TrialRecord
 from ._trust import TrustRows
 
 
-class Store(IdentityRows, JobRows, MeteringRows, TrialLog, TrustRows, AuditLog, StoreBase):
+class Store(
+    IdentityRows,
+    JobRows,
+    MeteringRows,
+    ChecklistRows,
+    TrialLog,
+    TrustRows,
+    AuditLog,
+    StoreBase,
+):
     """A cityx store. Open one with :meth:`open`; close it, or use it in ``with``.
 
     Its parts, one module each: connection, transactions and migrations
     (:mod:`._base`), the audit log (:mod:`._audit_log`), submissions and
-    trials (:mod:`._trials`), trust rows (:mod:`._trust`). Every write is one
+    trials (:mod:`._trials`), trust rows (:mod:`._trust`), checklist answers
+    (:mod:`._checklist`). Every write is one
     transaction that appends its own audit entries.
     """
 

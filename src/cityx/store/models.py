@@ -40,6 +40,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -268,3 +269,24 @@ class JobRow(Base):
     created_at: Mapped[str] = mapped_column(String(32))
     started_at: Mapped[str | None] = mapped_column(String(32))
     finished_at: Mapped[str | None] = mapped_column(String(32))
+
+
+# Process checklist answers (:mod:`cityx.store._checklist`): one row per answer given, never
+# updated, so the history of who answered what and when stays; the newest row per item wins.
+class ChecklistAnswerRow(Base):
+    __tablename__ = "checklist_answers"
+    __table_args__ = (
+        CheckConstraint("answer IN ('yes', 'no', 'n/a', '')", name="ck_checklist_answers_answer"),
+        Index("ix_checklist_answers_system", "system_id", "version"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    system_id: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(100))
+    item_id: Mapped[str] = mapped_column(String(100))
+    answer: Mapped[str] = mapped_column(String(8))
+    comment: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(64))
+    organisation: Mapped[str] = mapped_column(String(64))
+    audit_seq: Mapped[int] = mapped_column(BigInteger)
+    answered_at: Mapped[str] = mapped_column(String(32))

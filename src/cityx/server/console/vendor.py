@@ -1,11 +1,10 @@
 """The vendor's pages: submissions (list, upload with problems by file and field, one
-submission) and the process checklist of a trial."""
+submission) and the process checklist of a trial, answered and stored with its author."""
 
 from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,12 +12,13 @@ from fastapi import Depends, File, Form, HTTPException, Request, Response, Uploa
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from cityx.core import InputError
+from cityx.core import InputError, Principle
 from cityx.governance import checklist
 
 from ..access import state
 from ..identity import Principal
 from ..policy import API
+from ..routes import governance as api_governance
 from ..routes import jobs as api_jobs
 from ..routes import submissions as api_submissions
 from . import session as s
@@ -182,15 +182,10 @@ def request_trial(
     return s.see_other(location)
 
 
-def _checklist(results: dict[str, Any]) -> list[checklist.Answer]:
-    """Every checklist item, answered from the trial's results where they hold the evidence
-    (through the library's own reader, which takes a trial folder)."""
-    items = checklist.load_checklist()
-    if not results:
-        return checklist.answer_from_trial(items, None)
-    with tempfile.TemporaryDirectory(prefix="cityx-checklist-") as tmp:
-        Path(tmp, "results.json").write_text(json.dumps(results, default=str), encoding="utf-8")
-        return checklist.answer_from_trial(items, Path(tmp))
+def _checklist_rows(request: Request, who: Principal, trial_id: str) -> dict[str, Any]:
+    """The trial and every checklist item with its answer: stored (with author and time) or
+    the trial's own (through the API's route function, which checks tenancy)."""
+    return api_governance.get_checklist(trial_id, who, request)
 
 
 def _checklist_page(
@@ -201,22 +196,39 @@ def _checklist_page(
     given: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     status: int = 200,
+    saved: int | None = None,
 ) -> Response:
     trial = api_submissions.get_trial(trial_id, who, request)
-    answers = _checklist(dict(trial.get("results") or {}))
+    listed = _checklist_rows(request, who, trial_id)
+    answers = [_as_answer(row) for row in listed["items"]]
     return render(
         request,
         "checklist.html.j2",
         {
             "trial": trial,
-            "answers": answers,
+            "rows": listed["items"],
             "summary": checklist.principle_summary(answers),
             "given": given or {},
             "errors": errors or {},
             "choices": checklist.ANSWERS,
+            "may_answer": permits(who, "PUT", f"{API}/trials/{{trial_id}}/checklist"),
+            "saved": saved,
         },
         status=status,
         who=who,
+    )
+
+
+def _as_answer(row: dict[str, Any]) -> checklist.Answer:
+    return checklist.Answer(
+        row["id"],
+        Principle(row["principle"]),
+        row["question"],
+        row["answer"],
+        row["source"],
+        row["evidence"],
+        row["comment"],
+        row["author"] or "",
     )
 
 
@@ -224,51 +236,67 @@ def _checklist_page(
 def checklist_page(
     trial_id: str,
     request: Request,
-    who: Annotated[Principal, Depends(Needs("GET", f"{API}/trials/{{trial_id}}"))],
+    who: Annotated[Principal, Depends(Needs("GET", f"{API}/trials/{{trial_id}}/checklist"))],
+    saved: int | None = None,
 ) -> Response:
-    return _checklist_page(request, who, trial_id)
+    return _checklist_page(request, who, trial_id, saved=saved)
+
+
+@router.get("/console/trials/{trial_id}/checklist.json")
+def checklist_json(
+    trial_id: str,
+    request: Request,
+    who: Annotated[Principal, Depends(Needs("GET", f"{API}/trials/{{trial_id}}/checklist"))],
+) -> Response:
+    """The current answers as the JSON file ``cityx report render --checklist`` reads."""
+    answers = [_as_answer(row) for row in _checklist_rows(request, who, trial_id)["items"]]
+    with tempfile.TemporaryDirectory(prefix="cityx-checklist-") as tmp:
+        data = checklist.write_answers(answers, Path(tmp) / "checklist.json").read_bytes()
+    return Response(
+        data,
+        media_type="application/json",
+        headers={"content-disposition": f'attachment; filename="checklist-{trial_id}.json"'},
+    )
 
 
 @router.post("/console/trials/{trial_id}/checklist")
 async def checklist_answers(
     trial_id: str,
     request: Request,
-    who: Annotated[Principal, Depends(Needs("GET", f"{API}/trials/{{trial_id}}"))],
+    who: Annotated[Principal, Depends(Needs("PUT", f"{API}/trials/{{trial_id}}/checklist"))],
 ) -> Response:
-    """The answered checklist as the JSON ``cityx checklist import`` reads (nothing is kept
-    on the server: it changes nothing, so it needs no once token)."""
+    """Store the vendor's answers, the vendor as their author. Submitting the same answers
+    again stores nothing new (the store keeps only changes), so a double submit acts once."""
     form = await request.form()
     given = {k: str(v) for k, v in form.items() if isinstance(v, str)}
     if not s.csrf_ok(request, given.get("csrf")):
         raise HTTPException(403, "This form is stale or did not come from this site: reload it.")
     # The store and the report code block: off the event loop, as sync routes are.
-    return await run_in_threadpool(_checklist_download, request, who, trial_id, given)
+    return await run_in_threadpool(_checklist_store, request, who, trial_id, given)
 
 
-def _checklist_download(
+def _checklist_store(
     request: Request, who: Principal, trial_id: str, given: dict[str, str]
 ) -> Response:
-    trial = api_submissions.get_trial(trial_id, who, request)
-    answers = _checklist(dict(trial.get("results") or {}))
+    rows = _checklist_rows(request, who, trial_id)["items"]
     errors = {}
     out = []
-    for a in answers:
-        if a.source == "trial":
-            out.append(a)
+    for row in rows:
+        if row["source"] == "trial":
+            continue  # answered from the trial's own evidence, not the vendor's to change
+        name, cname = f"answer-{row['id']}", f"comment-{row['id']}"
+        if name not in given:
             continue
-        value = given.get(f"answer-{a.id}", "")
-        comment = given.get(f"comment-{a.id}", "")[:2000]
+        value = given.get(name, "")
+        comment = given.get(cname, "")[:2000]
         if value not in checklist.ANSWERS:
-            errors[f"answer-{a.id}"] = "Choose yes, no, n/a or leave it open."
-        if value == "no" and not comment.strip():
-            errors[f"comment-{a.id}"] = "Say why in a comment when the answer is no."
-        out.append(replace(a, answer=value, comment=comment))
+            errors[name] = "Choose yes, no, n/a or leave it open."
+        elif value == "no" and not comment.strip():
+            errors[cname] = "Say why in a comment when the answer is no."
+        out.append(api_governance.AnswerItem(item=row["id"], answer=value, comment=comment))
     if errors:
         return _checklist_page(request, who, trial_id, given=given, errors=errors, status=422)
-    with tempfile.TemporaryDirectory(prefix="cityx-checklist-") as tmp:
-        data = checklist.write_answers(out, Path(tmp) / "checklist.json").read_bytes()
-    return Response(
-        data,
-        media_type="application/json",
-        headers={"content-disposition": f'attachment; filename="checklist-{trial_id}.json"'},
+    done = api_governance.put_checklist(
+        trial_id, api_governance.ChecklistIn(answers=out), who, request
     )
+    return s.see_other(f"/console/trials/{trial_id}/checklist?saved={len(done['recorded'])}")
