@@ -134,7 +134,14 @@ def test_vendor_uploads_and_reads_a_report(page: Any, tmp_path: Path) -> None:
     page.get_by_role("link", name="Answer the process checklist").click()
     page.wait_for_url("**/checklist")
     axe_clean(page)
-    page.go_back()
+    # Answer one AI Verify process check and store it (the vendor becomes its author).
+    page.locator("#answer-aiverify\\.10\\.4\\.1").select_option("yes")
+    page.locator("#comment-aiverify\\.10\\.4\\.1").fill("re-tested every year")
+    page.get_by_role("button", name="Store my answers").click()
+    page.wait_for_url("**/checklist?saved=1")
+    assert "1 answer stored" in page.get_by_role("status").inner_text()
+    axe_clean(page)
+    page.goto("/console/trials/trial-v1")
     page.get_by_role("link", name="Compare with the system's other versions").click()
     assert page.get_by_role("columnheader", name="version 1.0.0").is_visible()
     axe_clean(page)
@@ -179,6 +186,13 @@ def test_auditor_verifies_the_audit_log(page: Any, console: Console, base_url: s
     result.get_by_text("✓ The chain verifies.").wait_for()
     # htmx (vendored, under the page's CSP) swapped the result in: no page load.
     assert page.url == before
+    axe_clean(page)
+    # The checklist read-only, and the evidence export offered on a complete trial.
+    page.goto("/console/trials/trial-v2/checklist")
+    assert page.locator("select").count() == 0
+    axe_clean(page)
+    page.goto("/console/trials/trial-v2")
+    assert page.get_by_role("link", name="Export the signed evidence package").is_visible()
     axe_clean(page)
 
 
