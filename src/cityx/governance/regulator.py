@@ -350,12 +350,16 @@ def html_to_pdf(html: str) -> bytes:
     return pdf
 
 
-# DejaVu ships with the system (offline); fixed table layout spares the engine measuring
-# every word of every cell twice, which is most of its time on a long report.
+# DejaVu ships with the system (offline). Fixed table layout spares the engine measuring
+# every word of every cell twice; the report's data tables ("table.data { width: auto }")
+# keep the automatic layout, since equal fixed columns let their long metrics overflow.
+# Status labels and badges are plain inline boxes in print: an inline-block is measured
+# (shrink-to-fit) before it is laid out, which was 15 % of a long report's CPU time.
 _PDF_CSS = """
 * { font-family: "DejaVu Sans", sans-serif !important; }
 code, pre, code * { font-family: "DejaVu Sans Mono", monospace !important; }
 table { table-layout: fixed; width: 100%; }
+.st, .badge { display: inline !important; }
 .table-wrap { overflow: visible; }
 """
 
