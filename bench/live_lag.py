@@ -79,7 +79,11 @@ def main() -> None:
     store = Store.open(config.store)
     token = add_user(store, "olga", organisation="city", role=Role.OVERSEER, city="city").token
     app = create_app(config, store)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=5
+        )
+    )
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.05)

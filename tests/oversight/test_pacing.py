@@ -191,3 +191,35 @@ def test_pause_step_and_continue_over_the_signed_channel(tmp_path: Path) -> None
     assert "operator channel lost" not in log
     assert '"action":"command.reason"' in log.replace(" ", "")
     assert op.states[-1]["run"].get("ended") is True
+
+
+def test_heartbeats_keep_the_channel_alive_and_forged_ones_are_refused(tmp_path: Path) -> None:
+    needs_sumo()
+    needs_resco()
+    from cityx.oversight.signed import sign_heartbeat
+
+    bus, queue = InMemoryTransport(), CommandQueue()
+    listen(bus, queue, CommandVerifier(TRUST, run=RUN), city="c")
+    mallory = generate_key("urn:cityx:operator:mallory")
+    publish_command(bus, sign_heartbeat(mallory, run=RUN), city="c", operator=mallory.issuer)
+    done = threading.Event()
+
+    def console() -> None:  # an open console: a signed heartbeat every 0.2 s
+        while not done.wait(0.2):
+            publish_command(bus, sign_heartbeat(ALICE, run=RUN), city="c", operator=ALICE.issuer)
+
+    thread = threading.Thread(target=console, daemon=True)
+    thread.start()
+    # Paced to last longer (in wall time) than the timeout many times over.
+    spec = OversightSpec(
+        "cologne1", seconds=12, seed=1, out=tmp_path, run_id=RUN, pace=4, channel_timeout_s=1.0
+    )
+    try:
+        result = run_oversight(spec, commands=queue)
+    finally:
+        done.set()
+        thread.join(WAIT_S)
+    assert set(result.modes.values()) == {"adaptive"}
+    assert "operator channel lost" not in (tmp_path / "decisions.jsonl").read_text()
+    (forged,) = result.to_json()["oversight"]["unverified_commands"]
+    assert forged["reason_code"] == "forged" and "heartbeat" in forged["detail"]

@@ -48,10 +48,15 @@ The API for the web layer (routes, and the overseer console)::
     runs.commands(run.id)                        # each command with its state
     runs.kill(run.id)                            # the run ends incomplete
 
+A run started with ``channel_timeout_s`` falls back to the fixed-time plan
+when its operator channel is silent that long: while an assigned overseer
+reads its stream (the console is open), the server sends a signed
+*heartbeat* as that overseer every quarter of the timeout (at most
+:data:`HEARTBEAT_MAX_S`); when no assigned overseer reads it any more, the
+heartbeats stop and the run falls back.
+
 Not built: a queue of live runs waiting for a free slot (a start beyond the
-cap is refused, 429), heartbeats that keep a ``channel_timeout_s`` alive
-while no overseer commands (a run with a channel timeout falls back to the
-fixed-time plan after that much silence, by design).
+cap is refused, 429).
 """
 
 from __future__ import annotations
@@ -80,7 +85,7 @@ from cityx.interop.bus import TOPIC_ROOT, Transport
 from cityx.interop.trust import trust_document
 from cityx.oversight.channel import STATE_TYPE, StateReader, publish_command
 from cityx.oversight.commands import ALL, Action, OperatorCommand
-from cityx.oversight.signed import COMMAND_TYPE, sign_command, sign_note
+from cityx.oversight.signed import COMMAND_TYPE, sign_command, sign_heartbeat, sign_note
 from cityx.store import LiveCommandRecord, LiveRunRecord, Store
 
 from .config import ServerConfig
@@ -89,10 +94,12 @@ from .policy import Role
 _LOG = logging.getLogger("cityx.server.live")
 ACTOR = "server:live"
 BASELINES = ("max-pressure", "fixed")
+STORE_ENV = "CITYX_LIVE_STORE"  # how a run's process learns the store's URL
 MAX_SECONDS = 86_400
 _SCENARIO = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _RANK = {"sent": 0, "accepted": 1, "refused": 1, "effective": 2}
 _QUEUE_SIZE = 2000  # events a slow subscriber may fall behind by before states are dropped
+HEARTBEAT_MAX_S = 2.0  # the longest gap between heartbeats of an open console
 PING_S = 15.0  # a quiet stream (a long pause) says it is alive this often
 
 
@@ -139,12 +146,16 @@ class _Live:
     reader: StateReader
     process: subprocess.Popen[bytes] | None = None
     unsubscribe: Callable[[], None] | None = None
-    subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[LiveEvent]]] = field(
+    # (the subscriber's event loop, its queue, the user who reads)
+    subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[LiveEvent], str]] = field(
         default_factory=list
     )
     last_state: LiveEvent | None = None
     refused: int = 0  # state messages that failed verification
     killed: bool = False
+    channel_timeout_s: float | None = None
+    heartbeats: int = 0  # sent for an assigned overseer whose console is open
+    ended: threading.Event = field(default_factory=threading.Event)
 
 
 def run_json(run: LiveRunRecord) -> dict[str, Any]:
@@ -303,7 +314,11 @@ class LiveRuns:
             run = self.store.live_run(run_id)
             assert run is not None
             key = self._city_key()
-            item = _Live(run=run, reader=StateReader(key.public_jwk(), run=run_id))
+            item = _Live(
+                run=run,
+                reader=StateReader(key.public_jwk(), run=run_id),
+                channel_timeout_s=request.channel_timeout_s,
+            )
             self._live[run_id] = item
         try:
             bus = self._bus()
@@ -317,8 +332,11 @@ class LiveRuns:
             argv = self._argv(request, run_id, controller, out, trust)
             log = (folder / "child.log").open("wb")
             result = (folder / "result.json").open("wb")
+            env = dict(os.environ)
+            if self.config.store is not None:
+                env[STORE_ENV] = self.config.store
             item.process = subprocess.Popen(
-                argv, stdout=result, stderr=log, start_new_session=True, cwd=folder
+                argv, stdout=result, stderr=log, start_new_session=True, cwd=folder, env=env
             )
             log.close()
             result.close()
@@ -329,7 +347,30 @@ class LiveRuns:
         threading.Thread(
             target=self._watch, args=(item,), name=f"live-{run_id}", daemon=True
         ).start()
+        if item.channel_timeout_s is not None:
+            threading.Thread(
+                target=self._heartbeats, args=(item,), name=f"live-{run_id}-hb", daemon=True
+            ).start()
         return run
+
+    def _heartbeats(self, item: _Live) -> None:
+        """While an assigned overseer's console reads the stream, tell the run so (signed as
+        that overseer): its operator channel stays alive; closed, the channel times out."""
+        assert item.channel_timeout_s is not None
+        every = min(item.channel_timeout_s / 4, HEARTBEAT_MAX_S)
+        while not item.ended.wait(every):
+            with self._lock:
+                users = [u for _, _, u in item.subscribers if u in item.run.overseers]
+            if not users:
+                continue
+            key = self.operator_key(users[0])
+            token = sign_heartbeat(key, run=item.run.id)
+            try:
+                publish_command(self._bus(), token, city=item.run.id, operator=key.issuer)
+            except Exception as exc:  # a bus hiccup: the next beat tries again
+                _LOG.warning("live run %s: heartbeat not sent: %s", item.run.id, exc)
+                continue
+            item.heartbeats += 1
 
     def _check(self, request: RunRequest) -> tuple[str, ...]:
         if not _SCENARIO.fullmatch(request.scenario):
@@ -387,7 +428,8 @@ class LiveRuns:
         argv += ["--bus", self.config.bus, "--city", run_id, "--operator-trust", str(trust)]
         argv += ["--checkpoint-every", str(self.config.live_checkpoint_every)]
         if self.config.store is not None:
-            argv += ["--store", self.config.store]  # checkpoints anchored in the audit log
+            # Checkpoints anchored in the audit log; the URL (a password, maybe) by environment.
+            argv += ["--store", f"env:{STORE_ENV}"]
         if request.pace is not None:
             argv += ["--pace", repr(request.pace)]
         if request.channel_timeout_s is not None:
@@ -426,9 +468,19 @@ class LiveRuns:
         self.store.finish_live_run(
             item.run.id, status=status, result=result, error=error, actor=ACTOR
         )
+        for command in self.store.live_commands(item.run.id):
+            if command.state == "sent":  # the run ended before it took the command
+                records = {ALL: {"state": "refused", "reason_code": "after_end"}}
+                self.store.update_live_command(
+                    command.id, state="refused", reason_code="after_end", records=records
+                )
+                updated = self.store.live_command(command.id)
+                if updated is not None:
+                    self._emit(item, LiveEvent("command", updated.to_json(), time.time()))
         ended = self.store.live_run(item.run.id)
         with self._lock:
             self._live.pop(item.run.id, None)
+        item.ended.set()
         data = run_json(ended) if ended is not None else {"id": item.run.id}
         self._emit(item, LiveEvent("end", data, time.time()))
 
@@ -515,14 +567,16 @@ class LiveRuns:
             item.last_state = event
         with self._lock:
             subscribers = list(item.subscribers)
-        for loop, queue in subscribers:
+        for loop, queue, _user in subscribers:
             with contextlib.suppress(RuntimeError):  # a closed loop: its subscriber is gone
                 loop.call_soon_threadsafe(_offer, queue, event)
 
-    async def subscribe(self, run_id: str) -> AsyncIterator[LiveEvent]:
+    async def subscribe(self, run_id: str, user: str = "") -> AsyncIterator[LiveEvent]:
         """The run's events as they come: ``hello`` first, then verified ``state``
         messages, ``command`` changes and ``note``s, and ``end`` last (see :class:`LiveEvent`).
-        A finished run gives ``hello`` and ``end`` at once."""
+        A finished run gives ``hello`` and ``end`` at once. While ``user``, an overseer
+        assigned to the run, is subscribed, the run's operator channel is kept alive
+        (heartbeats, for a run with ``channel_timeout_s``)."""
         run = self.store.live_run(run_id)
         if run is None:
             raise LiveError("no such run", status=404)
@@ -531,7 +585,7 @@ class LiveRuns:
         with self._lock:
             item = self._live.get(run_id)
             if item is not None:
-                item.subscribers.append((loop, queue))
+                item.subscribers.append((loop, queue, user))
                 last = item.last_state
         hello = {
             "run": run_json(run),
@@ -554,7 +608,7 @@ class LiveRuns:
                     return
         finally:
             with self._lock, contextlib.suppress(ValueError):
-                item.subscribers.remove((loop, queue))
+                item.subscribers.remove((loop, queue, user))
 
     # -- commands ---------------------------------------------------------------------
 
