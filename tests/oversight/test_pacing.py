@@ -223,3 +223,44 @@ def test_heartbeats_keep_the_channel_alive_and_forged_ones_are_refused(tmp_path:
     assert "operator channel lost" not in (tmp_path / "decisions.jsonl").read_text()
     (forged,) = result.to_json()["oversight"]["unverified_commands"]
     assert forged["reason_code"] == "forged" and "heartbeat" in forged["detail"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.slow
+def test_a_run_started_by_a_server_dies_with_it(tmp_path: Path) -> None:
+    needs_sumo()
+    needs_resco()
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # The "server" starts a run so slow it would take days, then dies at once.
+    script = (
+        "import os, subprocess, sys\n"
+        "env = dict(os.environ, CITYX_PARENT_PID=str(os.getpid()))\n"
+        "argv = [sys.executable, '-m', 'cityx.cli.main', 'oversee', 'run', '--in-process',\n"
+        "    '--scenario', 'cologne1', '--seconds', '1000', '--pace', '0.01',\n"
+        f"    '--out', {str(tmp_path)!r}]\n"
+        "child = subprocess.Popen(argv, env=env, start_new_session=True,\n"
+        "    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(child.pid, flush=True)\n"
+    )
+    parent = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    pid = int(parent.stdout)
+    deadline = time.monotonic() + WAIT_S
+    try:
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(pid), "the run outlived the process that started it"
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)

@@ -26,7 +26,7 @@ import uvicorn
 from cityx.interop import generate_key
 from cityx.interop.mqtt import MqttTransport
 from cityx.oversight import Action, OperatorCommand
-from cityx.oversight.channel import StateReader, publish_command
+from cityx.oversight.channel import StateFeed, StateReader, publish_command
 from cityx.oversight.decisions import ANCHOR_ACTION, verify_decisions
 from cityx.oversight.signed import sign_command
 from cityx.server import Role, add_user
@@ -196,6 +196,10 @@ def test_an_overseer_runs_reads_and_commands_a_live_run(server: Server) -> None:
         for key in (server.live.operator_key("otto"), generate_key("urn:cityx:operator:eve")):
             token = sign_command(OperatorCommand("*", Action.STOP), key, run=rid)
             publish_command(bus, token, city=rid, operator=key.issuer)
+        # A spoofed state feed on the run's topic: the server drops it, and counts it.
+        spoof = StateFeed(bus, city=rid)
+        spoof.start(generate_key("urn:cityx:city:city"), rid)
+        spoof.publish({"time_s": 999.0, "intersections": {}, "commands": [], "notes": []})
         bus.flush()
     finally:
         bus.close()
@@ -238,6 +242,9 @@ def test_an_overseer_runs_reads_and_commands_a_live_run(server: Server) -> None:
     assert {c["id"]: c["state"] for c in listed} == dict.fromkeys(sent.values(), "effective")
     assert next(c for c in listed if c["id"] == sent["stop"])["note"] == "a crash"
 
+    states = [d for k, d in stream.events if k == "state"]
+    assert all(d["state"]["time_s"] != 999.0 for d in states)
+    assert states[-1]["refused_so_far"] == 1
     assert ended["status"] == "done"
     final = server.get(f"/api/v1/runs/{rid}", "rita").json()
     assert final["status"] == "done" and final["result"]["complete"] is True

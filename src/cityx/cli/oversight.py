@@ -284,9 +284,35 @@ def _attacks(values: list[str]) -> tuple[tuple[str, dict[str, Any]], ...]:
     return tuple(hooks)
 
 
+PARENT_PID_ENV = "CITYX_PARENT_PID"
+
+
+def _die_with_parent() -> None:
+    """A run started by a server (which sets ``CITYX_PARENT_PID``) dies with it: a paused run
+    whose server is gone would otherwise wait forever. Killed, its log stays verifiable up
+    to its last checkpoint, as for any kill."""
+    # lazy: cityx --help stays fast
+    import os
+    import signal
+    import threading
+    import time
+
+    wanted = os.environ.get(PARENT_PID_ENV, "")
+    if not wanted.isdigit():
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(wanted):
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
 def _oversee_run(args: argparse.Namespace) -> int:
     if not args.in_process:
         return in_child(args)
+    _die_with_parent()
     # lazy: cityx --help stays fast
     from cityx.oversight import CommandQueue, load_operator_file, run_oversight
 

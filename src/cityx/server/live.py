@@ -75,7 +75,8 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ from cityx.interop.trust import trust_document
 from cityx.oversight.channel import STATE_TYPE, StateReader, publish_command
 from cityx.oversight.commands import ALL, Action, OperatorCommand
 from cityx.oversight.signed import COMMAND_TYPE, sign_command, sign_heartbeat, sign_note
-from cityx.store import LiveCommandRecord, LiveRunRecord, Store
+from cityx.store import LiveCommandRecord, LiveRunRecord, Store, now_text
 
 from .config import ServerConfig
 from .policy import Role
@@ -155,6 +156,7 @@ class _Live:
     killed: bool = False
     channel_timeout_s: float | None = None
     heartbeats: int = 0  # sent for an assigned overseer whose console is open
+    commands: dict[str, LiveCommandRecord] = field(default_factory=dict)  # by id (jti)
     ended: threading.Event = field(default_factory=threading.Event)
 
 
@@ -202,6 +204,7 @@ class LiveRuns:
         self._close_transport: Callable[[], None] | None = None
         self._live: dict[str, _Live] = {}
         self._lock = threading.RLock()
+        self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-store")
         self._closed = False
 
     # -- life cycle -------------------------------------------------------------------
@@ -239,6 +242,7 @@ class LiveRuns:
         deadline = time.monotonic() + 10
         while self._live and time.monotonic() < deadline:
             time.sleep(0.05)  # the watchers record each ending
+        self._writes.shutdown(wait=True)
         if self._close_transport is not None:
             self._close_transport()
         self._transport = None
@@ -332,7 +336,9 @@ class LiveRuns:
             argv = self._argv(request, run_id, controller, out, trust)
             log = (folder / "child.log").open("wb")
             result = (folder / "result.json").open("wb")
-            env = dict(os.environ)
+            # The run dies with the server (cityx.cli.oversight reads it): a paused run
+            # whose server is gone would otherwise wait forever.
+            env = {**os.environ, "CITYX_PARENT_PID": str(os.getpid())}
             if self.config.store is not None:
                 env[STORE_ENV] = self.config.store
             item.process = subprocess.Popen(
@@ -468,15 +474,21 @@ class LiveRuns:
         self.store.finish_live_run(
             item.run.id, status=status, result=result, error=error, actor=ACTOR
         )
-        for command in self.store.live_commands(item.run.id):
+        for command in list(item.commands.values()):
             if command.state == "sent":  # the run ended before it took the command
                 records = {ALL: {"state": "refused", "reason_code": "after_end"}}
-                self.store.update_live_command(
-                    command.id, state="refused", reason_code="after_end", records=records
+                updated = replace(
+                    command,
+                    state="refused",
+                    reason_code="after_end",
+                    records=records,
+                    updated_at=now_text(),
                 )
-                updated = self.store.live_command(command.id)
-                if updated is not None:
-                    self._emit(item, LiveEvent("command", updated.to_json(), time.time()))
+                item.commands[command.id] = updated
+                self._store_later(updated)
+                self._emit(item, LiveEvent("command", updated.to_json(), time.time()))
+        with contextlib.suppress(RuntimeError):  # (a writer shut down has drained already)
+            self._writes.submit(lambda: None).result()  # every state stored before the end
         ended = self.store.live_run(item.run.id)
         with self._lock:
             self._live.pop(item.run.id, None)
@@ -531,9 +543,9 @@ class LiveRuns:
         ref = change.get("ref")
         if not isinstance(ref, str):
             return
-        found = self.store.live_command(ref)
-        if found is None or found.run_id != item.run.id:
-            return  # not one the server sent (a scripted or foreign command)
+        found = item.commands.get(ref)
+        if found is None:
+            return  # not one the server sent to this run (a scripted or foreign command)
         records = dict(found.records)
         tls = str(change.get("intersection", ALL))
         new = str(change.get("state", "sent"))
@@ -552,15 +564,33 @@ class LiveRuns:
             "detail": change.get("detail"),
         }
         state, code = _aggregate(records)
-        self.store.update_live_command(ref, state=state, reason_code=code, records=records)
-        updated = self.store.live_command(ref)
-        if updated is not None:
-            self._emit(
-                item,
-                LiveEvent(
-                    "command", {**updated.to_json(), "changed": {tls: records[tls]}}, received
-                ),
-            )
+        updated = replace(
+            found, state=state, reason_code=code, records=records, updated_at=now_text()
+        )
+        item.commands[ref] = updated
+        # Told at once; stored behind, in order, off the bus's thread (a write can wait).
+        self._emit(
+            item,
+            LiveEvent("command", {**updated.to_json(), "changed": {tls: records[tls]}}, received),
+        )
+        self._store_later(updated)
+
+    def _store_later(self, command: LiveCommandRecord) -> None:
+        def write() -> None:
+            try:
+                self.store.update_live_command(
+                    command.id,
+                    state=command.state,
+                    reason_code=command.reason_code,
+                    records=command.records,
+                )
+            except Exception:  # the store's hiccup must not stop the relay
+                _LOG.exception("live command %s: state not stored", command.id)
+
+        try:
+            self._writes.submit(write)
+        except RuntimeError:  # the writer has shut down (the server stops): write here
+            write()
 
     def _emit(self, item: _Live, event: LiveEvent) -> None:
         if event.kind == "state":
@@ -661,6 +691,7 @@ class LiveRuns:
             reason=reason,
             actor=f"user:{user}",
         )
+        item.commands[jti] = record
         self._emit(item, LiveEvent("command", record.to_json(), time.time()))
         publish_command(self._bus(), token, city=run_id, operator=key.issuer)
         return record
@@ -680,8 +711,8 @@ class LiveRuns:
         token = sign_note(command_id, reason, key, run=run_id)
         self.store.note_live_command(command_id, reason, actor=f"user:{user}")
         publish_command(self._bus(), token, city=run_id, operator=key.issuer)
-        updated = self.store.live_command(command_id)
-        assert updated is not None
+        known = item.commands.get(command_id, found)
+        updated = item.commands[command_id] = replace(known, note=reason)
         self._emit(item, LiveEvent("command", updated.to_json(), time.time()))
         return updated
 
