@@ -89,6 +89,21 @@ def test_a_paced_run_waits_for_each_turn_without_bursts() -> None:
     assert now[0] == pytest.approx(110.75)
 
 
+def test_a_command_between_paced_steps_is_taken_at_once() -> None:
+    now = [0.0]
+    arrivals = [True]  # one command arrives during the first wait
+
+    def sleep(timeout_s: float) -> bool:
+        now[0] += timeout_s
+        return arrivals.pop() if arrivals else False
+
+    pacer = Pacer(1.0, CommandQueue(), clock=lambda: now[0], wait=sleep)
+    idled: list[float] = []
+    pacer.wait_turn(lambda *_: None, lambda: None)  # the first turn: at once
+    pacer.wait_turn(lambda *_: None, lambda: idled.append(now[0]))
+    assert idled == [0.25] and now[0] == 1.0  # taken when it came; the step kept its turn
+
+
 def test_an_operator_script_cannot_pause(tmp_path: Path) -> None:
     script = tmp_path / "op.toml"
     script.write_text('[[command]]\nat_s = 5\nintersection = "*"\naction = "pause"\n')
