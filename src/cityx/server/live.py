@@ -90,6 +90,7 @@ from cityx.oversight.signed import COMMAND_TYPE, sign_command, sign_heartbeat, s
 from cityx.store import LiveCommandRecord, LiveRunRecord, Store, now_text
 
 from .config import ServerConfig
+from .identity import check_name
 from .policy import Role
 
 _LOG = logging.getLogger("cityx.server.live")
@@ -264,6 +265,7 @@ class LiveRuns:
 
     def operator_key(self, user: str) -> SigningKey:
         """The overseer's signing key the server holds for them (made on first use)."""
+        check_name(user, "user name")  # user names are file- and URN-safe: one folder each
         folder = self.config.keys / "operators" / _safe(user)
         with self._lock:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
