@@ -34,10 +34,12 @@ from cityx.server.app import create_app
 from cityx.server.live import LiveRuns, read_sse
 from cityx.store import Store
 
+from ..support.paths import SUBMISSIONS
 from ..worlds.traffic.conftest import needs_resco, needs_sumo
-from .conftest import make_config
+from .conftest import make_config, pack
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
+ACME = SUBMISSIONS / "acme-signals"
 WAIT_S = 120.0  # deadlines against a hang, not timing assertions
 USERS = (
     ("olga", Role.OVERSEER),
@@ -261,10 +263,24 @@ def test_an_overseer_runs_reads_and_commands_a_live_run(server: Server) -> None:
 
 
 def test_a_killed_run_is_incomplete_with_its_log_verifiable(server: Server) -> None:
+    # The controller under oversight is a vendor's uploaded submission (ONNX: no vendor code).
+    upload = httpx.post(
+        f"{server.url}/api/v1/submissions",
+        files={"archive": ("acme.tar.gz", pack(ACME), "application/gzip")},
+        headers=server.auth("vera"),
+        timeout=60,
+    )
+    assert upload.status_code == 201, upload.text
     answer = server.post(
         "/api/v1/runs",
         "rita",
-        {"scenario": "cologne1", "seconds": 3000, "pace": 20, "overseers": ["otto"]},
+        {
+            "scenario": "cologne1",
+            "seconds": 3000,
+            "pace": 20,
+            "overseers": ["otto"],
+            "controller": upload.json()["id"],
+        },
     )
     assert answer.status_code == 202, answer.text
     rid = answer.json()["id"]
