@@ -8,6 +8,7 @@ when cancelled.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from cityx.server import Role, add_user
 from cityx.server.app import create_app
 from cityx.server.walls import probe
 from cityx.store import Store
@@ -201,26 +203,45 @@ def test_a_failing_trial_fails_its_job_with_one_line_and_writes_nothing(
     assert actions(jobs_world, f"job {job}")[-1] == "job.failed"
 
 
-def test_a_job_left_running_is_failed_as_interrupted_on_restart(tmp_path: Path) -> None:
-    config = make_config(tmp_path)
+def test_a_job_left_running_is_rerun_once_when_the_worker_starts(
+    tmp_path: Path, onnx_model_bytes: bytes
+) -> None:
+    # The server first runs no worker, so the job stays queued; a claim then stands for
+    # a worker that took it and died (its trial never began).
+    config = make_config(tmp_path, trial_policy=None, embedded_worker=False)
+    policy = tmp_path / "tiny.toml"
+    policy.write_text(POLICY)
+    config = dataclasses.replace(config, trial_policy=policy)
     with Store.open(config.store) as store:
-        store.record_submission(
-            system_id="v/s",
-            version="1",
-            vendor="v",
-            kind="predictor",
-            sha256="0" * 64,
-            path=str(tmp_path),
-            manifest={},
+        token = add_user(store, "v", organisation="v", role=Role.VENDOR, city="city").token
+        auth = {"Authorization": f"Bearer {token}"}
+        folder = write_submission(
+            tmp_path / "tiny", onnx_model_bytes, name="model.onnx", fmt="onnx"
         )
-        sid = store.submission_id("v/s", "1", "0" * 64)
-        assert sid is not None
-        job = store.add_job(
-            kind="trial", submission_id=sid, system_id="v/s", organisation="v", actor="x", params={}
-        )
-        assert store.claim_job(trial_id="t-lost", actor="x") is not None
-        with TestClient(create_app(config, store)):
-            found = store.job(job)
-        assert found is not None
-        assert found.status == "failed" and found.error is not None
-        assert found.error.startswith("interrupted")
+        with TestClient(create_app(config, store)) as client:
+            sid = client.post(
+                "/api/v1/submissions",
+                files={"archive": ("s.tar.gz", pack(folder), "application/gzip")},
+                headers=auth,
+            ).json()["id"]
+            job = client.post(f"/api/v1/submissions/{sid}/trials", headers=auth).json()["job"]
+        lost = store.claim_job(job_id=job, trial_id="t-lost", actor="x")
+        assert lost is not None and lost.status == "running"
+        # Now a server with its worker: the job runs again, under a new trial id.
+        with TestClient(create_app(dataclasses.replace(config, embedded_worker=True), store)):
+            deadline = time.monotonic() + 90
+            while (found := store.job(job)) is not None and not found.finished:
+                assert time.monotonic() < deadline, found
+                time.sleep(0.2)
+        assert found is not None and found.status == "done", found
+        assert found.trial_id not in (None, "t-lost")
+        assert store.trial("t-lost") is None
+        complete = [t for t in store.trials() if t.status == "complete"]
+        assert [t.trial_id for t in complete] == [found.trial_id]
+        assert [e.action for e in store.audit_entries() if e.subject == f"job {job}"] == [
+            "job.queued",
+            "job.started",
+            "job.requeued",
+            "job.started",
+            "job.done",
+        ]

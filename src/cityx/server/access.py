@@ -31,10 +31,10 @@ from cityx.store import Store
 
 from .config import ServerConfig
 from .identity import API, SESSION, Principal, authenticate, csrf_token
-from .jobs import JobRunner
 from .monitor import ExtractionMonitor, Reference
 from .policy import API as PREFIX
 from .policy import Permission, may_see, rule_for
+from .queue import JobRunner
 from .rulings import city_key
 from .scoring import ModelPool
 
@@ -81,7 +81,7 @@ class ServerState:
     monitor: ExtractionMonitor
     limiter: LoginLimiter
     references: dict[int, Reference | None] = field(default_factory=dict)
-    jobs: JobRunner | None = None  # started with the app (see cityx.server.jobs)
+    jobs: JobRunner | None = None  # started with the app (see cityx.server.queue)
     _key: SigningKey | None = None
     _key_lock: threading.Lock = field(default_factory=threading.Lock)
 
