@@ -40,7 +40,7 @@ def create_app(config: ServerConfig, store: Store) -> FastAPI:
         limiter=LoginLimiter(config.login_per_minute),
     )
 
-    runner = st.jobs = JobRunner(config)
+    runner = st.jobs = JobRunner(config, store)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
@@ -161,18 +162,45 @@ class JobRunner:
     ``kinds`` maps a job kind to its :data:`~cityx.server.jobs.Prepare`
     (top-level functions: they cross into the worker process). With
     ``config.embedded_worker`` false the worker is ``cityx worker``, started on
-    its own, and :meth:`start` starts none.
+    its own, and no worker is started here. Otherwise the worker starts with the
+    server when the store holds jobs to settle or run, else with the first job
+    queued (a server that runs no jobs spends no process on them).
     """
 
-    def __init__(self, config: ServerConfig, *, kinds: Mapping[str, Prepare] | None = None) -> None:
+    def __init__(
+        self, config: ServerConfig, store: Store, *, kinds: Mapping[str, Prepare] | None = None
+    ) -> None:
         self._config = config
+        self._store = store
         self._kinds = dict(DEFAULT_KINDS if kinds is None else kinds)
         self._queue: JobQueue | None = None
         self._worker: BaseProcess | None = None
+        self._lock = threading.Lock()
+        self._refused: StoreError | None = None
 
     def start(self) -> None:
-        self._queue = job_queue(self._config.store)
-        if self._config.embedded_worker:
+        try:
+            self._queue = job_queue(self._config.store)
+        except StoreError as exc:  # an in-memory store: the server runs, its jobs cannot
+            self._refused = exc
+            _LOG.warning("no jobs on this store: %s", exc)
+            return
+        if self._store.job_ids("running") or self._store.job_ids("queued"):
+            self._ensure_worker()
+
+    def submit(self, job_id: int) -> None:
+        """Queue job ``job_id`` (its row is already ``queued`` in the store)."""
+        if self._refused is not None:
+            raise self._refused
+        if self._queue is None:
+            raise StoreError("the job queue is not started", where="jobs")
+        self._queue.put(job_id)
+        self._ensure_worker()
+
+    def _ensure_worker(self) -> None:
+        with self._lock:
+            if not self._config.embedded_worker or self._worker is not None:
+                return
             self._worker = multiprocessing.get_context("spawn").Process(
                 target=run_worker,
                 args=(self._config, self._kinds, os.getpid()),
@@ -180,15 +208,10 @@ class JobRunner:
             )
             self._worker.start()
 
-    def submit(self, job_id: int) -> None:
-        """Queue job ``job_id`` (its row is already ``queued`` in the store)."""
-        if self._queue is None:
-            raise StoreError("the job queue is not started", where="jobs")
-        self._queue.put(job_id)
-
     def close(self) -> None:
         """Stop the worker: its running jobs stop too, and run again at the next start."""
-        worker, self._worker = self._worker, None
+        with self._lock:
+            worker, self._worker = self._worker, None
         if worker is not None and worker.pid is not None:
             worker.terminate()  # huey's consumer: SIGTERM stops at once
             worker.join(timeout=10)
