@@ -3,7 +3,8 @@
 The trials here are of a tiny ONNX predictor (400 holdout rows) under a
 two-check policy, so that one takes seconds; the cancel test uses an entry
 point (run behind the walls) whose predict sleeps, so that it is still running
-when cancelled.
+when cancelled. The same policy gives a controller (acme-signals) admission
+and one short sandbox run against fixed-time control.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from cityx.server.walls import probe
 from cityx.store import Store
 
 from ..conftest import ENTRYPOINT, write_submission
+from ..support.paths import SUBMISSIONS
 from .conftest import World, build_world, make_config, pack
 
 POLICY = """\
@@ -33,6 +35,9 @@ version = "1"
 [checks."admission"]
 [checks."performance.nominal"]
 options = { bootstrap = 50 }
+[checks."sandbox.nominal"]
+options = { scenario = "cologne1", seeds = [1], demands = [1.0], seconds = 60, \
+baselines = ["fixed"] }
 """
 ENTRY = "model:load"
 
@@ -201,6 +206,27 @@ def test_a_failing_trial_fails_its_job_with_one_line_and_writes_nothing(
     assert trial_id is not None and jobs_world.store.trial(trial_id) is None
     assert not (jobs_world.config.data_dir / "trials" / trial_id).exists()
     assert actions(jobs_world, f"job {job}")[-1] == "job.failed"
+
+
+@pytest.mark.slow
+def test_a_controller_trial_runs_through_the_same_jobs(jobs_world: World) -> None:
+    pytest.importorskip("libsumo")
+    sid = upload(jobs_world, SUBMISSIONS / "acme-signals", user="rival")
+    job = request(jobs_world, sid, user="rival")
+    done = wait(jobs_world, job, s=600)
+    assert done["status"] == "done", done
+    assert done["checks"] == {"done": 2, "total": 2}
+    trial = jobs_world.client.get(
+        f"/api/v1/trials/{done['trial']}", headers=jobs_world.auth("rival")
+    ).json()
+    assert trial["system"] == "acme-signals/acme-signals" and trial["status"] == "complete"
+    ran = [c["id"] for c in trial["results"]["checks"]]
+    assert ran == ["admission", "sandbox.nominal"]
+    # The other vendor's job is not metro-analytics' to see.
+    assert (
+        jobs_world.client.get(f"/api/v1/jobs/{job}", headers=jobs_world.auth("vendor")).status_code
+        == 404
+    )
 
 
 def test_a_job_left_running_is_rerun_once_when_the_worker_starts(
