@@ -278,7 +278,7 @@ def supervise(ctx: JobContext, kinds: Mapping[str, Prepare], job_id: int) -> Non
             now = store.job(job.id)
             if now is not None and now.cancel_requested:
                 cancelled = True
-                _kill(process)
+                kill_job_process(process)
     process.join()
     now = store.job(job.id)
     if now is None or now.finished:
@@ -355,7 +355,8 @@ def _parse(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _kill(process: BaseProcess) -> None:
+def kill_job_process(process: BaseProcess) -> None:
+    """End a job process and everything it started (its session's process group)."""
     if process.pid is None:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -373,6 +374,8 @@ __all__ = [
     "Prepare",
     "Work",
     "check_runnable",
+    "die_with_parent",
+    "kill_job_process",
     "one_line",
     "prepare_trial",
     "recover",

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from .jobs import (
     JobContext,
     Prepare,
     die_with_parent,
+    kill_job_process,
     recover,
     supervise,
 )
@@ -120,9 +122,12 @@ def run_worker(
     config: ServerConfig,
     kinds: Mapping[str, Prepare] = DEFAULT_KINDS,
     parent: int | None = None,
+    *,
+    duration_s: float | None = None,
 ) -> None:
     """The worker: settle what a predecessor left running, then consume the queue until
-    stopped (SIGTERM: at once; SIGINT: after the running jobs). ``parent``: end with it."""
+    stopped (SIGTERM: at once; SIGINT: after the running jobs; or after ``duration_s``).
+    ``parent``: end when that process does. Call it from a main thread (signals)."""
     if parent is not None:
         die_with_parent(parent, group=False)
     with Store.open(config.store, actor=RUNNER) as store:
@@ -136,24 +141,43 @@ def run_worker(
             supervise(ctx, kinds, job_id)
 
         queue = job_queue(config.store, run)
-        # The rows are the truth: drop stale messages, then queue every queued job.
-        queue.clear()
-        for job_id in recover(ctx, kinds):
-            queue.put(job_id)
+        try:
+            # The rows are the truth: drop stale messages, then queue every queued job.
+            queue.clear()
+            for job_id in recover(ctx, kinds):
+                queue.put(job_id)
+            _consume(queue, config.trial_workers, duration_s)
+        finally:
+            # A job stopped here runs again at the next start (the module docstring).
+            for child in multiprocessing.active_children():
+                kill_job_process(child)
+            queue.close()
+
+
+def _consume(queue: JobQueue, workers: int, duration_s: float | None) -> None:
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
         consumer = Consumer(
             queue.huey,
-            workers=config.trial_workers,
+            workers=workers,
             worker_type="thread",
             periodic=False,
             initial_delay=0.1,
             backoff=1.15,
             max_delay=_MAX_POLL_S,
         )
-        _LOG.info("worker %s: %s job(s) at a time", os.getpid(), config.trial_workers)
+        timer = None
+        if duration_s is not None:
+            timer = threading.Timer(duration_s, consumer.stop)
+            timer.daemon = True
+            timer.start()
+        _LOG.info("worker %s: %s job(s) at a time", os.getpid(), workers)
         consumer.run()
-    # Job processes are ours (not daemons: a trial starts processes of its own); leaving
-    # at once ends them through their watch on this process, to run again next time.
-    os._exit(0)
+        if timer is not None:
+            timer.cancel()
+    finally:
+        for number, handler in handlers.items():  # huey's consumer set its own
+            signal.signal(number, handler)
 
 
 class JobRunner:
