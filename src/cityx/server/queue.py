@@ -62,6 +62,7 @@ QUEUE_NAME = "cityx-jobs"
 TASK = "cityx.job"
 # An idle worker looks at the queue at least this often (huey backs off to it).
 _MAX_POLL_S = 1.0
+_WATCH_S = 1.0  # how often the web process checks that its worker is alive
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +202,7 @@ class JobRunner:
         self._worker: BaseProcess | None = None
         self._lock = threading.Lock()
         self._refused: StoreError | None = None
+        self._stopping = threading.Event()
 
     def start(self) -> None:
         try:
@@ -225,15 +227,34 @@ class JobRunner:
         with self._lock:
             if not self._config.embedded_worker or self._worker is not None:
                 return
-            self._worker = multiprocessing.get_context("spawn").Process(
-                target=run_worker,
-                args=(self._config, self._kinds, os.getpid()),
-                name="cityx-worker",
-            )
-            self._worker.start()
+            self._start_worker()
+            threading.Thread(target=self._watch, name="cityx-worker-watch", daemon=True).start()
+
+    def _start_worker(self) -> None:
+        self._worker = multiprocessing.get_context("spawn").Process(
+            target=run_worker,
+            args=(self._config, self._kinds, os.getpid()),
+            name="cityx-worker",
+        )
+        self._worker.start()
+
+    def _watch(self) -> None:
+        # A worker that died (killed, out of memory) is replaced; the new one re-runs the
+        # jobs it left running (cityx.server.jobs.recover).
+        while not self._stopping.wait(_WATCH_S):
+            with self._lock:
+                worker = self._worker
+                if self._stopping.is_set() or worker is None or worker.is_alive():
+                    continue
+                worker.join()
+                _LOG.warning(
+                    "the job worker died (exit code %s): starting another", worker.exitcode
+                )
+                self._start_worker()
 
     def close(self) -> None:
         """Stop the worker: its running jobs stop too, and run again at the next start."""
+        self._stopping.set()
         with self._lock:
             worker, self._worker = self._worker, None
         if worker is not None and worker.pid is not None:
