@@ -1,5 +1,6 @@
 """A worker killed mid-trial (a real SIGKILL) loses no job: the next worker re-runs it,
-and the job leaves exactly one complete trial.
+and the job leaves exactly one complete trial; on SQLite and on PostgreSQL (where the
+queue is huey's SqlStorage in the store's database).
 
 The trial is of an entry point (run behind the walls) whose predict sleeps, so
 that it is still in a check when the worker is killed.
@@ -11,9 +12,12 @@ import multiprocessing
 import os
 import signal
 import time
+import uuid
+from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -24,6 +28,7 @@ from cityx.server.walls import probe
 from cityx.store import JobRecord, Store
 
 from ..conftest import ENTRYPOINT, write_submission
+from ..support.services import POSTGRES_URL
 from .conftest import make_config, pack
 from .test_jobs import ENTRY, POLICY
 
@@ -49,12 +54,30 @@ def worker(config: object) -> BaseProcess:
     return process
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new store: a SQLite file, or a new PostgreSQL database (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    name = f"cityx_jobs_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.mark.slow
-def test_a_worker_killed_mid_trial_reruns_the_job_once(tmp_path: Path) -> None:
+def test_a_worker_killed_mid_trial_reruns_the_job_once(tmp_path: Path, store_url: str) -> None:
     if probe()[0] is None:
         pytest.skip("bubblewrap walls cannot be built here: entry points are refused")
     (tmp_path / "tiny.toml").write_text(POLICY)
-    config = make_config(tmp_path, trial_policy=tmp_path / "tiny.toml", embedded_worker=False)
+    config = make_config(
+        tmp_path, store=store_url, trial_policy=tmp_path / "tiny.toml", embedded_worker=False
+    )
     code = ENTRYPOINT.format(body="time.sleep(0.3)").encode()
     folder = write_submission(
         tmp_path / "slow", code, name="model.py", fmt="entrypoint", entrypoint=ENTRY

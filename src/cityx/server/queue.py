@@ -74,7 +74,14 @@ class JobQueue:
 
     def put(self, job_id: int) -> None:
         """Queue a message "run job ``job_id``"."""
-        self.huey.enqueue(self.task.s(job_id))
+        database = getattr(self.huey.storage, "database", None)
+        if database is None:  # SQLite: huey's own connection
+            self.huey.enqueue(self.task.s(job_id))
+            return
+        # peewee keeps a connection per thread and the web server's threads come and go:
+        # one connection per job queued, closed at once (a job is queued rarely).
+        with database.connection_context():
+            self.huey.enqueue(self.task.s(job_id))
 
     def clear(self) -> None:
         """Drop every message (the worker rebuilds the queue from the job rows)."""
@@ -101,9 +108,7 @@ def job_queue(store: str | None, run: Callable[[int], None] = _not_here) -> JobQ
     huey: Huey
     if target.backend == POSTGRESQL:
         url = target.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        huey = SqlHuey(
-            name=QUEUE_NAME, results=False, database=PostgresqlDatabase(url, autorollback=True)
-        )
+        huey = SqlHuey(name=QUEUE_NAME, results=False, database=PostgresqlDatabase(url))
     elif target.path is not None:
         target.path.parent.mkdir(parents=True, exist_ok=True)
         # journal_mode=None: leave the store file's journal mode as the store set it.
