@@ -275,7 +275,10 @@ def supervise(ctx: JobContext, kinds: Mapping[str, Prepare], job_id: int) -> Non
     while process.is_alive():
         process.join(_POLL_S)
         if not cancelled and process.is_alive():
-            now = store.job(job.id)
+            try:
+                now = store.job(job.id)
+            except StoreError:  # the store is away for a moment: the job goes on, ask again
+                continue
             if now is not None and now.cancel_requested:
                 cancelled = True
                 kill_job_process(process)
