@@ -63,6 +63,9 @@ class ServerConfig:
     contain: bool = True
     worker_memory_mb: int = 2048
     call_timeout_s: float = 30.0
+    # Processes and threads one organisation's jailed workers may have at once, together
+    # (RLIMIT_NPROC on the organisation's own uid: a fork bomb stops there).
+    worker_nproc: int = 64
     # Jobs (see cityx.server.jobs): trials run at most this many at a time, each in its
     # own process, under this policy (None: the default policy).
     trial_workers: int = 1
@@ -83,6 +86,7 @@ class ServerConfig:
             "login_per_minute",
             "monitor_min_queries",
             "worker_memory_mb",
+            "worker_nproc",
             "trial_workers",
         ):
             value = getattr(self, name)

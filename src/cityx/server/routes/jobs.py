@@ -72,7 +72,7 @@ def request_trial(st: ServerState, request: Request, who: Principal, sid: int, s
     """Queue a trial job of submission ``sid`` for ``who``; the job's id (audited)."""
     sub, owner = _visible_submission(st, request, who, sid)
     pool = st.pool
-    check_runnable(Manifest.model_validate(sub.manifest), pool.walls(), pool.why)
+    check_runnable(Manifest.model_validate(sub.manifest), pool.code_walls(), pool.why)
     job_id = st.store.add_job(
         kind=TRIAL,
         submission_id=sub.id,
@@ -113,8 +113,8 @@ def job_spec(st: ServerState, job: JobRecord) -> JobSpec:
     if sub is None or job.trial_id is None:
         raise StoreError(f"job {job.id}: its submission is gone", where="jobs")
     manifest = Manifest.model_validate(sub.manifest)
-    walls = st.pool.walls()
-    check_runnable(manifest, walls, st.pool.why)  # the walls could have gone since
+    walls, code_walls = st.pool.walls(), st.pool.code_walls()
+    check_runnable(manifest, code_walls, st.pool.why)  # the walls could have gone since
     folder = Path(sub.path)
     cfg = st.config
     return JobSpec(
@@ -130,7 +130,7 @@ def job_spec(st: ServerState, job: JobRecord) -> JobSpec:
         call_timeout_s=cfg.call_timeout_s,
         wrapper=() if walls is None else walls.around(folder, vendor=job.organisation),
         # Vendor code is trusted to run only behind the walls (check_runnable).
-        trust_code=walls is not None,
+        trust_code=code_walls is not None,
         operator=job.requested_by,
     )
 
