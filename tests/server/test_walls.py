@@ -234,6 +234,10 @@ def test_a_hostile_entry_point_escapes_nothing_and_keeps_its_worker(
     pool = world.client.app.state.cityx.pool  # type: ignore[attr-defined]
     if pool.code_walls() is None:
         pytest.fail(f"the server cannot hold vendor code here: {pool.why}")
+    # What the server reports of its walls, to regulators and auditors.
+    walls = world.client.get("/api/v1/walls", headers=world.auth("auditor")).json()
+    assert walls["contained"] is True and walls["vendor_code"] is True and walls["why"] == "ok"
+    assert walls["seccomp"].startswith("on: ") and walls["uids"].startswith("one per organisation")
     folder = hostile(world, tmp_path / "hostile")
     model_id = upload(world, folder, "rival")
     status, said = predict(world, model_id)
@@ -277,7 +281,7 @@ def test_without_walls_vendor_code_is_refused_with_the_reason(
         trial = client.post(
             f"/api/v1/submissions/{made.json()['id']}/trials", headers=world.auth("rival")
         )
-        status = client.app.state.cityx.pool.status()  # type: ignore[attr-defined]
+        status = client.get("/api/v1/walls", headers=world.auth("regulator")).json()
     assert answer.status_code == 422
     assert "runs the vendor's code" in answer.text and "switched off" in answer.text
     assert trial.status_code == 422 and "switched off" in trial.text
