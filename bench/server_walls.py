@@ -1,11 +1,14 @@
-"""Benchmark: what the bubblewrap walls cost a prediction call, side by side in one run.
+"""Benchmark: what the walls cost a prediction call, side by side in one run.
 
 The metro-congestion model (ONNX) in two kept-alive isolated workers, one
-plain and one jailed (:mod:`cityx.server.walls`); alternating rounds of
-``--calls`` one-row ``predict`` calls on each. Prints the best round's mean
-call latency of each (milliseconds), their ratio, and the one-off cost of
-starting each worker (process, jail, model load). The goal is a ratio of at
-most 1.20. Exits 1 if the goal is missed, 2 if the walls cannot be built.
+plain and one jailed (:mod:`cityx.server.walls`: bubblewrap's namespaces, the
+seccomp filter, the organisation's own uid under RLIMIT_NPROC, a scrubbed
+environment); alternating rounds of ``--calls`` one-row ``predict`` calls on
+each. Prints the best round's mean call latency of each (milliseconds), their
+ratio, the one-off cost of starting each worker (process, jail, model load),
+whether each answered every call from the one worker it started with, and
+the walls' status. The goal is a ratio of at most 1.20. Exits 1 if the goal
+is missed, 2 if the walls cannot all be built (the status says which).
 Run it with ``.venv/bin/python bench/server_walls.py``.
 """
 
@@ -33,14 +36,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     walls, why = probe()
-    if walls is None:
+    if walls is None or walls.missing:
         print(json.dumps({"error": why}))
         return 2
     sub = open_submission(METRO)
     names = list(sub.manifest.input_schema().names)
     row = pd.read_csv(METRO / "data" / "holdout.csv")[names].to_numpy(float)[:1]
     jailed = dataclasses.replace(Limits(), wrapper=walls.around(sub.folder, vendor="bench"))
-    starts, best = {}, {}
+    starts, best, pids = {}, {}, {}
     models = {}
     for name, limits in (("plain", Limits()), ("walled", jailed)):
         t = time.perf_counter()
@@ -48,6 +51,7 @@ def main() -> int:
         models[name].predict(row)
         starts[name] = (time.perf_counter() - t) * 1e3
         best[name] = float("inf")
+        pids[name] = models[name].pid
     try:
         for _ in range(args.rounds):
             for name, model in models.items():
@@ -55,6 +59,8 @@ def main() -> int:
                 for _ in range(args.calls):
                     model.predict(row)
                 best[name] = min(best[name], (time.perf_counter() - t) * 1e3 / args.calls)
+        # Kept alive: every call went to the worker (and jail) started first.
+        kept = {k: m.pid == pids[k] and m.restarts == 0 for k, m in models.items()}
     finally:
         for model in models.values():
             model.close()
@@ -65,6 +71,8 @@ def main() -> int:
                 "call_ms": {k: round(v, 3) for k, v in best.items()},
                 "ratio": round(ratio, 3),
                 "start_ms": {k: round(v, 1) for k, v in starts.items()},
+                "kept_alive": kept,
+                "walls": walls.status(),
                 "goal": 1.20,
                 "calls": args.calls,
                 "rounds": args.rounds,

@@ -37,7 +37,7 @@ from fastapi.testclient import TestClient
 
 from cityx.core import TargetError
 from cityx.server.app import create_app
-from cityx.server.walls import UID_BASE, UID_SPAN, Walls, probe
+from cityx.server.walls import UID_BASE, UID_SPAN, Walls, WallsError, probe
 from cityx.submissions import open_submission
 
 from ..conftest import write_submission
@@ -324,6 +324,21 @@ def test_the_jail_binds_only_python_cityx_and_the_model_under_the_vendors_uid(
     )
     assert f"--nproc={walls.nproc}:{walls.nproc}" in args
     assert walls.status()["vendor_code"] is True
+
+
+def test_two_organisations_whose_uids_collide_are_not_jailed_together(tmp_path: Path) -> None:
+    walls = replace(full_walls(), realm=str(tmp_path))
+    seen: dict[int, str] = {}
+    for i in range(200_000):  # a birthday collision in 2**28 comes after ~20 000 names
+        name = f"org-{i}"
+        first = seen.setdefault(walls.uid_for(name), name)
+        if first != name:
+            break
+    assert first != name, "no collision found"
+    walls.around(tmp_path, vendor=first)
+    with pytest.raises(WallsError, match="hash to the same uid"):
+        walls.around(tmp_path, vendor=name)
+    walls.around(tmp_path, vendor=first)  # the first keeps its uid
 
 
 # Run inside a jail: each call's outcome, "ok" or the errno's name.

@@ -49,6 +49,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -193,10 +194,24 @@ class Walls:
         digest = hashlib.sha256(f"{self.realm}\0{organisation}".encode()).digest()
         return UID_BASE + int.from_bytes(digest[:8], "big") % UID_SPAN
 
+    def claim(self, organisation: str) -> int:
+        """The organisation's uid, refused (WallsError) if another organisation of this
+        realm already ran under it in this process: they would share a process limit."""
+        uid = self.uid_for(organisation)
+        with _CLAIMS_LOCK:
+            holder = _CLAIMS.setdefault((self.realm, uid), organisation)
+        if holder != organisation:
+            raise WallsError(
+                f"organisations {holder!r} and {organisation!r} hash to the same uid {uid}",
+                where="walls",
+                hint="they would share one process limit; rename one of them",
+            )
+        return uid
+
     def around(self, folder: Path, *, vendor: str) -> tuple[str, ...]:
         """The command prefix that runs a worker of ``vendor`` jailed with ``folder``."""
         folder = folder.resolve()
-        uid = str(self.uid_for(vendor))
+        uid = str(self.claim(vendor))
         prefix: list[str] = []
         if self.seccomp is not None:
             self._keep_filter()
@@ -265,6 +280,10 @@ class Walls:
                 f"the seccomp filter cannot be written: {exc}", where="walls"
             ) from None
 
+
+# Which organisation each (realm, uid) was first given to, in this process.
+_CLAIMS: dict[tuple[str, int], str] = {}
+_CLAIMS_LOCK = threading.Lock()
 
 # Every namespace but the user's: root mounts in the jail's own mount namespace.
 _UNSHARE_ROOT = (
