@@ -289,7 +289,7 @@ def test_without_walls_vendor_code_is_refused_with_the_reason(
 
 
 def test_walls_without_their_own_uids_hold_no_vendor_code(
-    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entrypoint_submission: object
 ) -> None:
     # A server that is not root gets the user-namespace jail: every vendor shares its uid.
     monkeypatch.setattr("cityx.server.walls.os.geteuid", lambda: 1000)
@@ -298,6 +298,22 @@ def test_walls_without_their_own_uids_hold_no_vendor_code(
     assert "not root" in why and "not root" in str(walls.status()["uids"])
     args = walls.around(tmp_path, vendor="acme")
     assert "--unshare-all" in args and "setpriv" not in " ".join(args)
+    # Such a server refuses entry points over the API, saying why.
+    folder = entrypoint_submission("pass")  # type: ignore[operator]
+    with TestClient(create_app(make_config(tmp_path), world.store)) as client:
+        made = client.post(
+            "/api/v1/submissions",
+            files={"archive": ("e.tar.gz", pack(folder), "application/gzip")},
+            headers=world.auth("rival"),
+        )
+        answer = client.post(
+            f"/api/v1/models/{made.json()['id']}/predict",
+            json={"rows": [ROW]},
+            headers=world.auth("regulator"),
+        )
+        status = client.get("/api/v1/walls", headers=world.auth("auditor")).json()
+    assert answer.status_code == 422 and "not root" in answer.text, answer.text
+    assert status["contained"] is True and status["vendor_code"] is False
 
 
 def test_the_jail_binds_only_python_cityx_and_the_model_under_the_vendors_uid(
@@ -494,6 +510,8 @@ def test_a_fork_bomb_starves_only_its_own_vendor_and_its_trial_reports_every_esc
         headers=world.auth("regulator"),
     )
     assert answer.status_code == 200, answer.text
+    # (an ONNX model runs no vendor code, and gets the same walls: B's own uid)
+    assert not gone(pool.walls().uid_for("metro-analytics"), s=0)
     # ...and A's own second model cannot even start (the control: the limit bites).
     status, said = predict(world, bomber_calm)
     assert status == 502 and "worker died while loading" in said, said
