@@ -213,20 +213,22 @@ class Walls:
         folder = folder.resolve()
         uid = str(self.claim(vendor))
         prefix: list[str] = []
+        setpriv, prlimit = self.setpriv, self.prlimit
         if self.seccomp is not None:
             self._keep_filter()
             # POSIX sh opens the filter as descriptor 3 of the command it becomes.
             prefix = ["/bin/sh", "-c", f'exec "$@" {_SECCOMP_FD}<"$0"', str(self.seccomp)]
-        if self.per_organisation_uid:
-            assert self.prlimit is not None and self.setpriv is not None
+        if setpriv is not None and prlimit is not None:
             limit = f"--nproc={self.nproc}:{self.nproc}"
             # Root needs no user namespace to mount, and the jail keeps only the
             # capabilities setpriv needs to become the organisation's uid.
-            prefix += [self.prlimit, limit, self.bwrap, *_UNSHARE_ROOT]
+            prefix += [prlimit, limit, self.bwrap, *_UNSHARE_ROOT]
             prefix += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
             prefix += ["--cap-add", "CAP_SETPCAP"]
         else:
-            prefix += [self.bwrap, "--unshare-all", "--uid", uid, "--gid", uid]
+            # An unprivileged server: a user namespace, in which no other may be made.
+            prefix += [self.bwrap, "--unshare-all", "--unshare-user", "--disable-userns"]
+            prefix += ["--uid", uid, "--gid", uid]
         # Not --die-with-parent: its signal follows the spawning *thread*, and the web
         # server's worker threads come and go. The worker ends itself when its pipe
         # closes, and a kill takes the process group the worker was started in: both
@@ -244,9 +246,8 @@ class Walls:
                 prefix += ["--symlink", f"usr/{link}", f"/{link}"]
         prefix += _binds((*self.system, folder))
         prefix += ["--chdir", str(folder)]
-        if self.per_organisation_uid:
-            assert self.setpriv is not None
-            prefix += ["--", self.setpriv, "--reuid", uid, "--regid", uid, "--clear-groups"]
+        if setpriv is not None and prlimit is not None:
+            prefix += ["--", setpriv, "--reuid", uid, "--regid", uid, "--clear-groups"]
             prefix += ["--inh-caps=-all", "--bounding-set=-all", "--nnp"]
         return (*prefix, "--")
 
@@ -267,7 +268,8 @@ class Walls:
 
     def _keep_filter(self) -> None:
         # A long-lived server's cache folder can be cleaned under it: write it back.
-        assert self.seccomp is not None
+        if self.seccomp is None:
+            return
         try:
             if self.seccomp.read_bytes() == self.seccomp_bpf:
                 return
