@@ -24,6 +24,7 @@ while another vendor's model starts and answers.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -37,8 +38,10 @@ from fastapi.testclient import TestClient
 
 from cityx.core import TargetError
 from cityx.server.app import create_app
+from cityx.server.scoring import ModelPool
 from cityx.server.walls import UID_BASE, UID_SPAN, Walls, WallsError, probe
 from cityx.submissions import open_submission
+from cityx.targets import Limits
 
 from ..conftest import write_submission
 from .conftest import World, build_world, make_config, pack
@@ -314,6 +317,23 @@ def test_walls_without_their_own_uids_hold_no_vendor_code(
         status = client.get("/api/v1/walls", headers=world.auth("auditor")).json()
     assert answer.status_code == 422 and "not root" in answer.text, answer.text
     assert status["contained"] is True and status["vendor_code"] is False
+
+
+def test_without_a_seccomp_filter_the_walls_stand_and_say_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_libseccomp() -> bytes:
+        raise OSError("libseccomp.so.2: cannot open shared object file")
+
+    monkeypatch.setattr("cityx.server.walls.seccomp_program", no_libseccomp)
+    pool = ModelPool(limits=Limits())
+    with caplog.at_level(logging.WARNING, logger="cityx.server"):
+        walls = pool.walls()
+    assert walls is not None and walls.seccomp is None and walls.holds_vendor_code
+    assert "libseccomp cannot build a filter here" in caplog.text
+    status = pool.status()
+    assert str(status["seccomp"]).startswith("off: libseccomp cannot build a filter here")
+    assert "--seccomp" not in walls.around(Path("/usr"), vendor="acme")
 
 
 def test_the_jail_binds_only_python_cityx_and_the_model_under_the_vendors_uid(
