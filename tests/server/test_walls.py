@@ -177,6 +177,26 @@ HELD: dict[str, str | tuple[str, ...]] = {
 }
 
 
+POLICY = """\
+schema_version = 1
+id = "tiny"
+version = "1"
+[checks."admission"]
+[checks."performance.nominal"]
+options = { bootstrap = 50 }
+"""
+
+
+# The tests' own server (its uploads would show in the session world's listings), whose
+# organisations may have 16 processes each.
+@pytest.fixture(scope="module")
+def walls_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    root = tmp_path_factory.mktemp("bomb")
+    policy = root / "tiny.toml"
+    policy.write_text(POLICY)
+    yield from build_world(root, trial_policy=policy, worker_nproc=16)
+
+
 def hostile(world: World, folder: Path, *, bomb: bool = False) -> Path:
     other = world.store.submission(world.model_id)
     assert other is not None
@@ -231,8 +251,9 @@ def full_walls() -> Walls:
 
 
 def test_a_hostile_entry_point_escapes_nothing_and_keeps_its_worker(
-    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    walls_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    world = walls_world
     monkeypatch.setenv(SECRET, "hunter2")
     pool = world.client.app.state.cityx.pool  # type: ignore[attr-defined]
     if pool.code_walls() is None:
@@ -266,8 +287,9 @@ def test_a_hostile_entry_point_escapes_nothing_and_keeps_its_worker(
 
 
 def test_without_walls_vendor_code_is_refused_with_the_reason(
-    world: World, tmp_path: Path, entrypoint_submission: object
+    walls_world: World, tmp_path: Path, entrypoint_submission: object
 ) -> None:
+    world = walls_world
     config = make_config(tmp_path, contain=False)
     folder = entrypoint_submission("pass")  # type: ignore[operator]
     with TestClient(create_app(config, world.store)) as client:
@@ -292,8 +314,12 @@ def test_without_walls_vendor_code_is_refused_with_the_reason(
 
 
 def test_walls_without_their_own_uids_hold_no_vendor_code(
-    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entrypoint_submission: object
+    walls_world: World,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    entrypoint_submission: object,
 ) -> None:
+    world = walls_world
     # A server that is not root gets the user-namespace jail: every vendor shares its uid.
     monkeypatch.setattr("cityx.server.walls.os.geteuid", lambda: 1000)
     walls, why = probe()
@@ -472,14 +498,6 @@ def test_the_seccomp_filter_refuses_what_an_escape_needs_and_a_model_does_not(
 # ---------------------------------------------------------------------------------------
 # One vendor's fork bomb, on a server whose organisations may have 16 processes each.
 
-POLICY = """\
-schema_version = 1
-id = "tiny"
-version = "1"
-[checks."admission"]
-[checks."performance.nominal"]
-options = { bootstrap = 50 }
-"""
 CALM = """\
 import numpy as np
 
@@ -496,20 +514,12 @@ def load():
 """
 
 
-@pytest.fixture(scope="module")
-def bomb_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    root = tmp_path_factory.mktemp("bomb")
-    policy = root / "tiny.toml"
-    policy.write_text(POLICY)
-    yield from build_world(root, trial_policy=policy, worker_nproc=16)
-
-
 @pytest.mark.slow
 def test_a_fork_bomb_starves_only_its_own_vendor_and_its_trial_reports_every_escape(
-    bomb_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    walls_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(SECRET, "hunter2")
-    world = bomb_world
+    world = walls_world
     pool = world.client.app.state.cityx.pool  # type: ignore[attr-defined]
     if pool.code_walls() is None:
         pytest.fail(f"the server cannot hold vendor code here: {pool.why}")
