@@ -33,6 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pyseccomp  # type: ignore[import-untyped]
 import pytest
 from fastapi.testclient import TestClient
 
@@ -407,6 +408,7 @@ def test_two_organisations_whose_uids_collide_are_not_jailed_together(tmp_path: 
 PROBE = r"""
 import ctypes, errno, json, os, socket, sys, threading
 libc = ctypes.CDLL(None, use_errno=True)
+NR = json.loads(sys.argv[2])  # this architecture's syscall numbers
 out = {}
 def outcome(name, result):
     out[name] = "ok" if result >= 0 else errno.errorcode[ctypes.get_errno()]
@@ -417,7 +419,7 @@ def forked(name, call):
     code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     out[name] = "ok" if code == 0 else errno.errorcode[code]
 outcome("unshare(CLONE_NEWUSER)", libc.unshare(0x10000000))
-outcome("add_key", libc.syscall(248, b"user", b"cityx", b"x", 1, -2))
+outcome("add_key", libc.syscall(NR['add_key'], b"user", b"cityx", b"x", 1, -2))
 outcome("personality(ADDR_NO_RANDOMIZE)", libc.personality(0x0040000))
 outcome("personality(PER_LINUX)", libc.personality(0))
 outcome("personality(query)", libc.personality(0xFFFFFFFF))
@@ -434,13 +436,13 @@ forked("fork", lambda: 0)
 if sys.argv[1] == "filtered":
     forked("ptrace(PTRACE_TRACEME)", lambda: libc.ptrace(0, 0, None, None))
     outcome("mount", libc.mount(b"none", b"/tmp", b"tmpfs", 0, None))
-    outcome("bpf", libc.syscall(321, 5, None, 0))
-    outcome("perf_event_open", libc.syscall(298, None, 0, -1, -1, 0))
-    outcome("keyctl", libc.syscall(250, 0, -3, 0))
-    outcome("setns", libc.syscall(308, 0, 0))
-    outcome("io_uring_setup", libc.syscall(425, 1, None))
-    outcome("kexec_load", libc.syscall(246, 0, 0, None, 0))
-    forked("clone(CLONE_NEWNET)", lambda: libc.syscall(56, 0x40000000 | 17, 0, 0, 0, 0))
+    outcome("bpf", libc.syscall(NR['bpf'], 5, None, 0))
+    outcome("perf_event_open", libc.syscall(NR['perf_event_open'], None, 0, -1, -1, 0))
+    outcome("keyctl", libc.syscall(NR['keyctl'], 0, -3, 0))
+    outcome("setns", libc.syscall(NR['setns'], 0, 0))
+    outcome("io_uring_setup", libc.syscall(NR['io_uring_setup'], 1, None))
+    outcome("kexec_load", libc.syscall(NR['kexec_load'], 0, 0, None, 0))
+    forked("clone(CLONE_NEWNET)", lambda: libc.syscall(NR['clone'], 0x40000000 | 17, 0, 0, 0, 0))
 status = dict(l.split(":\t", 1) for l in open("/proc/self/status").read().splitlines())
 out["seccomp mode"] = status["Seccomp"].strip()
 out["uid"] = os.getuid()
@@ -448,10 +450,20 @@ print(json.dumps(out))
 """
 
 
+# Called by number (libc wraps few of them), resolved for this architecture by libseccomp.
+CALLS = ("add_key", "bpf", "perf_event_open", "keyctl", "setns", "io_uring_setup")
+CALLS += ("kexec_load", "clone")
+
+
 def in_jail(walls: Walls, folder: Path, mode: str) -> dict[str, object]:
     jail = walls.around(folder, vendor="acme")
+    arch = pyseccomp.system_arch()
+    numbers = {name: pyseccomp.resolve_syscall(arch, name) for name in CALLS}
     done = subprocess.run(
-        [*jail, sys.executable, "-c", PROBE, mode], capture_output=True, timeout=60, check=False
+        [*jail, sys.executable, "-c", PROBE, mode, json.dumps(numbers)],
+        capture_output=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr.decode()
     found: dict[str, object] = json.loads(done.stdout)
