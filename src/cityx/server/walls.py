@@ -339,7 +339,8 @@ def seccomp_program() -> bytes:
 
     Raises OSError or ImportError where libseccomp or its binding is missing.
     """
-    import pyseccomp as sc  # type: ignore[import-untyped]  # loads libseccomp.so.2 with ctypes: absent, ImportError/OSError
+    # pyseccomp loads libseccomp.so.2 with ctypes when imported: absent, ImportError/OSError.
+    import pyseccomp as sc  # type: ignore[import-untyped]
 
     deny = sc.ERRNO(errno.EPERM)
     program = sc.SyscallFilter(sc.ALLOW)
@@ -432,6 +433,7 @@ def _try(walls: Walls) -> str | None:
         "uid": (seen[0], uid),
         "groups": (seen[2], "0" if walls.per_organisation_uid else seen[2]),
         "seccomp": (seen[3], "2" if walls.seccomp is not None else seen[3]),
+        "no_new_privs": (seen[4], "1" if walls.per_organisation_uid else seen[4]),
         "capabilities": (seen[5], "0"),
     }
     wrong = [f"{k} {got} (wanted {want})" for k, (got, want) in expected.items() if got != want]
