@@ -8,7 +8,7 @@ Words:
   loopback, where PostgreSQL listens); a root file system holding only the
   system's ``/usr``, the Python installation, cityx's own code and the
   model's submission folder, all read-only; a private, size-capped ``/tmp``
-  (its *scratch*); a fresh ``/proc`` and ``/dev``; no ``/etc``, ``/home`` or
+  (its *scratch*) and ``/dev/shm``; a fresh ``/proc`` and ``/dev``; no ``/etc``, ``/home`` or
   ``/var`` at all (so no ``/etc/passwd``, no PostgreSQL socket); and an
   environment scrubbed to the few variables the worker needs;
 - the *organisation's uid*: with a server run as root, the jail's processes
@@ -61,6 +61,7 @@ BWRAP = "bwrap"
 # The jail's own private tmpfs, mounted over /tmp inside it; never the host's /tmp.
 _SCRATCH = "/tmp"  # nosec B108
 SCRATCH_MB = 256  # a tmpfs lives in memory, outside the worker's RLIMIT_AS: cap it
+SHM_MB = 64
 # Organisation uids (and gids): UID_BASE .. UID_BASE + UID_SPAN - 1, i.e.
 # 1073741824-1342177279, inside the range systemd leaves to containers
 # (524288-1879048191), far from the system's and people's uids.
@@ -240,7 +241,10 @@ class Walls:
             prefix += ["--seccomp", str(_SECCOMP_FD)]
         # The scratch and the kernel's views first: a later bind may sit inside /tmp.
         prefix += ["--perms", "1777", "--size", str(SCRATCH_MB * 2**20), "--tmpfs", _SCRATCH]
-        prefix += ["--proc", "/proc", "--dev", "/dev", "--ro-bind", "/usr", "/usr"]
+        prefix += ["--proc", "/proc", "--dev", "/dev"]
+        # POSIX semaphores (multiprocessing, joblib) live in /dev/shm: a small one of its own.
+        prefix += ["--perms", "1777", "--size", str(SHM_MB * 2**20), "--tmpfs", "/dev/shm"]
+        prefix += ["--ro-bind", "/usr", "/usr"]
         for link in ("bin", "lib", "lib64", "sbin"):
             if (Path("/") / link).is_symlink():
                 prefix += ["--symlink", f"usr/{link}", f"/{link}"]
