@@ -36,7 +36,12 @@ def create_app(config: ServerConfig, store: Store) -> FastAPI:
     st = ServerState(
         config=config,
         store=store,
-        pool=ModelPool(limits=limits, contain=config.contain),
+        pool=ModelPool(
+            limits=limits,
+            contain=config.contain,
+            realm=str(config.data_dir.resolve()),
+            nproc=config.worker_nproc,
+        ),
         monitor=ExtractionMonitor(min_queries=config.monitor_min_queries),
         limiter=LoginLimiter(config.login_per_minute),
     )

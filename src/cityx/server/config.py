@@ -63,6 +63,9 @@ class ServerConfig:
     contain: bool = True
     worker_memory_mb: int = 2048
     call_timeout_s: float = 30.0
+    # Processes and threads one organisation's jailed workers may have at once, together
+    # (RLIMIT_NPROC on the organisation's own uid: a fork bomb stops there).
+    worker_nproc: int = 64
     # Jobs (see cityx.server.jobs): trials run at most this many at a time, each in its
     # own process, under this policy (None: the default policy). The worker that runs
     # them is a child of the server unless embedded_worker = false (then: cityx worker).
@@ -90,6 +93,7 @@ class ServerConfig:
             "login_per_minute",
             "monitor_min_queries",
             "worker_memory_mb",
+            "worker_nproc",
             "trial_workers",
             "live_runs",
             "live_checkpoint_every",

@@ -100,6 +100,7 @@ class JobContext:
     config: ServerConfig
     store: Store
     walls: Walls | None
+    code_walls: Walls | None  # the walls if vendor code may run in them (ModelPool.code_walls)
     why: str  # why there are no walls, when there are none
 
 
@@ -178,7 +179,7 @@ def prepare_trial(ctx: JobContext, job: JobRecord) -> JobSpec:
     if sub is None or job.trial_id is None:
         raise StoreError(f"job {job.id}: its submission is gone", where="jobs")
     manifest = Manifest.model_validate(sub.manifest)
-    check_runnable(manifest, ctx.walls, ctx.why)  # the walls could have gone since
+    check_runnable(manifest, ctx.code_walls, ctx.why)  # the walls could have gone since
     folder = Path(sub.path)
     cfg = ctx.config
     return JobSpec(
@@ -194,7 +195,7 @@ def prepare_trial(ctx: JobContext, job: JobRecord) -> JobSpec:
         call_timeout_s=cfg.call_timeout_s,
         wrapper=() if ctx.walls is None else ctx.walls.around(folder, vendor=job.organisation),
         # Vendor code is trusted to run only behind the walls (check_runnable).
-        trust_code=ctx.walls is not None,
+        trust_code=ctx.code_walls is not None,
         operator=job.requested_by,
     )
 

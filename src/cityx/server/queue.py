@@ -140,8 +140,16 @@ def run_worker(
         pool = ModelPool(
             limits=Limits(memory_mb=config.worker_memory_mb, call_timeout_s=config.call_timeout_s),
             contain=config.contain,
+            realm=str(config.data_dir.resolve()),
+            nproc=config.worker_nproc,
         )
-        ctx = JobContext(config=config, store=store, walls=pool.walls(), why=pool.why)
+        ctx = JobContext(
+            config=config,
+            store=store,
+            walls=pool.walls(),
+            code_walls=pool.code_walls(),
+            why=pool.why,
+        )
 
         def run(job_id: int) -> None:
             supervise(ctx, kinds, job_id)

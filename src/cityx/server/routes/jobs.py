@@ -70,7 +70,7 @@ def request_trial(st: ServerState, request: Request, who: Principal, sid: int, s
     """Queue a trial job of submission ``sid`` for ``who``; the job's id (audited)."""
     sub, owner = _visible_submission(st, request, who, sid)
     pool = st.pool
-    check_runnable(Manifest.model_validate(sub.manifest), pool.walls(), pool.why)
+    check_runnable(Manifest.model_validate(sub.manifest), pool.code_walls(), pool.why)
     job_id = st.store.add_job(
         kind=TRIAL,
         submission_id=sub.id,
