@@ -131,7 +131,7 @@ def test_oversight_runs_are_evidence_for_art_14() -> None:
         external=ExternalEvidence(oversight=(_run(passed=True, shown="not shown"),)).checks(),
     )
     rows = {r.requirement.id: r for r in assess(load_framework("euai"), ev).rows}
-    assert "did not exercise it" in " ".join(rows["Art. 14(4)(d)"].missing)
+    assert "oversight run run-1 did not exercise it" in " ".join(rows["Art. 14(4)(d)"].missing)
     # without any run, the oversight rows rest on attestations only: never met
     none = _euai(ExternalEvidence())
     assert none["Art. 14(4)(e)"] is Status.PARTLY_MET

@@ -176,12 +176,18 @@ def test_an_oversight_folder_must_be_one(tmp_path: Path) -> None:
         read_oversight_run(tmp_path)
 
 
-def _oversight_folder(root: Path, city: SigningKey, *, passed: bool) -> Path:
+# The golden results' submission folder: a run of this controller is about the trial's system.
+SUBMISSION = "/srv/cityx/submissions/metro-congestion"
+
+
+def _oversight_folder(
+    root: Path, city: SigningKey, *, passed: bool, controller: str = SUBMISSION
+) -> Path:
     """A run folder as 'cityx oversee drill --out' leaves it: a sealed decision log,
     oversight.json and drill.json (written here without running SUMO)."""
     from cityx.oversight.decisions import DecisionLog
 
-    folder = root / f"run-{passed}"
+    folder = root / f"run-{passed}-{Path(controller).name}"
     folder.mkdir()
     log = DecisionLog(folder, city, run="run-7", checkpoint_every=3)
     for t in range(5):
@@ -200,7 +206,7 @@ def _oversight_folder(root: Path, city: SigningKey, *, passed: bool) -> Path:
     ]
     run = {
         "run_id": "run-7",
-        "spec": {"scenario": "cologne1", "seconds": 150},
+        "spec": {"scenario": "cologne1", "seconds": 150, "controller": controller},
         "complete": True,
         "oversight": {"violations": {"conflict": 0}, "art14": art14},
     }
@@ -241,3 +247,17 @@ def test_a_run_under_oversight_is_evidence_and_its_log_is_verified(
     assert rows["Art. 14(4)(d)"].status.value == "not met"
     packed = pack_evidence(trial, city, tmp_path / "pkg", pdf=False, oversight=[good])
     assert "oversight/run-7/decisions.jsonl" in read_package(packed.path)
+
+
+def test_a_run_of_another_controller_is_shown_but_not_evidence(
+    world: tuple[Path, str], city: SigningKey, tmp_path: Path
+) -> None:
+    trial, _url = world
+    other = _oversight_folder(tmp_path, city, passed=True, controller="max-pressure")
+    report = build_report(open_trial(trial), framework="euai", oversight=[other])
+    (run,) = report.external.oversight
+    assert not run.same_system and run.controller == "max-pressure"
+    rows = {r.requirement.id: r for r in report.assessments[0].rows}
+    row = rows["Art. 14(4)(e)"]
+    assert not [e for e in row.evidence if e.ref.startswith("oversight.")]
+    assert "is about another controller" in " ".join(row.missing)

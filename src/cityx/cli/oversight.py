@@ -111,7 +111,8 @@ def register(sub: Subparsers) -> None:
         "--store",
         metavar="URL",
         help="anchor each checkpoint of the decision log in this store's audit log "
-        "(default: not anchored)",
+        "(default: not anchored); env:NAME reads the URL from environment variable NAME, "
+        "so that a password never shows in the process list",
     )
     run.add_argument(
         "--bus",
@@ -126,6 +127,19 @@ def register(sub: Subparsers) -> None:
         metavar="S",
         help="fall back to the fixed-time plan when the operator channel is silent this many "
         "wall-clock seconds (needs --bus and --operator-trust)",
+    )
+    run.add_argument(
+        "--pace",
+        type=float,
+        metavar="X",
+        help="run at X times real time (1: real time); default: as fast as it goes. Over "
+        "the bus, operators can also pause, continue and step the run",
+    )
+    run.add_argument(
+        "--run-id",
+        metavar="ID",
+        help="the run's id (lowercase letters, digits, -); signed commands must then be "
+        "bound to it (a server names its live runs so)",
     )
     run.add_argument(
         "--attack",
@@ -270,9 +284,35 @@ def _attacks(values: list[str]) -> tuple[tuple[str, dict[str, Any]], ...]:
     return tuple(hooks)
 
 
+PARENT_PID_ENV = "CITYX_PARENT_PID"
+
+
+def _die_with_parent() -> None:
+    """A run started by a server (which sets ``CITYX_PARENT_PID``) dies with it: a paused run
+    whose server is gone would otherwise wait forever. Killed, its log stays verifiable up
+    to its last checkpoint, as for any kill."""
+    # lazy: cityx --help stays fast
+    import os
+    import signal
+    import threading
+    import time
+
+    wanted = os.environ.get(PARENT_PID_ENV, "")
+    if not wanted.isdigit():
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(wanted):
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
 def _oversee_run(args: argparse.Namespace) -> int:
     if not args.in_process:
         return in_child(args)
+    _die_with_parent()
     # lazy: cityx --help stays fast
     from cityx.oversight import CommandQueue, load_operator_file, run_oversight
 
@@ -302,14 +342,18 @@ def _oversee_run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     spec = replace(
-        spec, channel_timeout_s=args.channel_timeout, checkpoint_every=args.checkpoint_every
+        spec,
+        channel_timeout_s=args.channel_timeout,
+        checkpoint_every=args.checkpoint_every,
+        pace=args.pace,
+        run_id=args.run_id,
     )
     store = None
     if args.store is not None:
         # lazy: cityx --help stays fast
         from cityx.store import Store
 
-        store = Store.open(args.store)
+        store = Store.open(_store_url(args.store))
     anchor = _anchor_to(store) if store is not None else None
     try:
         result = run_oversight(
@@ -347,6 +391,21 @@ def _oversee_run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.complete else EXIT_VERDICT
 
 
+def _store_url(value: str) -> str:
+    """``--store``'s URL; ``env:NAME`` names the environment variable holding it."""
+    if not value.startswith("env:"):
+        return value
+    # lazy: cityx --help stays fast
+    import os
+
+    from cityx.core import InputError
+
+    url = os.environ.get(value[4:])
+    if not url:
+        raise InputError(f"environment variable {value[4:]} is not set", where="--store")
+    return url
+
+
 def _anchor_to(store: Any) -> Any:
     """Each checkpoint into the store's audit log, as it is made."""
     # lazy: cityx --help stays fast
@@ -382,7 +441,8 @@ def _bus(args: argparse.Namespace, queue: Any) -> tuple[Any, Any]:
         transport = MqttTransport(url=args.bus).connect()
         close = transport.close
     if args.operator_trust is not None:
-        listen(transport, queue, CommandVerifier(load_trust(args.operator_trust)), city=args.city)
+        verifier = CommandVerifier(load_trust(args.operator_trust), run=args.run_id)
+        listen(transport, queue, verifier, city=args.city)
     elif args.channel_timeout is not None:
         raise InputError("--channel-timeout needs --operator-trust", where="--channel-timeout")
     return StateFeed(transport, city=args.city), close

@@ -15,7 +15,11 @@ reads the store and verifies signatures; this module only holds their values:
   ``drill``) of the same system, with its *decision log* verification
   (chain and seals, :mod:`cityx.oversight.decisions`), its EU AI Act Art.
   14(4) table (what each point's features showed in the run), and, for a
-  drill, the drill's measures and whether it met its goals.
+  drill, the drill's measures and whether it met its goals. A run is
+  evidence about the trial's system only when its *controller* is the
+  trial's submission (the same submission folder); a run of another
+  controller (a baseline such as ``max-pressure``) is shown, and its rows
+  say it is about another controller, but it is never counted as evidence.
 
 Both become :class:`~.requirements.ExternalCheck` rows of evidence:
 ``oversight.drill``, ``oversight.decision-log`` and ``oversight.art14(4)(x)``
@@ -25,7 +29,7 @@ for each point x of Art. 14(4).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .requirements import ExternalCheck
@@ -101,6 +105,8 @@ class OversightRun:
     seconds: float | None
     complete: bool
     decision_log: DecisionLogCheck
+    controller: str = ""
+    same_system: bool = True
     art14: tuple[Mapping[str, Any], ...] = ()
     drill: Mapping[str, Any] | None = None
     violations: int = 0
@@ -111,6 +117,8 @@ class OversightRun:
             "folder": self.folder,
             "scenario": self.scenario,
             "seconds": self.seconds,
+            "controller": self.controller,
+            "same_system": self.same_system,
             "complete": self.complete,
             "violations": self.violations,
             "decision_log": {
@@ -129,6 +137,8 @@ class OversightRun:
     def checks(self) -> tuple[ExternalCheck, ...]:
         """This run's evidence rows: the decision log, the drill, and each Art. 14(4) point."""
         ref = f"oversight run {self.run_id}"
+        if not self.same_system:
+            ref += f" of controller {self.controller or '?'}, not the trial's submission"
         log = self.decision_log
         out = [
             ExternalCheck(
@@ -167,8 +177,13 @@ class OversightRun:
                     "check",
                     ref,
                     "passed" if shown else "skipped",
-                    f"Art. {point} shown in the run: {detail}" if shown else "",
+                    f"Art. {point} shown in the run: {detail}" if shown else "did not exercise it",
                 )
+            )
+        if not self.same_system:
+            # Shown, never counted: the run says nothing about this trial's system.
+            return tuple(
+                replace(c, status="skipped", detail="is about another controller") for c in out
             )
         return tuple(out)
 
@@ -180,13 +195,18 @@ def _seconds(value: Any) -> str:
 def _evidence_text(evidence: Mapping[str, Any], *, limit: int = 4) -> str:
     parts = []
     for key, value in list(evidence.items())[:limit]:
-        if isinstance(value, float):
+        unit = ""
+        if key.endswith("_s"):
+            key, unit = key.removesuffix("_s"), " s"
+        if value is None:
+            value, unit = "not measured", ""
+        elif isinstance(value, float):
             value = f"{value:.1f}"
         elif isinstance(value, Mapping):
             value = sum(v for v in value.values() if isinstance(v, int))
         elif isinstance(value, Sequence) and not isinstance(value, str):
             value = ", ".join(str(v) for v in value) or "none"
-        parts.append(f"{key.replace('_', ' ')} {value}")
+        parts.append(f"{key.replace('_', ' ')} {value}{unit}")
     return "; ".join(parts)
 
 

@@ -416,7 +416,7 @@ def _external_items(
 ) -> None:
     for e in found:
         if e.status not in _MEASURED:
-            missing.append(f"{check_id}: {e.ref} did not exercise it")
+            missing.append(f"{check_id}: {e.ref} {e.detail or 'is not evidence for it'}")
             continue
         ran.append(check_id)
         outcome = {"passed": Outcome.SUPPORTS, "failed": Outcome.CONTRADICTS}.get(

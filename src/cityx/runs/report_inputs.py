@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +164,7 @@ def read_oversight_run(folder: Path, trust: TrustStore | None = None) -> Oversig
     violations = _object(oversight.get("violations"))
     spec = _object(run.get("spec"))
     return OversightRun(
+        controller=str(spec.get("controller", "")),
         run_id=str(run.get("run_id", folder.name)),
         folder=str(folder),
         scenario=str(spec.get("scenario", "?")),
@@ -178,6 +179,16 @@ def read_oversight_run(folder: Path, trust: TrustStore | None = None) -> Oversig
 
 def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _about(run: OversightRun, trial: TrialFolder) -> OversightRun:
+    """The run, marked as about another system unless its controller is the trial's
+    submission folder (oversight.json records the controller's folder, not its digest)."""
+    sub = trial.results.submission
+    same = bool(sub and sub.path and run.controller) and (
+        Path(run.controller).resolve() == Path(str(sub.path)).resolve()  # type: ignore[union-attr]
+    )
+    return replace(run, same_system=same)
 
 
 def _verify_log(folder: Path, run: str | None, trust: TrustStore | None) -> DecisionLogCheck:
@@ -220,7 +231,7 @@ def gather(
 
     A checklist file (``checklist``) takes precedence over stored answers.
     """
-    runs = tuple(read_oversight_run(p, trust) for p in oversight)
+    runs = tuple(_about(read_oversight_run(p, trust), trial) for p in oversight)
     if store is None and store_url is None:
         return ReportInputs(ExternalEvidence(oversight=runs))
     trial_id = trial.results.trial_id or ""

@@ -53,6 +53,9 @@ class Permission(StrEnum):
     JOB_CANCEL = "job.cancel"
     CHECKLIST_WRITE = "checklist.write"  # answer the process checklist (an attestation)
     EVIDENCE_EXPORT = "evidence.export"  # download a trial's signed evidence package
+    RUN_START = "run.start"  # start a live world run under oversight
+    RUN_READ = "run.read"  # a live run, its state stream, its commands (overseers: their own)
+    RUN_COMMAND = "run.command"  # command a live run (only the overseers assigned to it)
 
 
 P = Permission
@@ -72,6 +75,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.JOB_READ,
             P.JOB_CANCEL,
             P.EVIDENCE_EXPORT,
+            P.RUN_START,
+            P.RUN_READ,
         }
     ),
     # Scoped to its organisation: the same permissions reach only its own objects.
@@ -93,8 +98,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     ),
     # Finds its targets and queries them within budget; labels only.
     Role.RED_TEAMER: frozenset({P.SELF, P.SUBMISSION_READ, P.MODEL_QUERY}),
-    # Live runs are not served yet (see docs/server.md): an overseer only knows itself.
-    Role.OVERSEER: frozenset({P.SELF}),
+    # Starts live runs, sees the ones assigned to it, commands them (cityx.server.live).
+    Role.OVERSEER: frozenset({P.SELF, P.RUN_START, P.RUN_READ, P.RUN_COMMAND}),
     # Reads everything, the audit log included, and changes nothing.
     Role.AUDITOR: frozenset(
         {
@@ -106,6 +111,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.ALERTS_READ,
             P.JOB_READ,
             P.EVIDENCE_EXPORT,
+            P.RUN_READ,
         }
     ),
     # Manages identities (through `cityx users`), sees no tenant's data.
@@ -134,6 +140,7 @@ ROUTE_RULES: dict[tuple[str, str], Permission] = {
     ("GET", f"{API}/audit/verify"): P.AUDIT_READ,
     ("GET", f"{API}/audit/entries"): P.AUDIT_READ,
     ("GET", f"{API}/alerts"): P.ALERTS_READ,
+    ("GET", f"{API}/walls"): P.AUDIT_READ,  # how vendor code is contained (cityx.server.walls)
     ("GET", f"{API}/users"): P.USERS_READ,
     ("POST", f"{API}/submissions/{{submission_id}}/trials"): P.TRIAL_REQUEST,
     ("GET", f"{API}/jobs"): P.JOB_READ,
@@ -143,6 +150,13 @@ ROUTE_RULES: dict[tuple[str, str], Permission] = {
     ("GET", f"{API}/trials/{{trial_id}}/checklist"): P.TRIAL_READ,
     ("PUT", f"{API}/trials/{{trial_id}}/checklist"): P.CHECKLIST_WRITE,
     ("GET", f"{API}/trials/{{trial_id}}/evidence"): P.EVIDENCE_EXPORT,
+    ("POST", f"{API}/runs"): P.RUN_START,
+    ("GET", f"{API}/runs"): P.RUN_READ,
+    ("GET", f"{API}/runs/{{run_id}}"): P.RUN_READ,
+    ("GET", f"{API}/runs/{{run_id}}/state"): P.RUN_READ,
+    ("GET", f"{API}/runs/{{run_id}}/commands"): P.RUN_READ,
+    ("POST", f"{API}/runs/{{run_id}}/commands"): P.RUN_COMMAND,
+    ("POST", f"{API}/runs/{{run_id}}/commands/{{command_id}}/reason"): P.RUN_COMMAND,
 }
 """(method, route path) -> the permission it needs. A route not here is refused."""
 

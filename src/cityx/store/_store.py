@@ -31,6 +31,7 @@ from ._base import ACTOR, StoreBase, default_store_url
 from ._checklist import ChecklistRows
 from ._identity import IdentityRows
 from ._jobs import JobRows
+from ._live import LiveRows
 from ._metering import MeteringRows
 from ._trials import TrialLog, TrialRecord
 from ._trust import TrustRows
@@ -39,6 +40,7 @@ from ._trust import TrustRows
 class Store(
     IdentityRows,
     JobRows,
+    LiveRows,
     MeteringRows,
     ChecklistRows,
     TrialLog,
