@@ -261,3 +261,13 @@ def test_a_run_of_another_controller_is_shown_but_not_evidence(
     row = rows["Art. 14(4)(e)"]
     assert not [e for e in row.evidence if e.ref.startswith("oversight.")]
     assert "is about another controller" in " ".join(row.missing)
+
+
+def test_a_store_that_is_not_there_is_bad_input_and_is_not_created(tmp_path: Path) -> None:
+    trial = tmp_path / "trial"
+    trial.mkdir()
+    shutil.copy(GOLDEN, trial / "results.json")
+    missing = tmp_path / "no-store.db"
+    with pytest.raises(InputError, match="no store here"):
+        build_report(open_trial(trial), store_url=f"sqlite:///{missing}")
+    assert not missing.exists()

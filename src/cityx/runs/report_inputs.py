@@ -43,7 +43,7 @@ from cityx.governance.trial_folder import TrialFolder, trial_answers
 from cityx.interop import TrustStore, verify_digest
 from cityx.oversight.decisions import LOG_FILE, verify_decisions
 from cityx.oversight.drills import DRILL_FILE
-from cityx.store import ChecklistAnswerRecord, RulingRecord, Store
+from cityx.store import ChecklistAnswerRecord, RulingRecord, Store, parse_store_url
 
 OVERSIGHT_FILE = "oversight.json"
 _SIGNED_FIELDS = ("decision", "reasons", "conditions", "regulator", "ruled_at")
@@ -237,6 +237,12 @@ def gather(
     trial_id = trial.results.trial_id or ""
     if store is None:
         assert store_url is not None
+        target = parse_store_url(store_url)
+        if target.path is not None and not target.memory and not target.path.is_file():
+            # Opening would create an empty store: a report reads one, it never makes one.
+            raise InputError(
+                "no store here", where=target.display, hint="give the server's store URL"
+            )
         with Store.open(store_url) as opened:
             record, system, version, answered = _from_store(opened, trial)
     else:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cityx.core import InputError
+from cityx.governance.external import RULING_PURPOSE
 from cityx.interop import (
     LongVerification,
     SigningKey,
@@ -41,7 +42,7 @@ from cityx.interop import (
     write_key_files,
 )
 
-PURPOSE = "server.ruling"
+PURPOSE = RULING_PURPOSE  # one name: the governance report checks rulings with it too
 
 
 class Decision(StrEnum):
