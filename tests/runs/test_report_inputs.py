@@ -70,8 +70,12 @@ def test_a_ruling_verifies_only_against_the_trust_and_as_signed(
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, city: SigningKey) -> tuple[Path, str]:
-    """A trial folder and a store holding its trial, a ruling and two stored answers."""
-    root = tmp_path_factory.mktemp("inputs")
+    return make_world(tmp_path_factory.mktemp("inputs"), city)
+
+
+def make_world(root: Path, city: SigningKey) -> tuple[Path, str]:
+    """A trial folder and a store holding its trial, a ruling (signed by ``city``) and two
+    stored answers."""
     trial = root / "trial"
     trial.mkdir()
     shutil.copy(GOLDEN, trial / "results.json")
@@ -271,3 +275,16 @@ def test_a_store_that_is_not_there_is_bad_input_and_is_not_created(tmp_path: Pat
     with pytest.raises(InputError, match="no store here"):
         build_report(open_trial(trial), store_url=f"sqlite:///{missing}")
     assert not missing.exists()
+
+
+def test_a_packed_ruling_by_an_untrusted_key_fails_the_package(
+    city: SigningKey, trust: StaticTrustStore, tmp_path: Path
+) -> None:
+    stranger = generate_key("urn:cityx:city:elsewhere")
+    (tmp_path / "w").mkdir()
+    trial, url = make_world(tmp_path / "w", stranger)
+    packed = pack_evidence(trial, city, tmp_path / "pkg", pdf=False, trust=trust, store_url=url)
+    assert json.loads(read_package(packed.path)["ruling.json"])["signature_check"] == "failed"
+    result = verify_evidence(packed.path, trust)
+    assert not result.ok
+    assert [p.subject for p in result.problems] == ["ruling.json"]
