@@ -121,13 +121,13 @@ def _with(
 
 
 def stored_answers(
-    trial: TrialFolder | None, records: Sequence[ChecklistAnswerRecord]
+    trial_dir: Path | None, records: Sequence[ChecklistAnswerRecord]
 ) -> tuple[Answer, ...]:
     """Every checklist item: the stored answer where one was given (an attestation with its
-    author and time), else what the trial's own results answer (blank without a trial)."""
+    author and time), else what the trial folder's results answer (blank without one)."""
     by_item = {r.item_id: r for r in records}
     out = []
-    for blank in answer_from_trial(load_checklist(), trial.path if trial else None):
+    for blank in answer_from_trial(load_checklist(), trial_dir):
         r = by_item.get(blank.id)
         if r is None:
             out.append(blank)
@@ -254,7 +254,7 @@ def gather(
         return ReportInputs(external)
     return ReportInputs(
         external,
-        stored_answers(trial, answered),
+        stored_answers(trial.path, answered),
         f"{len(answered)} answer(s) stored in the console for {system} {version} "
         "(attestations, each with its author and time); the rest from the trial's results",
     )

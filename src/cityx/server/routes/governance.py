@@ -25,7 +25,6 @@ from starlette.concurrency import run_in_threadpool
 
 from cityx.core import CityxError
 from cityx.governance.checklist import ANSWERS, load_checklist
-from cityx.governance.trial_folder import open_trial
 from cityx.interop import trust_of_jwk
 from cityx.runs.evidence import pack_evidence
 from cityx.runs.report_inputs import stored_answers
@@ -58,7 +57,7 @@ def checklist_rows(
     folder = Path(record.out_dir) if record and record.out_dir else None
     # A trial whose folder is gone still shows its stored answers, over blank items.
     found = folder is not None and (folder / "results.json").is_file()
-    answers = stored_answers(open_trial(folder) if found and folder else None, records)
+    answers = stored_answers(folder if found else None, records)
     rows = []
     for a in answers:
         r = by_item.get(a.id)
