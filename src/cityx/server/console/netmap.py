@@ -40,6 +40,7 @@ from xml.sax.saxutils import escape, quoteattr
 from markupsafe import Markup
 
 from cityx.worlds.traffic import get_scenario
+from cityx.worlds.traffic.network import GREEN, YELLOW
 from cityx.worlds.traffic.scenarios import config_files
 from cityx.worlds.traffic.sumo_env import load_sumolib
 
@@ -109,6 +110,7 @@ class MapIntersection:
     id: str
     at: Point
     approaches: tuple[Approach, ...]
+    greens: tuple[int, ...] = ()  # the green phases of its program (what may be asked for)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +176,18 @@ def _read_map(path: str, _mtime: int, _size: int) -> NetworkMap:
             )
             for eid, edge in sorted(edges.items())
         )
-        found.append(MapIntersection(id=tls.getID(), at=at, approaches=approaches))
+        programs = tls.getPrograms()
+        states = (
+            [p.state for p in next(iter(programs.values())).getPhases()] if programs else []
+        )
+        greens = tuple(
+            k
+            for k, st in enumerate(states)
+            if any(c in GREEN for c in st) and not any(c in YELLOW for c in st)
+        )
+        found.append(
+            MapIntersection(id=tls.getID(), at=at, approaches=approaches, greens=greens)
+        )
     return NetworkMap(
         source=Path(path).name,
         bbox=((float(x0), float(y0)), (float(x1), float(y1))),
