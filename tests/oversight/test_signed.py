@@ -98,7 +98,9 @@ def test_the_state_feed_is_signed_numbered_and_refuses_spoofs(tmp_path: Path) ->
     reader.subscribe(bus, city="cologne")
     spec = OversightSpec("cologne1", seconds=15, seed=1, out=tmp_path)
     run_oversight(spec, key=city, feed=StateFeed(bus, city="cologne"))
-    assert len(reader.accepted) == 15 and not reader.refused
+    # One message per step, and the last word: the run ended.
+    assert len(reader.accepted) == 16 and not reader.refused
+    assert reader.accepted[-1]["state"]["run"]["ended"] is True
     last = reader.accepted[-1]["state"]
     assert {"time_s", "intersections", "alerts"} <= set(last)
     (tls,) = last["intersections"]
@@ -107,7 +109,7 @@ def test_the_state_feed_is_signed_numbered_and_refuses_spoofs(tmp_path: Path) ->
     spoof = StateFeed(bus, city="cologne")
     spoof.start(generate_key("urn:cityx:city:cologne"), "fake")
     spoof.publish({"time_s": 99})
-    assert len(reader.accepted) == 15 and "bad signature" in reader.refused[-1]
+    assert len(reader.accepted) == 16 and "bad signature" in reader.refused[-1]
 
 
 @pytest.mark.mqtt

@@ -45,6 +45,13 @@ MATRIX: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/jobs/{job_id}"): {R, V, A},
     ("GET", "/api/v1/jobs/{job_id}/events"): {R, V, A},
     ("POST", "/api/v1/jobs/{job_id}/cancel"): {R, V},
+    ("POST", "/api/v1/runs"): {R, OV},
+    ("GET", "/api/v1/runs"): {R, OV, A},
+    ("GET", "/api/v1/runs/{run_id}"): {R, OV, A},
+    ("GET", "/api/v1/runs/{run_id}/state"): {R, OV, A},
+    ("GET", "/api/v1/runs/{run_id}/commands"): {R, OV, A},
+    ("POST", "/api/v1/runs/{run_id}/commands"): {OV},
+    ("POST", "/api/v1/runs/{run_id}/commands/{command_id}/reason"): {OV},
 }
 ROW = {
     "lanes": 2,
@@ -98,9 +105,37 @@ def ended_job(world: World) -> int:
     return job
 
 
+_RUNS: dict[int, str] = {}
+
+
+def ended_run(world: World) -> str:
+    """A live run assigned to the overseer that has ended (recorded, never started), so
+    that the cells read and command it without a simulation; one per world."""
+    if id(world) not in _RUNS:
+        run_id = f"lr-matrix{id(world) % 10**8}"
+        world.store.add_live_run(
+            run_id=run_id,
+            scenario="cologne1",
+            controller="fixed",
+            seconds=10,
+            seed=0,
+            pace=None,
+            overseers=["overseer"],
+            out_dir="/nowhere",
+            actor="matrix-test",
+        )
+        world.store.finish_live_run(
+            run_id, status="failed", result=None, error="matrix test", actor="matrix-test"
+        )
+        _RUNS[id(world)] = run_id
+    return _RUNS[id(world)]
+
+
 def call(world: World, method: str, path: str, user: str | None) -> Any:
     url = (
-        path.replace("{job_id}", str(ended_job(world)) if "{job_id}" in path else "")
+        path.replace("{run_id}", ended_run(world) if "{run_id}" in path else "")
+        .replace("{command_id}", "no-such-command")
+        .replace("{job_id}", str(ended_job(world)) if "{job_id}" in path else "")
         .replace("{submission_id}", str(world.model_id))
         .replace("{model_id}", str(world.model_id))
         .replace("{trial_id}", world.trial_id)
@@ -113,6 +148,13 @@ def call(world: World, method: str, path: str, user: str | None) -> Any:
         body = {"json": {"decision": "reject", "reasons": ["matrix test"]}}
     elif path.endswith("/session") and method == "POST":
         body = {"json": {"name": "nobody", "password": "not a password at all"}}
+    elif path == "/api/v1/runs" and method == "POST":
+        # An unknown scenario: the cell is checked (422 past the guard), no run starts.
+        body = {"json": {"scenario": "no-such-scenario", "seconds": 5}}
+    elif path.endswith("/commands") and method == "POST":
+        body = {"json": {"action": "hold", "intersection": "*"}}  # the run ended: 409
+    elif path.endswith("/reason") and method == "POST":
+        body = {"json": {"reason": "matrix test"}}
     elif path.endswith("/submissions") and method == "POST":
         body = {"files": {"archive": ("x.tar.gz", b"not an archive", "application/gzip")}}
     answer = world.client.request(method, url, headers=headers, **body)

@@ -36,6 +36,8 @@ _CHILD_OPTIONS = (
     ("--bus", "bus"),
     ("--city", "city"),
     ("--channel-timeout", "channel_timeout"),
+    ("--pace", "pace"),
+    ("--run-id", "run_id"),
 )
 
 

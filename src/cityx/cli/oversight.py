@@ -128,6 +128,19 @@ def register(sub: Subparsers) -> None:
         "wall-clock seconds (needs --bus and --operator-trust)",
     )
     run.add_argument(
+        "--pace",
+        type=float,
+        metavar="X",
+        help="run at X times real time (1: real time); default: as fast as it goes. Over "
+        "the bus, operators can also pause, continue and step the run",
+    )
+    run.add_argument(
+        "--run-id",
+        metavar="ID",
+        help="the run's id (lowercase letters, digits, -); signed commands must then be "
+        "bound to it (a server names its live runs so)",
+    )
+    run.add_argument(
         "--attack",
         action="append",
         default=[],
@@ -302,7 +315,11 @@ def _oversee_run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     spec = replace(
-        spec, channel_timeout_s=args.channel_timeout, checkpoint_every=args.checkpoint_every
+        spec,
+        channel_timeout_s=args.channel_timeout,
+        checkpoint_every=args.checkpoint_every,
+        pace=args.pace,
+        run_id=args.run_id,
     )
     store = None
     if args.store is not None:
@@ -382,7 +399,8 @@ def _bus(args: argparse.Namespace, queue: Any) -> tuple[Any, Any]:
         transport = MqttTransport(url=args.bus).connect()
         close = transport.close
     if args.operator_trust is not None:
-        listen(transport, queue, CommandVerifier(load_trust(args.operator_trust)), city=args.city)
+        verifier = CommandVerifier(load_trust(args.operator_trust), run=args.run_id)
+        listen(transport, queue, verifier, city=args.city)
     elif args.channel_timeout is not None:
         raise InputError("--channel-timeout needs --operator-trust", where="--channel-timeout")
     return StateFeed(transport, city=args.city), close

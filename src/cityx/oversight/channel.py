@@ -5,7 +5,8 @@ A console (or any operator tool) publishes signed commands
 :func:`listen` subscribes a run's :class:`~.commands.CommandQueue` to
 them over any interop transport (in-memory, or MQTT to the city's broker).
 Each message is verified before it is queued; a refused one is kept with
-its reason code for the decision log. Every verified command also counts
+its reason code for the decision log. Operator notes (a command's reason,
+sent after it) travel on the same topic. Every verified command also counts
 as the channel's heartbeat: with ``channel_timeout_s`` set on the run, a
 channel silent for longer puts adaptive intersections on the fixed-time
 plan (logged as a mode change, reason "operator channel lost").
@@ -33,8 +34,8 @@ from joserfc.jwk import OKPKey
 from cityx.interop import ALG, SigningKey, Transport, topic_for
 from cityx.interop.bus import TOPIC_ROOT
 
-from .commands import CommandQueue
-from .signed import COMMAND_TYPE, CommandVerifier
+from .commands import CommandQueue, RefusalCode, token_ref
+from .signed import COMMAND_TYPE, NOTE_TYP, CommandVerifier, token_typ
 
 
 def command_topic(city: str, operator: str) -> str:
@@ -47,13 +48,22 @@ def listen(
     """Feed ``queue`` from the bus; returns the transport's unsubscribe callable."""
 
     def deliver(topic: str, data: bytes) -> None:
-        queue.submit_signed(data.decode("ascii", "replace").strip(), verifier)
+        token = data.decode("ascii", "replace").strip()
+        if token_typ(token) != NOTE_TYP:
+            queue.submit_signed(token, verifier)
+            return
+        note, code, detail = verifier.verify_note(token)
+        if note is None:
+            queue.refuse(str(code), f"note: {detail}", ref=token_ref(token))
+        elif queue.submit_note(*note) is None:
+            missing = f"note about {note[0][:64]}: no such command of its operator"
+            queue.refuse(RefusalCode.FORGED.value, missing)
 
     return transport.subscribe(f"{TOPIC_ROOT}/{city}/{COMMAND_TYPE}/+", deliver)
 
 
 def publish_command(transport: Transport, token: str, *, city: str, operator: str) -> None:
-    """Send a signed command (from :func:`~.signed.sign_command`) on the bus."""
+    """Send a signed command or note (:func:`~.signed.sign_command`, ``sign_note``) on the bus."""
     transport.publish(command_topic(city, operator), token.encode("ascii"))
 
 

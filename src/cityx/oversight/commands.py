@@ -12,6 +12,14 @@ An *operator command* names an intersection (or ``"*"``: every one), an
   (:meth:`CommandQueue.annotate`);
 - ``resume``: back to adaptive control (the controller under oversight).
 
+Three more actions are *run controls*: they act on the run, not on an
+intersection, and always name ``"*"``: ``pause`` stops simulated time where
+it is (the signals keep what they show: nothing changes while no time
+passes), ``continue`` lets it run again, and ``step`` advances a paused run
+by one simulated second (see :mod:`.pacing`). They come over the live
+channel (or a server's queue), never from an operator script, where a pause
+could never end.
+
 Each command goes through states: *sent* (queued), then *accepted* or
 *refused* with a *reason code* (:class:`RefusalCode`), then *effective*
 once the signals show its result: at the next step, or as soon as a
@@ -23,6 +31,8 @@ bus subscriber may feed it while the run goes (it is thread-safe).
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 import tomllib
@@ -44,6 +54,13 @@ class Action(StrEnum):
     FIXED_TIME = "fixed-time"
     STOP = "stop"
     RESUME = "resume"
+    PAUSE = "pause"
+    CONTINUE = "continue"
+    STEP = "step"
+
+
+RUN_CONTROLS = frozenset({Action.PAUSE, Action.CONTINUE, Action.STEP})
+"""Actions on the run itself (simulated time), not on an intersection's signals."""
 
 
 class CommandState(StrEnum):
@@ -65,6 +82,8 @@ class RefusalCode(StrEnum):
     KEY_NOT_VALID = "key_not_valid"  # the operator's key is revoked or out of its window
     EXPIRED = "expired"  # signed too long ago (or in the future)
     REPLAYED = "replayed"  # a signed command seen before
+    OTHER_RUN = "other_run"  # signed for another run (a live run's commands name it)
+    NOT_PAUSED = "not_paused"  # continue or step while the run is not paused
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +104,11 @@ class OperatorCommand:
             raise InputError(f"only a 'phase' command takes a phase, not {self.action.value!r}")
         if self.at_s is not None and not self.at_s >= 0:
             raise InputError(f"at_s must be >= 0, got {self.at_s}", where="at_s")
+        if self.action in RUN_CONTROLS and self.intersection != ALL:
+            raise InputError(
+                f"{self.action.value!r} acts on the whole run: its intersection is '*'",
+                where="intersection",
+            )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -145,8 +169,14 @@ class CommandQueue:
     _rejected: list[tuple[int, str, str]] = field(default_factory=list)
     _heard: float = field(default_factory=time.monotonic)  # when the channel last spoke
     _alarm_actions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    _controls: list[tuple[int, OperatorCommand]] = field(default_factory=list)
+    # A signed command's jti (the sender's id for it) by queue id, and back.
+    _refs: dict[int, str] = field(default_factory=dict)
+    _by_ref: dict[str, tuple[int, str]] = field(default_factory=dict)
     _next: int = 1
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set on every arrival, so that a paused or pacing run wakes at once.
+    _arrived: threading.Event = field(default_factory=threading.Event)
 
     def touch(self) -> None:
         """The operator's channel is alive (an authenticated heartbeat, or any command)."""
@@ -158,23 +188,66 @@ class CommandQueue:
         with self._lock:
             return time.monotonic() - self._heard
 
-    def submit(self, command: OperatorCommand) -> int:
-        """Queue ``command``; returns its id (state *sent*)."""
+    def submit(self, command: OperatorCommand, *, ref: str | None = None) -> int:
+        """Queue ``command``; returns its id (state *sent*). ``ref``: the sender's id."""
         with self._lock:
             self._heard = time.monotonic()
             cid, self._next = self._next, self._next + 1
-            self._pending.append((cid, command))
-            return cid
+            if command.action in RUN_CONTROLS:
+                self._controls.append((cid, command))
+            else:
+                self._pending.append((cid, command))
+            if ref is not None:
+                self._refs[cid] = ref
+                self._by_ref.setdefault(ref, (cid, command.operator))
+        self._arrived.set()
+        return cid
 
     def submit_signed(self, token: str, verifier: Verifier) -> int:
         """Queue a signed command if it verifies; else keep its refusal for the log."""
         command, code, detail = verifier.verify(token)
+        ref = token_ref(token)  # the jti; of a refused token only a label, never trusted
         if command is not None:
-            return self.submit(command)
+            return self.submit(command, ref=ref)
+        return self.refuse(str(code), detail, ref=ref)
+
+    def refuse(self, code: str, detail: str, *, ref: str | None = None) -> int:
+        """Keep a signed message refused before it was queued (for the log); its id."""
         with self._lock:
             cid, self._next = self._next, self._next + 1
-            self._rejected.append((cid, str(code), detail))
-            return cid
+            self._rejected.append((cid, code, detail))
+            if ref is not None:
+                self._refs[cid] = ref
+        self._arrived.set()
+        return cid
+
+    def submit_note(self, about: str, reason: str, operator: str) -> int | None:
+        """A verified reason for the command the sender calls ``about`` (its jti); the
+        queue id it names, or None when no command of that operator has that ref."""
+        with self._lock:
+            found = self._by_ref.get(about)
+            if found is None or found[1] != operator:
+                return None
+            self._notes.append((found[0], reason, operator))
+        self._arrived.set()
+        return found[0]
+
+    def ref(self, command_id: int) -> str | None:
+        """The sender's id of a command (its jti), when it came signed."""
+        with self._lock:
+            return self._refs.get(command_id)
+
+    def controls(self) -> list[tuple[int, OperatorCommand]]:
+        """Remove and return the run controls (pause, continue, step) in arrival order."""
+        with self._lock:
+            out, self._controls = self._controls, []
+        return out
+
+    def wait(self, timeout_s: float) -> bool:
+        """Sleep until something arrives or ``timeout_s`` passes; whether something came."""
+        came = self._arrived.wait(max(0.0, timeout_s))
+        self._arrived.clear()
+        return came
 
     def rejected(self) -> list[tuple[int, str, str]]:
         """Signed commands refused before they were queued: (id, reason code, detail)."""
@@ -302,6 +375,17 @@ def replace_where(exc: InputError, where: str) -> InputError:
     return InputError(exc.message, where=where, hint=exc.hint)
 
 
+def token_ref(token: str) -> str | None:
+    """The ``jti`` claim of a compact JWS, unverified (a label to match records by)."""
+    try:
+        body = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        jti = claims.get("jti") if isinstance(claims, dict) else None
+    except (IndexError, ValueError, UnicodeDecodeError):
+        return None
+    return jti[:64] if isinstance(jti, str) and jti else None
+
+
 def load_operator_file(path: Path) -> list[OperatorCommand]:
     """An operator script: TOML with ``[[command]]`` tables (see the module docstring)."""
     try:
@@ -312,7 +396,15 @@ def load_operator_file(path: Path) -> list[OperatorCommand]:
         raise InputError(f"cannot read the operator file: {exc}", where=str(path)) from exc
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"not valid TOML: {exc}", where=str(path)) from exc
-    return parse_commands(obj, where=str(path))
+    commands = parse_commands(obj, where=str(path))
+    for k, command in enumerate(commands, start=1):
+        if command.action in RUN_CONTROLS:
+            raise InputError(
+                f"{command.action.value!r} is a live run control, not a scripted command",
+                where=f"{path}: command {k}",
+                hint="pause, continue and step come over the live channel (--bus)",
+            )
+    return commands
 
 
 def with_state(record: CommandRecord, **changes: Any) -> CommandRecord:
@@ -322,6 +414,7 @@ def with_state(record: CommandRecord, **changes: Any) -> CommandRecord:
 __all__ = [
     "ALL",
     "DEFAULT_OPERATOR",
+    "RUN_CONTROLS",
     "Action",
     "CommandQueue",
     "CommandRecord",
@@ -330,4 +423,5 @@ __all__ = [
     "RefusalCode",
     "load_operator_file",
     "parse_commands",
+    "token_ref",
 ]

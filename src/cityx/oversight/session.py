@@ -16,6 +16,10 @@ simulation at a time) with every intersection under a
    SUMO steps, and the independent conflict monitor reads what SUMO shows;
 6. commands whose result is on the street become *effective*.
 
+Before each step the :class:`~.pacing.Pacer` waits for the step's turn:
+at once (as fast as it goes), at ``pace`` times real time, or, while the
+run is paused, until an operator continues or steps it.
+
 Everything goes to the signed decision log (:mod:`.decisions`). The run
 is *complete* only when the simulation ran to its end and the monitor
 counted no violation. The signing key is the city's (``key``) or a fresh
@@ -26,6 +30,7 @@ folder and in the result).
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 import uuid
@@ -67,9 +72,11 @@ from .commands import CommandQueue, CommandRecord, CommandState, RefusalCode
 from .decisions import DecisionLog
 from .modes import StopState
 from .monitor import ConflictMonitor, MonitorReport
+from .pacing import Pacer, check_pace
 from .steps import RunState
 
 RESULT_SCHEMA = "oversight-run/v1"
+_RUN_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 PLAN = "fixed"  # the adaptive "controller" that is the network's own plan
 _PRESSURE = FEATURE_NAMES.index("pressure")
 
@@ -109,9 +116,19 @@ class OversightSpec:
     channel_timeout_s: float | None = None
     # Alert on the runtime guard's physics checks too (``sensor.implausible``).
     runtime_guard: bool = True
+    # Simulated seconds per wall-clock second (1: real time); None: as fast as it goes.
+    pace: float | None = None
+    # The run's id (a server names its live runs); None: made up from scenario and seed.
+    run_id: str | None = None
 
     def __post_init__(self) -> None:
         check_seed(self.seed)
+        check_pace(self.pace)
+        if self.run_id is not None and not _RUN_ID.fullmatch(self.run_id):
+            raise InputError(
+                f"a run id is 1-64 lowercase letters, digits and -, got {self.run_id!r}",
+                where="run_id",
+            )
         if self.seconds <= 0:
             raise InputError(f"seconds must be positive, got {self.seconds}", where="seconds")
         if not self.demand > 0:
@@ -128,6 +145,7 @@ class OversightSpec:
             "max_green_s": self.max_green_s,
             "stop_state": self.stop_state.value,
             "hooks": [[ref, dict(o)] for ref, o in self.hooks],
+            "pace": self.pace,
         }
 
 
@@ -260,7 +278,7 @@ def run_oversight(
     controller = _adaptive(spec, run.network, out)
     hooks = _hooks(spec, run.network)
     signer = key or generate_key("urn:cityx:city:oversight-run")
-    run_id = f"{spec.scenario}-s{spec.seed}-{uuid.uuid4().hex[:12]}"
+    run_id = spec.run_id or f"{spec.scenario}-s{spec.seed}-{uuid.uuid4().hex[:12]}"
     world = TrafficWorld(
         run,
         WorldOptions(
@@ -287,11 +305,32 @@ def run_oversight(
     log.append("mode", "oversight", "*", {"time_s": 0.0, "modes": dict(state.supervisor.modes)})
     if feed is not None:
         feed.start(signer, run_id)
+    pacer = Pacer(spec.pace, queue)
+
+    def run_info() -> dict[str, Any]:
+        return {"paused": pacer.paused, "pace": spec.pace, "seconds": spec.seconds}
+
+    last = observation
     loop_start = time.perf_counter()
     try:
         while not world.done:
             assert observation is not None
             now = world.time_s - state.begin
+            last = observation
+
+            def idle(now: float = now, seen: Any = observation) -> None:
+                # Paused: commands are still accepted (they act at the next step), and the
+                # feed keeps saying where the run stands.
+                state.commands(now)
+                if feed is not None:
+                    feed.publish(state.snapshot(now, seen, monitor.shown, run=run_info()))
+                else:
+                    state.take_changes()
+
+            def control(cid: int, c: Any, refusal: Any, now: float = now) -> None:
+                state.control(cid, c, refusal, now)
+
+            pacer.wait_turn(control, idle)
             for hook in hooks:
                 observation = hook.observe(observation)
                 hook.before_step(sim, observation.time_s)
@@ -332,8 +371,12 @@ def run_oversight(
                 state.record_command(record)
             state.drain_modes()
             if feed is not None and observation is not None:
-                feed.publish(state.snapshot(after, observation, shown))
+                feed.publish(state.snapshot(after, observation, shown, run=run_info()))
+            else:
+                state.take_changes()
         end = world.time_s - state.begin
+        for cid, command in queue.controls():
+            state.control(cid, command, RefusalCode.AFTER_END, end)
         for cid, command in queue.remaining():
             for tls in state.supervisor.expand(command):
                 state.record_command(
@@ -352,6 +395,10 @@ def run_oversight(
                 pending.intersection,
                 {**pending.to_json(), "note": f"not effective by the end ({end:g} s)"},
             )
+        if feed is not None and last is not None:
+            # The last word: commands refused after the end, and that the run ended.
+            done = {**run_info(), "ended": True}
+            feed.publish(state.snapshot(end, last, monitor.shown, run=done))
     except CityxError as exc:
         failure = exc.message
     finally:

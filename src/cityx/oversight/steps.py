@@ -10,6 +10,7 @@ sensor alerts, the state snapshot). Words as in :mod:`.session`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,7 +25,14 @@ from cityx.worlds.traffic.controllers import MaxPressure
 from cityx.worlds.traffic.network import lane_edge
 
 from .alerts import Alert, AlertBook
-from .commands import CommandQueue, CommandRecord
+from .commands import (
+    ALL,
+    CommandQueue,
+    CommandRecord,
+    CommandState,
+    OperatorCommand,
+    RefusalCode,
+)
 from .decisions import DecisionLog
 from .modes import Mode, Supervisor
 
@@ -109,12 +117,37 @@ class RunState:
         self.last_choices: dict[str, dict[str, Any]] = {}
         self.new_alerts: list[Alert] = []
         self.cleared_alerts: list[Alert] = []
+        # What changed since the last state message: command records (with the sender's
+        # ref) and notes; the state feed carries them, so a console sees each transition.
+        self.changed: list[dict[str, Any]] = []
+        self.noted: list[dict[str, Any]] = []
 
     # -- logging ----------------------------------------------------------------------
 
     def record_command(self, record: CommandRecord) -> None:
         self.records[(record.id, record.intersection)] = record
         self.log.append("command", record.command.operator, record.intersection, record.to_json())
+        self.changed.append({**record.to_json(), "ref": self.queue.ref(record.id)})
+
+    def take_changes(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The command records and notes since the last call (then forgotten here)."""
+        changed, noted = self.changed, self.noted
+        self.changed, self.noted = [], []
+        return changed, noted
+
+    def control(
+        self, cid: int, command: OperatorCommand, refusal: RefusalCode | None, now: float
+    ) -> None:
+        """Record a run control (pause, continue, step): it acts when taken, or is refused."""
+        sent = CommandRecord(id=cid, command=command, intersection=ALL)
+        self.log.append("command", command.operator, ALL, sent.to_json())
+        if refusal is not None:
+            done = replace(sent, state=CommandState.REFUSED, reason_code=refusal.value)
+        else:
+            done = replace(
+                sent, state=CommandState.EFFECTIVE, accepted_at_s=now, effective_at_s=now
+            )
+        self.record_command(done)
 
     def drain_modes(self) -> None:
         for change in self.supervisor.changes:
@@ -154,6 +187,16 @@ class RunState:
                 {"id": cid, "state": "refused", "reason_code": code, "detail": detail, "at_s": now},
             )
             self.unverified.append({"id": cid, "reason_code": code, "detail": detail, "at_s": now})
+            self.changed.append(
+                {
+                    "id": cid,
+                    "intersection": ALL,
+                    "state": "refused",
+                    "reason_code": code,
+                    "detail": detail,
+                    "ref": self.queue.ref(cid),
+                }
+            )
         for action, args in self.queue.alarm_actions():
             if action == "ack":
                 known = self.book.acknowledge(int(args["alert"]), str(args["operator"]), now)
@@ -174,6 +217,7 @@ class RunState:
                 )
         for cid, reason, operator in self.queue.notes():
             self.log.append("command.reason", operator, "*", {"command": cid, "reason": reason})
+            self.noted.append({"command": cid, "ref": self.queue.ref(cid), "reason": reason})
 
     def decide(self, observation: Observation, now: float) -> dict[str, int]:
         features = self.candidates.features(observation)
@@ -273,9 +317,17 @@ class RunState:
             )
 
     def snapshot(
-        self, now: float, observation: Observation, shown: Mapping[str, str]
+        self,
+        now: float,
+        observation: Observation,
+        shown: Mapping[str, str],
+        *,
+        run: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """What the state feed says about this step (small: a console's view, not the log)."""
+        """What the state feed says about this step (small: a console's view, not the log):
+        also the command records and notes since the last snapshot, and ``run`` (pace,
+        paused) when given."""
+        changed, noted = self.take_changes()
         queues = np.bincount(
             self.lane_owner, weights=observation.halting, minlength=len(self.supervisor.ids)
         )
@@ -311,6 +363,9 @@ class RunState:
                 }
                 for a in self.book.active()
             ],
+            "commands": changed,
+            "notes": noted,
+            "run": dict(run or {}),
         }
 
     def sensors(self, now: float) -> None:

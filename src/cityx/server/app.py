@@ -25,6 +25,7 @@ from .access import Hardening, LoginLimiter, ServerState
 from .config import ServerConfig
 from .console import router as console_router
 from .jobs import JobRunner
+from .live import LiveError, LiveRuns
 from .monitor import ExtractionMonitor
 from .policy import API as PREFIX
 from .routes import router
@@ -50,10 +51,14 @@ def create_app(config: ServerConfig, store: Store) -> FastAPI:
         trial_id=lambda: new_trial_id(datetime.now(UTC)),
     )
 
+    live = st.live = LiveRuns(store, config, city_key=st.city_key)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         runner.start()
+        live.recover()
         yield
+        live.close()
         runner.close()
         st.pool.close()
 
@@ -74,6 +79,10 @@ def create_app(config: ServerConfig, store: Store) -> FastAPI:
     @app.exception_handler(StoreError)
     async def _store_error(_request: Request, exc: StoreError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(LiveError)
+    async def _live_error(_request: Request, exc: LiveError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status)
 
     @app.exception_handler(InputError)
     async def _input_error(_request: Request, exc: InputError) -> JSONResponse:

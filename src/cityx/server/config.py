@@ -67,6 +67,11 @@ class ServerConfig:
     # own process, under this policy (None: the default policy).
     trial_workers: int = 1
     trial_policy: Path | None = None
+    # Live runs (see cityx.server.live): at most this many at once, on this MQTT broker.
+    live_runs: int = 1
+    bus: str = "mqtt://127.0.0.1:1883"
+    # A live run seals its decision log every this many records: what a killed run keeps.
+    live_checkpoint_every: int = 100
 
     def __post_init__(self) -> None:
         for name in (
@@ -84,6 +89,8 @@ class ServerConfig:
             "monitor_min_queries",
             "worker_memory_mb",
             "trial_workers",
+            "live_runs",
+            "live_checkpoint_every",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -51,6 +51,9 @@ class Permission(StrEnum):
     TRIAL_REQUEST = "trial.request"  # queue a trial job of a submission
     JOB_READ = "job.read"
     JOB_CANCEL = "job.cancel"
+    RUN_START = "run.start"  # start a live world run under oversight
+    RUN_READ = "run.read"  # a live run, its state stream, its commands (overseers: their own)
+    RUN_COMMAND = "run.command"  # command a live run (only the overseers assigned to it)
 
 
 P = Permission
@@ -69,6 +72,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.TRIAL_REQUEST,
             P.JOB_READ,
             P.JOB_CANCEL,
+            P.RUN_START,
+            P.RUN_READ,
         }
     ),
     # Scoped to its organisation: the same permissions reach only its own objects.
@@ -89,8 +94,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     ),
     # Finds its targets and queries them within budget; labels only.
     Role.RED_TEAMER: frozenset({P.SELF, P.SUBMISSION_READ, P.MODEL_QUERY}),
-    # Live runs are not served yet (see docs/server.md): an overseer only knows itself.
-    Role.OVERSEER: frozenset({P.SELF}),
+    # Starts live runs, sees the ones assigned to it, commands them (cityx.server.live).
+    Role.OVERSEER: frozenset({P.SELF, P.RUN_START, P.RUN_READ, P.RUN_COMMAND}),
     # Reads everything, the audit log included, and changes nothing.
     Role.AUDITOR: frozenset(
         {
@@ -101,6 +106,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.AUDIT_READ,
             P.ALERTS_READ,
             P.JOB_READ,
+            P.RUN_READ,
         }
     ),
     # Manages identities (through `cityx users`), sees no tenant's data.
@@ -135,6 +141,13 @@ ROUTE_RULES: dict[tuple[str, str], Permission] = {
     ("GET", f"{API}/jobs/{{job_id}}"): P.JOB_READ,
     ("GET", f"{API}/jobs/{{job_id}}/events"): P.JOB_READ,
     ("POST", f"{API}/jobs/{{job_id}}/cancel"): P.JOB_CANCEL,
+    ("POST", f"{API}/runs"): P.RUN_START,
+    ("GET", f"{API}/runs"): P.RUN_READ,
+    ("GET", f"{API}/runs/{{run_id}}"): P.RUN_READ,
+    ("GET", f"{API}/runs/{{run_id}}/state"): P.RUN_READ,
+    ("GET", f"{API}/runs/{{run_id}}/commands"): P.RUN_READ,
+    ("POST", f"{API}/runs/{{run_id}}/commands"): P.RUN_COMMAND,
+    ("POST", f"{API}/runs/{{run_id}}/commands/{{command_id}}/reason"): P.RUN_COMMAND,
 }
 """(method, route path) -> the permission it needs. A route not here is refused."""
 

@@ -9,6 +9,7 @@ from cityx.core.audit import AuditEntry, AuditHead, AuditVerification
 
 from ._identity import TokenRecord, UserRecord
 from ._jobs import JobRecord
+from ._live import LiveCommandRecord, LiveRunRecord
 from ._metering import Charge, RulingRecord, SubmissionRecord, now_text
 from ._store import ACTOR, Store, TrialRecord, default_store_url
 
@@ -19,6 +20,8 @@ __all__ = [
     "AuditVerification",
     "Charge",
     "JobRecord",
+    "LiveCommandRecord",
+    "LiveRunRecord",
     "RulingRecord",
     "Store",
     "SubmissionRecord",

@@ -30,12 +30,15 @@ from ._audit_log import AuditLog
 from ._base import ACTOR, StoreBase, default_store_url
 from ._identity import IdentityRows
 from ._jobs import JobRows
+from ._live import LiveRows
 from ._metering import MeteringRows
 from ._trials import TrialLog, TrialRecord
 from ._trust import TrustRows
 
 
-class Store(IdentityRows, JobRows, MeteringRows, TrialLog, TrustRows, AuditLog, StoreBase):
+class Store(
+    IdentityRows, JobRows, LiveRows, MeteringRows, TrialLog, TrustRows, AuditLog, StoreBase
+):
     """A cityx store. Open one with :meth:`open`; close it, or use it in ``with``.
 
     Its parts, one module each: connection, transactions and migrations

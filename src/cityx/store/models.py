@@ -14,6 +14,9 @@
   hash. Appends lock it, so two writers never both extend the same entry, and
   verification compares the chain's end with it, which catches a naive
   truncation (a thorough attacker can rewrite it too: keep a head elsewhere).
+- ``live_runs`` and ``live_commands``: world runs under oversight a server
+  started (:mod:`cityx.store._live`) and the signed operator commands sent
+  to them, with the state the run reported for each.
 - ``trust_keys`` and ``trust_revocations``: the database-backed trust store
   of :mod:`cityx.interop.trust_db`. A *trusted key* is an Ed25519 public key
   (``x``, its RFC 7638 thumbprint ``kid``) of one *issuer* (a vendor's
@@ -39,6 +42,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -268,3 +272,52 @@ class JobRow(Base):
     created_at: Mapped[str] = mapped_column(String(32))
     started_at: Mapped[str | None] = mapped_column(String(32))
     finished_at: Mapped[str | None] = mapped_column(String(32))
+
+
+# Live runs (a world run under oversight that a server started, :mod:`cityx.store._live`):
+# running -> done | incomplete (its process died) | failed (it refused its input).
+LIVE_RUN_STATUSES = ("running", "done", "incomplete", "failed")
+
+
+class LiveRunRow(Base):
+    __tablename__ = "live_runs"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('running', 'done', 'incomplete', 'failed')", name="ck_live_runs_status"
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scenario: Mapped[str] = mapped_column(String(100))
+    controller: Mapped[str] = mapped_column(String(300))
+    seconds: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    pace: Mapped[float | None] = mapped_column(Float)
+    requested_by: Mapped[str] = mapped_column(String(100))
+    overseers: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    out_dir: Mapped[str] = mapped_column(Text)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[str] = mapped_column(String(32))
+    finished_at: Mapped[str | None] = mapped_column(String(32))
+
+
+class LiveCommandRow(Base):
+    __tablename__ = "live_commands"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the signed command's jti
+    run_id: Mapped[str] = mapped_column(ForeignKey("live_runs.id"), index=True)
+    operator: Mapped[str] = mapped_column(String(100))
+    issuer: Mapped[str] = mapped_column(String(300))
+    action: Mapped[str] = mapped_column(String(16))
+    intersection: Mapped[str] = mapped_column(String(200))
+    phase: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    reason_code: Mapped[str | None] = mapped_column(String(32))
+    records: Mapped[dict[str, Any]] = mapped_column(JSON)
+    note: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[str] = mapped_column(String(32))
