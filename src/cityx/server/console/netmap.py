@@ -177,17 +177,13 @@ def _read_map(path: str, _mtime: int, _size: int) -> NetworkMap:
             for eid, edge in sorted(edges.items())
         )
         programs = tls.getPrograms()
-        states = (
-            [p.state for p in next(iter(programs.values())).getPhases()] if programs else []
-        )
+        states = [p.state for p in next(iter(programs.values())).getPhases()] if programs else []
         greens = tuple(
             k
             for k, st in enumerate(states)
             if any(c in GREEN for c in st) and not any(c in YELLOW for c in st)
         )
-        found.append(
-            MapIntersection(id=tls.getID(), at=at, approaches=approaches, greens=greens)
-        )
+        found.append(MapIntersection(id=tls.getID(), at=at, approaches=approaches, greens=greens))
     return NetworkMap(
         source=Path(path).name,
         bbox=((float(x0), float(y0)), (float(x1), float(y1))),

@@ -1,0 +1,165 @@
+"""The overseer's pages without a browser: who may see and command a run, the replay of a
+finished run read from its decision log, the command form's checks."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cityx.oversight import Action, CommandQueue, OperatorCommand, OversightSpec, run_oversight
+from cityx.server import Role, add_user
+from cityx.server.app import create_app
+from cityx.server.rulings import city_key
+
+from ..worlds.traffic.conftest import needs_resco, needs_sumo
+from .conftest import CSRF_RE, ONCE_RE, PASSWORD, Console, signed_in
+
+TLS = "GS_cluster_357187_359543"
+RUN = "lr-finishedreplay01"
+
+
+@pytest.fixture(scope="module")
+def finished(console: Console) -> str:
+    """A finished live run (as the store records one), with its decision log: 30 s of
+    cologne1, held at 5 s, stopped at 12 s (its reason given afterwards), resumed at 20 s."""
+    needs_sumo()
+    needs_resco()
+    store = console.store
+    if store.user("watcher") is None:
+        add_user(
+            store,
+            "watcher",
+            organisation="city",
+            role=Role.OVERSEER,
+            city="city",
+            password=PASSWORD,
+            token_days=1,
+        )
+    out = console.config.data_dir / "live" / RUN / "out"
+    queue = CommandQueue()
+    queue.extend(
+        [
+            OperatorCommand(TLS, Action.HOLD, at_s=5, reason="watch <the> queue"),
+            OperatorCommand("*", Action.STOP, at_s=12),
+            OperatorCommand(TLS, Action.RESUME, at_s=20, reason="clear"),
+        ]
+    )
+    queue.annotate(2, "a crash on the junction")
+    # Signed with the city's key, as the server's live runs are: the replay checks the seals.
+    key = city_key(console.config.keys, console.config.city)
+    run_oversight(OversightSpec("cologne1", seconds=30, seed=1, out=out), commands=queue, key=key)
+    store.add_live_run(
+        run_id=RUN,
+        scenario="cologne1",
+        controller="max-pressure",
+        seconds=30,
+        seed=1,
+        pace=None,
+        overseers=("overseer",),
+        out_dir=str(out),
+        actor="user:overseer",
+    )
+    store.finish_live_run(RUN, status="done", result={"complete": True}, error=None, actor="test")
+    return RUN
+
+
+@pytest.fixture
+def client(console: Console) -> Iterator[TestClient]:
+    with TestClient(create_app(console.config, console.store), follow_redirects=False) as c:
+        yield c
+
+
+def test_who_sees_the_runs(client: TestClient, console: Console, finished: str) -> None:
+    for user, status in (
+        ("overseer", 200),  # assigned
+        ("regulator", 200),
+        ("auditor", 200),
+        ("watcher", 404),  # an overseer not assigned: as if the run did not exist
+        ("vendor", 403),
+        ("admin", 403),
+    ):
+        client.cookies.clear()
+        signed_in(client, console, user)
+        for path in (f"/console/runs/{finished}", f"/console/runs/{finished}/replay"):
+            answer = client.get(path)
+            assert answer.status_code == status, (user, path, answer.text[:300])
+        listed = client.get("/console/runs")
+        assert listed.status_code == (403 if status == 403 else 200)
+        if status != 403:
+            assert (finished in listed.text) is (status == 200), user
+
+
+def test_the_replay_steps_through_the_ledger(
+    client: TestClient, console: Console, finished: str
+) -> None:
+    signed_in(client, console, "auditor")
+    page = client.get(f"/console/runs/{finished}/replay?t=8").text
+    assert "✓ The decision log verifies" in page
+    assert "<svg" in page and "manual" in page  # held at 5 s
+    assert "watch &lt;the&gt; queue" in page  # escaped
+    assert "reason for command #2: a crash on the junction" in page
+    assert 'rel="next"' in page and 'rel="prev"' in page
+    later = client.get(f"/console/runs/{finished}/replay?t=30").text
+    assert re.search(r"<td>3</td><td>resume</td>.*?<td>effective</td>", later, re.S)
+    # The auditor's page holds no form that changes anything.
+    assert 'method="post"' not in later.split("</header>", 1)[1]
+    assert client.get(f"/console/runs/{finished}/replay?t=abc").status_code == 422
+
+
+def test_a_finished_run_takes_no_command(
+    client: TestClient, console: Console, finished: str
+) -> None:
+    signed_in(client, console, "overseer")
+    page = client.get(f"/console/runs/{finished}").text
+    assert "The run has ended (done)" in page and "command-form" not in page
+    assert "Without JavaScript" not in page  # an ended run needs no reloading
+    csrf = CSRF_RE.search(page)
+    assert csrf is not None
+    sent = client.post(
+        f"/console/runs/{finished}/commands",
+        data={"action": "stop", "intersection": "*", "csrf": csrf.group(1), "once": "x1"},
+    )
+    assert sent.status_code == 422 and "has ended" in sent.text
+    # Without the CSRF field nothing acts.
+    assert (
+        client.post(f"/console/runs/{finished}/commands", data={"action": "stop"}).status_code
+        == 403
+    )
+    # Another overseer may not command it at all.
+    client.cookies.clear()
+    signed_in(client, console, "watcher")
+    assert client.post(
+        f"/console/runs/{finished}/commands", data={"action": "stop", "csrf": "x"}
+    ).status_code in (403, 404)
+
+
+def test_the_start_form_checks_its_fields(client: TestClient, console: Console) -> None:
+    signed_in(client, console, "overseer")
+    page = client.get("/console/runs").text
+    csrf, once = CSRF_RE.search(page), ONCE_RE.search(page)
+    assert csrf and once
+    answer = client.post(
+        "/console/runs",
+        data={
+            "scenario": "atlantis",
+            "seconds": "-3",
+            "pace": "fast",
+            "csrf": csrf.group(1),
+            "once": once.group(1),
+        },
+    )
+    assert answer.status_code == 422
+    for field in ("scenario", "seconds", "pace"):
+        assert f'id="{field}-error"' in answer.text
+        assert re.search(rf'id="{field}"[^>]*aria-invalid="true"', answer.text)
+    assert 'value="fast"' in answer.text  # what was typed stays
+
+
+@pytest.mark.parametrize("user", ["vendor", "redteam"])
+def test_roles_without_runs_get_403(client: TestClient, console: Console, user: str) -> None:
+    signed_in(client, console, user)
+    assert client.get("/console/runs").status_code == 403
+    assert client.get("/console/runs/lr-nothing/feed").status_code == 403
