@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,6 +14,7 @@ from fastapi.testclient import TestClient
 from cityx.oversight import Action, CommandQueue, OperatorCommand, OversightSpec, run_oversight
 from cityx.server import Role, add_user
 from cityx.server.app import create_app
+from cityx.server.console import runs as console_runs
 from cityx.server.rulings import city_key
 
 from ..worlds.traffic.conftest import needs_resco, needs_sumo
@@ -163,3 +166,53 @@ def test_roles_without_runs_get_403(client: TestClient, console: Console, user: 
     signed_in(client, console, user)
     assert client.get("/console/runs").status_code == 403
     assert client.get("/console/runs/lr-nothing/feed").status_code == 403
+
+
+@dataclass(frozen=True)
+class _Sent:
+    id: str
+
+
+def test_command_forms_check_fields_and_act_once(
+    console: Console, finished: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The form's checks and its once token, with LiveRuns.command recording the calls (the
+    signing and sending are LiveRuns' own tests; the browser journey runs them for real)."""
+    app = create_app(console.config, console.store)
+    calls: list[tuple[str, ...]] = []
+
+    def command(run_id: str, user: str, action: str, **kw: object) -> _Sent:
+        calls.append((run_id, user, action, str(kw["intersection"]), str(kw["reason"])))
+        return _Sent(f"c{len(calls)}")
+
+    with TestClient(app, follow_redirects=False) as client:
+        monkeypatch.setattr(app.state.cityx.live, "command", command)
+        # The run has ended: the form shows for a running one, as it would be here.
+        monkeypatch.setattr(console_runs, "_may_command", lambda who, run: True)
+        signed_in(client, console, "overseer")
+        page = client.get(f"/console/runs/{finished}").text
+        csrf = CSRF_RE.search(page)
+        assert csrf is not None
+        url = f"/console/runs/{finished}/commands"
+
+        def post(**data: str) -> Any:
+            return client.post(url, data={"csrf": csrf.group(1), **data})
+
+        missing = post(action="hold", intersection=TLS, once="o1")
+        assert missing.status_code == 422 and 'id="reason-error"' in missing.text
+        assert re.search(r'id="reason"[^>]*aria-invalid="true"', missing.text)
+        everywhere = post(action="phase", intersection="*", phase="", reason="r", once="o2")
+        assert 'id="intersection-error"' in everywhere.text
+        assert 'id="phase-error"' in everywhere.text
+        assert post(action="jump", reason="r", once="o3").status_code == 422
+        assert calls == []  # nothing acted
+        first = post(action="hold", intersection=TLS, reason="why not", once="o4")
+        again = post(action="hold", intersection=TLS, reason="why not", once="o4")
+        assert first.status_code == again.status_code == 303
+        assert again.headers["location"] == first.headers["location"]
+        stop = post(action="stop", intersection="*", once="o5")  # no reason: acts at once
+        assert stop.headers["location"].startswith(f"/console/runs/{finished}?reason_for=c2")
+        assert calls == [
+            (finished, "overseer", "hold", TLS, "why not"),
+            (finished, "overseer", "stop", "*", ""),
+        ]
