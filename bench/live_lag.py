@@ -12,7 +12,9 @@ Measures, in milliseconds:
 - ``state_lag``: a step's state message signed (its ``iat``, just before it
   is published) -> received by the SSE client; ``bus_lag`` the same for the
   direct MQTT subscriber (p50, p95, max);
-- ``command_latency``: POST -> ``effective`` seen on the stream;
+- ``command_accepted_latency``: POST -> ``accepted`` seen on the stream (a paced
+  run takes a command as it comes); ``command_latency``: POST -> ``effective``
+  (at the next step: up to one step's wall time at the pace, 1 s at real time);
   ``effective_after_applied``: the signed state message of the step in which
   the simulation made the command effective (its ``iat``) -> ``effective``
   seen on the stream.
@@ -79,7 +81,11 @@ def main() -> None:
     store = Store.open(config.store)
     token = add_user(store, "olga", organisation="city", role=Role.OVERSEER, city="city").token
     app = create_app(config, store)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=5
+        )
+    )
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.05)
@@ -112,6 +118,8 @@ def main() -> None:
     iat_by_seq: dict[int, float] = {}
     posted: dict[str, float] = {}
     latency: list[float] = []
+    accepted: list[float] = []
+    taken: set[str] = set()
     after_applied: list[float] = []
     done: set[str] = set()
     refused: list[dict[str, Any]] = []
@@ -142,6 +150,9 @@ def main() -> None:
                     posted[reply.json()["id"]] = sent
                     next_at += args.every
             elif kind == "command" and data["id"] in posted and data["id"] not in done:
+                if data["state"] in ("accepted", "effective") and data["id"] not in taken:
+                    taken.add(data["id"])
+                    accepted.append(now - posted[data["id"]])
                 if data["state"] == "effective":
                     done.add(data["id"])
                     latency.append(now - posted[data["id"]])
@@ -172,6 +183,7 @@ def main() -> None:
         "server_relay_lag": summary(relay_lag),
         "bus_lag_baseline": summary(bus_lag),
         "commands": len(posted),
+        "command_accepted_latency": summary(accepted),
         "command_latency": summary(latency),
         "effective_after_applied": summary(after_applied),
         "refused": refused,

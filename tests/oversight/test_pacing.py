@@ -89,6 +89,21 @@ def test_a_paced_run_waits_for_each_turn_without_bursts() -> None:
     assert now[0] == pytest.approx(110.75)
 
 
+def test_a_command_between_paced_steps_is_taken_at_once() -> None:
+    now = [0.0]
+    arrivals = [True]  # one command arrives during the first wait
+
+    def sleep(timeout_s: float) -> bool:
+        now[0] += timeout_s
+        return arrivals.pop() if arrivals else False
+
+    pacer = Pacer(1.0, CommandQueue(), clock=lambda: now[0], wait=sleep)
+    idled: list[float] = []
+    pacer.wait_turn(lambda *_: None, lambda: None)  # the first turn: at once
+    pacer.wait_turn(lambda *_: None, lambda: idled.append(now[0]))
+    assert idled == [0.25] and now[0] == 1.0  # taken when it came; the step kept its turn
+
+
 def test_an_operator_script_cannot_pause(tmp_path: Path) -> None:
     script = tmp_path / "op.toml"
     script.write_text('[[command]]\nat_s = 5\nintersection = "*"\naction = "pause"\n')
@@ -191,3 +206,76 @@ def test_pause_step_and_continue_over_the_signed_channel(tmp_path: Path) -> None
     assert "operator channel lost" not in log
     assert '"action":"command.reason"' in log.replace(" ", "")
     assert op.states[-1]["run"].get("ended") is True
+
+
+def test_heartbeats_keep_the_channel_alive_and_forged_ones_are_refused(tmp_path: Path) -> None:
+    needs_sumo()
+    needs_resco()
+    from cityx.oversight.signed import sign_heartbeat
+
+    bus, queue = InMemoryTransport(), CommandQueue()
+    listen(bus, queue, CommandVerifier(TRUST, run=RUN), city="c")
+    mallory = generate_key("urn:cityx:operator:mallory")
+    publish_command(bus, sign_heartbeat(mallory, run=RUN), city="c", operator=mallory.issuer)
+    done = threading.Event()
+
+    def console() -> None:  # an open console: a signed heartbeat every 0.2 s
+        while not done.wait(0.2):
+            publish_command(bus, sign_heartbeat(ALICE, run=RUN), city="c", operator=ALICE.issuer)
+
+    thread = threading.Thread(target=console, daemon=True)
+    thread.start()
+    # Paced to last longer (in wall time) than the timeout many times over.
+    spec = OversightSpec(
+        "cologne1", seconds=12, seed=1, out=tmp_path, run_id=RUN, pace=4, channel_timeout_s=1.0
+    )
+    try:
+        result = run_oversight(spec, commands=queue)
+    finally:
+        done.set()
+        thread.join(WAIT_S)
+    assert set(result.modes.values()) == {"adaptive"}
+    assert "operator channel lost" not in (tmp_path / "decisions.jsonl").read_text()
+    (forged,) = result.to_json()["oversight"]["unverified_commands"]
+    assert forged["reason_code"] == "forged" and "heartbeat" in forged["detail"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.slow
+def test_a_run_started_by_a_server_dies_with_it(tmp_path: Path) -> None:
+    needs_sumo()
+    needs_resco()
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # The "server" starts a run so slow it would take days, then dies at once.
+    script = (
+        "import os, subprocess, sys\n"
+        "env = dict(os.environ, CITYX_PARENT_PID=str(os.getpid()))\n"
+        "argv = [sys.executable, '-m', 'cityx.cli.main', 'oversee', 'run', '--in-process',\n"
+        "    '--scenario', 'cologne1', '--seconds', '1000', '--pace', '0.01',\n"
+        f"    '--out', {str(tmp_path)!r}]\n"
+        "child = subprocess.Popen(argv, env=env, start_new_session=True,\n"
+        "    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(child.pid, flush=True)\n"
+    )
+    parent = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    pid = int(parent.stdout)
+    deadline = time.monotonic() + WAIT_S
+    try:
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(pid), "the run outlived the process that started it"
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)

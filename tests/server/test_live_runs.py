@@ -10,6 +10,7 @@ with its decision log verifiable up to its last checkpoint.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -25,8 +26,8 @@ import uvicorn
 from cityx.interop import generate_key
 from cityx.interop.mqtt import MqttTransport
 from cityx.oversight import Action, OperatorCommand
-from cityx.oversight.channel import StateReader, publish_command
-from cityx.oversight.decisions import verify_decisions
+from cityx.oversight.channel import StateFeed, StateReader, publish_command
+from cityx.oversight.decisions import ANCHOR_ACTION, verify_decisions
 from cityx.oversight.signed import sign_command
 from cityx.server import Role, add_user
 from cityx.server.app import create_app
@@ -87,7 +88,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         for name, role in USERS
     }
     app = create_app(config, store)
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    uv = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=5
+        )
+    )
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + WAIT_S
@@ -142,7 +147,7 @@ class Stream:
         return [d["state"] for k, d in self.events if k == "command" and d["id"] == command_id]
 
 
-def final(command: dict[str, Any]) -> bool:
+def settled(command: dict[str, Any]) -> bool:
     return command["state"] in ("effective", "refused")
 
 
@@ -150,7 +155,15 @@ def test_an_overseer_runs_reads_and_commands_a_live_run(server: Server) -> None:
     answer = server.post(
         "/api/v1/runs",
         "olga",
-        {"scenario": "cologne1", "seconds": 40, "seed": 1, "pace": 10, "controller": "fixed"},
+        {
+            "scenario": "cologne1",
+            "seconds": 40,
+            "seed": 1,
+            "pace": 10,
+            "controller": "max-pressure",
+            # The open console's heartbeats keep the channel alive: no fallback.
+            "channel_timeout_s": 5,
+        },
     )
     assert answer.status_code == 202, answer.text
     run = answer.json()
@@ -159,10 +172,11 @@ def test_an_overseer_runs_reads_and_commands_a_live_run(server: Server) -> None:
     stream = Stream()
     reader = stream.follow(server, rid, "olga")
     first = stream.wait(lambda k, d: k == "state")
+    # Paused while the refusals below are checked: simulated time waits for the overseer.
+    pause = server.post(f"/api/v1/runs/{rid}/commands", "olga", {"action": "pause"}).json()
+    stream.wait(lambda k, d: k == "command" and d["id"] == pause["id"] and settled(d))
     # The relayed token verifies on its own against the city's public key.
     (trust,) = server.keys.glob("*.trust.json")
-    import json
-
     public = json.loads(trust.read_text())["keys"][0]
     claims = StateReader(public, run=rid).read(first["token"])
     assert claims is not None and claims["state"] == first["state"]
@@ -182,12 +196,17 @@ def test_an_overseer_runs_reads_and_commands_a_live_run(server: Server) -> None:
         for key in (server.live.operator_key("otto"), generate_key("urn:cityx:operator:eve")):
             token = sign_command(OperatorCommand("*", Action.STOP), key, run=rid)
             publish_command(bus, token, city=rid, operator=key.issuer)
+        # A spoofed state feed on the run's topic: the server drops it, and counts it.
+        spoof = StateFeed(bus, city=rid)
+        spoof.start(generate_key("urn:cityx:city:city"), rid)
+        spoof.publish({"time_s": 999.0, "intersections": {}, "commands": [], "notes": []})
         bus.flush()
     finally:
         bus.close()
 
-    sent = {}
+    sent = {"pause": pause["id"]}
     for action, body in (
+        ("continue", {"action": "continue"}),
         ("hold", {"action": "hold", "intersection": tls, "reason": "a look"}),
         ("phase", {"action": "phase", "intersection": tls, "phase": info["green"]}),
         ("stop", {"action": "stop"}),
@@ -218,11 +237,14 @@ def test_an_overseer_runs_reads_and_commands_a_live_run(server: Server) -> None:
     for action, cid in sent.items():
         states = stream.command_states(cid)
         assert states[0] == "sent" and states[-1] == "effective", (action, states)
-        assert "accepted" in states or action == "stop", (action, states)
+        assert "accepted" in states or action in ("stop", "pause", "continue"), (action, states)
     listed = server.get(f"/api/v1/runs/{rid}/commands", "olga").json()["commands"]
     assert {c["id"]: c["state"] for c in listed} == dict.fromkeys(sent.values(), "effective")
     assert next(c for c in listed if c["id"] == sent["stop"])["note"] == "a crash"
 
+    states = [d for k, d in stream.events if k == "state"]
+    assert all(d["state"]["time_s"] != 999.0 for d in states)
+    assert states[-1]["refused_so_far"] == 1
     assert ended["status"] == "done"
     final = server.get(f"/api/v1/runs/{rid}", "rita").json()
     assert final["status"] == "done" and final["result"]["complete"] is True
@@ -230,8 +252,10 @@ def test_an_overseer_runs_reads_and_commands_a_live_run(server: Server) -> None:
     log = Path(final["decisions"])
     assert verify_decisions(log.parent).ok
     assert '"command.reason"' in log.read_text()
+    assert "operator channel lost" not in log.read_text()
     actions = [e.action for e in server.store.audit_entries()]
     assert {"run.started", "run.command", "run.command.reason", "run.ended"} <= set(actions)
+    assert ANCHOR_ACTION in actions  # the run's checkpoints, anchored in the audit log
     assert rid in {r["id"] for r in server.get("/api/v1/runs", "olga").json()["runs"]}
     assert rid not in {r["id"] for r in server.get("/api/v1/runs", "otto").json()["runs"]}
 

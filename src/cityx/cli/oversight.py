@@ -111,7 +111,8 @@ def register(sub: Subparsers) -> None:
         "--store",
         metavar="URL",
         help="anchor each checkpoint of the decision log in this store's audit log "
-        "(default: not anchored)",
+        "(default: not anchored); env:NAME reads the URL from environment variable NAME, "
+        "so that a password never shows in the process list",
     )
     run.add_argument(
         "--bus",
@@ -283,9 +284,35 @@ def _attacks(values: list[str]) -> tuple[tuple[str, dict[str, Any]], ...]:
     return tuple(hooks)
 
 
+PARENT_PID_ENV = "CITYX_PARENT_PID"
+
+
+def _die_with_parent() -> None:
+    """A run started by a server (which sets ``CITYX_PARENT_PID``) dies with it: a paused run
+    whose server is gone would otherwise wait forever. Killed, its log stays verifiable up
+    to its last checkpoint, as for any kill."""
+    # lazy: cityx --help stays fast
+    import os
+    import signal
+    import threading
+    import time
+
+    wanted = os.environ.get(PARENT_PID_ENV, "")
+    if not wanted.isdigit():
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(wanted):
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
 def _oversee_run(args: argparse.Namespace) -> int:
     if not args.in_process:
         return in_child(args)
+    _die_with_parent()
     # lazy: cityx --help stays fast
     from cityx.oversight import CommandQueue, load_operator_file, run_oversight
 
@@ -326,7 +353,7 @@ def _oversee_run(args: argparse.Namespace) -> int:
         # lazy: cityx --help stays fast
         from cityx.store import Store
 
-        store = Store.open(args.store)
+        store = Store.open(_store_url(args.store))
     anchor = _anchor_to(store) if store is not None else None
     try:
         result = run_oversight(
@@ -362,6 +389,21 @@ def _oversee_run(args: argparse.Namespace) -> int:
         )
     emit(args, obj, "\n".join(lines))
     return EXIT_OK if result.complete else EXIT_VERDICT
+
+
+def _store_url(value: str) -> str:
+    """``--store``'s URL; ``env:NAME`` names the environment variable holding it."""
+    if not value.startswith("env:"):
+        return value
+    # lazy: cityx --help stays fast
+    import os
+
+    from cityx.core import InputError
+
+    url = os.environ.get(value[4:])
+    if not url:
+        raise InputError(f"environment variable {value[4:]} is not set", where="--store")
+    return url
 
 
 def _anchor_to(store: Any) -> Any:

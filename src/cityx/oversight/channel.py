@@ -6,7 +6,8 @@ A console (or any operator tool) publishes signed commands
 them over any interop transport (in-memory, or MQTT to the city's broker).
 Each message is verified before it is queued; a refused one is kept with
 its reason code for the decision log. Operator notes (a command's reason,
-sent after it) travel on the same topic. Every verified command also counts
+sent after it) and heartbeats (the operator's console is there) travel on
+the same topic. Every verified command or heartbeat counts
 as the channel's heartbeat: with ``channel_timeout_s`` set on the run, a
 channel silent for longer puts adaptive intersections on the fixed-time
 plan (logged as a mode change, reason "operator channel lost").
@@ -35,7 +36,7 @@ from cityx.interop import ALG, SigningKey, Transport, topic_for
 from cityx.interop.bus import TOPIC_ROOT
 
 from .commands import CommandQueue, RefusalCode, token_ref
-from .signed import COMMAND_TYPE, NOTE_TYP, CommandVerifier, token_typ
+from .signed import COMMAND_TYPE, HEARTBEAT_TYP, NOTE_TYP, CommandVerifier, token_typ
 
 
 def command_topic(city: str, operator: str) -> str:
@@ -49,7 +50,15 @@ def listen(
 
     def deliver(topic: str, data: bytes) -> None:
         token = data.decode("ascii", "replace").strip()
-        if token_typ(token) != NOTE_TYP:
+        typ = token_typ(token)
+        if typ == HEARTBEAT_TYP:
+            operator, code, detail = verifier.verify_heartbeat(token)
+            if operator is not None:
+                queue.touch()
+            else:
+                queue.refuse(str(code), f"heartbeat: {detail}", ref=token_ref(token))
+            return
+        if typ != NOTE_TYP:
             queue.submit_signed(token, verifier)
             return
         note, code, detail = verifier.verify_note(token)

@@ -85,7 +85,9 @@ class Pacer:
 
     def wait_turn(self, on_control: OnControl, idle: Callable[[], None]) -> None:
         """Return when the next step may run: not paused (or a step granted) and its turn
-        come. ``idle()`` is called while paused, every :data:`IDLE_EVERY_S` at most."""
+        come. ``idle()`` is called while paused, every :data:`IDLE_EVERY_S` at most, and when
+        a command arrives while a paced run waits for its turn (so that it is accepted or
+        refused at once, not a step later)."""
         self._controls(on_control)
         paused_at: float | None = None
         last_idle = -1e9
@@ -109,11 +111,13 @@ class Pacer:
         now = self.clock()
         turn = now if self._turn is None else self._turn
         while now < turn:
-            self.wait(min(turn - now, _SLICE_S))
+            came = self.wait(min(turn - now, _SLICE_S))
             self._controls(on_control)
             if self.paused:
                 self.wait_turn(on_control, idle)
                 return
+            if came:
+                idle()  # a command between steps is accepted now; it acts at the step
             now = self.clock()
         # Behind by more than a step: catch up by one step at most, then keep the pace.
         self._turn = max(turn, now - self.period_s) + self.period_s

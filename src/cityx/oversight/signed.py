@@ -28,6 +28,11 @@ An *operator note* (header ``typ`` :data:`NOTE_TYP`, claims ``type``
 ``reason``) gives a command its reason afterwards: a stop acts at once, its
 reason follows. It is checked like a command (key, window, age, replay,
 run) and must come from the command's own operator.
+
+An *operator heartbeat* (header ``typ`` :data:`HEARTBEAT_TYP`, claims
+``type`` ``"OperatorHeartbeat"``) says only that the operator's console is
+there; checked the same way, it keeps a run's operator channel alive
+(``channel_timeout_s``) without commanding anything.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ COMMAND_TYP = "cityx-operator-command+jws"
 COMMAND_TYPE = "OperatorCommand"
 NOTE_TYP = "cityx-operator-note+jws"
 NOTE_TYPE = "OperatorNote"
+HEARTBEAT_TYP = "cityx-operator-heartbeat+jws"
+HEARTBEAT_TYPE = "OperatorHeartbeat"
 
 
 def topic_of(intersection: str) -> str:
@@ -104,6 +111,19 @@ def sign_note(
     if run is not None:
         claims["run"] = run
     return _sign(claims, key, NOTE_TYP)
+
+
+def sign_heartbeat(key: SigningKey, *, now: float | None = None, run: str | None = None) -> str:
+    """An operator heartbeat: the operator's console is there (nothing else)."""
+    claims: dict[str, Any] = {
+        "iss": key.issuer,
+        "iat": time.time() if now is None else now,
+        "jti": uuid.uuid4().hex,
+        "type": HEARTBEAT_TYPE,
+    }
+    if run is not None:
+        claims["run"] = run
+    return _sign(claims, key, HEARTBEAT_TYP)
 
 
 def _sign(claims: dict[str, Any], key: SigningKey, typ: str) -> str:
@@ -200,6 +220,16 @@ class CommandVerifier:
         self._seen.add(str(claims["jti"]))
         return (about, reason, found.issuer), None, ""
 
+    def verify_heartbeat(self, token: str) -> tuple[str | None, RefusalCode | None, str]:
+        """(the operator, None, "") or (None, the reason code, what was wrong)."""
+        claims, found = self._claims(token, HEARTBEAT_TYP, HEARTBEAT_TYPE)
+        if claims is None:
+            assert isinstance(found, tuple)
+            return None, found[0], found[1]
+        assert isinstance(found, TrustedKey)
+        self._seen.add(str(claims["jti"]))
+        return found.issuer, None, ""
+
     def verify(self, token: str) -> tuple[OperatorCommand | None, RefusalCode | None, str]:
         """(the command, None, "") or (None, the reason code, what was wrong)."""
         claims, found = self._claims(token, COMMAND_TYP, COMMAND_TYPE)
@@ -237,10 +267,13 @@ def _b64(text: str) -> bytes:
 __all__ = [
     "COMMAND_TYP",
     "COMMAND_TYPE",
+    "HEARTBEAT_TYP",
+    "HEARTBEAT_TYPE",
     "NOTE_TYP",
     "NOTE_TYPE",
     "CommandVerifier",
     "sign_command",
+    "sign_heartbeat",
     "sign_note",
     "token_typ",
     "topic_of",

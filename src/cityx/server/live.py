@@ -48,10 +48,15 @@ The API for the web layer (routes, and the overseer console)::
     runs.commands(run.id)                        # each command with its state
     runs.kill(run.id)                            # the run ends incomplete
 
+A run started with ``channel_timeout_s`` falls back to the fixed-time plan
+when its operator channel is silent that long: while an assigned overseer
+reads its stream (the console is open), the server sends a signed
+*heartbeat* as that overseer every quarter of the timeout (at most
+:data:`HEARTBEAT_MAX_S`); when no assigned overseer reads it any more, the
+heartbeats stop and the run falls back.
+
 Not built: a queue of live runs waiting for a free slot (a start beyond the
-cap is refused, 429), heartbeats that keep a ``channel_timeout_s`` alive
-while no overseer commands (a run with a channel timeout falls back to the
-fixed-time plan after that much silence, by design).
+cap is refused, 429).
 """
 
 from __future__ import annotations
@@ -70,7 +75,8 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +86,8 @@ from cityx.interop.bus import TOPIC_ROOT, Transport
 from cityx.interop.trust import trust_document
 from cityx.oversight.channel import STATE_TYPE, StateReader, publish_command
 from cityx.oversight.commands import ALL, Action, OperatorCommand
-from cityx.oversight.signed import COMMAND_TYPE, sign_command, sign_note
-from cityx.store import LiveCommandRecord, LiveRunRecord, Store
+from cityx.oversight.signed import COMMAND_TYPE, sign_command, sign_heartbeat, sign_note
+from cityx.store import LiveCommandRecord, LiveRunRecord, Store, now_text
 
 from .config import ServerConfig
 from .policy import Role
@@ -89,10 +95,12 @@ from .policy import Role
 _LOG = logging.getLogger("cityx.server.live")
 ACTOR = "server:live"
 BASELINES = ("max-pressure", "fixed")
+STORE_ENV = "CITYX_LIVE_STORE"  # how a run's process learns the store's URL
 MAX_SECONDS = 86_400
 _SCENARIO = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _RANK = {"sent": 0, "accepted": 1, "refused": 1, "effective": 2}
 _QUEUE_SIZE = 2000  # events a slow subscriber may fall behind by before states are dropped
+HEARTBEAT_MAX_S = 2.0  # the longest gap between heartbeats of an open console
 PING_S = 15.0  # a quiet stream (a long pause) says it is alive this often
 
 
@@ -139,12 +147,17 @@ class _Live:
     reader: StateReader
     process: subprocess.Popen[bytes] | None = None
     unsubscribe: Callable[[], None] | None = None
-    subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[LiveEvent]]] = field(
+    # (the subscriber's event loop, its queue, the user who reads)
+    subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[LiveEvent], str]] = field(
         default_factory=list
     )
     last_state: LiveEvent | None = None
     refused: int = 0  # state messages that failed verification
     killed: bool = False
+    channel_timeout_s: float | None = None
+    heartbeats: int = 0  # sent for an assigned overseer whose console is open
+    commands: dict[str, LiveCommandRecord] = field(default_factory=dict)  # by id (jti)
+    ended: threading.Event = field(default_factory=threading.Event)
 
 
 def run_json(run: LiveRunRecord) -> dict[str, Any]:
@@ -191,6 +204,7 @@ class LiveRuns:
         self._close_transport: Callable[[], None] | None = None
         self._live: dict[str, _Live] = {}
         self._lock = threading.RLock()
+        self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-store")
         self._closed = False
 
     # -- life cycle -------------------------------------------------------------------
@@ -228,6 +242,7 @@ class LiveRuns:
         deadline = time.monotonic() + 10
         while self._live and time.monotonic() < deadline:
             time.sleep(0.05)  # the watchers record each ending
+        self._writes.shutdown(wait=True)
         if self._close_transport is not None:
             self._close_transport()
         self._transport = None
@@ -303,7 +318,11 @@ class LiveRuns:
             run = self.store.live_run(run_id)
             assert run is not None
             key = self._city_key()
-            item = _Live(run=run, reader=StateReader(key.public_jwk(), run=run_id))
+            item = _Live(
+                run=run,
+                reader=StateReader(key.public_jwk(), run=run_id),
+                channel_timeout_s=request.channel_timeout_s,
+            )
             self._live[run_id] = item
         try:
             bus = self._bus()
@@ -317,8 +336,13 @@ class LiveRuns:
             argv = self._argv(request, run_id, controller, out, trust)
             log = (folder / "child.log").open("wb")
             result = (folder / "result.json").open("wb")
+            # The run dies with the server (cityx.cli.oversight reads it): a paused run
+            # whose server is gone would otherwise wait forever.
+            env = {**os.environ, "CITYX_PARENT_PID": str(os.getpid())}
+            if self.config.store is not None:
+                env[STORE_ENV] = self.config.store
             item.process = subprocess.Popen(
-                argv, stdout=result, stderr=log, start_new_session=True, cwd=folder
+                argv, stdout=result, stderr=log, start_new_session=True, cwd=folder, env=env
             )
             log.close()
             result.close()
@@ -329,7 +353,30 @@ class LiveRuns:
         threading.Thread(
             target=self._watch, args=(item,), name=f"live-{run_id}", daemon=True
         ).start()
+        if item.channel_timeout_s is not None:
+            threading.Thread(
+                target=self._heartbeats, args=(item,), name=f"live-{run_id}-hb", daemon=True
+            ).start()
         return run
+
+    def _heartbeats(self, item: _Live) -> None:
+        """While an assigned overseer's console reads the stream, tell the run so (signed as
+        that overseer): its operator channel stays alive; closed, the channel times out."""
+        assert item.channel_timeout_s is not None
+        every = min(item.channel_timeout_s / 4, HEARTBEAT_MAX_S)
+        while not item.ended.wait(every):
+            with self._lock:
+                users = [u for _, _, u in item.subscribers if u in item.run.overseers]
+            if not users:
+                continue
+            key = self.operator_key(users[0])
+            token = sign_heartbeat(key, run=item.run.id)
+            try:
+                publish_command(self._bus(), token, city=item.run.id, operator=key.issuer)
+            except Exception as exc:  # a bus hiccup: the next beat tries again
+                _LOG.warning("live run %s: heartbeat not sent: %s", item.run.id, exc)
+                continue
+            item.heartbeats += 1
 
     def _check(self, request: RunRequest) -> tuple[str, ...]:
         if not _SCENARIO.fullmatch(request.scenario):
@@ -387,7 +434,8 @@ class LiveRuns:
         argv += ["--bus", self.config.bus, "--city", run_id, "--operator-trust", str(trust)]
         argv += ["--checkpoint-every", str(self.config.live_checkpoint_every)]
         if self.config.store is not None:
-            argv += ["--store", self.config.store]  # checkpoints anchored in the audit log
+            # Checkpoints anchored in the audit log; the URL (a password, maybe) by environment.
+            argv += ["--store", f"env:{STORE_ENV}"]
         if request.pace is not None:
             argv += ["--pace", repr(request.pace)]
         if request.channel_timeout_s is not None:
@@ -426,9 +474,25 @@ class LiveRuns:
         self.store.finish_live_run(
             item.run.id, status=status, result=result, error=error, actor=ACTOR
         )
+        for command in list(item.commands.values()):
+            if command.state == "sent":  # the run ended before it took the command
+                records = {ALL: {"state": "refused", "reason_code": "after_end"}}
+                updated = replace(
+                    command,
+                    state="refused",
+                    reason_code="after_end",
+                    records=records,
+                    updated_at=now_text(),
+                )
+                item.commands[command.id] = updated
+                self._store_later(updated)
+                self._emit(item, LiveEvent("command", updated.to_json(), time.time()))
+        with contextlib.suppress(RuntimeError):  # (a writer shut down has drained already)
+            self._writes.submit(lambda: None).result()  # every state stored before the end
         ended = self.store.live_run(item.run.id)
         with self._lock:
             self._live.pop(item.run.id, None)
+        item.ended.set()
         data = run_json(ended) if ended is not None else {"id": item.run.id}
         self._emit(item, LiveEvent("end", data, time.time()))
 
@@ -479,9 +543,9 @@ class LiveRuns:
         ref = change.get("ref")
         if not isinstance(ref, str):
             return
-        found = self.store.live_command(ref)
-        if found is None or found.run_id != item.run.id:
-            return  # not one the server sent (a scripted or foreign command)
+        found = item.commands.get(ref)
+        if found is None:
+            return  # not one the server sent to this run (a scripted or foreign command)
         records = dict(found.records)
         tls = str(change.get("intersection", ALL))
         new = str(change.get("state", "sent"))
@@ -500,29 +564,49 @@ class LiveRuns:
             "detail": change.get("detail"),
         }
         state, code = _aggregate(records)
-        self.store.update_live_command(ref, state=state, reason_code=code, records=records)
-        updated = self.store.live_command(ref)
-        if updated is not None:
-            self._emit(
-                item,
-                LiveEvent(
-                    "command", {**updated.to_json(), "changed": {tls: records[tls]}}, received
-                ),
-            )
+        updated = replace(
+            found, state=state, reason_code=code, records=records, updated_at=now_text()
+        )
+        item.commands[ref] = updated
+        # Told at once; stored behind, in order, off the bus's thread (a write can wait).
+        self._emit(
+            item,
+            LiveEvent("command", {**updated.to_json(), "changed": {tls: records[tls]}}, received),
+        )
+        self._store_later(updated)
+
+    def _store_later(self, command: LiveCommandRecord) -> None:
+        def write() -> None:
+            try:
+                self.store.update_live_command(
+                    command.id,
+                    state=command.state,
+                    reason_code=command.reason_code,
+                    records=command.records,
+                )
+            except Exception:  # the store's hiccup must not stop the relay
+                _LOG.exception("live command %s: state not stored", command.id)
+
+        try:
+            self._writes.submit(write)
+        except RuntimeError:  # the writer has shut down (the server stops): write here
+            write()
 
     def _emit(self, item: _Live, event: LiveEvent) -> None:
         if event.kind == "state":
             item.last_state = event
         with self._lock:
             subscribers = list(item.subscribers)
-        for loop, queue in subscribers:
+        for loop, queue, _user in subscribers:
             with contextlib.suppress(RuntimeError):  # a closed loop: its subscriber is gone
                 loop.call_soon_threadsafe(_offer, queue, event)
 
-    async def subscribe(self, run_id: str) -> AsyncIterator[LiveEvent]:
+    async def subscribe(self, run_id: str, user: str = "") -> AsyncIterator[LiveEvent]:
         """The run's events as they come: ``hello`` first, then verified ``state``
         messages, ``command`` changes and ``note``s, and ``end`` last (see :class:`LiveEvent`).
-        A finished run gives ``hello`` and ``end`` at once."""
+        A finished run gives ``hello`` and ``end`` at once. While ``user``, an overseer
+        assigned to the run, is subscribed, the run's operator channel is kept alive
+        (heartbeats, for a run with ``channel_timeout_s``)."""
         run = self.store.live_run(run_id)
         if run is None:
             raise LiveError("no such run", status=404)
@@ -531,7 +615,7 @@ class LiveRuns:
         with self._lock:
             item = self._live.get(run_id)
             if item is not None:
-                item.subscribers.append((loop, queue))
+                item.subscribers.append((loop, queue, user))
                 last = item.last_state
         hello = {
             "run": run_json(run),
@@ -554,7 +638,7 @@ class LiveRuns:
                     return
         finally:
             with self._lock, contextlib.suppress(ValueError):
-                item.subscribers.remove((loop, queue))
+                item.subscribers.remove((loop, queue, user))
 
     # -- commands ---------------------------------------------------------------------
 
@@ -607,6 +691,7 @@ class LiveRuns:
             reason=reason,
             actor=f"user:{user}",
         )
+        item.commands[jti] = record
         self._emit(item, LiveEvent("command", record.to_json(), time.time()))
         publish_command(self._bus(), token, city=run_id, operator=key.issuer)
         return record
@@ -626,8 +711,8 @@ class LiveRuns:
         token = sign_note(command_id, reason, key, run=run_id)
         self.store.note_live_command(command_id, reason, actor=f"user:{user}")
         publish_command(self._bus(), token, city=run_id, operator=key.issuer)
-        updated = self.store.live_command(command_id)
-        assert updated is not None
+        known = item.commands.get(command_id, found)
+        updated = item.commands[command_id] = replace(known, note=reason)
         self._emit(item, LiveEvent("command", updated.to_json(), time.time()))
         return updated
 

@@ -129,7 +129,7 @@ def run_state(run_id: str, who: Caller, request: Request) -> StreamingResponse:
     live = live_runs(st)
 
     async def stream() -> AsyncIterator[str]:
-        async for event in live.subscribe(run_id):
+        async for event in live.subscribe(run_id, who.user):
             data = {**event.data, "received_at": event.received_at}
             yield f"event: {event.kind}\ndata: {json.dumps(data, allow_nan=False)}\n\n"
 
