@@ -328,7 +328,8 @@ async def feed(run_id: str, request: Request, who: Annotated[Principal, Depends(
         async def pump() -> None:
             # The subscription is read in its own task: a timeout below must never cancel it.
             try:
-                async for event in live.subscribe(run_id):
+                # As this user: an assigned overseer watching keeps the run's channel alive.
+                async for event in live.subscribe(run_id, who.user):
                     await inbox.put(event)
             finally:
                 await inbox.put(None)
