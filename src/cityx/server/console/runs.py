@@ -338,6 +338,7 @@ async def feed(run_id: str, request: Request, who: Annotated[Principal, Depends(
         pending: Mapping[str, Any] | None = None
         last_frame = last_tick = 0.0
         last_iat: float | None = None  # when the run signed the newest state shown
+        heard_iat: float | None = None  # ... the newest state received (its commands' step)
         try:
             while True:
                 wait = MIN_FRAME_S if pending is not None else TICK_S
@@ -354,8 +355,10 @@ async def feed(run_id: str, request: Request, who: Annotated[Principal, Depends(
                         pending = event.data.get("last_state") or pending
                     elif event.kind == "state":
                         pending = event.data
+                        heard_iat = _state_of(pending)[1] or heard_iat
                     elif event.kind == "command":
-                        yield _frame("commands", "run_commands.html.j2", commands(last_iat))
+                        # A change the run reported comes right after the state of its step.
+                        yield _frame("commands", "run_commands.html.j2", commands(heard_iat))
                     elif event.kind == "end":
                         ended = state(request).store.live_run(run_id)
                         shown_run = run_json(ended) if ended else {"id": run_id}
