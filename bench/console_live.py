@@ -7,7 +7,8 @@ starts a live cologne1 run at real time (``--pace 1``) on the MQTT broker at
 ``/usr/bin/chromium``), where the htmx SSE extension swaps in each state.
 Every ``--every`` simulated seconds the overseer sends a command through the
 page's form (hold, phase, resume at the one intersection, each with a reason);
-the form posts and the page reloads, as it does without JavaScript too.
+htmx posts the form and swaps the command panel in, the live feed staying
+connected (without JavaScript the form posts and the page reloads).
 
 Measured in the browser (its clock is the machine's, like the run's):
 
@@ -57,14 +58,21 @@ GOAL_S = 1.0
 # Runs in every page load before the page's own scripts: records each swap as it happens.
 RECORDER = """
 window.__bench = {states: [], effective: {}, watch: {}};
-document.addEventListener("DOMContentLoaded", function () {
-  // The commands this page load saw before they were effective: the ones to time.
-  document.querySelectorAll("#commands tbody tr[id]").forEach(function (row) {
-    if (!row.querySelector(".cstate-effective, .cstate-refused")) {
-      window.__bench.watch[row.id] = 1;
+function benchScan(now) {
+  var b = window.__bench;
+  var table = document.querySelector("#commands table.commands");
+  if (!table) { return; }
+  var changed = parseFloat(table.getAttribute("data-changed-at"));
+  table.querySelectorAll("tbody tr[id]").forEach(function (row) {
+    if (!row.querySelector(".cstate-effective, .cstate-refused")) { b.watch[row.id] = 1; }
+    else if (row.id in b.watch && !(row.id in b.effective)
+             && row.querySelector(".cstate-effective")) {
+      b.effective[row.id] = {shown: now, applied: isNaN(changed) ? null : changed};
     }
   });
-});
+}
+document.addEventListener("DOMContentLoaded", function () { benchScan(Date.now() / 1000); });
+document.addEventListener("htmx:afterSwap", function () { benchScan(Date.now() / 1000); });
 document.addEventListener("htmx:sseMessage", function () {
   var now = Date.now() / 1000;
   var clock = document.querySelector("#live-state .clock[data-signed-at]");
@@ -73,16 +81,7 @@ document.addEventListener("htmx:sseMessage", function () {
     var s = window.__bench.states;
     if (!s.length || s[s.length - 1].iat !== iat) { s.push({iat: iat, shown: now}); }
   }
-  var table = document.querySelector("#commands table.commands");
-  if (table) {
-    var changed = parseFloat(table.getAttribute("data-changed-at"));
-    table.querySelectorAll("tbody tr[id]").forEach(function (row) {
-      var b = window.__bench;
-      if (row.id in b.watch && !(row.id in b.effective) && row.querySelector(".cstate-effective")) {
-        b.effective[row.id] = {shown: now, applied: isNaN(changed) ? null : changed};
-      }
-    });
-  }
+  benchScan(now);
 });
 """
 
@@ -164,9 +163,8 @@ def main() -> None:
     reader.start()
 
     first: dict[float, float] = {}  # a state's iat -> when the browser first showed it
-    after_applied: list[float] = []
     pending: list[str] = []  # commands not effective within 30 s (their rows)
-    missed = 0  # effective before the reloaded page's feed connected: no applied time
+    effective: dict[str, dict[str, Any]] = {}  # a command's row -> when it showed effective
     plan = ["hold", "phase", "resume"]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -179,19 +177,15 @@ def main() -> None:
         next_at = args.every
 
         def harvest() -> None:
-            nonlocal missed
             got = page.evaluate("() => window.__bench")
             for shown in got["states"]:  # each state once: when a page first showed it
                 first[shown["iat"]] = min(shown["shown"], first.get(shown["iat"], shown["shown"]))
-            for seen in got["effective"].values():
-                if seen["applied"] is None:
-                    missed += 1
-                else:
-                    after_applied.append(seen["shown"] - seen["applied"])
+            for row, seen in got["effective"].items():
+                effective.setdefault(row, seen)
 
         while not sim["ended"]:
             if plan and sim["time_s"] >= next_at:
-                harvest()  # the form reloads the page: keep what this load recorded
+                harvest()  # without JavaScript the form reloads the page: keep what we have
                 action = plan.pop(0)
                 page.get_by_label("Intersection", exact=True).select_option(tls)
                 if action == "phase":
@@ -199,7 +193,7 @@ def main() -> None:
                 page.get_by_label("Reason", exact=False).fill(f"bench: {action}")
                 name = {"hold": "Hold", "phase": "Request phase", "resume": "Resume adaptive"}
                 page.get_by_role("button", name=name[action]).click()
-                page.wait_for_load_state()
+                page.locator("table.commands tbody tr", has_text=f"bench: {action}").wait_for()
                 errors = page.locator(".field-error, .form-error").all_inner_texts()
                 if errors:
                     raise SystemExit(f"the {action} form was refused: {errors}")
@@ -215,6 +209,9 @@ def main() -> None:
         browser.close()
     reader.join(10)
     view_lag = [shown - iat for iat, shown in first.items()]
+    after_applied = [e["shown"] - e["applied"] for e in effective.values() if e["applied"]]
+    # Effective already when the view (re)connected: no state of its step to time it from.
+    missed = sum(1 for e in effective.values() if not e["applied"])
     server.should_exit = True
     store.close()
     load = os.getloadavg()

@@ -117,7 +117,7 @@ def test_a_finished_run_takes_no_command(
 ) -> None:
     signed_in(client, console, "overseer")
     page = client.get(f"/console/runs/{finished}").text
-    assert "The run has ended (done)" in page and "command-form" not in page
+    assert "The run has ended (done)" in page and 'command-form"' not in page
     assert "Without JavaScript" not in page  # an ended run needs no reloading
     csrf = CSRF_RE.search(page)
     assert csrf is not None

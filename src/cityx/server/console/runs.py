@@ -65,6 +65,7 @@ from .netmap import (
 LATE_S = 1.0
 SILENT_S = 2.5
 TICK_S = 1.0
+_RANK = {"sent": 0, "accepted": 1, "refused": 2, "effective": 2}
 MIN_FRAME_S = 0.2  # at most five state renderings a second, whatever the run's pace
 NOSCRIPT_REFRESH_S = 5
 SCENARIOS = ("cologne1", "cologne3", "ingolstadt1", "grid4x4")
@@ -311,9 +312,30 @@ async def feed(run_id: str, request: Request, who: Annotated[Principal, Depends(
     csrf = s.csrf_for(request)
     may = _may_command(who, run)
 
+    # The commands as the stream tells them: a change reaches the stream before the store
+    # (h/liverun writes it on its own thread), so the store alone could show a stale state.
+    known: dict[str, dict[str, Any]] = {}
+
+    def merge(found: Any) -> bool:
+        """Take newer command records (states only move forward); True if any changed."""
+        changed = False
+        for c in found:
+            c = dict(c)
+            old = known.get(str(c.get("id")))
+            if old is None or (
+                _RANK.get(str(c.get("state")), 0) >= _RANK.get(str(old.get("state")), 0)
+                and c != old
+            ):
+                known[str(c.get("id"))] = c
+                changed = True
+        return changed
+
+    def unsettled() -> bool:
+        return any(c.get("state") in ("sent", "accepted") for c in known.values())
+
     def commands(changed_at: float | None) -> dict[str, Any]:
         return {
-            "commands": [c.to_json() for c in live.commands(run_id)],
+            "commands": sorted(known.values(), key=lambda c: str(c.get("sent_at", ""))),
             "may_command": may,
             "csrf": csrf,
             "new_once": s.new_once,
@@ -351,6 +373,7 @@ async def feed(run_id: str, request: Request, who: Annotated[Principal, Depends(
                 if event:
                     if event.kind == "hello":
                         # A command may have moved on between the page and this subscription.
+                        merge(event.data.get("commands") or ())
                         yield _frame("commands", "run_commands.html.j2", commands(None))
                         pending = event.data.get("last_state") or pending
                     elif event.kind == "state":
@@ -358,6 +381,7 @@ async def feed(run_id: str, request: Request, who: Annotated[Principal, Depends(
                         heard_iat = _state_of(pending)[1] or heard_iat
                     elif event.kind == "command":
                         # A change the run reported comes right after the state of its step.
+                        merge([event.data])
                         yield _frame("commands", "run_commands.html.j2", commands(heard_iat))
                     elif event.kind == "end":
                         ended = state(request).store.live_run(run_id)
@@ -374,6 +398,10 @@ async def feed(run_id: str, request: Request, who: Annotated[Principal, Depends(
                     yield _frame("state", "run_state.html.j2", ctx)
                 if shown or now - last_tick >= TICK_S:
                     last_tick = now
+                    # A change that reached the store before this subscription began, but
+                    # after the hello read it: the store has caught up by the next tick.
+                    if unsettled() and merge(c.to_json() for c in live.commands(run_id)):
+                        yield _frame("commands", "run_commands.html.j2", commands(None))
                     age = None if last_iat is None else max(0.0, now - last_iat)
                     yield _frame("tick", "run_lag.html.j2", {"age": age, "late_s": LATE_S})
         finally:
