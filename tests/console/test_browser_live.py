@@ -41,6 +41,17 @@ def test_overseer_watches_overrides_and_stops_a_live_run(
     assert page.locator("svg.netmap").count() == 1
     axe_clean(page)
 
+    # A feed that never answers: after 2.5 s without a tick, a banner says so.
+    cut = page.context.new_page()
+    cut.route("**/feed", lambda route: route.abort())
+    cut.goto(run_url)
+    silent = cut.locator("#silent")
+    silent.wait_for(state="visible", timeout=10_000)
+    assert re.search(
+        r"Live feed silent for \d+\.\d s: the view is \d+\.\d s old", silent.inner_text()
+    )
+    cut.close()
+
     # A hold without a reason is refused beside the field, acting on nothing.
     page.get_by_label("Intersection", exact=True).select_option(TLS)
     page.get_by_role("button", name="Hold").click()

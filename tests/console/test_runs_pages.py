@@ -15,6 +15,7 @@ from cityx.oversight import Action, CommandQueue, OperatorCommand, OversightSpec
 from cityx.server import Role, add_user
 from cityx.server.app import create_app
 from cityx.server.console import runs as console_runs
+from cityx.server.console.base import template
 from cityx.server.rulings import city_key
 
 from ..worlds.traffic.conftest import needs_resco, needs_sumo
@@ -216,3 +217,26 @@ def test_command_forms_check_fields_and_act_once(
             (finished, "overseer", "hold", TLS, "why not"),
             (finished, "overseer", "stop", "*", ""),
         ]
+
+
+def test_a_regulator_names_the_overseers(client: TestClient, console: Console) -> None:
+    signed_in(client, console, "regulator")
+    page = client.get("/console/runs").text
+    csrf, once = CSRF_RE.search(page), ONCE_RE.search(page)
+    assert csrf and once
+    data = {"scenario": "cologne1", "seconds": "10", "pace": "1", "csrf": csrf.group(1)}
+    nobody = client.post("/console/runs", data={**data, "overseers": "", "once": once.group(1)})
+    assert nobody.status_code == 422 and 'id="overseers-error"' in nobody.text
+    assert "at least one overseer" in nobody.text
+    wrong = client.post("/console/runs", data={**data, "overseers": "auditor", "once": "n2"})
+    assert "not an overseer" in wrong.text and 'id="overseers-error"' in wrong.text
+
+
+def test_the_lag_banner_says_how_old_the_view_is() -> None:
+    lag = template("run_lag.html.j2")
+    fresh = lag.render(age=0.25, late_s=1.0)
+    assert "✓ Live: the view is 0.2 s old" in fresh and 'role="alert"' not in fresh
+    late = lag.render(age=3.5, late_s=1.0)
+    assert "⚠ Late:" in late and "3.5 s old" in late and 'role="alert"' in late
+    assert 'data-age="3.50"' in late  # live.js counts on from here when the feed goes silent
+    assert "Waiting for the run's first verified state" in lag.render(age=None, late_s=1.0)

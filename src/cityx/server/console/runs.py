@@ -170,6 +170,7 @@ def start_run(
     scenario: Annotated[str, Form()] = "",
     seconds: Annotated[str, Form()] = "",
     pace: Annotated[str, Form()] = "",
+    overseers: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
     once: Annotated[str, Form()] = "",
 ) -> Response:
@@ -177,6 +178,9 @@ def start_run(
     if first is not None:
         return s.see_other(first)
     errors: dict[str, str] = {}
+    named = tuple(n for n in (x.strip() for x in overseers.split(",")) if n)
+    if not named and who.role is Role.OVERSEER:
+        named = (who.user,)  # an overseer who names none oversees alone
     if scenario not in SCENARIOS:
         errors["scenario"] = f"Choose one of {', '.join(SCENARIOS)}."
     try:
@@ -201,7 +205,7 @@ def start_run(
                     scenario=scenario,
                     seconds=secs,
                     pace=speed,
-                    overseers=(who.user,) if who.role is Role.OVERSEER else (),
+                    overseers=named,
                 ),
                 actor=who.actor,
                 organisation=who.organisation,
@@ -209,9 +213,10 @@ def start_run(
         except LiveError as exc:
             errors["form"] = exc.message
         except InputError as exc:
-            errors[exc.where if exc.where in ("scenario", "seconds", "pace") else "form"] = (
-                exc.message
+            where = (
+                exc.where if exc.where in ("scenario", "seconds", "pace", "overseers") else "form"
             )
+            errors[where] = exc.message
     if run is None:
         s.ONCE.release(once)
         found = [run_json(r) for r in state(request).store.live_runs(limit=200)]
@@ -225,7 +230,12 @@ def start_run(
                 "may_start": True,
                 "scenarios": SCENARIOS,
                 "errors": errors,
-                "form": {"scenario": scenario, "seconds": seconds, "pace": pace},
+                "form": {
+                    "scenario": scenario,
+                    "seconds": seconds,
+                    "pace": pace,
+                    "overseers": overseers,
+                },
                 "once": s.new_once(),
             },
             status=422,

@@ -4,13 +4,14 @@
  * server is stuck, and the banner says how old the view has become since. */
 (function () {
   "use strict";
-  var heard = performance.now();
-  var age = null;
   function lagAge() {
     var el = document.querySelector("#lag [data-age]");
     var v = el ? parseFloat(el.getAttribute("data-age")) : NaN;
     return isNaN(v) ? null : v;
   }
+  // Deferred: the page is parsed; its own lag line says how old the view was when served.
+  var heard = performance.now();
+  var age = lagAge();
   document.addEventListener("htmx:sseMessage", function () {
     heard = performance.now();
     age = lagAge();
