@@ -83,6 +83,7 @@ from typing import Any
 from cityx.core import InputError, Manifest
 from cityx.interop import SigningKey, generate_key, load_signing_key, write_key_files
 from cityx.interop.bus import TOPIC_ROOT, Transport
+from cityx.interop.errors import InteropError
 from cityx.interop.trust import trust_document
 from cityx.oversight.channel import STATE_TYPE, StateReader, publish_command
 from cityx.oversight.commands import ALL, Action, OperatorCommand
@@ -350,6 +351,8 @@ class LiveRuns:
             result.close()
         except Exception as exc:
             self._end(item, status="failed", result=None, error=f"could not start: {exc}")
+            if isinstance(exc, InteropError):  # the broker is away: try again later
+                raise LiveError(f"the bus cannot be reached: {exc}", status=503) from exc
             raise
         self.store.live_run_pid(run_id, item.process.pid)
         threading.Thread(
