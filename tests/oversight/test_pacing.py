@@ -206,6 +206,11 @@ def test_pause_step_and_continue_over_the_signed_channel(tmp_path: Path) -> None
     assert "operator channel lost" not in log
     assert '"action":"command.reason"' in log.replace(" ", "")
     assert op.states[-1]["run"].get("ended") is True
+    # Replayed as fast as it goes: the stop again, not the pause (which would never end).
+    from cityx.oversight.replay import replay
+
+    again = replay(tmp_path, out=tmp_path / "replay")
+    assert again.commands == 1 and again.same, again.first
 
 
 def test_heartbeats_keep_the_channel_alive_and_forged_ones_are_refused(tmp_path: Path) -> None:
