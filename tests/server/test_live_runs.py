@@ -183,6 +183,8 @@ def test_an_overseer_runs_reads_and_commands_a_live_run(server: Server) -> None:
     claims = StateReader(public, run=rid).read(first["token"])
     assert claims is not None and claims["state"] == first["state"]
     (tls, info), *_ = first["state"]["intersections"].items()
+    program = server.get(f"/api/v1/runs/{rid}", "olga").json()["network"][tls]
+    assert program[info["green"]]["green"] and not all(p["green"] for p in program)
 
     # Nobody but the assigned overseer commands the run.
     for user in ("otto", "rita", "vera"):

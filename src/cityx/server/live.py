@@ -46,6 +46,7 @@ The API for the web layer (routes, and the overseer console)::
     cmd = runs.command(run.id, "olga", "stop", intersection="*")
     runs.annotate(run.id, cmd.id, "a crash on the junction", "olga")
     runs.commands(run.id)                        # each command with its state
+    network_of(run)                              # intersections, their phases (green or not)
     runs.kill(run.id)                            # the run ends incomplete
 
 A run started with ``channel_timeout_s`` falls back to the fixed-time plan
@@ -180,6 +181,26 @@ def run_json(run: LiveRunRecord) -> dict[str, Any]:
         "error": run.error,
         "decisions": str(Path(run.out_dir) / "decisions.jsonl"),
         "bus_namespace": f"{TOPIC_ROOT}/{run.id}",
+    }
+
+
+def network_of(run: LiveRunRecord) -> dict[str, Any] | None:
+    """The run's intersections and their signal programs (what a ``phase`` command may ask
+    for: the indexes whose ``green`` is true); None until the run has written its network."""
+    path = Path(run.out_dir) / "network.json"
+    try:
+        # lazy: the traffic world's network reader (no SUMO) only when asked
+        from cityx.worlds.traffic.network import NetworkInfo
+
+        network = NetworkInfo.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {
+        i.id: [
+            {"index": k, "state": p.state, "green": p.is_green, "duration_s": p.duration}
+            for k, p in enumerate(i.phases)
+        ]
+        for i in network.intersections
     }
 
 
@@ -630,6 +651,7 @@ class LiveRuns:
             known = self.store.live_commands(run_id)
         hello = {
             "run": run_json(run),
+            "network": network_of(run),
             "commands": [c.to_json() for c in known],
             "last_state": None if item is None or last is None else dict(last.data),
         }
@@ -849,6 +871,7 @@ __all__ = [
     "LiveRuns",
     "RunRequest",
     "may_read",
+    "network_of",
     "read_sse",
     "run_json",
     "state_claims",

@@ -23,7 +23,7 @@ from cityx.store import LiveRunRecord
 
 from ..access import Caller, ServerState, _deny, state
 from ..identity import Principal
-from ..live import LiveRuns, RunRequest, may_read, run_json
+from ..live import LiveRuns, RunRequest, may_read, network_of, run_json
 from ..policy import Role
 from ._router import router
 
@@ -106,9 +106,11 @@ def list_runs(who: Caller, request: Request, limit: int = 100) -> dict[str, Any]
 
 @router.get("/runs/{run_id}")
 def get_run(run_id: str, who: Caller, request: Request) -> dict[str, Any]:
-    """A live run: status, result summary when it has ended, its decision log's path."""
+    """A live run: status, result summary when it has ended, its decision log's path, and
+    its intersections' signal programs (``network``: what a ``phase`` command may ask for)."""
     st = state(request)
-    return run_json(visible_run(st, request, who, run_id))
+    run = visible_run(st, request, who, run_id)
+    return {**run_json(run), "network": network_of(run)}
 
 
 @router.get("/runs/{run_id}/commands")
