@@ -89,6 +89,29 @@ def test_a_paced_run_waits_for_each_turn_without_bursts() -> None:
     assert now[0] == pytest.approx(110.75)
 
 
+def test_a_pace_command_changes_the_pace_from_now_on() -> None:
+    now = [0.0]
+
+    def sleep(timeout_s: float) -> bool:
+        now[0] += timeout_s
+        return False
+
+    queue = CommandQueue()
+    pacer = Pacer(1.0, queue, clock=lambda: now[0], wait=sleep)
+    seen: list[Any] = []
+    pacer.wait_turn(lambda cid, c, r: seen.append(r), lambda: None)  # at 0.0
+    queue.submit(OperatorCommand("*", Action.PACE, pace=4.0))
+    pacer.wait_turn(lambda cid, c, r: seen.append(r), lambda: None)  # taken now, at once
+    pacer.wait_turn(lambda cid, c, r: seen.append(r), lambda: None)
+    assert now[0] == 0.25 and pacer.pace == 4.0 and seen == [None]
+    queue.submit(OperatorCommand("*", Action.PACE, pace=0))  # as fast as it goes
+    for _ in range(3):
+        pacer.wait_turn(lambda *_: None, lambda: None)
+    assert now[0] == 0.25 and pacer.pace is None
+    with pytest.raises(InputError, match="takes a pace"):
+        OperatorCommand("*", Action.PACE)
+
+
 def test_a_command_between_paced_steps_is_taken_at_once() -> None:
     now = [0.0]
     arrivals = [True]  # one command arrives during the first wait

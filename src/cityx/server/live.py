@@ -696,6 +696,7 @@ class LiveRuns:
         intersection: str = ALL,
         phase: int | None = None,
         reason: str = "",
+        pace: float | None = None,
     ) -> LiveCommandRecord:
         """Sign ``action`` as overseer ``user``, record it (audited), send it; its record
         (state ``sent``). 403 unless ``user`` is assigned, 409 once the run has ended."""
@@ -710,7 +711,7 @@ class LiveRuns:
             ) from None
         if not intersection or len(intersection) > 200 or len(reason) > 2000:
             raise InputError("intersection 1-200 characters, reason at most 2000")
-        command = OperatorCommand(intersection, chosen, phase=phase, reason=reason)
+        command = OperatorCommand(intersection, chosen, phase=phase, reason=reason, pace=pace)
         key = self.operator_key(user)
         jti = uuid.uuid4().hex
         token = sign_command(command, key, jti=jti, run=run_id)

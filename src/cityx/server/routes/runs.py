@@ -43,6 +43,7 @@ class CommandIn(BaseModel):
     intersection: str = Field(default="*", max_length=200)
     phase: int | None = Field(default=None, ge=0, le=1000)
     reason: str = Field(default="", max_length=2000)
+    pace: float | None = Field(default=None, ge=0, le=1000)  # a "pace" command's; 0: fast
 
 
 class ReasonIn(BaseModel):
@@ -153,6 +154,7 @@ def post_command(run_id: str, body: CommandIn, who: Caller, request: Request) ->
         intersection=body.intersection,
         phase=body.phase,
         reason=body.reason,
+        pace=body.pace,
     )
     return JSONResponse(record.to_json(), status_code=202)
 
