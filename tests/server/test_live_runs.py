@@ -34,10 +34,12 @@ from cityx.server.app import create_app
 from cityx.server.live import LiveRuns, read_sse
 from cityx.store import Store
 
+from ..support.paths import SUBMISSIONS
 from ..worlds.traffic.conftest import needs_resco, needs_sumo
-from .conftest import make_config
+from .conftest import make_config, pack
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
+ACME = SUBMISSIONS / "acme-signals"
 WAIT_S = 120.0  # deadlines against a hang, not timing assertions
 USERS = (
     ("olga", Role.OVERSEER),
@@ -181,6 +183,8 @@ def test_an_overseer_runs_reads_and_commands_a_live_run(server: Server) -> None:
     claims = StateReader(public, run=rid).read(first["token"])
     assert claims is not None and claims["state"] == first["state"]
     (tls, info), *_ = first["state"]["intersections"].items()
+    program = server.get(f"/api/v1/runs/{rid}", "olga").json()["network"][tls]
+    assert program[info["green"]]["green"] and not all(p["green"] for p in program)
 
     # Nobody but the assigned overseer commands the run.
     for user in ("otto", "rita", "vera"):
@@ -207,6 +211,7 @@ def test_an_overseer_runs_reads_and_commands_a_live_run(server: Server) -> None:
     sent = {"pause": pause["id"]}
     for action, body in (
         ("continue", {"action": "continue"}),
+        ("pace", {"action": "pace", "pace": 20}),
         ("hold", {"action": "hold", "intersection": tls, "reason": "a look"}),
         ("phase", {"action": "phase", "intersection": tls, "phase": info["green"]}),
         ("stop", {"action": "stop"}),
@@ -237,12 +242,14 @@ def test_an_overseer_runs_reads_and_commands_a_live_run(server: Server) -> None:
     for action, cid in sent.items():
         states = stream.command_states(cid)
         assert states[0] == "sent" and states[-1] == "effective", (action, states)
-        assert "accepted" in states or action in ("stop", "pause", "continue"), (action, states)
+        controls = ("stop", "pause", "continue", "pace")
+        assert "accepted" in states or action in controls, (action, states)
     listed = server.get(f"/api/v1/runs/{rid}/commands", "olga").json()["commands"]
     assert {c["id"]: c["state"] for c in listed} == dict.fromkeys(sent.values(), "effective")
     assert next(c for c in listed if c["id"] == sent["stop"])["note"] == "a crash"
 
     states = [d for k, d in stream.events if k == "state"]
+    assert {d["state"]["run"]["pace"] for d in states} == {10.0, 20.0}
     assert all(d["state"]["time_s"] != 999.0 for d in states)
     assert states[-1]["refused_so_far"] == 1
     assert ended["status"] == "done"
@@ -261,10 +268,24 @@ def test_an_overseer_runs_reads_and_commands_a_live_run(server: Server) -> None:
 
 
 def test_a_killed_run_is_incomplete_with_its_log_verifiable(server: Server) -> None:
+    # The controller under oversight is a vendor's uploaded submission (ONNX: no vendor code).
+    upload = httpx.post(
+        f"{server.url}/api/v1/submissions",
+        files={"archive": ("acme.tar.gz", pack(ACME), "application/gzip")},
+        headers=server.auth("vera"),
+        timeout=60,
+    )
+    assert upload.status_code == 201, upload.text
     answer = server.post(
         "/api/v1/runs",
         "rita",
-        {"scenario": "cologne1", "seconds": 3000, "pace": 20, "overseers": ["otto"]},
+        {
+            "scenario": "cologne1",
+            "seconds": 3000,
+            "pace": 20,
+            "overseers": ["otto"],
+            "controller": upload.json()["id"],
+        },
     )
     assert answer.status_code == 202, answer.text
     rid = answer.json()["id"]
