@@ -206,6 +206,7 @@ def test_command_forms_check_fields_and_act_once(
         assert 'id="intersection-error"' in everywhere.text
         assert 'id="phase-error"' in everywhere.text
         assert post(action="jump", reason="r", once="o3").status_code == 422
+        assert post(action="pause", reason="r", once="o6").status_code == 422  # API only
         assert calls == []  # nothing acted
         first = post(action="hold", intersection=TLS, reason="why not", once="o4")
         again = post(action="hold", intersection=TLS, reason="why not", once="o4")

@@ -69,7 +69,11 @@ _RANK = {"sent": 0, "accepted": 1, "refused": 2, "effective": 2}
 MIN_FRAME_S = 0.2  # at most five state renderings a second, whatever the run's pace
 NOSCRIPT_REFRESH_S = 5
 SCENARIOS = ("cologne1", "cologne3", "ingolstadt1", "grid4x4")
-ACTIONS = {a.value: a for a in Action}
+# The signal commands of the page's buttons; run controls (pause, continue, step, pace)
+# stay with the API (docs/server.md).
+ACTIONS = {
+    a.value: a for a in (Action.HOLD, Action.PHASE, Action.FIXED_TIME, Action.STOP, Action.RESUME)
+}
 NEEDS_REASON = frozenset({Action.HOLD, Action.PHASE, Action.FIXED_TIME, Action.RESUME})
 
 READ = Needs("GET", f"{API}/runs/{{run_id}}")
