@@ -241,3 +241,24 @@ def test_the_lag_banner_says_how_old_the_view_is() -> None:
     assert "⚠ Late:" in late and "3.5 s old" in late and 'role="alert"' in late
     assert 'data-age="3.50"' in late  # live.js counts on from here when the feed goes silent
     assert "Waiting for the run's first verified state" in lag.render(age=None, late_s=1.0)
+
+
+def test_a_log_still_being_written_is_no_replay_yet(client: TestClient, console: Console) -> None:
+    out = console.config.data_dir / "live" / "lr-halfwritten" / "out"
+    out.mkdir(parents=True)
+    (out / "decisions.jsonl").write_text('{"seq": 1, "at": "2026-')  # cut mid-line
+    console.store.add_live_run(
+        run_id="lr-halfwritten",
+        scenario="cologne1",
+        controller="max-pressure",
+        seconds=30,
+        seed=1,
+        pace=None,
+        overseers=("overseer",),
+        out_dir=str(out),
+        actor="user:overseer",
+    )
+    signed_in(client, console, "regulator")
+    answer = client.get("/console/runs/lr-halfwritten/replay")
+    assert answer.status_code == 409 and "still being written" in answer.text
+    assert client.get("/console/runs/lr-nosuchrun/replay").status_code == 404

@@ -561,6 +561,12 @@ def replay_page(
         raise HTTPException(
             404, f"This run has no decision log to replay ({exc.message})."
         ) from exc
+    except ValueError as exc:  # a line still being written: the log of a run going on
+        raise HTTPException(
+            409,
+            "This run's decision log is still being written: replay it once the run has "
+            f"ended ({exc}).",
+        ) from exc
     times = timeline.times()
     at = max(0.0, min(t if t is not None else 0.0, timeline.end_s))
     earlier = [x for x in times if x < at - 1e-9]
