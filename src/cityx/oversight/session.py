@@ -308,7 +308,7 @@ def run_oversight(
     pacer = Pacer(spec.pace, queue)
 
     def run_info() -> dict[str, Any]:
-        return {"paused": pacer.paused, "pace": spec.pace, "seconds": spec.seconds}
+        return {"paused": pacer.paused, "pace": pacer.pace, "seconds": spec.seconds}
 
     last = observation
     loop_start = time.perf_counter()
