@@ -1,4 +1,4 @@
-"""``cityx decisions verify`` and ``show``: a run's signed decision log from the shell.
+"""``cityx decisions verify``, ``show`` and ``prune``: a run's signed decision log from the shell.
 
 The parsers are registered with the oversight commands (:mod:`.oversight`);
 these are their handlers. ``verify`` exits 0 when the log is intact and
@@ -91,4 +91,25 @@ def decisions_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-__all__ = ["decisions_show", "decisions_verify"]
+def decisions_prune(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
+    from cityx.interop import load_signing_key
+    from cityx.oversight.retention import prune_decisions
+
+    result = prune_decisions(
+        args.path,
+        load_signing_key(args.sign_key),
+        keep_days=args.keep_days,
+        allow_short=args.allow_under_six_months,
+    )
+    text = (
+        f"pruned {result.records} record(s); the tombstone now covers records 1-{result.upto}, "
+        f"{result.kept} kept"
+        if result.records
+        else f"nothing sealed before {result.cutoff}: nothing pruned"
+    )
+    emit(args, result.to_json(), text)
+    return EXIT_OK
+
+
+__all__ = ["decisions_prune", "decisions_show", "decisions_verify"]
