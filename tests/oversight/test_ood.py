@@ -76,3 +76,41 @@ def test_readings_of_dead_stale_or_stuck_detectors_make_a_choice_ood() -> None:
     assert not flag_choice(_choice(NORMAL), lanes=lanes, detector_flags=quiet).flag
     # Nothing checked: no verdict of "in distribution" either.
     assert flag_choice(_choice(NORMAL)).checked == ()
+
+
+def test_the_annotator_flags_dead_lanes_and_gives_the_calibrated_confidence() -> None:
+    from cityx.oversight.annotate import ChoiceAnnotator
+    from cityx.oversight.confidence import fit_calibration
+    from cityx.worlds.traffic.candidates import PhaseCandidates
+    from cityx.worlds.traffic.choices import choices_from_step
+
+    from ..worlds.traffic.test_candidates import NETWORK, observe
+    from .test_confidence import _synthetic
+
+    calibration, _ = fit_calibration(_synthetic(5, 800, runs=4), horizon_s=20)
+    annotator = ChoiceAnnotator(NETWORK, calibration=calibration)
+    c = PhaseCandidates.from_network(NETWORK)
+    obs = observe([3, 1, 5, 0, 2, 7], phase=(2, 0))
+    features = c.features(obs)
+    pressure = features[:, FEATURE_NAMES.index("pressure")]
+    made = choices_from_step(
+        c,
+        obs,
+        features,
+        pressure,
+        c.choose(obs, pressure).phases,
+        columns=FEATURE_NAMES,
+        decided_by=DecidedBy.RULE,
+    )
+    dead = np.zeros(6, dtype=bool)
+    dead[4] = True  # ab_0, a lane of B
+    a, b = annotator.annotate(made, {"dead": dead, "stale": np.zeros(6, dtype=bool)})
+    assert a.confidence is not None and a.confidence.digest == calibration.digest
+    assert a.ood is not None and b.ood is not None
+    assert "detectors" in a.ood.checked and "bounds" in a.ood.checked
+    assert b.ood.flag and "dead detector(s): ab_0" in b.ood.reasons
+    # A's calibration inputs lie inside the synthetic dev range unless the queue is far off.
+    assert not a.ood.flag or all("calibration" in r for r in a.ood.reasons)
+    assert annotator.counts() == {"choices": 2, "with_confidence": 2, "ood": int(a.ood.flag) + 1}
+    round_trip = ControllerChoice.from_json(b.to_json())
+    assert round_trip.ood == b.ood and round_trip.confidence == b.confidence
