@@ -168,6 +168,8 @@ def _rollout(
     horizon_s: int,
 ) -> float:
     """The cost of holding ``phase`` at ``intersection`` for the horizon, in a forked copy."""
+    if not hasattr(os, "fork"):
+        raise WorldError("roll-outs copy the simulation by forking the process: POSIX only")
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the copy: run, report, and leave without any cleanup of the parent's files
