@@ -235,3 +235,5 @@ def test_the_cli_prunes_and_verify_reports_the_tombstone(tmp_path: Path) -> None
     check = cityx("decisions", "verify", folder, "--json")
     out = json.loads(check.out)
     assert check.code == 0 and out["ok"] and out["pruned"]["records"] == 28
+    said = cityx("decisions", "verify", folder)
+    assert said.code == 0 and "pruned: records 1-28 (5 sealed segments" in said.out

@@ -47,6 +47,13 @@ def decisions_verify(args: argparse.Namespace) -> int:
         f"({result.sealed} of {result.entries} sealed)"
     )
     text = "".join(f"warning: {w}\n" for w in result.warnings) + text
+    if result.pruned is not None:
+        p = result.pruned
+        text += (
+            f"\npruned: records 1-{p['upto']} ({p['checkpoints']} sealed segments, "
+            f"{p['first_at']} to {p['last_at']}), kept {p['keep_days']:g} days, "
+            f"on {p['pruned_at']} by key {p['kid']}"
+        )
     emit(args, result.to_json(), text)
     return EXIT_OK if result.ok else EXIT_VERDICT
 
