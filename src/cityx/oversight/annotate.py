@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cityx.worlds.traffic import NetworkInfo
-from cityx.worlds.traffic.choices import ChoiceOod, ControllerChoice
+from cityx.worlds.traffic.choices import ChoiceConfidence, ChoiceOod, ControllerChoice
 
 from .confidence import FEATURES, Calibration, choice_features
 from .ood import InputBounds, flag_choice
@@ -50,6 +50,15 @@ class ChoiceAnnotator:
                 + ["detectors"]
             )
         )
+        # Per step, not per choice: the calibration's digest and bounds as arrays, once.
+        self._digest = calibration.digest if calibration is not None else ""
+        ece = calibration.provenance.get("heldout", {}).get("ece") if calibration else None
+        self._ece = None if ece is None else float(ece)
+        self._rows = [
+            (b.columns, np.asarray(b.lower), np.asarray(b.upper)) for b in self.row_bounds
+        ]
+        fb = self.feature_bounds
+        self._features = None if fb is None else (np.asarray(fb.lower), np.asarray(fb.upper))
         self.flagged = 0  # choices flagged OOD so far
         self.annotated = 0
         self.confident = 0  # choices given a calibrated confidence
@@ -66,19 +75,32 @@ class ChoiceAnnotator:
         """
         out = []
         cal = self.calibration
-        for choice in choices:
-            confidence = cal.confidence(choice) if cal is not None else None
-            features = choice_features(choice)
+        if not choices:
+            return ()
+        features = [choice_features(c) for c in choices]
+        x = np.asarray(features)
+        p = cal.predict(x) if cal is not None else None
+        clean = self._clean(choices, x)
+        for k, choice in enumerate(choices):
+            confidence = None
+            if cal is not None and p is not None and choice.runner_up_phase is not None:
+                confidence = ChoiceConfidence(
+                    p=min(max(float(p[k]), 0.0), 1.0),
+                    calibration=cal.id,
+                    digest=self._digest,
+                    method=cal.method,
+                    heldout_ece=self._ece,
+                )
             part = self.slices[choice.intersection]
             flags = {rule: mask[part] for rule, mask in detector_flags.items()}
-            if self._clean(choice, features, flags):
+            if clean[k] and not any(bool(m.any()) for m in flags.values()):
                 ood = ChoiceOod(flag=False, reasons=(), checked=self.checked)
             else:
                 fb = self.feature_bounds
                 ood = flag_choice(
                     choice,
                     row_bounds=self.row_bounds,
-                    feature_bounds=[(fb, FEATURES, features)] if fb is not None else [],
+                    feature_bounds=[(fb, FEATURES, features[k])] if fb is not None else [],
                     lanes=self.lanes[choice.intersection],
                     detector_flags=flags,
                 )
@@ -93,28 +115,24 @@ class ChoiceAnnotator:
         return {"choices": self.annotated, "with_confidence": self.confident, "ood": self.flagged}
 
     def _clean(
-        self,
-        choice: ControllerChoice,
-        features: tuple[float, ...],
-        flags: Mapping[str, NDArray[np.bool_]],
-    ) -> bool:
-        """The fast path: no detector flagged and every value inside every bound."""
-        if any(bool(m.any()) for m in flags.values()):
-            return False
-        rows = np.asarray(choice.rows, dtype=np.float64)
-        for b in self.row_bounds:
-            if b.columns != choice.columns:
-                return False  # other columns: let the slow path match them by name
-            if not (
-                np.isfinite(rows).all() and (rows >= b.lower).all() and (rows <= b.upper).all()
-            ):
-                return False
-        fb = self.feature_bounds
-        if fb is not None:
-            x = np.asarray(features)
-            if not (np.isfinite(x).all() and (x >= fb.lower).all() and (x <= fb.upper).all()):
-                return False
-        return True
+        self, choices: Sequence[ControllerChoice], features: NDArray[np.float64]
+    ) -> NDArray[np.bool_]:
+        """Per choice: every value inside every bound (the fast path; the step at once)."""
+        sizes = [len(c.rows) for c in choices]
+        rows = np.asarray([r for c in choices for r in c.rows], dtype=np.float64)
+        ok_rows = np.isfinite(rows).all(axis=1)
+        for columns, lo, hi in self._rows:
+            if any(c.columns != columns for c in choices):
+                return np.zeros(len(choices), dtype=bool)  # the slow path matches by name
+            ok_rows &= ((rows >= lo) & (rows <= hi)).all(axis=1)
+        starts = np.cumsum([0, *sizes[:-1]])
+        ok = np.logical_and.reduceat(ok_rows, starts)
+        if self._features is not None:
+            lo, hi = self._features
+            ok &= np.isfinite(features).all(axis=1) & ((features >= lo) & (features <= hi)).all(
+                axis=1
+            )
+        return np.asarray(ok, dtype=bool)
 
 
 __all__ = ["ChoiceAnnotator"]
