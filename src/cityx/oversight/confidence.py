@@ -374,12 +374,17 @@ class Calibration:
     params: Mapping[str, Any]
     provenance: Mapping[str, Any] = field(default_factory=dict)
     features: tuple[str, ...] = FEATURES
+    _digest: str = field(init=False, repr=False, compare=False, default="")
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise InputError(
                 f"unknown calibration method {self.method!r}", hint=f"known: {', '.join(METHODS)}"
             )
+        # Hashed once: every confidence names it, and hashing per choice cost a quarter of
+        # a run's speed.
+        digest = "sha256:" + hashlib.sha256(sorted_json(self.body())).hexdigest()
+        object.__setattr__(self, "_digest", digest)
 
     def predict(self, x: FloatArray) -> FloatArray:
         """P(right) for each row of features (rows x :data:`FEATURES`)."""
@@ -405,7 +410,7 @@ class Calibration:
 
     @property
     def digest(self) -> str:
-        return "sha256:" + hashlib.sha256(sorted_json(self.body())).hexdigest()
+        return self._digest
 
     def to_json(self) -> dict[str, Any]:
         return {**self.body(), "digest": self.digest}
