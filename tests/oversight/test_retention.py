@@ -237,3 +237,23 @@ def test_the_cli_prunes_and_verify_reports_the_tombstone(tmp_path: Path) -> None
     assert check.code == 0 and out["ok"] and out["pruned"]["records"] == 28
     said = cityx("decisions", "verify", folder)
     assert said.code == 0 and "pruned: records 1-28 (5 sealed segments" in said.out
+    # With trust documents from outside the folder, holding the run's key and the city's.
+    from cityx.interop import load_signing_key
+
+    made = cityx("interop", "keygen", "--issuer", "urn:cityx:city:run", "--out", tmp_path / "k")
+    assert made.code == 0, made.err
+    run_key = load_signing_key(next((tmp_path / "k").glob("urn_cityx_city_run.*.key.jwk")))
+    (tmp_path / "run2").mkdir()
+    log = DecisionLog(tmp_path / "run2", run_key, run="r2", checkpoint_every=5)
+    for k in range(7):
+        log.append("choice", "controller:x", "tls", {"k": k})
+    log.close()
+    pruned_all = cityx(
+        *("decisions", "prune", tmp_path / "run2", "--keep-days", "0"),
+        *("--allow-under-six-months", "--sign-key", key),
+    )
+    assert pruned_all.code == 0, pruned_all.err
+    anchored = cityx("decisions", "verify", tmp_path / "run2", "--trust", tmp_path / "k", "--json")
+    out = json.loads(anchored.out)
+    assert anchored.code == 0 and out["ok"] and out["key_anchored"], out
+    assert out["pruned"]["records"] == 9 and out["entries"] == 0

@@ -17,7 +17,7 @@ from .common import EXIT_OK, EXIT_VERDICT, emit
 
 def decisions_verify(args: argparse.Namespace) -> int:
     # lazy: cityx --help stays fast
-    from cityx.oversight.decisions import DecisionsVerification, read_entries, verify_decisions
+    from cityx.oversight.decisions import DecisionsVerification, read_log, verify_decisions
 
     trust = None
     if args.trust is not None:
@@ -25,7 +25,11 @@ def decisions_verify(args: argparse.Namespace) -> int:
         from cityx.interop import load_trust
 
         store = load_trust(args.trust)
-        kids = [e.payload.get("kid") for e in read_entries(args.path) if e.action == "checkpoint"]
+        tomb, entries = read_log(args.path)
+        kids = [e.payload.get("kid") for e in entries if e.action == "checkpoint"]
+        if tomb is not None and isinstance(tomb.body.get("seal"), dict):
+            # A log pruned to its tombstone: the pruned last seal names the run's key.
+            kids.append(tomb.body["seal"].get("payload", {}).get("kid"))
         kid = next((k for k in kids if k), None)
         key = store.key(str(kid)) if kid else None
         if key is None:
