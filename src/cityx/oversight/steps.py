@@ -24,6 +24,7 @@ from cityx.worlds.traffic.choices import ControllerChoice, DecidedBy, choices_fr
 from cityx.worlds.traffic.controllers import MaxPressure
 
 from .alerts import Alert, AlertBook
+from .annotate import ChoiceAnnotator
 from .commands import (
     ALL,
     CommandQueue,
@@ -32,6 +33,7 @@ from .commands import (
     OperatorCommand,
     RefusalCode,
 )
+from .confidence import load_calibration
 from .decisions import DecisionLog
 from .modes import Mode, Supervisor
 
@@ -91,6 +93,11 @@ class RunState:
         # ref) and notes; the state feed carries them, so a console sees each transition.
         self.changed: list[dict[str, Any]] = []
         self.noted: list[dict[str, Any]] = []
+        # Confidence (the shipped calibration covers max-pressure only) and OOD flags.
+        self.annotator = ChoiceAnnotator(
+            network,
+            calibration=load_calibration() if isinstance(controller, MaxPressure) else None,
+        )
 
     # -- logging ----------------------------------------------------------------------
 
@@ -224,6 +231,7 @@ class RunState:
                 columns=FEATURE_NAMES,
                 decided_by=DecidedBy.RULE,
             )
+            choices = self.annotator.annotate(choices, self.detector_flags())
         if self.spec.record_choices and self.controller is not None:
             if choices:
                 for made in choices:
@@ -238,6 +246,8 @@ class RunState:
                 "chosen": c.chosen_phase,
                 "runner_up": c.runner_up_phase,
                 "margin": c.margin,
+                "confidence": None if c.confidence is None else c.confidence.p,
+                "ood": None if c.ood is None else c.ood.flag,
             }
             for c in choices
         }
@@ -271,6 +281,13 @@ class RunState:
                     evidence={"margins": [[t, m] for t, m in margins]},
                 )
         return wanted
+
+    def detector_flags(self) -> dict[str, Any]:
+        """The guards' lane masks of this step: dead, stale (liveness), stuck (runtime)."""
+        flags = dict(self.liveness.current)
+        if self.runtime is not None and "stuck" in self.runtime.last:
+            flags["stuck"] = self.runtime.last["stuck"]
+        return flags
 
     def read_sensors(self, observation: Observation) -> None:
         self.liveness.observe(observation)
