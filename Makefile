@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@command -v bwrap >/dev/null || { apt-get update -q && apt-get install -y -q bubblewrap; } \
 	  || echo "bubblewrap is missing: the server will refuse to run vendor code" >&2
+	@ldconfig -p | grep -q libseccomp.so.2 || { apt-get update -q && apt-get install -y -q libseccomp2; } \
+	  || echo "libseccomp is missing: the server's walls will have no seccomp filter" >&2
 	# The console's browser tests drive Debian's Chromium (never `playwright install`).
 	@test -x /usr/bin/chromium || apt-get install -y -q chromium \
 	  || echo "chromium is missing: the console's browser tests will be skipped" >&2
@@ -52,7 +54,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy src
 
 unit: services
-	$(BIN)/pytest --cov=cityx --cov-report=term:skip-covered
+	$(BIN)/pytest --cov=cityx --cov-report=term:skip-covered --durations=30
 
 # A bounded run of the envelope verifier's fuzz target (atheris/libFuzzer).
 fuzz: $(STAMP)

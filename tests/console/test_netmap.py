@@ -125,9 +125,19 @@ def test_the_table_says_what_the_map_shows() -> None:
     )
     assert j.choice == "phase 2, runner-up phase 0"
     assert j.reasons[0].startswith("max-pressure") and j.confidence.startswith("thin")
+    assert "not calibrated" in j.confidence
     assert k.mode == "not reported"
     alerts = view_from_snapshot(SNAPSHOT).alerts
     assert alerts[0].evidence == {"lanes": ["west_0"]} and alerts[0].suggestion == "fall back"
+
+
+def test_a_calibrated_confidence_and_an_ood_flag_are_said() -> None:
+    raw = {"chosen": 2, "runner_up": 0, "margin": 3.0, "confidence": 0.8, "ood": True}
+    said = view_from_snapshot({"intersections": {"J": {"choice": raw}}}).intersections["J"]
+    assert said.choice is not None
+    assert said.choice.confidence == (
+        "⚠ out of distribution: 80% (calibrated) that phase 0 would not have done better; margin 3"
+    )
 
 
 def test_a_malformed_snapshot_still_renders() -> None:

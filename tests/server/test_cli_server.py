@@ -55,6 +55,7 @@ def test_help_examples_run(tmp_path: Path) -> None:
         "cityx users list --store sqlite:///cityx.db --json",
         "cityx users revoke alice --store sqlite:///cityx.db",
         "cityx serve --store sqlite:///cityx.db --port 8765 --duration 2",
+        "cityx worker --store sqlite:///cityx.db --duration 2",
     ):
         assert example in _help_texts()
         run = cityx(*example.split()[1:], cwd=tmp_path)
@@ -64,7 +65,13 @@ def test_help_examples_run(tmp_path: Path) -> None:
 def _help_texts() -> str:
     return "".join(
         cityx(*argv, "--help").out
-        for argv in (["serve"], ["users", "add"], ["users", "list"], ["users", "revoke"])
+        for argv in (
+            ["serve"],
+            ["worker"],
+            ["users", "add"],
+            ["users", "list"],
+            ["users", "revoke"],
+        )
     )
 
 

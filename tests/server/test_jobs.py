@@ -3,11 +3,13 @@
 The trials here are of a tiny ONNX predictor (400 holdout rows) under a
 two-check policy, so that one takes seconds; the cancel test uses an entry
 point (run behind the walls) whose predict sleeps, so that it is still running
-when cancelled.
+when cancelled. The same policy gives a controller (acme-signals) admission
+and one short sandbox run against fixed-time control.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -17,11 +19,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from cityx.server import Role, add_user
 from cityx.server.app import create_app
 from cityx.server.walls import probe
 from cityx.store import Store
 
 from ..conftest import ENTRYPOINT, write_submission
+from ..support.paths import SUBMISSIONS
 from .conftest import World, build_world, make_config, pack
 
 POLICY = """\
@@ -31,6 +35,9 @@ version = "1"
 [checks."admission"]
 [checks."performance.nominal"]
 options = { bootstrap = 50 }
+[checks."sandbox.nominal"]
+options = { scenario = "cologne1", seeds = [1], demands = [1.0], seconds = 60, \
+baselines = ["fixed"] }
 """
 ENTRY = "model:load"
 
@@ -201,26 +208,66 @@ def test_a_failing_trial_fails_its_job_with_one_line_and_writes_nothing(
     assert actions(jobs_world, f"job {job}")[-1] == "job.failed"
 
 
-def test_a_job_left_running_is_failed_as_interrupted_on_restart(tmp_path: Path) -> None:
-    config = make_config(tmp_path)
+@pytest.mark.slow
+def test_a_controller_trial_runs_through_the_same_jobs(jobs_world: World) -> None:
+    pytest.importorskip("libsumo")
+    sid = upload(jobs_world, SUBMISSIONS / "acme-signals", user="rival")
+    job = request(jobs_world, sid, user="rival")
+    done = wait(jobs_world, job, s=600)
+    assert done["status"] == "done", done
+    assert done["checks"] == {"done": 2, "total": 2}
+    trial = jobs_world.client.get(
+        f"/api/v1/trials/{done['trial']}", headers=jobs_world.auth("rival")
+    ).json()
+    assert trial["system"] == "acme-signals/acme-signals" and trial["status"] == "complete"
+    ran = [c["id"] for c in trial["results"]["checks"]]
+    assert ran == ["admission", "sandbox.nominal"]
+    # The other vendor's job is not metro-analytics' to see.
+    assert (
+        jobs_world.client.get(f"/api/v1/jobs/{job}", headers=jobs_world.auth("vendor")).status_code
+        == 404
+    )
+
+
+def test_a_job_left_running_is_rerun_once_when_the_worker_starts(
+    tmp_path: Path, onnx_model_bytes: bytes
+) -> None:
+    # The server first runs no worker, so the job stays queued; a claim then stands for
+    # a worker that took it and died (its trial never began).
+    config = make_config(tmp_path, trial_policy=None, embedded_worker=False)
+    policy = tmp_path / "tiny.toml"
+    policy.write_text(POLICY)
+    config = dataclasses.replace(config, trial_policy=policy)
     with Store.open(config.store) as store:
-        store.record_submission(
-            system_id="v/s",
-            version="1",
-            vendor="v",
-            kind="predictor",
-            sha256="0" * 64,
-            path=str(tmp_path),
-            manifest={},
+        token = add_user(store, "v", organisation="v", role=Role.VENDOR, city="city").token
+        auth = {"Authorization": f"Bearer {token}"}
+        folder = write_submission(
+            tmp_path / "tiny", onnx_model_bytes, name="model.onnx", fmt="onnx"
         )
-        sid = store.submission_id("v/s", "1", "0" * 64)
-        assert sid is not None
-        job = store.add_job(
-            kind="trial", submission_id=sid, system_id="v/s", organisation="v", actor="x", params={}
-        )
-        assert store.claim_job(trial_id="t-lost", actor="x") is not None
-        with TestClient(create_app(config, store)):
-            found = store.job(job)
-        assert found is not None
-        assert found.status == "failed" and found.error is not None
-        assert found.error.startswith("interrupted")
+        with TestClient(create_app(config, store)) as client:
+            sid = client.post(
+                "/api/v1/submissions",
+                files={"archive": ("s.tar.gz", pack(folder), "application/gzip")},
+                headers=auth,
+            ).json()["id"]
+            job = client.post(f"/api/v1/submissions/{sid}/trials", headers=auth).json()["job"]
+        lost = store.claim_job(job_id=job, trial_id="t-lost", actor="x")
+        assert lost is not None and lost.status == "running"
+        # Now a server with its worker: the job runs again, under a new trial id.
+        with TestClient(create_app(dataclasses.replace(config, embedded_worker=True), store)):
+            deadline = time.monotonic() + 90
+            while (found := store.job(job)) is not None and not found.finished:
+                assert time.monotonic() < deadline, found
+                time.sleep(0.2)
+        assert found is not None and found.status == "done", found
+        assert found.trial_id not in (None, "t-lost")
+        assert store.trial("t-lost") is None
+        complete = [t for t in store.trials() if t.status == "complete"]
+        assert [t.trial_id for t in complete] == [found.trial_id]
+        assert [e.action for e in store.audit_entries() if e.subject == f"job {job}"] == [
+            "job.queued",
+            "job.started",
+            "job.requeued",
+            "job.started",
+            "job.done",
+        ]

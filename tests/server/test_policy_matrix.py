@@ -39,6 +39,7 @@ MATRIX: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/audit/verify"): {R, A},
     ("GET", "/api/v1/audit/entries"): {R, A},
     ("GET", "/api/v1/alerts"): {R, A},
+    ("GET", "/api/v1/walls"): {R, A},
     ("GET", "/api/v1/users"): {M},
     ("POST", "/api/v1/submissions/{submission_id}/trials"): {R, V},
     ("GET", "/api/v1/jobs"): {R, V, A},

@@ -1,4 +1,5 @@
-"""``cityx serve`` and ``cityx users``: start the server, manage who may use it.
+"""``cityx serve``, ``cityx worker`` and ``cityx users``: start the server and its job
+worker, manage who may use it.
 
 ``cityx users add`` prints the new API token alone on standard output (so
 ``TOKEN=$(cityx users add ...)`` works); everything else goes to standard
@@ -39,6 +40,18 @@ def register(sub: Subparsers) -> None:
     )
     serve.add_argument("--ssl-certfile", type=Path, help="serve TLS with this certificate")
     serve.add_argument("--ssl-keyfile", type=Path, help="the TLS certificate's private key")
+
+    worker = add_command(
+        sub,
+        "worker",
+        "Run the server's job worker on the store (when the server sets embedded_worker = false).",
+        "cityx worker --store sqlite:///cityx.db --duration 2",
+        _worker,
+    )
+    _store_options(worker)
+    worker.add_argument(
+        "--duration", type=float, metavar="S", help="stop by itself after S seconds"
+    )
 
     users = add_group(sub, "users", "Add, list or revoke the server's users and tokens.")
     add = add_command(
@@ -137,6 +150,19 @@ def _serve(args: argparse.Namespace) -> int:
         ssl_keyfile=args.ssl_keyfile,
         on_ready=ready,
     )
+    return EXIT_OK
+
+
+def _worker(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
+    from cityx.server.queue import run_worker
+
+    config = _config(args)
+    sys.stderr.write(
+        f"cityx worker: {config.trial_workers} job(s) at a time; stop it with Ctrl-C "
+        "(running jobs finish) or SIGTERM (they run again at the next start)\n"
+    )
+    run_worker(config, duration_s=args.duration)
     return EXIT_OK
 
 

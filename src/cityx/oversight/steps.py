@@ -25,6 +25,7 @@ from cityx.worlds.traffic.controllers import MaxPressure
 from cityx.worlds.traffic.network import lane_edge
 
 from .alerts import Alert, AlertBook
+from .annotate import ChoiceAnnotator
 from .commands import (
     ALL,
     CommandQueue,
@@ -33,6 +34,7 @@ from .commands import (
     OperatorCommand,
     RefusalCode,
 )
+from .confidence import load_calibration
 from .decisions import DecisionLog
 from .modes import Mode, Supervisor
 
@@ -121,6 +123,11 @@ class RunState:
         # ref) and notes; the state feed carries them, so a console sees each transition.
         self.changed: list[dict[str, Any]] = []
         self.noted: list[dict[str, Any]] = []
+        # Confidence (the shipped calibration covers max-pressure only) and OOD flags.
+        self.annotator = ChoiceAnnotator(
+            network,
+            calibration=load_calibration() if isinstance(controller, MaxPressure) else None,
+        )
 
     # -- logging ----------------------------------------------------------------------
 
@@ -254,6 +261,7 @@ class RunState:
                 columns=FEATURE_NAMES,
                 decided_by=DecidedBy.RULE,
             )
+            choices = self.annotator.annotate(choices, self.detector_flags())
         if self.spec.record_choices and self.controller is not None:
             if choices:
                 for made in choices:
@@ -269,6 +277,8 @@ class RunState:
                 "runner_up": c.runner_up_phase,
                 "margin": c.margin,
                 "reasons": choice_reasons(c),
+                "confidence": None if c.confidence is None else c.confidence.p,
+                "ood": None if c.ood is None else c.ood.flag,
             }
             for c in choices
         }
@@ -302,6 +312,13 @@ class RunState:
                     evidence={"margins": [[t, m] for t, m in margins]},
                 )
         return wanted
+
+    def detector_flags(self) -> dict[str, Any]:
+        """The guards' lane masks of this step: dead, stale (liveness), stuck (runtime)."""
+        flags = dict(self.liveness.current)
+        if self.runtime is not None and "stuck" in self.runtime.last:
+            flags["stuck"] = self.runtime.last["stuck"]
+        return flags
 
     def read_sensors(self, observation: Observation) -> None:
         self.liveness.observe(observation)

@@ -216,6 +216,8 @@ def state_at(timeline: Timeline, t: float) -> dict[str, Any]:
                 "runner_up": c.runner_up_phase,
                 "margin": c.margin,
                 "reasons": choice_reasons(c),
+                "confidence": None if c.confidence is None else c.confidence.p,
+                "ood": None if c.ood is None else c.ood.flag,
             },
         }
     newest = sorted(commands, key=lambda k: -k[0])[:SHOWN_COMMANDS]

@@ -31,11 +31,11 @@ from cityx.store import Store
 
 from .config import ServerConfig
 from .identity import API, SESSION, Principal, authenticate, csrf_token
-from .jobs import JobRunner
 from .live import LiveRuns
 from .monitor import ExtractionMonitor, Reference
 from .policy import API as PREFIX
 from .policy import Permission, may_see, rule_for
+from .queue import JobRunner
 from .rulings import city_key
 from .scoring import ModelPool
 
@@ -82,7 +82,7 @@ class ServerState:
     monitor: ExtractionMonitor
     limiter: LoginLimiter
     references: dict[int, Reference | None] = field(default_factory=dict)
-    jobs: JobRunner | None = None  # started with the app (see cityx.server.jobs)
+    jobs: JobRunner | None = None  # started with the app (see cityx.server.queue)
     live: LiveRuns | None = None  # live runs under oversight (see cityx.server.live)
     _key: SigningKey | None = None
     _key_lock: threading.Lock = field(default_factory=threading.Lock)

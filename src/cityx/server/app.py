@@ -10,26 +10,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from cityx import __version__
 from cityx.core import CityxError, InputError, StoreError
-from cityx.runs.trial import new_trial_id
 from cityx.store import Store
 from cityx.targets import Limits
 
 from .access import Hardening, LoginLimiter, ServerState
 from .config import ServerConfig
 from .console import router as console_router
-from .jobs import JobRunner
 from .live import LiveError, LiveRuns
 from .monitor import ExtractionMonitor
 from .policy import API as PREFIX
+from .queue import JobRunner
 from .routes import router
-from .routes.jobs import job_spec
 from .scoring import ModelPool
 
 
@@ -39,17 +36,17 @@ def create_app(config: ServerConfig, store: Store) -> FastAPI:
     st = ServerState(
         config=config,
         store=store,
-        pool=ModelPool(limits=limits, contain=config.contain),
+        pool=ModelPool(
+            limits=limits,
+            contain=config.contain,
+            realm=str(config.data_dir.resolve()),
+            nproc=config.worker_nproc,
+        ),
         monitor=ExtractionMonitor(min_queries=config.monitor_min_queries),
         limiter=LoginLimiter(config.login_per_minute),
     )
 
-    runner = st.jobs = JobRunner(
-        store,
-        workers=config.trial_workers,
-        prepare=lambda job: job_spec(st, job),
-        trial_id=lambda: new_trial_id(datetime.now(UTC)),
-    )
+    runner = st.jobs = JobRunner(config, store)
 
     live = st.live = LiveRuns(store, config, city_key=st.city_key)
 

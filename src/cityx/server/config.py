@@ -63,10 +63,15 @@ class ServerConfig:
     contain: bool = True
     worker_memory_mb: int = 2048
     call_timeout_s: float = 30.0
+    # Processes and threads one organisation's jailed workers may have at once, together
+    # (RLIMIT_NPROC on the organisation's own uid: a fork bomb stops there).
+    worker_nproc: int = 64
     # Jobs (see cityx.server.jobs): trials run at most this many at a time, each in its
-    # own process, under this policy (None: the default policy).
+    # own process, under this policy (None: the default policy). The worker that runs
+    # them is a child of the server unless embedded_worker = false (then: cityx worker).
     trial_workers: int = 1
     trial_policy: Path | None = None
+    embedded_worker: bool = True
     # Live runs (see cityx.server.live): at most this many at once, on this MQTT broker.
     live_runs: int = 1
     bus: str = "mqtt://127.0.0.1:1883"
@@ -88,6 +93,7 @@ class ServerConfig:
             "login_per_minute",
             "monitor_min_queries",
             "worker_memory_mb",
+            "worker_nproc",
             "trial_workers",
             "live_runs",
             "live_checkpoint_every",

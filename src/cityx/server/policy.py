@@ -135,6 +135,7 @@ ROUTE_RULES: dict[tuple[str, str], Permission] = {
     ("GET", f"{API}/audit/verify"): P.AUDIT_READ,
     ("GET", f"{API}/audit/entries"): P.AUDIT_READ,
     ("GET", f"{API}/alerts"): P.ALERTS_READ,
+    ("GET", f"{API}/walls"): P.AUDIT_READ,  # how vendor code is contained (cityx.server.walls)
     ("GET", f"{API}/users"): P.USERS_READ,
     ("POST", f"{API}/submissions/{{submission_id}}/trials"): P.TRIAL_REQUEST,
     ("GET", f"{API}/jobs"): P.JOB_READ,

@@ -12,6 +12,9 @@ Words:
 - every worker runs inside the walls when they can be built; where they
   cannot, safe formats run in the ordinary isolated worker with a logged
   warning (parsers have bugs) and entry points are refused, saying why.
+  Entry points also need the walls to give each organisation its own uid
+  (:attr:`.walls.Walls.holds_vendor_code`); a missing seccomp filter is
+  logged, not refused (it is installed where the kernel allows one).
 
 Workers are kept alive between calls (one per model), so a call costs a pipe
 round trip, not a process start, a jail and a model load.
@@ -32,7 +35,7 @@ from cityx.core import ArtifactFormat, InputError, InputSchema, Manifest, Predic
 from cityx.submissions import open_submission
 from cityx.targets import IsolatedPredictor, Limits
 
-from .walls import Walls, probe
+from .walls import DEFAULT_NPROC, Walls, probe
 
 UNIT_COST = {"predict": 1, "explain": 10}
 SAFE_FORMATS = frozenset({ArtifactFormat.ONNX, ArtifactFormat.SKOPS, ArtifactFormat.LIGHTGBM})
@@ -80,12 +83,22 @@ def normalised(batch: np.ndarray, schema: InputSchema) -> np.ndarray:
 class ModelPool:
     """One live isolated worker per served model, started (jailed) on first use.
 
-    ``contain``: build walls around every worker when possible (see :mod:`.walls`).
+    ``contain``: build walls around every worker when possible (see :mod:`.walls`);
+    ``realm`` (the server's data folder) and ``nproc`` shape the organisations' uids.
     """
 
-    def __init__(self, *, limits: Limits, contain: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        limits: Limits,
+        contain: bool = True,
+        realm: str = "",
+        nproc: int = DEFAULT_NPROC,
+    ) -> None:
         self._limits = limits
         self._contain = contain
+        self._realm = realm
+        self._nproc = nproc
         self._walls: Walls | None = None
         self._why = "containment is switched off (contain = false)"
         self._probed = not contain
@@ -96,15 +109,32 @@ class ModelPool:
         """The walls, probed once; None where they cannot be built (see :attr:`why`)."""
         with self._lock:
             if not self._probed:
-                self._walls, self._why = probe()
+                self._walls, self._why = probe(realm=self._realm, nproc=self._nproc)
                 self._probed = True
                 if self._walls is None:
                     _LOG.warning("vendor code cannot be contained: %s", self._why)
+                elif self._walls.missing:
+                    _LOG.warning("the walls stand, but not all: %s", self._why)
+                else:
+                    _LOG.info("walls: %s", self._walls.status())
             return self._walls
+
+    def code_walls(self) -> Walls | None:
+        """The walls if vendor code may run in them (each organisation its own uid)."""
+        walls = self.walls()
+        return walls if walls is not None and walls.holds_vendor_code else None
 
     @property
     def why(self) -> str:
+        """Why vendor code cannot run here, or which wall is missing ("ok": none)."""
         return self._why
+
+    def status(self) -> dict[str, object]:
+        """What the server reports about its walls (each wall, or why it is missing)."""
+        walls = self.walls()
+        if walls is None:
+            return {"contained": False, "why": self._why, "vendor_code": False}
+        return {"contained": True, **walls.status(), "why": self._why}
 
     def check_servable(self, manifest: Manifest) -> None:
         """Refuse what this server does not serve, saying why."""
@@ -114,7 +144,7 @@ class ModelPool:
                 where="model",
             )
         fmt = manifest.artifact.format
-        if fmt == ArtifactFormat.ENTRYPOINT and self.walls() is not None:
+        if fmt == ArtifactFormat.ENTRYPOINT and self.code_walls() is not None:
             return
         if fmt not in SAFE_FORMATS:
             reason = (
@@ -142,7 +172,8 @@ class ModelPool:
                 else:
                     _LOG.warning("model %s runs without walls: %s", model_id, self._why)
                 # Vendor code is trusted to run only behind the walls (check_servable).
-                found = submission.predictor(limits=limits, trust_code=walls is not None)
+                trust = walls is not None and walls.holds_vendor_code
+                found = submission.predictor(limits=limits, trust_code=trust)
                 self._models[model_id] = found
             return found
 

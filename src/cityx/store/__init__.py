@@ -7,6 +7,7 @@ trials, and keeps the hash-chained audit log (:mod:`cityx.core.audit`).
 
 from cityx.core.audit import AuditEntry, AuditHead, AuditVerification
 
+from ._engine import POSTGRESQL, StoreTarget, parse_store_url
 from ._identity import TokenRecord, UserRecord
 from ._jobs import JobRecord
 from ._live import LiveCommandRecord, LiveRunRecord
@@ -15,6 +16,7 @@ from ._store import ACTOR, Store, TrialRecord, default_store_url
 
 __all__ = [
     "ACTOR",
+    "POSTGRESQL",
     "AuditEntry",
     "AuditHead",
     "AuditVerification",
@@ -24,10 +26,12 @@ __all__ = [
     "LiveRunRecord",
     "RulingRecord",
     "Store",
+    "StoreTarget",
     "SubmissionRecord",
     "TokenRecord",
     "TrialRecord",
     "UserRecord",
     "default_store_url",
     "now_text",
+    "parse_store_url",
 ]

@@ -10,8 +10,10 @@ Words:
   effects are keyed by the job);
 - a *cancel request* is recorded on the row (who asked); the runner ends the
   job's process and fails the job;
-- a job found ``running`` when a server starts was *interrupted*: no process
-  runs it any more, so it is failed with that reason, never left running.
+- a job found ``running`` when a worker starts was *interrupted*: no process
+  runs it any more, so it is *requeued* (``running`` -> ``queued``, its
+  unfinished trial left ``incomplete``) and runs again under a new trial id;
+  the queue itself (:mod:`cityx.server.queue`) is rebuilt from these rows.
 
 Requests, starts, ends and cancels are audited; progress updates are not
 (they are not changes of anyone's data, and there is one per check).
@@ -123,26 +125,31 @@ class JobRows(StoreBase):
             )
             return [_record(r) for r in rows]
 
-    def claim_job(self, *, trial_id: str, actor: str) -> JobRecord | None:
-        """Take the oldest queued job, mark it running with ``trial_id``; None if none."""
+    def claim_job(
+        self, *, trial_id: str, actor: str, job_id: int | None = None
+    ) -> JobRecord | None:
+        """Mark job ``job_id`` (default: the oldest queued one) running with ``trial_id``;
+        None if it is not queued. One claim wins: a second one of the same job finds it
+        running, so a job queued twice still runs once."""
+        queued = JobRow.status == QUEUED
+        pick = queued if job_id is None else sa.and_(queued, JobRow.id == job_id)
         # A read first: the runner asks often, and a write queues behind every writer.
         with self._transaction(write=False) as conn:
-            if (
-                conn.execute(sa.select(JobRow.id).where(JobRow.status == QUEUED).limit(1)).first()
-                is None
-            ):
+            if conn.execute(sa.select(JobRow.id).where(pick).limit(1)).first() is None:
                 return None
         with self._write() as conn:
             row = conn.execute(
-                sa.select(JobRow.id).where(JobRow.status == QUEUED).order_by(JobRow.id).limit(1)
+                sa.select(JobRow.id).where(pick).order_by(JobRow.id).limit(1)
             ).first()
             if row is None:
                 return None
-            conn.execute(
+            claimed = conn.execute(
                 sa.update(JobRow)
-                .where(JobRow.id == row.id)
+                .where(JobRow.id == row.id, queued)
                 .values(status=RUNNING, stage="starting", trial_id=trial_id, started_at=_now())
-            )
+            ).rowcount
+            if not claimed:  # PostgreSQL: another claim committed between the two statements
+                return None
             self._append(
                 conn,
                 actor=actor,
@@ -216,23 +223,41 @@ class JobRows(StoreBase):
             )
         return True
 
-    def interrupt_jobs(self, *, actor: str) -> list[JobRecord]:
-        """Fail every job left running (its process is gone); return them."""
+    def job_ids(self, status: str) -> list[int]:
+        """The ids of the jobs in ``status``, oldest first."""
         with self._transaction(write=False) as conn:
-            ids = [
-                int(i)
-                for i in conn.execute(
-                    sa.select(JobRow.id).where(JobRow.status == RUNNING)
-                ).scalars()
-            ]
-        for job_id in ids:
-            self.finish_job(
-                job_id,
-                ok=False,
-                error="interrupted: the server stopped during the job",
+            found = conn.execute(
+                sa.select(JobRow.id).where(JobRow.status == status).order_by(JobRow.id)
+            ).scalars()
+            return [int(i) for i in found]
+
+    def requeue_job(self, job_id: int, *, actor: str, reason: str) -> bool:
+        """Put a running job whose process is gone back in the queue (``job.requeued``);
+        False if it was not running. Its unfinished trial stays ``incomplete``."""
+        with self._write() as conn:
+            row = conn.execute(sa.select(JobRow.trial_id).where(JobRow.id == job_id)).first()
+            moved = conn.execute(
+                sa.update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status == RUNNING)
+                .values(
+                    status=QUEUED,
+                    stage=QUEUED,
+                    checks_done=0,
+                    checks_total=0,
+                    trial_id=None,
+                    started_at=None,
+                )
+            ).rowcount
+            if not moved or row is None:
+                return False
+            self._append(
+                conn,
                 actor=actor,
+                action="job.requeued",
+                subject=f"job {job_id}",
+                payload={"reason": reason, "abandoned_trial": row.trial_id},
             )
-        return [j for i in ids if (j := self.job(i)) is not None]
+        return True
 
 
 def _record(row: sa.Row[Any]) -> JobRecord:

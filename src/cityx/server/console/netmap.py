@@ -208,20 +208,36 @@ def net_of_run(folder: Path) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class ChoiceView:
-    """The AI's current decision at one intersection."""
+    """The AI's current decision at one intersection.
+
+    ``calibrated`` is the calibrated probability that the choice was right (the
+    runner-up would not have done better; :mod:`cityx.oversight.confidence`), None
+    when no calibration covers the controller; ``ood`` whether the choice was made
+    out of distribution (None: not checked).
+    """
 
     chosen: int
     runner_up: int | None
     margin: float | None
     reasons: tuple[str, ...] = ()
+    calibrated: float | None = None
+    ood: bool | None = None
 
     @property
     def confidence(self) -> str:
-        """The margin in words: how far the choice was from flipping."""
+        """The confidence in words: calibrated where a calibration covers it, else the margin
+        (how far the choice was from flipping), said to be no probability."""
         if self.margin is None:
-            return "only one green phase: no alternative"
-        word = "thin" if abs(self.margin) < 0.5 else "clear" if abs(self.margin) < 5 else "wide"
-        return f"{word} (margin {self.margin:.3g} over phase {self.runner_up})"
+            said = "only one green phase: no alternative"
+        elif self.calibrated is not None:
+            said = f"{self.calibrated:.0%} (calibrated) that phase {self.runner_up} would not"
+            said += f" have done better; margin {self.margin:.3g}"
+        else:
+            word = "thin" if abs(self.margin) < 0.5 else "clear" if abs(self.margin) < 5 else "wide"
+            said = f"{word} (margin {self.margin:.3g} over phase {self.runner_up}; not calibrated)"
+        if self.ood:
+            said = "⚠ out of distribution: " + said
+        return said
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +286,8 @@ def choice_view(raw: Mapping[str, Any] | None) -> ChoiceView | None:
         runner_up=None if runner is None else int(runner),
         margin=_num(raw.get("margin")),
         reasons=tuple(str(r) for r in raw.get("reasons") or ())[:3],
+        calibrated=_num(raw.get("confidence")),
+        ood=None if raw.get("ood") is None else bool(raw.get("ood")),
     )
 
 

@@ -133,6 +133,12 @@ def audit_verify(who: Caller, request: Request) -> dict[str, Any]:
     return result
 
 
+@router.get("/walls")
+def walls_status(who: Caller, request: Request) -> dict[str, Any]:
+    """How the model workers are contained: each wall, or why it is missing."""
+    return state(request).pool.status()
+
+
 @router.get("/audit/entries")
 def audit_entries(
     who: Caller, request: Request, after: int = 0, limit: int = 200

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from fastapi import HTTPException, Request
@@ -22,12 +21,11 @@ from cityx.store import JobRecord
 
 from ..access import Caller, ServerState, state, visible
 from ..identity import Principal
-from ..jobs import JobSpec, check_runnable, wall_s
+from ..jobs import TRIAL, check_runnable, wall_s
 from ..policy import may_see
 from ._router import router
 from .submissions import _visible_submission
 
-TRIAL = "trial"
 EVENTS_POLL_S = 0.5
 EVENTS_MAX_S = 3600.0  # a stream ends after an hour even if the job has not
 HEARTBEAT_S = 15.0
@@ -72,7 +70,7 @@ def request_trial(st: ServerState, request: Request, who: Principal, sid: int, s
     """Queue a trial job of submission ``sid`` for ``who``; the job's id (audited)."""
     sub, owner = _visible_submission(st, request, who, sid)
     pool = st.pool
-    check_runnable(Manifest.model_validate(sub.manifest), pool.walls(), pool.why)
+    check_runnable(Manifest.model_validate(sub.manifest), pool.code_walls(), pool.why)
     job_id = st.store.add_job(
         kind=TRIAL,
         submission_id=sub.id,
@@ -81,8 +79,15 @@ def request_trial(st: ServerState, request: Request, who: Principal, sid: int, s
         actor=who.actor,
         params={"seed": seed},
     )
-    if st.jobs is not None:
-        st.jobs.wake()
+    try:
+        if st.jobs is None:
+            raise StoreError("this server runs no jobs", where="jobs")
+        st.jobs.submit(job_id)
+    except Exception:
+        # Not left queued: a worker starting later would run a job its requester was told
+        # had failed (503), and a retry would run it twice.
+        st.store.request_cancel(job_id, actor=who.actor)
+        raise
     return job_id
 
 
@@ -102,37 +107,7 @@ def cancel_job(st: ServerState, request: Request, who: Principal, job_id: int) -
         if "already" in exc.message:
             raise HTTPException(409, exc.message) from None
         raise
-    if st.jobs is not None:
-        st.jobs.wake()
-    return job
-
-
-def job_spec(st: ServerState, job: JobRecord) -> JobSpec:
-    """What the job process of a claimed ``job`` runs: the server's rules, applied."""
-    sub = st.store.submission(job.submission_id)
-    if sub is None or job.trial_id is None:
-        raise StoreError(f"job {job.id}: its submission is gone", where="jobs")
-    manifest = Manifest.model_validate(sub.manifest)
-    walls = st.pool.walls()
-    check_runnable(manifest, walls, st.pool.why)  # the walls could have gone since
-    folder = Path(sub.path)
-    cfg = st.config
-    return JobSpec(
-        job_id=job.id,
-        store=cfg.store,
-        submission=folder,
-        out=cfg.data_dir / "trials" / job.trial_id,
-        trial_id=job.trial_id,
-        system_id=job.system_id,
-        seed=int(job.params.get("seed", 0)),
-        policy=cfg.trial_policy,
-        memory_mb=cfg.worker_memory_mb,
-        call_timeout_s=cfg.call_timeout_s,
-        wrapper=() if walls is None else walls.around(folder, vendor=job.organisation),
-        # Vendor code is trusted to run only behind the walls (check_runnable).
-        trust_code=walls is not None,
-        operator=job.requested_by,
-    )
+    return job  # a running job's worker sees the request on the row and ends it
 
 
 @router.post("/submissions/{submission_id}/trials", status_code=202, response_model=None)
