@@ -347,9 +347,23 @@ async def feed(run_id: str, request: Request, who: Annotated[Principal, Depends(
     def unsettled() -> bool:
         return any(c.get("state") in ("sent", "accepted") for c in known.values())
 
+    # When the run signed the state of each recent step (simulated s -> unix s): a command's
+    # row says when the simulation made it effective, whichever frame brings the row.
+    signed: dict[float, float] = {}
+
+    def applied(c: Mapping[str, Any]) -> float | None:
+        times = [
+            r.get("effective_at_s")
+            for r in dict(c.get("records") or {}).values()
+            if isinstance(r, Mapping)
+        ]
+        known_times = [float(t) for t in times if isinstance(t, int | float)]
+        return signed.get(max(known_times)) if known_times else None
+
     def commands(changed_at: float | None) -> dict[str, Any]:
+        rows = sorted(known.values(), key=lambda c: str(c.get("sent_at", "")))
         return {
-            "commands": sorted(known.values(), key=lambda c: str(c.get("sent_at", ""))),
+            "commands": [{**c, "applied_at": applied(c)} for c in rows],
             "may_command": may,
             "csrf": csrf,
             "new_once": s.new_once,
@@ -393,6 +407,11 @@ async def feed(run_id: str, request: Request, who: Annotated[Principal, Depends(
                     elif event.kind == "state":
                         pending = event.data
                         heard_iat = _state_of(pending)[1] or heard_iat
+                        at = pending.get("state", {}).get("time_s")
+                        if heard_iat is not None and isinstance(at, int | float):
+                            signed[float(at)] = heard_iat
+                            if len(signed) > 600:  # ten minutes of steps is plenty
+                                del signed[next(iter(signed))]
                     elif event.kind == "command":
                         # A change the run reported comes right after the state of its step.
                         merge([event.data])
