@@ -43,6 +43,7 @@ from cityx.core.errors import CityxError, InputError
 from cityx.oversight.commands import Action
 from cityx.oversight.decisions import verify_decisions
 from cityx.oversight.timeline import read_timeline, state_at
+from cityx.store import LiveRunRecord
 
 from ..access import state
 from ..identity import Principal
@@ -84,18 +85,18 @@ def _live(request: Request) -> LiveRuns:
     return live_runs(state(request))
 
 
-def _run(request: Request, who: Principal, run_id: str) -> Any:
+def _run(request: Request, who: Principal, run_id: str) -> LiveRunRecord:
     run = state(request).store.live_run(run_id)
     if run is None or not may_read(run, who.role, who.user):
         raise HTTPException(404, "No such run.")
     return run
 
 
-def _map(run: Any) -> NetworkMap | None:
+def _map(run: LiveRunRecord) -> NetworkMap | None:
     """The run's own network copy once it exists, else the scenario's shipped one."""
     try:
         return read_map(net_of_run(Path(run.out_dir)))
-    except (CityxError, OSError):
+    except Exception:  # absent, or still being copied (sumolib raises bare exceptions)
         pass
     try:
         net = net_of_scenario(run.scenario)
@@ -104,7 +105,7 @@ def _map(run: Any) -> NetworkMap | None:
         return None
 
 
-def _may_command(who: Principal, run: Any) -> bool:
+def _may_command(who: Principal, run: LiveRunRecord) -> bool:
     return (
         permits(who, "POST", f"{API}/runs/{{run_id}}/commands")
         and who.user in run.overseers
@@ -223,14 +224,12 @@ def start_run(
             errors[where] = exc.message
     if run is None:
         s.ONCE.release(once)
-        found = [run_json(r) for r in state(request).store.live_runs(limit=200)]
+        found = state(request).store.live_runs(limit=200)
         return render(
             request,
             "runs.html.j2",
             {
-                "runs": [
-                    r for r in found if who.role is not Role.OVERSEER or who.user in r["overseers"]
-                ],
+                "runs": [run_json(r) for r in found if may_read(r, who.role, who.user)],
                 "may_start": True,
                 "scenarios": SCENARIOS,
                 "errors": errors,
@@ -256,7 +255,7 @@ def start_run(
 def _live_context(
     request: Request,
     who: Principal,
-    run: Any,
+    run: LiveRunRecord,
     hello: Mapping[str, Any],
     *,
     errors: Mapping[str, str] | None = None,
