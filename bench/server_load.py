@@ -173,7 +173,13 @@ async def client(
 async def load(
     base: str, tokens: dict[str, str], args: argparse.Namespace, server: int
 ) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=args.clients + 10, max_keepalive_connections=args.clients)
+    # Idle connections are dropped well before uvicorn's 5 s keep-alive: at equal timeouts a
+    # request can go out on a connection the server is closing (a ReadError, not the server's).
+    limits = httpx.Limits(
+        max_connections=args.clients + 10,
+        max_keepalive_connections=args.clients,
+        keepalive_expiry=2.0,
+    )
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
         reg = {"Authorization": f"Bearer {tokens['regulator']}"}
         vendor = {"Authorization": f"Bearer {tokens['vendor']}"}
@@ -363,6 +369,8 @@ def main() -> None:
                         ),
                     }
                 stray = len(complete) - sum(j["one_complete_trial"] for j in jobs.values())
+            log.flush()
+            log_tail = (root / "server.log").read_text(errors="replace").splitlines()[-40:]
         finally:
             if server is not None:
                 server.send_signal(signal.SIGINT)
@@ -403,6 +411,7 @@ def main() -> None:
                 "baseline_no_jobs": {"seconds": args.baseline_s, "kinds": baseline},
                 "errors": errors,
                 "error_examples": [e for v in samples.errors.values() for e in v[:3]],
+                "server_log_tail": log_tail if errors else [],
                 "jobs": jobs,
                 "complete_trials_not_of_a_job": stray,
                 "worker_killed": ran["killed"],
