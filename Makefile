@@ -54,7 +54,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy src
 
 unit: services
-	$(BIN)/pytest --cov=cityx --cov-report=term:skip-covered
+	$(BIN)/pytest --cov=cityx --cov-report=term:skip-covered --durations=30
 
 # A bounded run of the envelope verifier's fuzz target (atheris/libFuzzer).
 fuzz: $(STAMP)

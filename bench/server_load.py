@@ -16,10 +16,12 @@ Prints one JSON object: p50/p95/p99 (ms, client side, loopback) per route kind,
 errors (any answer but 2xx, or no answer), the trial jobs (status, seconds,
 whether each left exactly one complete trial), and whether the goals hold:
 p99 <= 200 ms for reads and <= 300 ms for predictions, 0 errors, no job lost.
-``load_avg`` says how idle the machine was (the client runs on the same cores).
+``baseline_no_jobs`` is the same load for ``--baseline-s`` before any job is
+queued, side by side. ``load_avg`` says how idle the machine was (the client
+runs on the same cores).
 
     .venv/bin/python bench/server_load.py [--clients 50] [--trials 4] [--think-s 1.0]
-        [--kill-worker-after 20] [--max-s 1200] [--pg postgres@127.0.0.1:5432]
+        [--kill-worker-after 20] [--baseline-s 60] [--max-s 1200] [--pg postgres@127.0.0.1:5432]
 """
 
 from __future__ import annotations
@@ -73,6 +75,20 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
     return round(ordered[rank], 1)
+
+
+def summary(samples: Samples) -> dict[str, dict[str, float]]:
+    return {
+        kind: {
+            "count": len(values),
+            "p50_ms": percentile(values, 50),
+            "p95_ms": percentile(values, 95),
+            "p99_ms": percentile(values, 99),
+            "max_ms": round(max(values), 1),
+            "errors": len(samples.errors.get(kind, [])),
+        }
+        for kind, values in sorted(samples.ms.items())
+    }
 
 
 def _admin(pg: str, sql: str) -> None:
@@ -137,7 +153,10 @@ async def client(
                 else:
                     url = url.format(trial=rng.choice(plan["trials"]))
             if "{job}" in url:
-                url = url.format(job=rng.choice(plan["jobs"]))
+                if not plan["jobs"]:
+                    url = "/api/v1/jobs?limit=20"
+                else:
+                    url = url.format(job=rng.choice(plan["jobs"]))
         t0 = time.perf_counter()
         error = None
         try:
@@ -154,7 +173,13 @@ async def client(
 async def load(
     base: str, tokens: dict[str, str], args: argparse.Namespace, server: int
 ) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=args.clients + 10, max_keepalive_connections=args.clients)
+    # Idle connections are dropped well before uvicorn's 5 s keep-alive: at equal timeouts a
+    # request can go out on a connection the server is closing (a ReadError, not the server's).
+    limits = httpx.Limits(
+        max_connections=args.clients + 10,
+        max_keepalive_connections=args.clients,
+        keepalive_expiry=2.0,
+    )
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
         reg = {"Authorization": f"Bearer {tokens['regulator']}"}
         vendor = {"Authorization": f"Bearer {tokens['vendor']}"}
@@ -172,17 +197,10 @@ async def load(
         (
             await http.post(f"/api/v1/models/{model}/predict", json={"rows": rows[:1]}, headers=reg)
         ).raise_for_status()
-        jobs = []
-        for seed in range(1, args.trials + 1):
-            answer = await http.post(
-                f"/api/v1/submissions/{model}/trials", json={"seed": seed}, headers=vendor
-            )
-            answer.raise_for_status()
-            jobs.append(answer.json()["job"])
         plan: dict[str, Any] = {
             "model": model,
             "rows": rows,
-            "jobs": jobs,
+            "jobs": [],
             "trials": [],
             "think_s": args.think_s,
             "predict_share": args.predict_share,
@@ -195,6 +213,24 @@ async def load(
                 "/api/v1/me",
             ],
         }
+        # The baseline: the same clients with no job running, side by side with the run.
+        baseline = Samples()
+        quiet = asyncio.Event()
+        tasks = [
+            asyncio.create_task(client(i, http, tokens, plan, quiet, baseline))
+            for i in range(args.clients)
+        ]
+        await asyncio.sleep(args.baseline_s)
+        quiet.set()
+        await asyncio.gather(*tasks)
+        jobs = []
+        for seed in range(1, args.trials + 1):
+            answer = await http.post(
+                f"/api/v1/submissions/{model}/trials", json={"seed": seed}, headers=vendor
+            )
+            answer.raise_for_status()
+            jobs.append(answer.json()["job"])
+        plan["jobs"] = jobs
         samples = Samples()
         stop = asyncio.Event()
         started = time.monotonic()
@@ -234,6 +270,7 @@ async def load(
         await asyncio.gather(*tasks)
         seconds = round(time.monotonic() - started, 1)
     return {
+        "baseline": baseline,
         "samples": samples,
         "jobs": final,
         "killed": killed,
@@ -250,6 +287,9 @@ def main() -> None:
     parser.add_argument("--predict-share", type=float, default=0.3)
     parser.add_argument("--kill-worker-after", type=float, metavar="S")
     parser.add_argument("--max-s", type=float, default=1200.0)
+    parser.add_argument(
+        "--baseline-s", type=float, default=60.0, help="load with no job first, for comparison"
+    )
     parser.add_argument("--pg", default="postgres@127.0.0.1:5432")
     args = parser.parse_args()
     load_before = os.getloadavg()
@@ -329,6 +369,8 @@ def main() -> None:
                         ),
                     }
                 stray = len(complete) - sum(j["one_complete_trial"] for j in jobs.values())
+            log.flush()
+            log_tail = (root / "server.log").read_text(errors="replace").splitlines()[-40:]
         finally:
             if server is not None:
                 server.send_signal(signal.SIGINT)
@@ -339,17 +381,8 @@ def main() -> None:
                     server.wait()
             _admin(args.pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     samples: Samples = ran["samples"]
-    kinds = {
-        kind: {
-            "count": len(values),
-            "p50_ms": percentile(values, 50),
-            "p95_ms": percentile(values, 95),
-            "p99_ms": percentile(values, 99),
-            "max_ms": round(max(values), 1),
-            "errors": len(samples.errors.get(kind, [])),
-        }
-        for kind, values in sorted(samples.ms.items())
-    }
+    kinds = summary(samples)
+    baseline = summary(ran["baseline"])
     errors = sum(len(v) for v in samples.errors.values())
     no_job_lost = (
         len(jobs) == args.trials
@@ -375,8 +408,10 @@ def main() -> None:
                 "max_jobs_running_at_once": ran["max_running"],
                 "seconds": ran["seconds"],
                 "kinds": kinds,
+                "baseline_no_jobs": {"seconds": args.baseline_s, "kinds": baseline},
                 "errors": errors,
                 "error_examples": [e for v in samples.errors.values() for e in v[:3]],
+                "server_log_tail": log_tail if errors else [],
                 "jobs": jobs,
                 "complete_trials_not_of_a_job": stray,
                 "worker_killed": ran["killed"],

@@ -106,6 +106,34 @@ def test_an_approach_owed_vehicles_by_its_upstream_loops_is_dead() -> None:
         guard.observe(o)
         if first is None and guard.current["dead"][1]:
             first = t
-    # 15 vehicles owed (one every 2 s) and at least 30 s of silence after the last one seen.
+    # 10 vehicles owed (one every 2 s) and at least 30 s of silence after the last one seen.
     assert first is not None and 38 + 29 <= first <= 38 + 31
     assert not guard.current["dead"][0]
+
+
+def test_vehicles_standing_on_an_upstream_loop_at_red_are_not_owed() -> None:
+    # The loop counts a vehicle standing on it every second; at red none of them left.
+    up = Intersection(
+        "up", "0", (Phase("G", 30.0), Phase("r", 30.0)), (("in_0", "mid_0"),), ("in_0",)
+    )
+    down = Intersection("down", "0", (Phase("G", 30.0),), (("mid_0", "out_0"),), ("mid_0",))
+    guard = LivenessGuard(NetworkInfo(intersections=(up, down)), warmup_s=0)
+    for t in range(200):
+        red = t >= 40  # from 40 s the upstream signal holds in_0 at red; mid_0 empties
+        seen = not red and t % 3 == 1
+        guard.observe(
+            Observation(
+                time_s=float(t),
+                time_of_day_s=float(t),
+                intersection_ids=("up", "down"),
+                lanes=("in_0", "mid_0"),
+                lane_start=np.array([0, 1, 2], dtype=np.int64),
+                phase=np.array([1 if red else 0, 0], dtype=np.int64),
+                phase_age_s=np.array([t - 39.0 if red else t + 1.0, 1.0]),
+                counts=np.asarray([1.0 if red or t % 2 == 0 else 0.0, 1.0 if seen else 0.0]),
+                occupancy=np.asarray([20.0, 4.0 if seen else 0.0]),
+                halting=np.asarray([1.0 if red else 0.0, 0.0]),
+                mean_speed=np.asarray([0.0 if red else 9.0, 9.0 if seen else -1.0]),
+            )
+        )
+        assert not guard.current["dead"][1], t

@@ -89,6 +89,29 @@ def test_a_paced_run_waits_for_each_turn_without_bursts() -> None:
     assert now[0] == pytest.approx(110.75)
 
 
+def test_a_pace_command_changes_the_pace_from_now_on() -> None:
+    now = [0.0]
+
+    def sleep(timeout_s: float) -> bool:
+        now[0] += timeout_s
+        return False
+
+    queue = CommandQueue()
+    pacer = Pacer(1.0, queue, clock=lambda: now[0], wait=sleep)
+    seen: list[Any] = []
+    pacer.wait_turn(lambda cid, c, r: seen.append(r), lambda: None)  # at 0.0
+    queue.submit(OperatorCommand("*", Action.PACE, pace=4.0))
+    pacer.wait_turn(lambda cid, c, r: seen.append(r), lambda: None)  # taken now, at once
+    pacer.wait_turn(lambda cid, c, r: seen.append(r), lambda: None)
+    assert now[0] == 0.25 and pacer.pace == 4.0 and seen == [None]
+    queue.submit(OperatorCommand("*", Action.PACE, pace=0))  # as fast as it goes
+    for _ in range(3):
+        pacer.wait_turn(lambda *_: None, lambda: None)
+    assert now[0] == 0.25 and pacer.pace is None
+    with pytest.raises(InputError, match="takes a pace"):
+        OperatorCommand("*", Action.PACE)
+
+
 def test_a_command_between_paced_steps_is_taken_at_once() -> None:
     now = [0.0]
     arrivals = [True]  # one command arrives during the first wait
@@ -206,6 +229,11 @@ def test_pause_step_and_continue_over_the_signed_channel(tmp_path: Path) -> None
     assert "operator channel lost" not in log
     assert '"action":"command.reason"' in log.replace(" ", "")
     assert op.states[-1]["run"].get("ended") is True
+    # Replayed as fast as it goes: the stop again, not the pause (which would never end).
+    from cityx.oversight.replay import replay
+
+    again = replay(tmp_path, out=tmp_path / "replay")
+    assert again.commands == 1 and again.same, again.first
 
 
 def test_heartbeats_keep_the_channel_alive_and_forged_ones_are_refused(tmp_path: Path) -> None:

@@ -306,6 +306,14 @@ def test_every_help_example_runs(tmp_path: Path) -> None:
         words = [str(root / w) if w.startswith("examples/") else w for w in words]
         run = cityx(*words)
         assert run.code == 0, (example, run.err)
+    # prune's example names the city's key file: made here first.
+    made = cityx("interop", "keygen", "--issuer", "urn:cityx:city:x", "--out", tmp_path / "keys")
+    assert made.code == 0, made.err
+    key = str(next((tmp_path / "keys").glob("*.key.jwk")))
+    example = cityx("decisions", "prune", "--help").out.split("example:\n  ", 1)[1].splitlines()[0]
+    words = [w.replace("/tmp/ov", str(tmp_path / "ov")) for w in shlex.split(example)[1:]]
+    run = cityx(*[key if w.startswith("keys/") else w for w in words])
+    assert run.code == 0 and "nothing pruned" in run.out, (example, run.err)
 
 
 def test_a_failing_controller_falls_back_to_the_plan_but_a_manual_hold_stays(

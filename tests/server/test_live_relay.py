@@ -12,6 +12,7 @@ from cityx.oversight.channel import StateFeed, StateReader
 from cityx.server.live import LiveRuns, _aggregate, _Live
 from cityx.store import LiveCommandRecord, Store
 
+from ..worlds.traffic.conftest import needs_resco
 from .conftest import make_config
 
 RUN = "lr-relay"
@@ -118,4 +119,22 @@ def test_a_starting_server_ends_the_runs_it_finds_running_incomplete(tmp_path: P
     assert run is not None and run.status == "incomplete"
     assert run.error is not None and "server stopped" in run.error
     assert [e.action for e in store.audit_entries()][-1] == "run.ended"
+    store.close()
+
+
+def test_a_bus_that_cannot_be_reached_is_a_503_and_the_run_failed(tmp_path: Path) -> None:
+    needs_resco()
+    from cityx.server import Role, add_user
+    from cityx.server.live import LiveError, RunRequest
+
+    config = make_config(tmp_path, bus="mqtt://127.0.0.1:1")  # nothing listens there
+    store = Store.open(config.store)
+    add_user(store, "olga", organisation="city", role=Role.OVERSEER, city="city")
+    live = LiveRuns(store, config, city_key=lambda: generate_key("urn:cityx:city:city"))
+    with pytest.raises(LiveError) as caught:
+        live.start(RunRequest("cologne1", overseers=("olga",)), actor="user:olga")
+    assert caught.value.status == 503
+    (run,) = store.live_runs()
+    assert run.status == "failed" and run.error is not None and "could not start" in run.error
+    live.close()
     store.close()

@@ -183,6 +183,8 @@ def test_an_overseer_runs_reads_and_commands_a_live_run(server: Server) -> None:
     claims = StateReader(public, run=rid).read(first["token"])
     assert claims is not None and claims["state"] == first["state"]
     (tls, info), *_ = first["state"]["intersections"].items()
+    program = server.get(f"/api/v1/runs/{rid}", "olga").json()["network"][tls]
+    assert program[info["green"]]["green"] and not all(p["green"] for p in program)
 
     # Nobody but the assigned overseer commands the run.
     for user in ("otto", "rita", "vera"):
@@ -209,6 +211,7 @@ def test_an_overseer_runs_reads_and_commands_a_live_run(server: Server) -> None:
     sent = {"pause": pause["id"]}
     for action, body in (
         ("continue", {"action": "continue"}),
+        ("pace", {"action": "pace", "pace": 20}),
         ("hold", {"action": "hold", "intersection": tls, "reason": "a look"}),
         ("phase", {"action": "phase", "intersection": tls, "phase": info["green"]}),
         ("stop", {"action": "stop"}),
@@ -239,12 +242,14 @@ def test_an_overseer_runs_reads_and_commands_a_live_run(server: Server) -> None:
     for action, cid in sent.items():
         states = stream.command_states(cid)
         assert states[0] == "sent" and states[-1] == "effective", (action, states)
-        assert "accepted" in states or action in ("stop", "pause", "continue"), (action, states)
+        controls = ("stop", "pause", "continue", "pace")
+        assert "accepted" in states or action in controls, (action, states)
     listed = server.get(f"/api/v1/runs/{rid}/commands", "olga").json()["commands"]
     assert {c["id"]: c["state"] for c in listed} == dict.fromkeys(sent.values(), "effective")
     assert next(c for c in listed if c["id"] == sent["stop"])["note"] == "a crash"
 
     states = [d for k, d in stream.events if k == "state"]
+    assert {d["state"]["run"]["pace"] for d in states} == {10.0, 20.0}
     assert all(d["state"]["time_s"] != 999.0 for d in states)
     assert states[-1]["refused_so_far"] == 1
     assert ended["status"] == "done"

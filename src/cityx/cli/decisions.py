@@ -1,4 +1,4 @@
-"""``cityx decisions verify`` and ``show``: a run's signed decision log from the shell.
+"""``cityx decisions verify``, ``show`` and ``prune``: a run's signed decision log from the shell.
 
 The parsers are registered with the oversight commands (:mod:`.oversight`);
 these are their handlers. ``verify`` exits 0 when the log is intact and
@@ -17,7 +17,7 @@ from .common import EXIT_OK, EXIT_VERDICT, emit
 
 def decisions_verify(args: argparse.Namespace) -> int:
     # lazy: cityx --help stays fast
-    from cityx.oversight.decisions import DecisionsVerification, read_entries, verify_decisions
+    from cityx.oversight.decisions import DecisionsVerification, read_log, verify_decisions
 
     trust = None
     if args.trust is not None:
@@ -25,7 +25,11 @@ def decisions_verify(args: argparse.Namespace) -> int:
         from cityx.interop import load_trust
 
         store = load_trust(args.trust)
-        kids = [e.payload.get("kid") for e in read_entries(args.path) if e.action == "checkpoint"]
+        tomb, entries = read_log(args.path)
+        kids = [e.payload.get("kid") for e in entries if e.action == "checkpoint"]
+        if tomb is not None and isinstance(tomb.body.get("seal"), dict):
+            # A log pruned to its tombstone: the pruned last seal names the run's key.
+            kids.append(tomb.body["seal"].get("payload", {}).get("kid"))
         kid = next((k for k in kids if k), None)
         key = store.key(str(kid)) if kid else None
         if key is None:
@@ -47,6 +51,13 @@ def decisions_verify(args: argparse.Namespace) -> int:
         f"({result.sealed} of {result.entries} sealed)"
     )
     text = "".join(f"warning: {w}\n" for w in result.warnings) + text
+    if result.pruned is not None:
+        p = result.pruned
+        text += (
+            f"\npruned: records 1-{p['upto']} ({p['checkpoints']} sealed segments, "
+            f"{p['first_at']} to {p['last_at']}), kept {p['keep_days']:g} days, "
+            f"on {p['pruned_at']} by key {p['kid']}"
+        )
     emit(args, result.to_json(), text)
     return EXIT_OK if result.ok else EXIT_VERDICT
 
@@ -91,4 +102,25 @@ def decisions_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-__all__ = ["decisions_show", "decisions_verify"]
+def decisions_prune(args: argparse.Namespace) -> int:
+    # lazy: cityx --help stays fast
+    from cityx.interop import load_signing_key
+    from cityx.oversight.retention import prune_decisions
+
+    result = prune_decisions(
+        args.path,
+        load_signing_key(args.sign_key),
+        keep_days=args.keep_days,
+        allow_short=args.allow_under_six_months,
+    )
+    text = (
+        f"pruned {result.records} record(s); the tombstone now covers records 1-{result.upto}, "
+        f"{result.kept} kept"
+        if result.records
+        else f"nothing sealed before {result.cutoff}: nothing pruned"
+    )
+    emit(args, result.to_json(), text)
+    return EXIT_OK
+
+
+__all__ = ["decisions_prune", "decisions_show", "decisions_verify"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import EXIT_OK, EXIT_VERDICT, Subparsers, add_command, add_group, emit, seed
-from .decisions import decisions_show, decisions_verify
+from .decisions import decisions_prune, decisions_show, decisions_verify
 from .oversee_child import in_child
 from .trust import add_trust_flags, trusted_by
 
@@ -225,6 +225,36 @@ def register(sub: Subparsers) -> None:
     show.add_argument("--intersection", metavar="ID", help="only this intersection's records")
     show.add_argument("--kind", metavar="KIND", help="only records of this kind")
     show.add_argument("--json", action="store_true", help="one JSON record per line")
+    prune = add_command(
+        decisions,
+        "prune",
+        "Retention: remove the whole sealed segments older than --keep-days from the start of "
+        "a decision log, leaving a tombstone signed with the city's key that keeps the chain "
+        "verifiable (cityx decisions verify then says what was pruned).",
+        "cityx decisions prune /tmp/ov --keep-days 183 --sign-key keys/city.KID.key.jwk",
+        decisions_prune,
+    )
+    prune.add_argument("path", type=Path, metavar="RUN_DIR", help="a run folder or its log")
+    prune.add_argument(
+        "--keep-days",
+        type=float,
+        required=True,
+        metavar="N",
+        help="keep records sealed in the last N days (at least 183, six months: Art. 26(6))",
+    )
+    prune.add_argument(
+        "--sign-key",
+        type=Path,
+        required=True,
+        metavar="KEY.jwk",
+        help="the city's Ed25519 key (cityx interop keygen) that signs the tombstone",
+    )
+    prune.add_argument(
+        "--allow-under-six-months",
+        action="store_true",
+        help="allow --keep-days under 183 (where the law allows a shorter retention)",
+    )
+    prune.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _spec(args: argparse.Namespace, hooks: tuple[tuple[str, dict[str, Any]], ...]) -> Any:

@@ -129,6 +129,9 @@ class RuntimeGuard:
         self.first_flag_after_s: float | None = None
         self.by_check: Counter[str] = Counter()
         self.by_lane = np.zeros(n, dtype=np.int64)
+        # The last observation's flags by rule (lane masks): oversight marks choices made
+        # on a stuck detector out of distribution.
+        self.last: dict[str, NDArray[np.bool_]] = {}
 
     def observe(self, observation: Observation) -> Observation:
         o = observation
@@ -136,7 +139,7 @@ class RuntimeGuard:
             self._t0 = o.time_s
         t = o.time_s - self._t0
         self.steps += 1
-        flags = self._check(o, t)
+        flags = self.last = self._check(o, t)
         hit = np.zeros(len(self.lanes), dtype=bool)
         for name, mask in flags.items():
             k = int(mask.sum())

@@ -60,10 +60,14 @@ def art14_table(
             "served_by": [
                 "cityx.oversight.alerts (ai.disagreement, ai.low_margin)",
                 "cityx.oversight.decisions.DecisionLog (controller-choice/v1 records)",
+                "cityx.oversight.confidence (calibrated confidence per choice)",
+                "cityx.oversight.ood (out-of-distribution flag per choice)",
             ],
             "evidence": {
                 "choices_logged": result.decision_records.get("choice", 0),
                 "bias_alerts": len([a for a in alerts if a.kind.startswith("ai.")]),
+                "choices_with_confidence": result.choice_flags.get("with_confidence", 0),
+                "choices_ood": result.choice_flags.get("ood", 0),
             },
             "status": status(result.decision_records.get("choice", 0) > 0),
         },

@@ -12,13 +12,14 @@ An *operator command* names an intersection (or ``"*"``: every one), an
   (:meth:`CommandQueue.annotate`);
 - ``resume``: back to adaptive control (the controller under oversight).
 
-Three more actions are *run controls*: they act on the run, not on an
+Four more actions are *run controls*: they act on the run, not on an
 intersection, and always name ``"*"``: ``pause`` stops simulated time where
 it is (the signals keep what they show: nothing changes while no time
-passes), ``continue`` lets it run again, and ``step`` advances a paused run
-by one simulated second (see :mod:`.pacing`). They come over the live
-channel (or a server's queue), never from an operator script, where a pause
-could never end.
+passes), ``continue`` lets it run again, ``step`` advances a paused run
+by one simulated second, and ``pace`` sets its pace (``pace``: simulated
+seconds per wall-clock second, ``0`` as fast as it goes; see :mod:`.pacing`).
+They come over the live channel (or a server's queue), never from an
+operator script, where a pause could never end.
 
 Each command goes through states: *sent* (queued), then *accepted* or
 *refused* with a *reason code* (:class:`RefusalCode`), then *effective*
@@ -57,9 +58,10 @@ class Action(StrEnum):
     PAUSE = "pause"
     CONTINUE = "continue"
     STEP = "step"
+    PACE = "pace"
 
 
-RUN_CONTROLS = frozenset({Action.PAUSE, Action.CONTINUE, Action.STEP})
+RUN_CONTROLS = frozenset({Action.PAUSE, Action.CONTINUE, Action.STEP, Action.PACE})
 """Actions on the run itself (simulated time), not on an intersection's signals."""
 
 
@@ -96,8 +98,13 @@ class OperatorCommand:
     phase: int | None = None
     reason: str = ""
     operator: str = DEFAULT_OPERATOR
+    pace: float | None = None  # a "pace" command's pace (0: as fast as it goes)
 
     def __post_init__(self) -> None:
+        if (self.action is Action.PACE) != (self.pace is not None):
+            raise InputError("a 'pace' command, and only it, takes a pace", where="pace")
+        if self.pace is not None and not 0 <= self.pace <= 1e6:
+            raise InputError(f"pace must be >= 0 (0: as fast as it goes), got {self.pace}")
         if self.action is Action.PHASE and self.phase is None:
             raise InputError("a 'phase' command needs a phase", where="phase")
         if self.action is not Action.PHASE and self.phase is not None:
@@ -118,7 +125,7 @@ class OperatorCommand:
             "phase": self.phase,
             "reason": self.reason,
             "operator": self.operator,
-        }
+        } | ({} if self.pace is None else {"pace": self.pace})
 
 
 class Verifier(Protocol):
@@ -157,7 +164,7 @@ class CommandRecord:
             "reason_code": self.reason_code,
             "accepted_at_s": self.accepted_at_s,
             "effective_at_s": self.effective_at_s,
-        }
+        } | ({} if self.command.pace is None else {"pace": self.command.pace})
 
 
 @dataclass(slots=True)
@@ -311,7 +318,7 @@ class CommandQueue:
         return out
 
 
-_KEYS = {"at_s", "intersection", "action", "phase", "reason", "operator"}
+_KEYS = {"at_s", "intersection", "action", "phase", "reason", "operator", "pace"}
 
 
 def parse_commands(obj: Mapping[str, Any], *, where: str) -> list[OperatorCommand]:
@@ -355,6 +362,9 @@ def parse_commands(obj: Mapping[str, Any], *, where: str) -> list[OperatorComman
             raise InputError(f"phase must be an integer, got {phase!r}", where=at)
         if not isinstance(row["intersection"], str) or not row["intersection"]:
             raise InputError("intersection must be an id or '*'", where=at)
+        pace = row.get("pace")
+        if pace is not None and (isinstance(pace, bool) or not isinstance(pace, int | float)):
+            raise InputError(f"pace must be a number, got {pace!r}", where=at)
         try:
             out.append(
                 OperatorCommand(
@@ -364,6 +374,7 @@ def parse_commands(obj: Mapping[str, Any], *, where: str) -> list[OperatorComman
                     phase=phase,
                     reason=str(row.get("reason", "")),
                     operator=str(row.get("operator", DEFAULT_OPERATOR)),
+                    pace=None if pace is None else float(pace),
                 )
             )
         except InputError as exc:

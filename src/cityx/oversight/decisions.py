@@ -36,6 +36,11 @@ final checkpoint: the tail after the last checkpoint is reported as
 only when the public key comes from elsewhere (``trust``); the copy in the
 run folder (``decisions.key.json``) is checked for consistency only.
 
+*Pruned* logs (retention, :mod:`.retention`) start with a signed
+*tombstone* (:mod:`.tombstone`) in place of the whole sealed segments
+removed; the chain then starts after it, and verification says what was
+pruned.
+
 *Anchors*: each checkpoint can also go to the store's audit log as it is
 made (``on_checkpoint``; action :data:`ANCHOR_ACTION`, subject the run id,
 payload its ``upto``, ``head``, ``final`` and ``kid``).
@@ -57,7 +62,13 @@ from typing import Any
 from joserfc import jws
 from joserfc.errors import JoseError
 
-from cityx.core.audit import GENESIS, AuditEntry, sorted_json, verify_chain
+from cityx.core.audit import (
+    GENESIS,
+    AuditEntry,
+    AuditVerification,
+    sorted_json,
+    verify_chain,
+)
 from cityx.core.errors import InputError
 from cityx.interop import (
     LongReason,
@@ -70,6 +81,8 @@ from cityx.interop import (
 )
 from cityx.interop.keys import thumbprint
 from cityx.interop.longterm import UNANCHORED
+
+from .tombstone import Tombstone, check_tombstone, parse_tombstone
 
 LOG_FILE = "decisions.jsonl"
 KEY_FILE = "decisions.key.json"
@@ -202,6 +215,7 @@ class DecisionsVerification:
     kid: str | None = None
     # e.g. the sealing key was revoked after it sealed: the seals stand, but say so
     warnings: tuple[str, ...] = ()
+    pruned: Mapping[str, Any] | None = None  # what a tombstone says was pruned
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -213,6 +227,7 @@ class DecisionsVerification:
             "key_anchored": self.key_anchored,
             "kid": self.kid,
             "warnings": list(self.warnings),
+            "pruned": None if self.pruned is None else dict(self.pruned),
         }
 
 
@@ -220,22 +235,56 @@ def _log_path(path: Path) -> Path:
     return path / LOG_FILE if path.is_dir() else path
 
 
-def read_entries(path: Path) -> list[AuditEntry]:
-    """The records of a decision log (a run folder or the file), as audit entries."""
+def read_log(path: Path) -> tuple[Tombstone | None, list[AuditEntry]]:
+    """The tombstone of a pruned log (None when none was pruned) and its records."""
     file = _log_path(path)
     try:
         lines = file.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise InputError("no decision log here", where=str(file)) from None
+    tomb = parse_tombstone(lines[0]) if lines and lines[0].startswith('{"tombstone"') else None
     out = []
     for n, line in enumerate(lines, start=1):
-        if not line.strip():
+        if not line.strip() or (n == 1 and tomb is not None):
             continue
         try:
             out.append(AuditEntry.from_json(json.loads(line)))
         except (ValueError, KeyError, TypeError) as exc:
             raise _Malformed(n, f"line {n} is not a decision-log record: {exc}") from exc
-    return out
+    return tomb, out
+
+
+def read_entries(path: Path) -> list[AuditEntry]:
+    """The records of a decision log (a run folder or the file), as audit entries."""
+    return read_log(path)[1]
+
+
+def _chain_after(entries: Sequence[AuditEntry], upto: int, head: str) -> AuditVerification:
+    """The chain check of records that continue a tombstone (seq ``upto`` + 1 on)."""
+    prev = head
+    for k, e in enumerate(entries):
+        due = upto + 1 + k
+        if e.seq != due:
+            why = "deleted, inserted or reordered record?"
+            return AuditVerification(
+                False, len(entries), due, f"seq {e.seq} where {due} is due ({why})"
+            )
+        if e.computed_hash() != e.hash:
+            return AuditVerification(
+                False,
+                len(entries),
+                due,
+                f"entry {due}: stored hash does not match its content (edited?)",
+            )
+        if e.prev_hash != prev:
+            return AuditVerification(
+                False,
+                len(entries),
+                due,
+                f"entry {due}: prev_hash does not link to the record (or tombstone) before it",
+            )
+        prev = e.hash
+    return AuditVerification(True, len(entries))
 
 
 class _Malformed(ValueError):
@@ -268,13 +317,14 @@ def verify_decisions(
     match the checkpoints' when given.
     """
     try:
-        entries = read_entries(path)
+        tomb, entries = read_log(path)
     except _Malformed as exc:
         return DecisionsVerification(False, 0, 0, exc.line, str(exc))
     n = len(entries)
-    chain = verify_chain(entries)
+    chain = verify_chain(entries) if tomb is None else _chain_after(entries, tomb.upto, tomb.head)
     folder = _log_path(path).parent
     anchored = trusted is not None or trust is not None
+    outside = trust  # a trust store from outside: a tombstone's key must be in it too
     kid: str | None = None
     if trust is None:
         if trusted is None:
@@ -292,11 +342,28 @@ def verify_decisions(
             return DecisionsVerification(False, n, 0, None, f"unusable public key: {exc}")
     sealed, final = 0, False
     warnings: list[str] = []
-    limit = chain.first_bad - 1 if chain.first_bad is not None else n
-    for e in entries[:limit]:
+    hashes = {0: GENESIS, **{e.seq: e.hash for e in entries}}
+    seals = entries
+    pruned: dict[str, Any] | None = None
+    if tomb is not None:
+        problem, warning, seal = check_tombstone(tomb, outside, run=run)
+        if problem is not None or seal is None:
+            return DecisionsVerification(
+                False, n, 0, tomb.upto, f"tombstone: {problem}", anchored, kid
+            )
+        if warning is not None:
+            warnings.append(warning)
+            anchored = anchored and "not anchored" not in warning
+        # The pruned seal is checked like the others, but what it sealed is gone.
+        hashes = {seal.seq - 1: str(seal.payload.get("head")), **hashes, seal.seq: seal.hash}
+        seals = [seal, *entries]
+        pruned = tomb.summary()
+    start = tomb.upto + 1 if tomb is not None else 1
+    limit = chain.first_bad - start if chain.first_bad is not None else n
+    for e in seals[: limit + len(seals) - n]:
         if e.action != CHECKPOINT:
             continue
-        problem, warning = _seal_problem(e, entries, trust, run)
+        problem, warning = _seal_problem(e, hashes, trust, run)
         kid = kid or str(e.payload.get("kid"))
         if problem is not None:
             return DecisionsVerification(
@@ -308,21 +375,24 @@ def verify_decisions(
     done = tuple(warnings)
     if not chain.ok:
         return DecisionsVerification(
-            False, n, sealed, chain.first_bad, chain.reason, anchored, kid, done
+            False, n, sealed, chain.first_bad, chain.reason, anchored, kid, done, pruned
         )
-    if not final or sealed != n:
+    last = entries[-1].seq if entries else (tomb.upto if tomb is not None else 0)
+    if not final or sealed != last:
         where = f"after checkpoint {sealed}" if sealed else "with no checkpoint"
         return DecisionsVerification(
             False,
             n,
             sealed,
-            sealed + 1 if sealed < n else n + 1,
-            f"{n - sealed} record(s) unsealed {where}; no final seal (a crash or a truncated log)",
+            sealed + 1 if sealed < last else last + 1,
+            f"{last - sealed} record(s) unsealed {where}; no final seal "
+            "(a crash or a truncated log)",
             anchored,
             kid,
             done,
+            pruned,
         )
-    return DecisionsVerification(True, n, sealed, None, None, anchored, kid, done)
+    return DecisionsVerification(True, n, sealed, None, None, anchored, kid, done, pruned)
 
 
 def _claimed_run(token: str) -> Any:
@@ -336,7 +406,7 @@ def _claimed_run(token: str) -> Any:
 
 def _seal_problem(
     e: AuditEntry,
-    entries: list[AuditEntry],
+    hashes: Mapping[int, str],
     trust: TrustStore,
     run: str | None,
 ) -> tuple[str | None, str | None]:
@@ -350,8 +420,7 @@ def _seal_problem(
         return "a checkpoint without upto/head/jws", None
     if upto != e.seq - 1:
         return f"checkpoint seals up to {upto}, not the record before it", None
-    expected = entries[upto - 1].hash if upto > 0 else GENESIS
-    if head != expected:
+    if head != hashes.get(upto):
         return "checkpoint head is not the hash of the record it seals", None
     claimed = _claimed_run(token)
     if run is not None and claimed != run:
@@ -433,5 +502,6 @@ __all__ = [
     "check_anchors",
     "iter_records",
     "read_entries",
+    "read_log",
     "verify_decisions",
 ]

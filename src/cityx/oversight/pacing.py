@@ -12,7 +12,9 @@ Words:
   arrive meanwhile are still accepted or refused at once, and act at the
   next step;
 - *step*: one simulated second of a paused run, after which it stays paused;
-- the *run controls* ``pause``, ``continue`` and ``step``
+- a ``pace`` command changes the pace while the run goes (``0``: as fast as
+  it goes);
+- the *run controls* ``pause``, ``continue``, ``step`` and ``pace``
   (:data:`~.commands.RUN_CONTROLS`) reach the :class:`Pacer` through the
   run's :class:`~.commands.CommandQueue`, signed and verified like any
   operator command when they come over the live channel.
@@ -72,7 +74,11 @@ class Pacer:
     def _controls(self, on_control: OnControl) -> None:
         for cid, command in self.queue.controls():
             refusal: RefusalCode | None = None
-            if command.action is Action.PAUSE:
+            if command.action is Action.PACE:
+                assert command.pace is not None
+                self.pace = None if command.pace == 0 else command.pace
+                self._turn = None  # the new pace counts from now, without catching up
+            elif command.action is Action.PAUSE:
                 self.paused, self._steps = True, 0
             elif not self.paused:
                 refusal = RefusalCode.NOT_PAUSED

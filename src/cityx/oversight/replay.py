@@ -22,7 +22,7 @@ from typing import Any
 
 from cityx.core.errors import InputError
 
-from .commands import Action, CommandQueue, OperatorCommand
+from .commands import RUN_CONTROLS, Action, CommandQueue, OperatorCommand
 from .decisions import read_entries
 from .modes import StopState
 from .session import OversightSpec, run_oversight
@@ -86,6 +86,8 @@ def _commands(folder: Path) -> list[OperatorCommand]:
         p = e.payload
         if e.action != "command" or "action" not in p or "id" not in p:
             continue
+        if Action(p["action"]) in RUN_CONTROLS:
+            continue  # pause, continue, step: wall-clock time only; the replay runs through
         at = p.get("at_s") if p.get("at_s") is not None else p.get("accepted_at_s")
         key = (int(p["id"]), str(p["intersection"]))
         if key in applied or at is None:

@@ -174,6 +174,8 @@ class OversightResult:
     unverified: tuple[Mapping[str, Any], ...] = ()  # signed commands refused before queueing
     alerts_acknowledged: int = 0
     sim_steps_per_s: float = 0.0  # the step loop alone (no setup, no KPIs)
+    # Choices annotated, with a calibrated confidence, flagged out of distribution.
+    choice_flags: Mapping[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -200,6 +202,7 @@ class OversightResult:
                 "decisions": str(self.decisions),
                 "decision_records": dict(self.decision_records),
                 "signer": dict(self.signer),
+                "choice_flags": dict(self.choice_flags),
                 "art14": art14_table(self),
             },
             "wall_s": round(self.wall_s, 3),
@@ -308,7 +311,7 @@ def run_oversight(
     pacer = Pacer(spec.pace, queue)
 
     def run_info() -> dict[str, Any]:
-        return {"paused": pacer.paused, "pace": spec.pace, "seconds": spec.seconds}
+        return {"paused": pacer.paused, "pace": pacer.pace, "seconds": spec.seconds}
 
     last = observation
     loop_start = time.perf_counter()
@@ -436,6 +439,7 @@ def run_oversight(
         unverified=tuple(state.unverified),
         alerts_acknowledged=len(state.book.acknowledged),
         sim_steps_per_s=world.steps / loop_s if loop_s > 0 else 0.0,
+        choice_flags=state.annotator.counts(),
     )
     (out / "oversight.json").write_text(json.dumps(result.to_json(), indent=1, allow_nan=False))
     return result

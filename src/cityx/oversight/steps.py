@@ -22,8 +22,10 @@ from cityx.worlds.traffic import TrafficWorld
 from cityx.worlds.traffic.candidates import FEATURE_NAMES, PhaseCandidates
 from cityx.worlds.traffic.choices import ControllerChoice, DecidedBy, choices_from_step
 from cityx.worlds.traffic.controllers import MaxPressure
+from cityx.worlds.traffic.network import lane_edge
 
 from .alerts import Alert, AlertBook
+from .annotate import ChoiceAnnotator
 from .commands import (
     ALL,
     CommandQueue,
@@ -32,6 +34,7 @@ from .commands import (
     OperatorCommand,
     RefusalCode,
 )
+from .confidence import load_calibration
 from .decisions import DecisionLog
 from .modes import Mode, Supervisor
 
@@ -39,6 +42,34 @@ if TYPE_CHECKING:
     from .session import OversightSpec
 
 _PRESSURE = FEATURE_NAMES.index("pressure")
+# Features that differ between a choice's rows (the others are the same for every phase).
+_REASON_FEATURES = frozenset(FEATURE_NAMES) - {"queue_total", "hour", "phase_age_s"}
+
+
+def choice_reasons(choice: ControllerChoice, *, top: int = 3) -> list[str]:
+    """Why the chosen phase and not the runner-up, in words: the scores first, then the
+    features that differ most between the two rows."""
+    chosen, runner = choice.chosen_phase, choice.runner_up_phase
+    if runner is None:
+        return ["the intersection has one green phase"]
+    by = "max-pressure: pressure" if choice.decided_by is DecidedBy.RULE else "model score"
+    out = [
+        f"{by} {choice.score(chosen):.3g} for phase {chosen} vs {choice.score(runner):.3g}"
+        f" for phase {runner}"
+    ]
+    won, lost = choice.row(chosen), choice.row(runner)
+    diffs = [
+        (name, a, b)
+        for name, a, b in zip(choice.columns, won, lost, strict=True)
+        if name in _REASON_FEATURES
+        and a != b
+        and not (by.endswith("pressure") and name == "pressure")
+    ]
+    diffs.sort(key=lambda d: -abs(d[1] - d[2]))
+    out += [f"{name} {a:.3g} vs {b:.3g}" for name, a, b in diffs[: top - 1]]
+    if choice.score(chosen) == choice.score(runner):
+        out.append("a tie: the current phase is kept")
+    return out
 
 
 class RunState:
@@ -79,6 +110,7 @@ class RunState:
             len(network.lanes),
         )
         self.lanes = network.lanes
+        self.lane_edges = tuple(lane_edge(lane) for lane in network.lanes)
         self.records: dict[tuple[int, str], CommandRecord] = {}  # the latest of each
         self.actor = f"controller:{spec.controller}"
         self.mode_changes = 0
@@ -91,6 +123,11 @@ class RunState:
         # ref) and notes; the state feed carries them, so a console sees each transition.
         self.changed: list[dict[str, Any]] = []
         self.noted: list[dict[str, Any]] = []
+        # Confidence (the shipped calibration covers max-pressure only) and OOD flags.
+        self.annotator = ChoiceAnnotator(
+            network,
+            calibration=load_calibration() if isinstance(controller, MaxPressure) else None,
+        )
 
     # -- logging ----------------------------------------------------------------------
 
@@ -224,6 +261,7 @@ class RunState:
                 columns=FEATURE_NAMES,
                 decided_by=DecidedBy.RULE,
             )
+            choices = self.annotator.annotate(choices, self.detector_flags())
         if self.spec.record_choices and self.controller is not None:
             if choices:
                 for made in choices:
@@ -238,6 +276,9 @@ class RunState:
                 "chosen": c.chosen_phase,
                 "runner_up": c.runner_up_phase,
                 "margin": c.margin,
+                "reasons": choice_reasons(c),
+                "confidence": None if c.confidence is None else c.confidence.p,
+                "ood": None if c.ood is None else c.ood.flag,
             }
             for c in choices
         }
@@ -272,6 +313,13 @@ class RunState:
                 )
         return wanted
 
+    def detector_flags(self) -> dict[str, Any]:
+        """The guards' lane masks of this step: dead, stale (liveness), stuck (runtime)."""
+        flags = dict(self.liveness.current)
+        if self.runtime is not None and "stuck" in self.runtime.last:
+            flags["stuck"] = self.runtime.last["stuck"]
+        return flags
+
     def read_sensors(self, observation: Observation) -> None:
         self.liveness.observe(observation)
         self.liveness.before_step(self.world.simulation, observation.time_s)
@@ -302,6 +350,11 @@ class RunState:
         )
         envelope = self.world.envelope
         assert envelope is not None
+        # Halting vehicles per incoming edge (an approach), per intersection: the map's colours.
+        approaches: list[dict[str, float]] = [{} for _ in self.supervisor.ids]
+        for j, halting in enumerate(observation.halting.tolist()):
+            edges = approaches[int(self.lane_owner[j])]
+            edges[self.lane_edges[j]] = edges.get(self.lane_edges[j], 0.0) + float(halting)
         return {
             "time_s": now,
             "intersections": {
@@ -311,11 +364,20 @@ class RunState:
                     "green": envelope.phase(tls)[0],
                     "queue": float(queues[k]),
                     "choice": self.last_choices.get(tls),
+                    "approaches": approaches[k],
                 }
                 for k, tls in enumerate(self.supervisor.ids)
             },
             "alerts": [
-                {"id": a.id, "kind": a.kind, "intersection": a.intersection, "priority": a.priority}
+                {
+                    "id": a.id,
+                    "kind": a.kind,
+                    "intersection": a.intersection,
+                    "priority": a.priority,
+                    "message": a.message,
+                    "suggestion": a.suggestion,
+                    "evidence": dict(a.evidence),
+                }
                 for a in self.book.active()
             ],
             "commands": changed,

@@ -5,7 +5,9 @@ store as the command line. Identities (organisations, users with roles,
 tokens), query budgets and rulings live in the store; the policy
 (:mod:`.policy`) is one typed table enforced by one guard on every route;
 vendors' models answer through their isolated workers, metered and watched
-by the extraction monitor (:mod:`.monitor`). See docs/server.md.
+by the extraction monitor (:mod:`.monitor`); trials requested over the API
+are jobs, queued with huey in the store and run by a worker process outside
+the web process (:mod:`.jobs`, :mod:`.queue`). See docs/server.md.
 
 :func:`cityx.server.app.create_app`, :mod:`.run` (uvicorn) and :mod:`.demo`
 (which runs a trial) are imported from their modules: this package's own

@@ -46,6 +46,7 @@ The API for the web layer (routes, and the overseer console)::
     cmd = runs.command(run.id, "olga", "stop", intersection="*")
     runs.annotate(run.id, cmd.id, "a crash on the junction", "olga")
     runs.commands(run.id)                        # each command with its state
+    network_of(run)                              # intersections, their phases (green or not)
     runs.kill(run.id)                            # the run ends incomplete
 
 A run started with ``channel_timeout_s`` falls back to the fixed-time plan
@@ -83,6 +84,7 @@ from typing import Any
 from cityx.core import InputError, Manifest
 from cityx.interop import SigningKey, generate_key, load_signing_key, write_key_files
 from cityx.interop.bus import TOPIC_ROOT, Transport
+from cityx.interop.errors import InteropError
 from cityx.interop.trust import trust_document
 from cityx.oversight.channel import STATE_TYPE, StateReader, publish_command
 from cityx.oversight.commands import ALL, Action, OperatorCommand
@@ -179,6 +181,26 @@ def run_json(run: LiveRunRecord) -> dict[str, Any]:
         "error": run.error,
         "decisions": str(Path(run.out_dir) / "decisions.jsonl"),
         "bus_namespace": f"{TOPIC_ROOT}/{run.id}",
+    }
+
+
+def network_of(run: LiveRunRecord) -> dict[str, Any] | None:
+    """The run's intersections and their signal programs (what a ``phase`` command may ask
+    for: the indexes whose ``green`` is true); None until the run has written its network."""
+    path = Path(run.out_dir) / "network.json"
+    try:
+        # lazy: the traffic world's network reader (no SUMO) only when asked
+        from cityx.worlds.traffic.network import NetworkInfo
+
+        network = NetworkInfo.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {
+        i.id: [
+            {"index": k, "state": p.state, "green": p.is_green, "duration_s": p.duration}
+            for k, p in enumerate(i.phases)
+        ]
+        for i in network.intersections
     }
 
 
@@ -350,6 +372,8 @@ class LiveRuns:
             result.close()
         except Exception as exc:
             self._end(item, status="failed", result=None, error=f"could not start: {exc}")
+            if isinstance(exc, InteropError):  # the broker is away: try again later
+                raise LiveError(f"the bus cannot be reached: {exc}", status=503) from exc
             raise
         self.store.live_run_pid(run_id, item.process.pid)
         threading.Thread(
@@ -627,6 +651,7 @@ class LiveRuns:
             known = self.store.live_commands(run_id)
         hello = {
             "run": run_json(run),
+            "network": network_of(run),
             "commands": [c.to_json() for c in known],
             "last_state": None if item is None or last is None else dict(last.data),
         }
@@ -671,6 +696,7 @@ class LiveRuns:
         intersection: str = ALL,
         phase: int | None = None,
         reason: str = "",
+        pace: float | None = None,
     ) -> LiveCommandRecord:
         """Sign ``action`` as overseer ``user``, record it (audited), send it; its record
         (state ``sent``). 403 unless ``user`` is assigned, 409 once the run has ended."""
@@ -685,7 +711,7 @@ class LiveRuns:
             ) from None
         if not intersection or len(intersection) > 200 or len(reason) > 2000:
             raise InputError("intersection 1-200 characters, reason at most 2000")
-        command = OperatorCommand(intersection, chosen, phase=phase, reason=reason)
+        command = OperatorCommand(intersection, chosen, phase=phase, reason=reason, pace=pace)
         key = self.operator_key(user)
         jti = uuid.uuid4().hex
         token = sign_command(command, key, jti=jti, run=run_id)
@@ -846,6 +872,7 @@ __all__ = [
     "LiveRuns",
     "RunRequest",
     "may_read",
+    "network_of",
     "read_sse",
     "run_json",
     "state_claims",

@@ -155,6 +155,9 @@ def run_worker(
             supervise(ctx, kinds, job_id)
 
         queue = job_queue(config.store, run)
+        # The job processes are the children started from here on (in a test the calling
+        # process may have others of its own, not ours to end).
+        before = set(multiprocessing.active_children())
         try:
             # The rows are the truth: drop stale messages, then queue every queued job.
             queue.clear()
@@ -164,7 +167,8 @@ def run_worker(
         finally:
             # A job stopped here runs again at the next start (the module docstring).
             for child in multiprocessing.active_children():
-                kill_job_process(child)
+                if child not in before:
+                    kill_job_process(child)
             queue.close()
 
 

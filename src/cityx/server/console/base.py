@@ -35,6 +35,7 @@ STATIC = {
     "console.css": "text/css",
     "htmx.min.js": "text/javascript",
     "sse.min.js": "text/javascript",
+    "live.js": "text/javascript",
 }
 
 _ENV = Environment(
@@ -84,6 +85,11 @@ class HtmlRoute(APIRoute):
 router = APIRouter(route_class=HtmlRoute, include_in_schema=False)
 
 
+def template(name: str) -> Any:
+    """A template of the console (for fragments sent outside a page, e.g. over SSE)."""
+    return _ENV.get_template(name)
+
+
 def render(
     request: Request,
     template: str,
@@ -112,6 +118,7 @@ def _nav(who: Principal | None) -> list[tuple[str, str]]:
         ("/console/trials", "Trials", "GET", f"{API}/trials"),
         ("/console/queue", "Review queue", "POST", f"{API}/trials/{{trial_id}}/ruling"),
         ("/console/alerts", "Budgets and alerts", "GET", f"{API}/alerts"),
+        ("/console/runs", "Live runs", "GET", f"{API}/runs"),
         ("/console/audit", "Audit log", "GET", f"{API}/audit/entries"),
         ("/console/users", "Users", "GET", f"{API}/users"),
     ):
@@ -168,4 +175,5 @@ __all__ = [
     "permits",
     "render",
     "router",
+    "template",
 ]

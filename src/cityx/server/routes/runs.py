@@ -23,7 +23,7 @@ from cityx.store import LiveRunRecord
 
 from ..access import Caller, ServerState, _deny, state
 from ..identity import Principal
-from ..live import LiveRuns, RunRequest, may_read, run_json
+from ..live import LiveRuns, RunRequest, may_read, network_of, run_json
 from ..policy import Role
 from ._router import router
 
@@ -43,6 +43,7 @@ class CommandIn(BaseModel):
     intersection: str = Field(default="*", max_length=200)
     phase: int | None = Field(default=None, ge=0, le=1000)
     reason: str = Field(default="", max_length=2000)
+    pace: float | None = Field(default=None, ge=0, le=1000)  # a "pace" command's; 0: fast
 
 
 class ReasonIn(BaseModel):
@@ -106,9 +107,11 @@ def list_runs(who: Caller, request: Request, limit: int = 100) -> dict[str, Any]
 
 @router.get("/runs/{run_id}")
 def get_run(run_id: str, who: Caller, request: Request) -> dict[str, Any]:
-    """A live run: status, result summary when it has ended, its decision log's path."""
+    """A live run: status, result summary when it has ended, its decision log's path, and
+    its intersections' signal programs (``network``: what a ``phase`` command may ask for)."""
     st = state(request)
-    return run_json(visible_run(st, request, who, run_id))
+    run = visible_run(st, request, who, run_id)
+    return {**run_json(run), "network": network_of(run)}
 
 
 @router.get("/runs/{run_id}/commands")
@@ -151,6 +154,7 @@ def post_command(run_id: str, body: CommandIn, who: Caller, request: Request) ->
         intersection=body.intersection,
         phase=body.phase,
         reason=body.reason,
+        pace=body.pace,
     )
     return JSONResponse(record.to_json(), status_code=202)
 

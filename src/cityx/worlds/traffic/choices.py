@@ -13,7 +13,16 @@ the runner-up") and the oversight decision log stores it. Words used here:
   as max-pressure, whose score is the pressure itself);
 - *envelope*: what the safety envelope then did with the request. The
   envelope, not the controller, decides while a minimum green is held, a
-  clearance is running, or a maximum green forces the phase to end.
+  clearance is running, or a maximum green forces the phase to end;
+- *confidence*: the probability that the choice was right (the runner-up
+  would not have done better), from a *calibration* fitted against
+  roll-outs in the sandbox (:mod:`cityx.oversight.confidence`); it names
+  that calibration (id and digest) and its error on held-out runs. ``None``
+  when no calibration covers the controller ("not assessed");
+- *out of distribution* (``ood``): the choice was made on inputs outside
+  the declared bounds or the data the controller (or its calibration) was
+  fitted on, or on readings of stale, dead or stuck detectors; ``None``
+  when nobody checked.
 """
 
 from __future__ import annotations
@@ -49,6 +58,61 @@ class EnvelopeOutcome(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class ChoiceConfidence:
+    """How likely the choice was right, and which calibration says so."""
+
+    p: float  # in [0, 1]
+    calibration: str  # the calibration's id (controller, horizon)
+    digest: str  # sha256 of the calibration file's canonical body
+    method: str  # e.g. "logistic" (Platt on several features) or "isotonic-margin"
+    heldout_ece: float | None  # its expected calibration error on held-out runs
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p <= 1.0:
+            raise InputError(f"a confidence is a probability in [0, 1], got {self.p}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "p": self.p,
+            "calibration": self.calibration,
+            "digest": self.digest,
+            "method": self.method,
+            "heldout_ece": self.heldout_ece,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> ChoiceConfidence:
+        ece = obj["heldout_ece"]
+        return cls(
+            p=float(obj["p"]),
+            calibration=str(obj["calibration"]),
+            digest=str(obj["digest"]),
+            method=str(obj["method"]),
+            heldout_ece=None if ece is None else float(ece),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChoiceOod:
+    """Whether the choice was made out of distribution, and why (empty reasons: in range)."""
+
+    flag: bool
+    reasons: tuple[str, ...] = ()
+    checked: tuple[str, ...] = ()  # which checks ran: "bounds", "data_range", "detectors"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"flag": self.flag, "reasons": list(self.reasons), "checked": list(self.checked)}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> ChoiceOod:
+        return cls(
+            flag=bool(obj["flag"]),
+            reasons=tuple(str(r) for r in obj["reasons"]),
+            checked=tuple(str(c) for c in obj.get("checked", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ControllerChoice:
     """One intersection's decision at one step, with everything needed to explain it."""
 
@@ -63,6 +127,8 @@ class ControllerChoice:
     columns: tuple[str, ...]  # the feature names of ``rows``
     rows: tuple[tuple[float, ...], ...]  # one feature row per candidate
     envelope: EnvelopeOutcome | None = None  # None until the envelope has stepped
+    confidence: ChoiceConfidence | None = None  # None: no calibration covers it
+    ood: ChoiceOod | None = None  # None: not checked
 
     def __post_init__(self) -> None:
         n = len(self.phases)
@@ -112,6 +178,8 @@ class ControllerChoice:
             "columns": list(self.columns),
             "rows": [list(r) for r in self.rows],
             "envelope": None if self.envelope is None else self.envelope.value,
+            "confidence": None if self.confidence is None else self.confidence.to_json(),
+            "ood": None if self.ood is None else self.ood.to_json(),
         }
 
     @classmethod
@@ -123,6 +191,8 @@ class ControllerChoice:
             )
         try:
             envelope = obj["envelope"]
+            # Records written before confidence and ood existed have neither key.
+            confidence, ood = obj.get("confidence"), obj.get("ood")
             return cls(
                 time_s=float(obj["time_s"]),
                 intersection=str(obj["intersection"]),
@@ -137,6 +207,8 @@ class ControllerChoice:
                 columns=tuple(str(c) for c in obj["columns"]),
                 rows=tuple(tuple(float(v) for v in r) for r in obj["rows"]),
                 envelope=None if envelope is None else EnvelopeOutcome(envelope),
+                confidence=None if confidence is None else ChoiceConfidence.from_json(confidence),
+                ood=None if ood is None else ChoiceOod.from_json(ood),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"malformed {CHOICE_SCHEMA} record: {exc}") from exc
@@ -218,6 +290,8 @@ def choices_from_step(
 __all__ = [
     "CHOICES_FILE",
     "CHOICE_SCHEMA",
+    "ChoiceConfidence",
+    "ChoiceOod",
     "ControllerChoice",
     "DecidedBy",
     "EnvelopeOutcome",
