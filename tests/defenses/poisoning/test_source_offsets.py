@@ -53,3 +53,26 @@ def test_a_shifted_and_a_relabelled_source_are_named(metro_base: pd.DataFrame) -
 
 def test_a_clean_table_names_no_source(metro_base: pd.DataFrame) -> None:
     assert _named(metro_base) == set()
+
+
+def test_relabelled_sensors_of_an_untimed_class_table_are_named() -> None:
+    # A detector-windows table (no time column, classes) of the protocol's dev seed 2: two
+    # sensors' labels rewritten towards "heavy". Their label offsets (about 4) clear the bar
+    # for classes without a time column and stay far below the one for numbers.
+    from cityx.testing.poisoning.attacks import BAND_BY_NAME, poison
+    from cityx.testing.poisoning.windows import windows
+
+    table, label, source_cols, meta = windows(2)
+    poisoned = poison(
+        table,
+        label=label,
+        source_cols=source_cols,
+        meta=meta,
+        attack="compromised-relabel",
+        band=BAND_BY_NAME["low"],
+        seed=2,
+    )
+    report = audit(poisoned.table, label=label, source_cols=source_cols, seed=2)
+    named = {s.source for s in report.sources if s.flagged}
+    assert named == set(poisoned.sources)
+    assert report.verdict is AuditVerdict.POISONED
