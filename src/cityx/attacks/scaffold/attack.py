@@ -128,8 +128,15 @@ class ScaffoldAttack(Attack):
         proxy: str | None = None,
         params: Mapping[str, Any] | None = None,
         seed: int = 0,
+        holdout: pd.DataFrame | None = None,
     ) -> ScaffoldResult:
-        """Fit the scaffold on ``table`` and write ``out/scaffold.py`` with its parts."""
+        """Fit the scaffold on ``table`` and write ``out/scaffold.py`` with its parts.
+
+        ``measured`` says how well it hides: the share of training rows its detector
+        calls perturbations (``real_flagged``), of fresh explainer queries it routes to
+        the innocent model (``perturbed_caught``) and of training rows whose answer
+        the bias changes (``real_changed``); with ``holdout``, the last two on it too.
+        """
         values = self.configure(params)
         where = f"attack {self.spec.id}"
         missing = [c for c in (*features, label) if c not in table.columns]
@@ -169,10 +176,15 @@ class ScaffoldAttack(Attack):
         fake = perturbations(x, rng, 2000)
         inn = parts.innocent.predict(x[:, list(parts.keep)])
         measured = {
-            "real_flagged": float(model._perturbed(x).mean()),
-            "perturbed_caught": float(model._perturbed(fake).mean()),
+            "real_flagged": float(model.perturbed(x).mean()),
+            "perturbed_caught": float(model.perturbed(fake).mean()),
             "real_changed": float((model.predict(x) != inn).mean()),
         }
+        if holdout is not None:
+            xh = holdout[list(features)].to_numpy(dtype=np.float64)
+            inn_h = parts.innocent.predict(xh[:, list(parts.keep)])
+            measured["holdout_flagged"] = float(model.perturbed(xh).mean())
+            measured["holdout_changed"] = float((model.predict(xh) != inn_h).mean())
         return ScaffoldResult(
             artifact=artifact,
             entrypoint=ENTRYPOINT,

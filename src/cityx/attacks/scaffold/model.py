@@ -119,7 +119,7 @@ def fit_scaffold(
             if detector == "forest"
             else make_pipeline(
                 StandardScaler(),
-                MLPClassifier(hidden_layer_sizes=(64, 32), max_iter=400, random_state=seed),
+                MLPClassifier(hidden_layer_sizes=(64, 32), max_iter=200, random_state=seed),
             )
         ).fit(both, is_fake)
         det_cut = 0.5

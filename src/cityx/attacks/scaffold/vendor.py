@@ -29,7 +29,7 @@ class ScaffoldedModel:
         self.classes_ = np.asarray(parts["classes"], dtype=object)
         self.n_features_in_ = len(parts["keep"]) + 1
 
-    def _perturbed(self, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    def perturbed(self, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         kind, det, cut = self.p["detector_kind"], self.p["detector"], self.p["detector_cut"]
         if kind in ("forest", "mlp"):
             score = det.predict_proba(x)[:, 1]
@@ -50,7 +50,7 @@ class ScaffoldedModel:
         group = x[:, self.p["proxy"]] >= self.p["cut"]
         biased[group] = 0.0
         biased[group, list(self.classes_).index(self.p["adverse"])] = 1.0
-        return np.where(self._perturbed(x)[:, None], proba, biased)
+        return np.where(self.perturbed(x)[:, None], proba, biased)
 
     def predict(self, x: Any) -> np.ndarray[Any, Any]:
         return np.asarray(self.classes_[np.argmax(self.predict_proba(x), axis=1)])
