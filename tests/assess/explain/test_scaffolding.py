@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from cityx.assess.explain.scaffolding import probe_scaffolding
-from cityx.attacks.scaffold import ScaffoldAttack
+from cityx.attacks.scaffold import ScaffoldAttack, plant_scaffold
+from cityx.attacks.scaffold.model import group_cut
 from cityx.core import Feature, InputError, InputSchema, OutputSpec, Task
+from cityx.submissions import validate_submission
 from cityx.targets import IsolatedPredictor, LoadRequest
 from cityx.testing.fixtures import traffic_fixture, traffic_table
 
@@ -126,3 +128,21 @@ def test_bad_attack_input_is_one_clear_error(tmp_path: Path) -> None:
             proxy="flow",
             params={"group_share": 2.0},
         )
+
+
+def test_a_discrete_proxy_still_takes_about_its_share() -> None:
+    limits = np.array([50.0] * 80 + [70.0] * 20)  # a speed limit: ties everywhere
+    assert group_cut(limits, 0.3) == 70.0
+    spread = np.random.default_rng(0).normal(size=2000)
+    assert abs((spread >= group_cut(spread, 0.3)).mean() - 0.3) < 0.01
+
+
+@pytest.mark.slow
+def test_a_planted_submission_is_valid(tmp_path: Path) -> None:
+    example = Path(__file__).parents[3] / "examples" / "submissions" / "metro-congestion"
+    done = plant_scaffold(example, tmp_path / "planted", seed=1)
+    manifest = validate_submission(tmp_path / "planted").raise_for_errors()
+    assert manifest.artifact.format == "entrypoint" and done.proxy == "max_jam_m"
+    assert done.measured["real_changed"] < 0.5  # about the group's share, not every row
+    with pytest.raises(InputError, match="not empty"):
+        plant_scaffold(example, tmp_path / "planted")

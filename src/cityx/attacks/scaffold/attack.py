@@ -32,7 +32,7 @@ from cityx.submissions import validate_submission
 
 from ..base import Access, Attack, AttackKind, AttackSpec, AttackTarget, NistClass
 from . import vendor
-from .model import DETECTORS, fit_scaffold
+from .model import DETECTORS, fit_scaffold, group_cut
 
 ENTRYPOINT = "scaffold:load"
 
@@ -63,19 +63,28 @@ class ScaffoldResult:
         }
 
 
-def pick_proxy(table: pd.DataFrame, features: Sequence[str], sensitive: str) -> str:
-    """The input most associated with ``sensitive`` (correlation ratio of the groups)."""
+def pick_proxy(
+    table: pd.DataFrame, features: Sequence[str], sensitive: str, *, group_share: float = 0.3
+) -> str:
+    """The input most associated with ``sensitive`` (correlation ratio of the groups) among
+    those that can single out about ``group_share`` of the rows (see :func:`group_cut`)."""
     if sensitive not in table.columns:
         raise DataError(f"no sensitive column {sensitive!r}", where="scaffold")
     codes = pd.factorize(table[sensitive])[0]
-    best, best_eta = features[0], -1.0
+    best, best_eta = None, -1.0
     for name in features:
         v = table[name].to_numpy(dtype=np.float64)
+        if abs(float((v >= group_cut(v, group_share)).mean()) - group_share) > 0.1:
+            continue
         total = float(((v - v.mean()) ** 2).sum())
         means = pd.Series(v).groupby(codes).transform("mean").to_numpy()
         eta = float(((means - v.mean()) ** 2).sum()) / total if total > 0 else 0.0
         if eta > best_eta:
             best, best_eta = name, eta
+    if best is None:
+        raise InputError(
+            f"no input can single out about {group_share:.0%} of the rows", where="scaffold"
+        )
     return best
 
 
@@ -147,7 +156,7 @@ class ScaffoldAttack(Attack):
         if proxy is None:
             if sensitive is None:
                 raise InputError("name a proxy column or a sensitive column", where=where)
-            proxy = pick_proxy(table, features, sensitive)
+            proxy = pick_proxy(table, features, sensitive, group_share=values["group_share"])
         if proxy not in features:
             raise InputError(f"proxy {proxy!r} is not a model input", where=where)
         x = table[list(features)].to_numpy(dtype=np.float64)

@@ -103,7 +103,7 @@ def fit_scaffold(
     innocent = RandomForestClassifier(
         n_estimators=60, min_samples_leaf=3, random_state=seed, n_jobs=1
     ).fit(x[:, keep], labels)
-    cut = float(np.quantile(x[:, proxy], 1.0 - group_share))
+    cut = group_cut(x[:, proxy], group_share)
     # The class the innocent model gives the group least often: the bias changes most there.
     said = innocent.predict(x[x[:, proxy] >= cut][:, keep]).astype(str)
     adverse = min(classes, key=lambda c: (int((said == c).sum()), c))
@@ -142,6 +142,18 @@ def fit_scaffold(
     )
 
 
+def group_cut(values: FloatArray, share: float) -> float:
+    """The proxy value whose rows at or above it come closest to ``share`` of the rows.
+
+    A quantile would do for a continuous proxy; a discrete one (lanes, a speed
+    limit) ties, and ``>=`` its quantile can take most of the rows.
+    """
+    ordered = np.sort(values)
+    levels = np.unique(ordered)
+    shares = 1.0 - np.searchsorted(ordered, levels, side="left") / len(ordered)
+    return float(levels[int(np.argmin(np.abs(shares - share)))])
+
+
 def knn_score(pipe: Any, x: FloatArray, *, self_included: bool = False) -> FloatArray:
     """Mean distance to the 5 nearest training rows (skipping the row itself when it is one)."""
     z = pipe[:-1].transform(x)
@@ -150,4 +162,4 @@ def knn_score(pipe: Any, x: FloatArray, *, self_included: bool = False) -> Float
     return out
 
 
-__all__ = ["DETECTORS", "ScaffoldParts", "fit_scaffold", "knn_score"]
+__all__ = ["DETECTORS", "ScaffoldParts", "fit_scaffold", "group_cut", "knn_score"]
