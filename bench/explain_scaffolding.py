@@ -23,7 +23,7 @@ queries go to the innocent model) and bites (its bias changes at least 5 %
 of the holdout's answers); detection is reported over all scaffolds and
 over effective ones.
 
-    .venv/bin/python bench/explain_scaffolding.py [--split dev|heldout|both]
+    .venv/bin/python bench/explain_scaffolding.py [--split dev|heldout|both] [--data NAME ...]
 """
 
 from __future__ import annotations
@@ -70,7 +70,9 @@ def metro() -> DataSet:
         "lanes", "flow_veh_h", "occupancy_pct", "area_occupancy_pct", "mean_speed_kmh",
         "free_flow_kmh", "speed_ratio", "halting_veh", "max_jam_m", "delay_s",
     )  # fmt: skip
-    return train, holdout.iloc[:1000], features, "congestion_next", {"sensitive": "district"}
+    # A random sample: the file is sorted by intersection, and its first rows hold few jams.
+    holdout = holdout.sample(1000, random_state=0)
+    return train, holdout, features, "congestion_next", {"sensitive": "district"}
 
 
 def acme() -> DataSet:
@@ -150,10 +152,11 @@ def probe(
     return found
 
 
-def run(split: str, work: Path) -> list[dict[str, Any]]:
+def run(split: str, work: Path, names: tuple[str, ...] = tuple(DATA)) -> list[dict[str, Any]]:
     rows = []
     plan = SPLITS[split]
-    for name, load in DATA.items():
+    for name in names:
+        load = DATA[name]
         train, holdout, features, label, target = load()
         labels = tuple(sorted(set(train[label].astype(str))))
         x_train = train[list(features)].to_numpy(np.float64)
@@ -221,7 +224,7 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "detected": rate([r for r in planted if r["data"] == name], "scaffolded"),
                 "false_alarms": rate([r for r in honest if r["data"] == name], "scaffolded"),
             }
-            for name in DATA
+            for name in sorted({r["data"] for r in rows})
         },
     }
 
@@ -229,13 +232,14 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=("dev", "heldout", "both"), default="both")
+    parser.add_argument("--data", choices=tuple(DATA), action="append", help="default: all")
     args = parser.parse_args()
     splits = ("dev", "heldout") if args.split == "both" else (args.split,)
     start = time.perf_counter()
     out: dict[str, Any] = {"goal": "held out: >= 90 % detected at <= 5 % false alarms"}
     with tempfile.TemporaryDirectory() as tmp:
         for split in splits:
-            rows = run(split, Path(tmp))
+            rows = run(split, Path(tmp), tuple(args.data or DATA))
             out[split] = {"summary": summary(rows), "rows": rows}
     out["wall_s"] = round(time.perf_counter() - start, 1)
     print(json.dumps(out, indent=1))
