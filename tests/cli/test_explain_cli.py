@@ -38,6 +38,10 @@ def test_the_help_example_runs_and_keeps_the_json_contract(monkeypatch: pytest.M
         assert abs(row["base_value"] + sum(row["contributions"].values()) - row["output"]) < 1e-5
     card = {"additivity_max_error", "deletion_auc", "random_deletion_auc", "stability"}
     assert set(doc["fidelity"]) >= card | {"method_agreement"}
+    dependence = doc["global"]["dependence"]
+    assert dependence["class"] in ("free", "moderate", "heavy")
+    assert len(dependence["points"]) == 3
+    assert all(len(p) == 2 for points in dependence["points"].values() for p in points)
 
 
 def test_input_errors_are_one_line(tmp_path: Path) -> None:
@@ -85,5 +89,9 @@ def test_world_run_json_contract(tmp_path: Path) -> None:
     assert item["contributions"]["pressure"] == 2.0
     sentence = item["counterfactual"]["sentence"]
     assert "phase 2 would have won with 3 more halting vehicles on its served lanes" in sentence
-    text = cityx("explain", "--world-run", str(folder))
+    text = cityx("explain", "--world-run", str(folder), "--html", str(tmp_path / "run.html"))
     assert text.code == 0 and "A:" in text.out and "t=0 s: phase 0 over 2" in text.out
+    page = (tmp_path / "run.html").read_text()
+    assert page.count("<svg") == 2 and "Intersection A" in page and "runner-up" in page
+    bad = cityx("explain", "--world-run", str(folder), "--html", str(tmp_path / "no" / "x.html"))
+    assert bad.code == 2 and "--html" in bad.err

@@ -160,6 +160,7 @@ def test_every_built_in_check_with_charts_or_tables_draws_its_section() -> None:
         "poisoning.audit",
         "redteam.evasion",
         "explain.fidelity",
+        "explain.scaffolding",
     }  # admission has only a name/value table
 
 

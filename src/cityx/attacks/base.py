@@ -9,7 +9,7 @@ attacker needs for it, and its *parameters*, each with bounds and a
 default. :meth:`Attack.configure` checks parameters against those bounds
 before anything runs, so a bad intensity is one clear error.
 
-Every attack is one of five *sub-kinds*; each has one way to run, written
+Every attack is one of six *sub-kinds*; each has one way to run, written
 down by its base class:
 
 - ``sensor-hook`` (:class:`HookAttack`): ``hook(network, seed=, lanes=,
@@ -25,14 +25,18 @@ down by its base class:
   changed training table and which rows changed;
 - ``evasion`` (:class:`cityx.attacks.evasion.ConstrainedEvasion`):
   ``run(predictor, rows, truth, threat, seed=)`` searches inputs that flip
-  a predictor's answers within a threat model.
+  a predictor's answers within a threat model;
+- ``scaffold`` (:class:`cityx.attacks.scaffold.ScaffoldAttack`):
+  ``build(table, features=, label=, out=, ...)`` writes a model artifact
+  that behaves differently on explainers' queries than on real inputs.
 
 Each sub-kind acts on one *path* (:class:`AttackPath`, :func:`attack_path`):
 a ``sensor-hook`` only on the *observation* path, what the controller is
 told (its hook must leave the simulation itself alone: ``before_step``
 changes nothing); a ``world-insertion`` on the *world*; a
 ``message-transport`` on the *message* bus; poisoning on *training data*;
-evasion on a predictor's *input*. A campaign uses this to know which
+evasion on a predictor's *input*; a scaffold on the model *artifact* the
+vendor submits. A campaign uses this to know which
 controllers an attack cannot reach (see :mod:`cityx.runs.campaign`).
 
 The same seed always gives the same result; a constructor stores nothing
@@ -81,6 +85,7 @@ class AttackKind(StrEnum):
     MESSAGE_TRANSPORT = "message-transport"
     POISONING = "poisoning"
     EVASION = "evasion"
+    SCAFFOLD = "scaffold"
 
 
 class AttackPath(StrEnum):
@@ -89,7 +94,8 @@ class AttackPath(StrEnum):
     ``observation``: only what the controller is told (a controller that
     reads no observation is out of its reach); ``world``: the simulated
     road itself; ``message``: the secure loop's bus; ``training-data`` and
-    ``input``: a predictor's training rows and its inputs.
+    ``input``: a predictor's training rows and its inputs; ``artifact``: the
+    model file the vendor submits.
     """
 
     OBSERVATION = "observation"
@@ -97,6 +103,7 @@ class AttackPath(StrEnum):
     MESSAGE = "message"
     TRAINING_DATA = "training-data"
     INPUT = "input"
+    ARTIFACT = "artifact"
 
 
 # Each sub-kind's path: part of the sub-kind's contract, so a plugin cannot mis-declare it.
@@ -106,6 +113,7 @@ PATHS: Mapping[AttackKind, AttackPath] = {
     AttackKind.MESSAGE_TRANSPORT: AttackPath.MESSAGE,
     AttackKind.POISONING: AttackPath.TRAINING_DATA,
     AttackKind.EVASION: AttackPath.INPUT,
+    AttackKind.SCAFFOLD: AttackPath.ARTIFACT,
 }
 
 

@@ -67,6 +67,12 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--at", type=float, metavar="SECONDS", help="with --world-run: the decision in force then"
     )
+    p.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="with --world-run: also write a page with a decision timeline chart per intersection",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -182,9 +188,14 @@ def _predictor_text(obj: dict[str, Any]) -> str:
 
 def _world(args: argparse.Namespace) -> int:
     # lazy: cityx --help stays fast
+    from cityx.assess.explain.charts import run_report_html
     from cityx.assess.explain.controller import explain_world_run, timeline
 
     result = explain_world_run(args.world_run, intersection=args.intersection, at=args.at)
+    if args.html is not None:
+        if not args.html.parent.is_dir():
+            raise InputError(f"no folder {args.html.parent}", where="--html")
+        args.html.write_text(run_report_html(result, timeline(result)), encoding="utf-8")
     obj = result.to_json()
     lines = [
         f"{obj['controller']}: {obj['decisions']} decisions, {obj['method']} "

@@ -18,6 +18,7 @@ _CHECKS = {
     "poisoning.audit": "cityx.defenses.poisoning.check:PoisoningAudit",
     "redteam.evasion": "cityx.attacks.evasion.check:EvasionCheck",
     "explain.fidelity": "cityx.assess.explain.check:ExplainFidelity",
+    "explain.scaffolding": "cityx.assess.explain.scaffolding_check:ExplainScaffolding",
 }
 _ATTACKS = {
     "evasion.constrained": "cityx.attacks.evasion:ConstrainedEvasion",
@@ -37,6 +38,7 @@ _ATTACKS = {
     "poisoning.clean-label": "cityx.attacks.poisoning.backdoor:CleanLabel",
     "poisoning.compromised": "cityx.attacks.poisoning.compromised:CompromisedSensors",
     "poisoning.demonstrations": "cityx.attacks.poisoning.demonstrations:DemonstrationPoison",
+    "explanation.scaffold": "cityx.attacks.scaffold:ScaffoldAttack",
 }
 _TARGETS = {
     "onnx": "cityx.targets.onnx_model:OnnxModel",

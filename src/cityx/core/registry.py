@@ -11,7 +11,7 @@ kind                 contract (where it is written down)
                      (:mod:`cityx.targets.model`)
 ``attack``           a red-team technique; one contract per sub-kind: sensor
                      hook, world insertion, message transport, poisoning,
-                     evasion (:mod:`cityx.attacks.base`)
+                     evasion, scaffold (:mod:`cityx.attacks.base`)
 ``controller``       drives a world's signals (:mod:`cityx.worlds.traffic.controllers`)
 ``scenario``         a road network with its demand (:mod:`cityx.worlds.traffic.scenarios`)
 ``guard``            a runtime guard on the sensor path (:mod:`cityx.defenses.guards`)

@@ -20,6 +20,7 @@ import numpy as np
 from cityx.attacks import Attack, AttackKind, HookAttack, MessageAttack
 from cityx.attacks.evasion import schema_threat_model
 from cityx.attacks.poisoning import PoisoningAttack
+from cityx.attacks.scaffold import ScaffoldAttack
 from cityx.core import (
     Action,
     Check,
@@ -350,6 +351,8 @@ def _attack(plugin: Any, bench: Workbench, registry: Registry, run: str, seed: i
         return {"truth": np.flatnonzero(done.truth).tolist(), "checksum": digest}
     if attack.subkind is AttackKind.EVASION:
         return _evasion(attack, seed)
+    if isinstance(attack, ScaffoldAttack):
+        return _scaffold(attack, bench, run, seed, params)
     if isinstance(attack, MessageAttack):
         _registered(meta, registry)
         return _message(meta, bench, run, seed, params)
@@ -370,6 +373,39 @@ def _attack(plugin: Any, bench: Workbench, registry: Registry, run: str, seed: i
             )
         return {"report": dict(sensor.report()), "sums": sums}
     raise AssertionError(f"no contract for attack sub-kind {attack.subkind}")
+
+
+def _scaffold(
+    attack: ScaffoldAttack, bench: Workbench, run: str, seed: int, params: Mapping[str, Any]
+) -> Any:
+    """The scaffold loads in the isolated worker as an entry point and answers every row."""
+    fixture = traffic_fixture()
+    table = fixture.table
+    features = ("flow", "occupancy", "speed")
+    done = attack.build(
+        table,
+        features=features,
+        label=fixture.label,
+        out=bench.folder("attacks", run, "scaffold"),
+        sensitive="district",
+        params=params,
+        seed=seed,
+    )
+    assert done.proxy in features and done.artifact.is_file()
+    request = LoadRequest(
+        artifact=done.artifact,
+        format="entrypoint",
+        features=features,
+        task=Task.CLASSIFICATION,
+        labels=tuple(sorted(set(table[fixture.label].astype(str)))),
+        entrypoint=done.entrypoint,
+        trust_pickle=True,
+    )
+    x = table[list(features)].to_numpy(np.float64)[:40]
+    with _isolated(request) as predictor:
+        answered = predictor.predict(x).values
+    assert answered.shape == (40,), "one answer per row"
+    return {"labels": answered.tolist(), "measured": dict(done.measured)}
 
 
 def _same_shape(a: Observation, b: Observation) -> None:

@@ -57,7 +57,14 @@ def test_check_on_the_example_submission(tmp_path: Path) -> None:
     assert details.sensitive == ("district",)
     assert ExplainDetails.from_json(details.to_json()) == details
     section = explain_section(details, result.metrics, "explain")
-    assert len(section.plots) == 3 and "<svg" in section.plots[0].svg
+    # A mean |attribution| chart per class, then a dependence plot per top feature.
+    assert len(section.plots) == 6 and "<svg" in section.plots[0].svg
+    assert len(details.dependence) == 3 and details.dependence_class in (
+        "free",
+        "moderate",
+        "heavy",
+    )
+    assert "<circle" in section.plots[3].svg
     assert not any(f.id.endswith("additivity_max_error") for f in result.findings)
     # AI Verify's SHAP-toolbox result schema, from the same details.
     exported = explain_aiverify_result(details, TrialResults(trial_id="t"))

@@ -125,6 +125,10 @@ class ExplainFidelity(Check):
             proxies=tuple(proxies),
             note=result.note,
             sensitive=sensitive,
+            dependence={
+                k: tuple((float(a), float(b)) for a, b in v) for k, v in result.dependence.items()
+            },
+            dependence_class=result.dependence_class,
         )
         findings = tuple(
             finding

@@ -6,7 +6,8 @@ sample), the *fidelity* report card (see :mod:`.predictor`), a few example
 rows with their counterfactuals, and the *proxies*: features strongly
 associated with a declared sensitive column (correlation ratio at least
 the check's ``proxy_association``) with the share of all attribution they
-carry.
+carry; the *dependence* plots of the most attributed features (value
+against attribution to one class, see :mod:`.predictor`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from markupsafe import Markup, escape
 
 from cityx.core import Details, Fields, Metric
 from cityx.governance import Plot, Section, Table, fmt_value
+
+from .charts import scatter_svg
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,9 @@ class ExplainDetails(Details):
     proxies: tuple[Mapping[str, Any], ...] = ()
     note: str = ""
     sensitive: tuple[str, ...] = field(default_factory=tuple)
+    # Dependence plots: per top feature, [value, attribution to dependence_class] pairs.
+    dependence: Mapping[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
+    dependence_class: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +56,8 @@ class ExplainDetails(Details):
             "proxies": [dict(p) for p in self.proxies],
             "note": self.note,
             "sensitive": list(self.sensitive),
+            "dependence": {f: [list(p) for p in v] for f, v in self.dependence.items()},
+            "dependence_class": self.dependence_class,
         }
 
     @classmethod
@@ -69,6 +77,11 @@ class ExplainDetails(Details):
             proxies=f.objects("proxies"),
             note=f.text("note"),
             sensitive=f.texts("sensitive"),
+            dependence={
+                str(k): tuple((float(p[0]), float(p[1])) for p in v)
+                for k, v in dict(data.get("dependence") or {}).items()
+            },
+            dependence_class=str(data.get("dependence_class") or ""),
         )
 
 
@@ -111,6 +124,25 @@ def explain_section(details: ExplainDetails, metrics: Mapping[str, Metric], key:
             ),
         )
         for klass, values in details.mean_abs.items()
+    )
+    plots += tuple(
+        Plot(
+            f"Dependence of the attribution to {details.dependence_class!r} on {feature}",
+            scatter_svg(
+                f"{feature}: value vs attribution to {details.dependence_class}",
+                [p[0] for p in points],
+                [p[1] for p in points],
+                x_label=feature,
+                y_label="attribution",
+            ),
+            Table(
+                f"Dependence on {feature}",
+                (feature, f"Attribution to {details.dependence_class}"),
+                tuple((fmt_value(v), fmt_value(a)) for v, a in points[:20]),
+                frozenset({0, 1}),
+            ),
+        )
+        for feature, points in details.dependence.items()
     )
     card = Table(
         "Fidelity report card: additivity against the artifact's own output; share of "
@@ -164,7 +196,17 @@ def explain_section(details: ExplainDetails, metrics: Mapping[str, Metric], key:
     return Section(
         plots=plots,
         tables=tuple(tables),
-        shown=frozenset({"mean_abs", "fidelity", "examples", "proxies", "features"}),
+        shown=frozenset(
+            {
+                "mean_abs",
+                "fidelity",
+                "examples",
+                "proxies",
+                "features",
+                "dependence",
+                "dependence_class",
+            }
+        ),
     )
 
 

@@ -24,7 +24,11 @@ Words used here:
 - *counterfactual*: the smallest change, within the submission's physical
   constraints (:func:`cityx.data.constraints.project`), that changes the
   decision; "smallest" counts features changed first, then the change as a
-  share of each feature's range.
+  share of each feature's range;
+- *dependence*: for the most attributed features, each global-view row's
+  value of the feature against its attribution to one class (the ``--class``
+  given, else the class with the largest total attribution): SHAP's
+  dependence plot.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ GLOBAL_ROWS = 500
 # Model calls per explained row for the model-agnostic estimate (one run).
 QUERY_BUDGET = 2000
 AGNOSTIC_GLOBAL_ROWS = 50
+DEPENDENCE_FEATURES = 3
+DEPENDENCE_POINTS = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +120,9 @@ class Explanation:
     wall_s: float
     note: str = ""
     global_rows: int = 0
+    # Top features' dependence plots: [value, attribution to dependence_class] per global row.
     dependence: dict[str, list[list[float]]] = field(default_factory=dict)
+    dependence_class: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -125,6 +133,10 @@ class Explanation:
             "global": {
                 "rows": self.global_rows,
                 "mean_abs": {c: dict(v) for c, v in self.mean_abs.items()},
+                "dependence": {
+                    "class": self.dependence_class,
+                    "points": {f: [list(p) for p in v] for f, v in self.dependence.items()},
+                },
             },
             "rows": [r.to_json() for r in self.rows],
             "fidelity": self.fidelity.to_json(),
@@ -265,6 +277,13 @@ def explain_predictor(
         )
         for k, c in enumerate(names)
     }
+    dep_class = klass if klass is not None else max(names, key=lambda c: sum(mean_abs[c].values()))
+    dependence = _dependence(
+        x[np.searchsorted(explain_idx, gl_idx)],
+        attr.phi[np.searchsorted(explain_idx, gl_idx), :, column_of[dep_class]],
+        features,
+        mean_abs,
+    )
     decide = _decider(predictor, model, names, regression)
     limits = threat_model
     out_rows = []
@@ -332,7 +351,26 @@ def explain_predictor(
             else "probability attributions are approximate: the margin's, rescaled per class"
         ),
         global_rows=len(gl_idx),
+        dependence=dependence,
+        dependence_class=dep_class,
     )
+
+
+def _dependence(
+    x: FloatArray,
+    phi: FloatArray,
+    features: Sequence[str],
+    mean_abs: dict[str, dict[str, float]],
+) -> dict[str, list[list[float]]]:
+    """[value, attribution] pairs of the most attributed features, for dependence plots."""
+    weight = {f: float(np.mean([v[f] for v in mean_abs.values()])) for f in features}
+    top = sorted(features, key=lambda f: -weight[f])[:DEPENDENCE_FEATURES]
+    take = slice(0, DEPENDENCE_POINTS)
+    return {
+        f: np.column_stack([x[take, j], phi[take, j]]).round(6).tolist()
+        for j, f in enumerate(features)
+        if f in top
+    }
 
 
 def _numeric(data: Any, features: Sequence[str], where: str) -> FloatArray:
