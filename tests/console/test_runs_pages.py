@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from cityx.core.errors import InputError
 from cityx.oversight import Action, CommandQueue, OperatorCommand, OversightSpec, run_oversight
 from cityx.server import Role, add_user
 from cityx.server.app import create_app
 from cityx.server.console import runs as console_runs
 from cityx.server.console.base import template
+from cityx.server.live import LiveError
 from cityx.server.rulings import city_key
 
 from ..worlds.traffic.conftest import needs_resco, needs_sumo
@@ -218,6 +220,47 @@ def test_command_forms_check_fields_and_act_once(
             (finished, "overseer", "hold", TLS, "why not"),
             (finished, "overseer", "stop", "*", ""),
         ]
+
+
+def test_the_reason_form_says_why_it_refused_and_acts_once(
+    console: Console, finished: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop's reason given afterwards: a missing reason or a refusal is a 422 (the once token
+    freed), a 403/404 is the page's answer, one that acts redirects."""
+    app = create_app(console.config, console.store)
+    calls: list[tuple[str, ...]] = []
+    refusal: list[Exception] = []
+
+    def annotate(run_id: str, command_id: str, reason: str, user: str) -> _Sent:
+        if refusal:
+            raise refusal.pop()
+        calls.append((run_id, command_id, reason, user))
+        return _Sent(command_id)
+
+    with TestClient(app, follow_redirects=False) as client:
+        monkeypatch.setattr(app.state.cityx.live, "annotate", annotate)
+        signed_in(client, console, "overseer")
+        csrf = CSRF_RE.search(client.get(f"/console/runs/{finished}").text)
+        assert csrf is not None
+        url = f"/console/runs/{finished}/commands/c1/reason"
+
+        def post(reason: str, once: str) -> Any:
+            return client.post(url, data={"csrf": csrf.group(1), "reason": reason, "once": once})
+
+        assert post(" ", "r1").status_code == 422
+        refusal.append(LiveError("the run has ended", status=409))
+        # The same once token each time: nothing acted before. (The error shows beside the
+        # command's own form, which this stored run, with no commands, does not list.)
+        assert post("a crash", "r1").status_code == 422
+        refusal.append(InputError("a reason is 1-2000 characters", where="reason"))
+        assert post("a crash", "r1").status_code == 422
+        refusal.append(LiveError("no such command", status=404))
+        assert post("a crash", "r1").status_code == 404
+        assert calls == []
+        done = post("a crash", "r1")
+        assert done.status_code == 303
+        assert done.headers["location"] == f"/console/runs/{finished}#commands"
+        assert calls == [(finished, "c1", "a crash", "overseer")]
 
 
 def test_a_regulator_names_the_overseers(client: TestClient, console: Console) -> None:
