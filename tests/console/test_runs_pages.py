@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,12 +20,28 @@ from cityx.server.console import runs as console_runs
 from cityx.server.console.base import template
 from cityx.server.live import LiveError
 from cityx.server.rulings import city_key
+from cityx.store import Store
 
 from ..worlds.traffic.conftest import needs_resco, needs_sumo
 from .conftest import CSRF_RE, ONCE_RE, PASSWORD, Console, signed_in
 
 TLS = "GS_cluster_357187_359543"
 RUN = "lr-finishedreplay01"
+
+
+def _store_run(store: Store, run_id: str, out: Path) -> None:
+    """Record a 30 s cologne1 run of overseer ``overseer`` whose files are in ``out``."""
+    store.add_live_run(
+        run_id=run_id,
+        scenario="cologne1",
+        controller="max-pressure",
+        seconds=30,
+        seed=1,
+        pace=None,
+        overseers=("overseer",),
+        out_dir=str(out),
+        actor="user:overseer",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,17 +74,7 @@ def finished(console: Console) -> str:
     # Signed with the city's key, as the server's live runs are: the replay checks the seals.
     key = city_key(console.config.keys, console.config.city)
     run_oversight(OversightSpec("cologne1", seconds=30, seed=1, out=out), commands=queue, key=key)
-    store.add_live_run(
-        run_id=RUN,
-        scenario="cologne1",
-        controller="max-pressure",
-        seconds=30,
-        seed=1,
-        pace=None,
-        overseers=("overseer",),
-        out_dir=str(out),
-        actor="user:overseer",
-    )
+    _store_run(store, RUN, out)
     store.finish_live_run(RUN, status="done", result={"complete": True}, error=None, actor="test")
     return RUN
 
@@ -290,17 +297,7 @@ def test_a_log_still_being_written_is_no_replay_yet(client: TestClient, console:
     out = console.config.data_dir / "live" / "lr-halfwritten" / "out"
     out.mkdir(parents=True)
     (out / "decisions.jsonl").write_text('{"seq": 1, "at": "2026-')  # cut mid-line
-    console.store.add_live_run(
-        run_id="lr-halfwritten",
-        scenario="cologne1",
-        controller="max-pressure",
-        seconds=30,
-        seed=1,
-        pace=None,
-        overseers=("overseer",),
-        out_dir=str(out),
-        actor="user:overseer",
-    )
+    _store_run(console.store, "lr-halfwritten", out)
     signed_in(client, console, "regulator")
     answer = client.get("/console/runs/lr-halfwritten/replay")
     assert answer.status_code == 409 and "still being written" in answer.text
