@@ -32,26 +32,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import tempfile
 import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
 import numpy as np
-import uvicorn
+from _live_server import start_server, summary  # bench/, the script's own folder
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
-from cityx.server import Role, ServerConfig, add_user
-from cityx.server.app import create_app
 from cityx.server.console.session import CONSOLE_COOKIE
 from cityx.server.identity import SESSION, issue_token
 from cityx.server.live import read_sse
-from cityx.store import Store
 
 CHROMIUM = "/usr/bin/chromium"
 GOAL_S = 1.0
@@ -86,19 +80,6 @@ document.addEventListener("htmx:sseMessage", function () {
 """
 
 
-def summary(values: list[float]) -> dict[str, Any]:
-    if not values:
-        return {"n": 0, "p50_ms": None, "p95_ms": None, "max_ms": None}
-    ms = np.asarray(values) * 1000.0
-    p50, p95 = np.percentile(ms, [50, 95])
-    return {
-        "n": len(values),
-        "p50_ms": round(float(p50), 1),
-        "p95_ms": round(float(p95), 1),
-        "max_ms": round(float(ms.max()), 1),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=60)
@@ -106,34 +87,11 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=12.0, help="simulated s between commands")
     args = parser.parse_args()
 
-    root = Path(tempfile.mkdtemp(prefix="cityx-console-live-"))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = ServerConfig(
-        store=f"sqlite:///{root / 'store.db'}",
-        data_dir=root / "data",
-        port=port,
-        secure_cookies=False,
-    )
-    store = Store.open(config.store)
-    token = add_user(store, "olga", organisation="city", role=Role.OVERSEER, city="city").token
+    served = start_server("cityx-console-live-")
     session = issue_token(
-        store, "olga", kind=SESSION, lifetime=timedelta(hours=1), actor="bench"
+        served.store, "olga", kind=SESSION, lifetime=timedelta(hours=1), actor="bench"
     ).token
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(config, store),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            timeout_graceful_shutdown=5,
-        )
-    )
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
+    base, auth = served.url, {"Authorization": f"Bearer {served.token}"}
     answer = httpx.post(
         f"{base}/api/v1/runs",
         json={"scenario": "cologne1", "seconds": args.seconds, "pace": args.pace},
@@ -212,8 +170,7 @@ def main() -> None:
     after_applied = [e["shown"] - e["applied"] for e in effective.values() if e["applied"]]
     # Effective in a step whose state this page's feed never had (it connected later).
     missed = sum(1 for e in effective.values() if not e["applied"])
-    server.should_exit = True
-    store.close()
+    served.stop()
     load = os.getloadavg()
     out = {
         "bench": "console_live",

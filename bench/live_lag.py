@@ -29,35 +29,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
-import tempfile
-import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
-import numpy as np
-import uvicorn
+from _live_server import start_server, summary  # bench/, the script's own folder
 
 from cityx.interop.mqtt import MqttTransport
-from cityx.server import Role, ServerConfig, add_user
-from cityx.server.app import create_app
 from cityx.server.live import read_sse, state_claims
-from cityx.store import Store
-
-
-def summary(values: list[float]) -> dict[str, Any]:
-    if not values:
-        return {"n": 0, "p50_ms": None, "p95_ms": None, "max_ms": None}
-    ms = np.asarray(values) * 1000.0
-    p50, p95 = np.percentile(ms, [50, 95])
-    return {
-        "n": len(values),
-        "p50_ms": round(float(p50), 1),
-        "p95_ms": round(float(p95), 1),
-        "max_ms": round(float(ms.max()), 1),
-    }
 
 
 def main() -> None:
@@ -68,28 +47,8 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=10.0, help="simulated s between commands")
     args = parser.parse_args()
 
-    root = Path(tempfile.mkdtemp(prefix="cityx-live-lag-"))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = ServerConfig(
-        store=f"sqlite:///{root / 'store.db'}",
-        data_dir=root / "data",
-        port=port,
-        secure_cookies=False,
-    )
-    store = Store.open(config.store)
-    token = add_user(store, "olga", organisation="city", role=Role.OVERSEER, city="city").token
-    app = create_app(config, store)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=5
-        )
-    )
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    base, auth = f"http://127.0.0.1:{port}/api/v1", {"Authorization": f"Bearer {token}"}
+    served = start_server("cityx-live-lag-")
+    base, auth = f"{served.url}/api/v1", {"Authorization": f"Bearer {served.token}"}
 
     answer = httpx.post(
         f"{base}/runs",
@@ -106,7 +65,7 @@ def main() -> None:
     rid = answer.json()["id"]
 
     bus_seen: dict[int, float] = {}
-    bus = MqttTransport(url=config.bus).connect()
+    bus = MqttTransport(url=served.config.bus).connect()
     bus.subscribe(
         f"cityx/v1/{rid}/OversightState/+",
         lambda _t, data: bus_seen.setdefault(int(state_claims(data.decode())["seq"]), time.time()),
@@ -168,8 +127,7 @@ def main() -> None:
                 break
     bus.close()
     bus_lag = [bus_seen[s] - iat for s, iat in iat_by_seq.items() if s in bus_seen]
-    server.should_exit = True
-    store.close()
+    served.stop()
     out = {
         "bench": "live_lag",
         "scenario": args.scenario,

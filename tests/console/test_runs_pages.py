@@ -6,23 +6,42 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from cityx.core.errors import InputError
 from cityx.oversight import Action, CommandQueue, OperatorCommand, OversightSpec, run_oversight
 from cityx.server import Role, add_user
 from cityx.server.app import create_app
 from cityx.server.console import runs as console_runs
 from cityx.server.console.base import template
+from cityx.server.live import LiveError
 from cityx.server.rulings import city_key
+from cityx.store import Store
 
 from ..worlds.traffic.conftest import needs_resco, needs_sumo
 from .conftest import CSRF_RE, ONCE_RE, PASSWORD, Console, signed_in
 
 TLS = "GS_cluster_357187_359543"
 RUN = "lr-finishedreplay01"
+
+
+def _store_run(store: Store, run_id: str, out: Path) -> None:
+    """Record a 30 s cologne1 run of overseer ``overseer`` whose files are in ``out``."""
+    store.add_live_run(
+        run_id=run_id,
+        scenario="cologne1",
+        controller="max-pressure",
+        seconds=30,
+        seed=1,
+        pace=None,
+        overseers=("overseer",),
+        out_dir=str(out),
+        actor="user:overseer",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +74,7 @@ def finished(console: Console) -> str:
     # Signed with the city's key, as the server's live runs are: the replay checks the seals.
     key = city_key(console.config.keys, console.config.city)
     run_oversight(OversightSpec("cologne1", seconds=30, seed=1, out=out), commands=queue, key=key)
-    store.add_live_run(
-        run_id=RUN,
-        scenario="cologne1",
-        controller="max-pressure",
-        seconds=30,
-        seed=1,
-        pace=None,
-        overseers=("overseer",),
-        out_dir=str(out),
-        actor="user:overseer",
-    )
+    _store_run(store, RUN, out)
     store.finish_live_run(RUN, status="done", result={"complete": True}, error=None, actor="test")
     return RUN
 
@@ -220,6 +229,47 @@ def test_command_forms_check_fields_and_act_once(
         ]
 
 
+def test_the_reason_form_says_why_it_refused_and_acts_once(
+    console: Console, finished: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop's reason given afterwards: a missing reason or a refusal is a 422 (the once token
+    freed), a 403/404 is the page's answer, one that acts redirects."""
+    app = create_app(console.config, console.store)
+    calls: list[tuple[str, ...]] = []
+    refusal: list[Exception] = []
+
+    def annotate(run_id: str, command_id: str, reason: str, user: str) -> _Sent:
+        if refusal:
+            raise refusal.pop()
+        calls.append((run_id, command_id, reason, user))
+        return _Sent(command_id)
+
+    with TestClient(app, follow_redirects=False) as client:
+        monkeypatch.setattr(app.state.cityx.live, "annotate", annotate)
+        signed_in(client, console, "overseer")
+        csrf = CSRF_RE.search(client.get(f"/console/runs/{finished}").text)
+        assert csrf is not None
+        url = f"/console/runs/{finished}/commands/c1/reason"
+
+        def post(reason: str, once: str) -> Any:
+            return client.post(url, data={"csrf": csrf.group(1), "reason": reason, "once": once})
+
+        assert post(" ", "r1").status_code == 422
+        refusal.append(LiveError("the run has ended", status=409))
+        # The same once token each time: nothing acted before. (The error shows beside the
+        # command's own form, which this stored run, with no commands, does not list.)
+        assert post("a crash", "r1").status_code == 422
+        refusal.append(InputError("a reason is 1-2000 characters", where="reason"))
+        assert post("a crash", "r1").status_code == 422
+        refusal.append(LiveError("no such command", status=404))
+        assert post("a crash", "r1").status_code == 404
+        assert calls == []
+        done = post("a crash", "r1")
+        assert done.status_code == 303
+        assert done.headers["location"] == f"/console/runs/{finished}#commands"
+        assert calls == [(finished, "c1", "a crash", "overseer")]
+
+
 def test_a_regulator_names_the_overseers(client: TestClient, console: Console) -> None:
     signed_in(client, console, "regulator")
     page = client.get("/console/runs").text
@@ -247,17 +297,7 @@ def test_a_log_still_being_written_is_no_replay_yet(client: TestClient, console:
     out = console.config.data_dir / "live" / "lr-halfwritten" / "out"
     out.mkdir(parents=True)
     (out / "decisions.jsonl").write_text('{"seq": 1, "at": "2026-')  # cut mid-line
-    console.store.add_live_run(
-        run_id="lr-halfwritten",
-        scenario="cologne1",
-        controller="max-pressure",
-        seconds=30,
-        seed=1,
-        pace=None,
-        overseers=("overseer",),
-        out_dir=str(out),
-        actor="user:overseer",
-    )
+    _store_run(console.store, "lr-halfwritten", out)
     signed_in(client, console, "regulator")
     answer = client.get("/console/runs/lr-halfwritten/replay")
     assert answer.status_code == 409 and "still being written" in answer.text

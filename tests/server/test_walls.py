@@ -220,8 +220,10 @@ def hostile(world: World, folder: Path, *, bomb: bool = False) -> Path:
     )
 
 
-def upload(world: World, folder: Path, user: str) -> int:
-    made = world.client.post(
+def upload(world: World, folder: Path, user: str, client: TestClient | None = None) -> int:
+    """Upload ``folder`` as ``user``: its submission id (through ``client``, a server of the
+    test's own config, when given; the world's otherwise)."""
+    made = (client or world.client).post(
         "/api/v1/submissions",
         files={"archive": ("s.tar.gz", pack(folder), "application/gzip")},
         headers=world.auth(user),
@@ -230,8 +232,8 @@ def upload(world: World, folder: Path, user: str) -> int:
     return int(made.json()["id"])
 
 
-def predict(world: World, model_id: int) -> tuple[int, str]:
-    answer = world.client.post(
+def predict(world: World, model_id: int, client: TestClient | None = None) -> tuple[int, str]:
+    answer = (client or world.client).post(
         f"/api/v1/models/{model_id}/predict", json={"rows": [ROW]}, headers=world.auth("regulator")
     )
     return answer.status_code, answer.text
@@ -294,22 +296,12 @@ def test_without_walls_vendor_code_is_refused_with_the_reason(
     config = make_config(tmp_path, contain=False)
     folder = entrypoint_submission("pass")  # type: ignore[operator]
     with TestClient(create_app(config, world.store)) as client:
-        made = client.post(
-            "/api/v1/submissions",
-            files={"archive": ("e.tar.gz", pack(folder), "application/gzip")},
-            headers=world.auth("rival"),
-        )
-        answer = client.post(
-            f"/api/v1/models/{made.json()['id']}/predict",
-            json={"rows": [ROW]},
-            headers=world.auth("regulator"),
-        )
-        trial = client.post(
-            f"/api/v1/submissions/{made.json()['id']}/trials", headers=world.auth("rival")
-        )
+        made = upload(world, folder, "rival", client)
+        code, said = predict(world, made, client)
+        trial = client.post(f"/api/v1/submissions/{made}/trials", headers=world.auth("rival"))
         status = client.get("/api/v1/walls", headers=world.auth("regulator")).json()
-    assert answer.status_code == 422
-    assert "runs the vendor's code" in answer.text and "switched off" in answer.text
+    assert code == 422
+    assert "runs the vendor's code" in said and "switched off" in said
     assert trial.status_code == 422 and "switched off" in trial.text
     assert status == {"contained": False, "why": status["why"], "vendor_code": False}
 
@@ -331,18 +323,9 @@ def test_walls_without_their_own_uids_hold_no_vendor_code(
     # Such a server refuses entry points over the API, saying why.
     folder = entrypoint_submission("pass")  # type: ignore[operator]
     with TestClient(create_app(make_config(tmp_path), world.store)) as client:
-        made = client.post(
-            "/api/v1/submissions",
-            files={"archive": ("e.tar.gz", pack(folder), "application/gzip")},
-            headers=world.auth("rival"),
-        )
-        answer = client.post(
-            f"/api/v1/models/{made.json()['id']}/predict",
-            json={"rows": [ROW]},
-            headers=world.auth("regulator"),
-        )
+        code, said = predict(world, upload(world, folder, "rival", client), client)
         status = client.get("/api/v1/walls", headers=world.auth("auditor")).json()
-    assert answer.status_code == 422 and "not root" in answer.text, answer.text
+    assert code == 422 and "not root" in said, said
     assert status["contained"] is True and status["vendor_code"] is False
 
 

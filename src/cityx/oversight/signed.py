@@ -78,16 +78,7 @@ def sign_command(
     (bound to live run ``run`` when given)."""
     body = command.to_json()
     body["operator"] = key.issuer
-    claims: dict[str, Any] = {
-        "iss": key.issuer,
-        "iat": time.time() if now is None else now,
-        "jti": jti or uuid.uuid4().hex,
-        "type": COMMAND_TYPE,
-        "command": body,
-    }
-    if run is not None:
-        claims["run"] = run
-    return _sign(claims, key, COMMAND_TYP)
+    return _sign_message(key, COMMAND_TYP, COMMAND_TYPE, now=now, jti=jti, run=run, command=body)
 
 
 def sign_note(
@@ -100,30 +91,38 @@ def sign_note(
     run: str | None = None,
 ) -> str:
     """An operator note: the reason for the command whose ``jti`` is ``about``."""
-    claims: dict[str, Any] = {
-        "iss": key.issuer,
-        "iat": time.time() if now is None else now,
-        "jti": jti or uuid.uuid4().hex,
-        "type": NOTE_TYPE,
-        "about": about,
-        "reason": reason,
-    }
-    if run is not None:
-        claims["run"] = run
-    return _sign(claims, key, NOTE_TYP)
+    return _sign_message(
+        key, NOTE_TYP, NOTE_TYPE, now=now, jti=jti, run=run, about=about, reason=reason
+    )
 
 
 def sign_heartbeat(key: SigningKey, *, now: float | None = None, run: str | None = None) -> str:
     """An operator heartbeat: the operator's console is there (nothing else)."""
+    return _sign_message(key, HEARTBEAT_TYP, HEARTBEAT_TYPE, now=now, jti=None, run=run)
+
+
+def _sign_message(
+    key: SigningKey,
+    typ: str,
+    kind: str,
+    *,
+    now: float | None,
+    jti: str | None,
+    run: str | None,
+    **content: Any,
+) -> str:
+    """Sign an operator message: the claims every kind shares (issuer, time, a fresh ``jti``
+    unless given, its ``type``, the live run it is bound to when given), then its own."""
     claims: dict[str, Any] = {
         "iss": key.issuer,
         "iat": time.time() if now is None else now,
-        "jti": uuid.uuid4().hex,
-        "type": HEARTBEAT_TYPE,
+        "jti": jti or uuid.uuid4().hex,
+        "type": kind,
+        **content,
     }
     if run is not None:
         claims["run"] = run
-    return _sign(claims, key, HEARTBEAT_TYP)
+    return _sign(claims, key, typ)
 
 
 def _sign(claims: dict[str, Any], key: SigningKey, typ: str) -> str:

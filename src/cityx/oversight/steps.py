@@ -72,6 +72,19 @@ def choice_reasons(choice: ControllerChoice, *, top: int = 3) -> list[str]:
     return out
 
 
+def choice_view(choice: ControllerChoice) -> dict[str, Any]:
+    """A choice as an intersection's state shows it (its ``choice`` block): the same for the
+    live state a run publishes and the state a replay rebuilds from the decision log."""
+    return {
+        "chosen": choice.chosen_phase,
+        "runner_up": choice.runner_up_phase,
+        "margin": choice.margin,
+        "reasons": choice_reasons(choice),
+        "confidence": None if choice.confidence is None else choice.confidence.p,
+        "ood": None if choice.ood is None else choice.ood.flag,
+    }
+
+
 class RunState:
     """One run's moving parts, step by step (:func:`~.session.run_oversight` drives it)."""
 
@@ -271,17 +284,7 @@ class RunState:
                     "request", self.actor, "*", {"time_s": observation.time_s, "phases": wanted}
                 )
         by_tls = {c.intersection: c for c in choices}
-        self.last_choices = {
-            c.intersection: {
-                "chosen": c.chosen_phase,
-                "runner_up": c.runner_up_phase,
-                "margin": c.margin,
-                "reasons": choice_reasons(c),
-                "confidence": None if c.confidence is None else c.confidence.p,
-                "ood": None if c.ood is None else c.ood.flag,
-            }
-            for c in choices
-        }
+        self.last_choices = {c.intersection: choice_view(c) for c in choices}
         for tls in self.supervisor.ids:
             if self.supervisor.modes[tls] is not Mode.ADAPTIVE or tls not in wanted:
                 continue

@@ -40,7 +40,7 @@ from cityx.worlds.traffic.choices import ControllerChoice
 from cityx.worlds.traffic.scenarios import config_files
 
 from .decisions import CHECKPOINT, read_entries
-from .steps import choice_reasons
+from .steps import choice_view
 
 SHOWN_COMMANDS = 20  # the newest commands a replayed state lists
 _TIME_KEYS = ("time_s", "effective_at_s", "accepted_at_s", "at_s")
@@ -209,16 +209,7 @@ def state_at(timeline: Timeline, t: float) -> dict[str, Any]:
             "signals": "",
             "green": None if c is None else c.current_phase,
             "queue": queue,
-            "choice": None
-            if c is None
-            else {
-                "chosen": c.chosen_phase,
-                "runner_up": c.runner_up_phase,
-                "margin": c.margin,
-                "reasons": choice_reasons(c),
-                "confidence": None if c.confidence is None else c.confidence.p,
-                "ood": None if c.ood is None else c.ood.flag,
-            },
+            "choice": None if c is None else choice_view(c),
         }
     newest = sorted(commands, key=lambda k: -k[0])[:SHOWN_COMMANDS]
     listed = []

@@ -81,14 +81,10 @@ def check_ruling(record: RulingRecord, trust: TrustStore | None) -> Ruling:
     body = checked.statement.about
     if not isinstance(body, Mapping):
         return _with(base, FAILED, "the signature carries no ruling", kid)
-    stored = {
-        "trial": record.trial_id,
-        "decision": record.decision,
-        "reasons": list(record.reasons),
-        "conditions": list(record.conditions),
-        "regulator": record.regulator,
-        "ruled_at": record.ruled_at,
-    }
+    # The ruling as stored, in the JSON form its signature carries (the trial and the
+    # signed fields), so the comparison cannot drift from Ruling.to_json.
+    compared = ("trial", *_SIGNED_FIELDS)
+    stored = {k: v for k, v in base.to_json().items() if k in compared}
     changed = [k for k, v in stored.items() if body.get(k) != v]
     if changed:
         return _with(

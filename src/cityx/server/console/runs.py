@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -43,7 +43,7 @@ from cityx.core.errors import CityxError, InputError
 from cityx.oversight.commands import Action
 from cityx.oversight.decisions import verify_decisions
 from cityx.oversight.timeline import read_timeline, state_at
-from cityx.store import LiveRunRecord
+from cityx.store import LiveCommandRecord, LiveRunRecord
 
 from ..access import state
 from ..identity import Principal
@@ -451,6 +451,45 @@ async def feed(run_id: str, request: Request, who: Annotated[Principal, Depends(
 # -- commands -------------------------------------------------------------------------
 
 
+def _on_live_run(
+    request: Request, once: str, act: Callable[[LiveRuns], LiveCommandRecord]
+) -> tuple[LiveCommandRecord | None, str | None]:
+    """Do one command form's act on the live run: its record, or the message that refused it.
+
+    A 403 or 404 is the page's own answer, not a form error: it is raised (the once token
+    freed, as nothing was done); any other refusal is said beside the form.
+    """
+    try:
+        return act(_live(request)), None
+    except LiveError as exc:
+        if exc.status in (403, 404):
+            s.ONCE.release(once)
+            raise HTTPException(exc.status, exc.message) from exc
+        return None, exc.message
+    except InputError as exc:
+        return None, exc.message
+
+
+async def _live_form_again(
+    request: Request,
+    who: Principal,
+    run: LiveRunRecord,
+    once: str,
+    *,
+    errors: Mapping[str, str],
+    typed: Mapping[str, str] | None = None,
+    asked_reason: str | None = None,
+) -> Response:
+    """The live view again (422) with a command form's errors; its once token is freed, since
+    nothing was done, so the corrected form may be sent."""
+    s.ONCE.release(once)
+    hello = await _hello(_live(request), run.id)
+    context = _live_context(
+        request, who, run, hello, errors=errors, typed=typed, asked_reason=asked_reason
+    )
+    return render(request, "run_live.html.j2", context, status=422, who=who)
+
+
 @router.post("/console/runs/{run_id}/commands")
 async def send_command(
     run_id: str,
@@ -483,39 +522,23 @@ async def send_command(
             errors["phase"] = "Choose the green phase to ask for."
     record = None
     if not errors:
-        try:
-            record = _live(request).command(
+        record, refused = _on_live_run(
+            request,
+            once,
+            lambda live: live.command(
                 run_id,
                 who.user,
                 action,
                 intersection=intersection or "*",
                 phase=number,
                 reason=reason.strip(),
-            )
-        except LiveError as exc:
-            if exc.status in (403, 404):
-                s.ONCE.release(once)
-                raise HTTPException(exc.status, exc.message) from exc
-            errors["form"] = exc.message
-        except InputError as exc:
-            errors["form"] = exc.message
-    if record is None:
-        s.ONCE.release(once)
-        hello = await _hello(_live(request), run_id)
-        context = _live_context(
-            request,
-            who,
-            run,
-            hello,
-            errors=errors,
-            typed={
-                "action": action,
-                "intersection": intersection,
-                "phase": phase,
-                "reason": reason,
-            },
+            ),
         )
-        return render(request, "run_live.html.j2", context, status=422, who=who)
+        if refused is not None:
+            errors["form"] = refused
+    if record is None:
+        typed = {"action": action, "intersection": intersection, "phase": phase, "reason": reason}
+        return await _live_form_again(request, who, run, once, errors=errors, typed=typed)
     location = f"/console/runs/{run_id}"
     if chosen is Action.STOP and not reason.strip():
         location += f"?reason_for={record.id}"
@@ -542,20 +565,17 @@ async def give_reason(
     if not reason.strip():
         errors["note"] = "Say why you stopped (the decision log keeps it)."
     else:
-        try:
-            _live(request).annotate(run_id, command_id, reason.strip(), who.user)
-        except LiveError as exc:
-            if exc.status in (403, 404):
-                s.ONCE.release(once)
-                raise HTTPException(exc.status, exc.message) from exc
-            errors["note"] = exc.message
-        except InputError as exc:
-            errors["note"] = exc.message
+        _, refused = _on_live_run(
+            request,
+            once,
+            lambda live: live.annotate(run_id, command_id, reason.strip(), who.user),
+        )
+        if refused is not None:
+            errors["note"] = refused
     if errors:
-        s.ONCE.release(once)
-        hello = await _hello(_live(request), run_id)
-        context = _live_context(request, who, run, hello, errors=errors, asked_reason=command_id)
-        return render(request, "run_live.html.j2", context, status=422, who=who)
+        return await _live_form_again(
+            request, who, run, once, errors=errors, asked_reason=command_id
+        )
     location = f"/console/runs/{run_id}#commands"
     s.ONCE.finish(once, location)
     return s.see_other(location)
