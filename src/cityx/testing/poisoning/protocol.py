@@ -59,7 +59,9 @@ DEV_SEEDS: tuple[int, ...] = tuple(range(20))
 #   2026-12-07, session 8, before any change); the series offset bars were then set on dev
 #   seeds alone by a stated rule (audit.OFFSET_BARS). HELDOUT is now 9315-9320, never run;
 #   fixed before the change: one run, family series, attacks compromised-relabel and
-#   compromised-shift, clean tables included.
+#   compromised-shift, clean tables included. That run was made once (bench/results/
+#   poisoning-heldout-9315.json, docs/poisoning.md "Held-out run on 9315-9320") and its
+#   summary read; nothing changed after it. The next change to the audit needs fresh seeds.
 SEEN_HELDOUT_SEEDS: tuple[int, ...] = (
     *range(9001, 9021),
     *range(9101, 9121),
