@@ -32,6 +32,7 @@ from cityx.testing.poisoning import (
     windows,
 )
 from cityx.testing.poisoning.attacks import SOURCE_ATTACKS, source_keys
+from cityx.testing.poisoning.protocol import SEEN_HELDOUT_SEEDS
 from cityx.testing.poisoning.report import judge, summarise
 from cityx.testing.poisoning.tables import DrawnTable
 from cityx.worlds.traffic.dataset import DatasetSpec
@@ -132,6 +133,8 @@ def test_dev_and_heldout_seeds_do_not_overlap() -> None:
     assert not set(DEV_SEEDS) & set(HELDOUT_SEEDS)
     dev, held = cases("dev"), cases("heldout")
     assert not {c.seed for c in dev} & {c.seed for c in held}
+    # Seeds once run and looked at are never held out again.
+    assert not set(SEEN_HELDOUT_SEEDS) & set(HELDOUT_SEEDS)
 
 
 def test_exclusions_leave_out_a_family_and_an_attack() -> None:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from cityx.defenses.poisoning import AuditVerdict, audit
 from cityx.defenses.poisoning._data import prepare
+from cityx.defenses.poisoning.audit import OFFSET_BARS, OFFSET_MARGIN
 from cityx.defenses.poisoning.source_evidence import source_offsets
+from cityx.testing.poisoning.protocol import DEV_SEEDS
 
 from ...support.poisoning import LABEL, SOURCES
+
+DEV_OFFSETS = Path(__file__).resolve().parents[3] / "bench/results/poisoning-offset-bars-dev.json"
 
 SHIFTED, RELABELLED = ("B1", "A1B1"), ("C2", "C1C2")
 
@@ -76,3 +84,17 @@ def test_relabelled_sensors_of_an_untimed_class_table_are_named() -> None:
     named = {s.source for s in report.sources if s.flagged}
     assert named == set(poisoned.sources)
     assert report.verdict is AuditVerdict.POISONED
+
+
+def test_series_offset_bars_follow_the_dev_rule() -> None:
+    # The bars with a time column are the stated rule applied to the stored dev measurement
+    # (bench/poisoning_offset_bars.py): margin x the largest z of a clean dev series table,
+    # rounded up to one decimal. Changing a bar means measuring again, on dev seeds only.
+    measured = json.loads(DEV_OFFSETS.read_text())
+    assert measured["seeds"] == list(DEV_SEEDS)
+    peaks = measured["clean_max"]["readings"], measured["clean_max"]["label"]
+    clean = [r for r in measured["rows"] if r["attack"] is None]
+    assert {r["trusted"] for r in clean} == {False, True}
+    assert {r["seed"] for r in clean} == set(DEV_SEEDS)
+    for bar, peak in zip(OFFSET_BARS[True], peaks, strict=True):
+        assert bar == math.ceil(OFFSET_MARGIN * peak * 10) / 10

@@ -56,11 +56,18 @@ DRIFT_Z = 4.5
 DRIFT_SHARE = 0.25
 # A source whose readings relate to each other, or to its labels, unlike its peers' do
 # (source_evidence.source_offsets), by this robust z across sources (readings, label).
-# With a time column the sources are peers observed over the same runs, and on the
-# protocol's dev seeds clean series tables kept every sensor below 4.0 and 4.4. Without
-# one (detector windows pooled from sensors of different roads) sensors differ far more
-# by nature: clean windows tables reached 8.3 and 9.6, so the bars are higher there.
-OFFSET_BARS = {True: (5.0, 4.5), False: (9.0, 10.0)}
+# With a time column the sources are peers observed over the same runs. The bars there
+# follow a fixed rule, on dev seeds only: 1.5 times the largest z of any sensor of a clean
+# dev series table (seeds 0-19, audited without and with its trusted set), rounded up to
+# one decimal. Measured by bench/poisoning_offset_bars.py
+# (bench/results/poisoning-offset-bars-dev.json): 3.97 (readings) and 4.39 (label), so
+# 6.0 and 6.6. The earlier bars (5.0 / 4.5) had too little margin: a clean held-out series
+# table (seed 9311, with its trusted set) reached 5.5 and was called poisoned; that seed
+# is seen now and played no part in the rule. Without a time column (detector windows
+# pooled from sensors of different roads) sensors differ far more by nature: clean
+# windows tables reached 8.3 and 9.6, so the bars are higher there.
+OFFSET_MARGIN = 1.5
+OFFSET_BARS = {True: (6.0, 6.6), False: (9.0, 10.0)}
 # Without a time column, a class label's offset (one-sided: a source whose labels the model
 # finds wrong) has a much narrower spread on clean tables than a number's (two-sided, where a
 # road's own speed-to-queue relation moves it): on dev seeds 0-19, clean classification

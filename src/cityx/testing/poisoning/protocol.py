@@ -53,13 +53,22 @@ DEV_SEEDS: tuple[int, ...] = tuple(range(20))
 #   run because the shared machine's load was ~18), families series and windows, attacks
 #   compromised-relabel and compromised-shift, clean tables included (the cells it
 #   tunes); 9315-9320 stay unrun.
+# - 9307-9314 measured the audit once (bench/results/poisoning-heldout-9307.json) and
+#   called a clean series table poisoned (seed 9311 with its trusted set: a sensor's
+#   per-source offset z of 5.5 against bars of 5.0 / 4.5). They are seen (moved here on
+#   2026-12-07, session 8, before any change); the series offset bars were then set on dev
+#   seeds alone by a stated rule (audit.OFFSET_BARS). HELDOUT is now 9315-9320, never run;
+#   fixed before the change: one run, family series, attacks compromised-relabel and
+#   compromised-shift, clean tables included. That run was made once (bench/results/
+#   poisoning-heldout-9315.json, docs/poisoning.md "Held-out run on 9315-9320") and its
+#   summary read; nothing changed after it. The next change to the audit needs fresh seeds.
 SEEN_HELDOUT_SEEDS: tuple[int, ...] = (
     *range(9001, 9021),
     *range(9101, 9121),
     *range(9201, 9221),
-    *range(9301, 9307),
+    *range(9301, 9315),
 )
-HELDOUT_SEEDS: tuple[int, ...] = tuple(range(9307, 9321))
+HELDOUT_SEEDS: tuple[int, ...] = tuple(range(9315, 9321))
 SPLITS: dict[str, tuple[int, ...]] = {"dev": DEV_SEEDS, "heldout": HELDOUT_SEEDS}
 
 FAMILY_FUNCTIONS: dict[str, Family] = {"series": series, "windows": windows, "plain": plain}
