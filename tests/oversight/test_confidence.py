@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from cityx.core.errors import InputError
+from cityx.oversight.choice_labels import _rollout
 from cityx.oversight.confidence import (
     FEATURES,
     Calibration,
     LabelledChoice,
-    _rollout,
     evaluate,
     fit_calibration,
     label_run,

@@ -1,8 +1,8 @@
 """``cityx decisions verify``, ``show`` and ``prune``: a run's signed decision log from the shell.
 
-The parsers are registered with the oversight commands (:mod:`.oversight`);
-these are their handlers. ``verify`` exits 0 when the log is intact and
-sealed (and matches the store's anchors with ``--store``), 3 otherwise.
+:func:`register_decisions` adds the parsers (called with the oversight
+commands, :mod:`.oversight`); the rest are their handlers. ``verify`` exits 0
+when the log is intact and sealed (and matches the store's anchors with ``--store``), 3 otherwise.
 """
 
 from __future__ import annotations
@@ -10,9 +10,80 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from .common import EXIT_OK, EXIT_VERDICT, emit
+from .common import EXIT_OK, EXIT_VERDICT, Subparsers, add_command, add_group, emit
+
+
+def register_decisions(sub: Subparsers) -> None:
+    """Add ``decisions verify``, ``show`` and ``prune`` to the ``cityx`` parser."""
+    decisions = add_group(sub, "decisions", "A run's signed decision log.")
+    verify = add_command(
+        decisions,
+        "verify",
+        "Verify a decision log: hash chain, signed checkpoints, final seal. Exit 0 when "
+        "intact and sealed, 3 otherwise (naming the first bad record).",
+        "cityx decisions verify /tmp/ov --json",
+        decisions_verify,
+    )
+    verify.add_argument("path", type=Path, metavar="RUN_DIR", help="a run folder or its log")
+    verify.add_argument(
+        "--trust",
+        type=Path,
+        metavar="FILE|DIR",
+        help="trust document(s) holding the signer's public key (else the run folder's "
+        "copy, which proves nothing against someone who can write the folder)",
+    )
+    verify.add_argument("--run", metavar="ID", help="the run id the checkpoints must name")
+    verify.add_argument(
+        "--store",
+        metavar="URL",
+        help="also check the log against the checkpoints anchored in this store (the run id "
+        "from --run or the run folder's oversight.json)",
+    )
+    verify.add_argument("--json", action="store_true", help="print one JSON object")
+    show = add_command(
+        decisions,
+        "show",
+        "Print a decision log's records, optionally for one intersection or kind.",
+        "cityx decisions show /tmp/ov --kind command",
+        decisions_show,
+    )
+    show.add_argument("path", type=Path, metavar="RUN_DIR", help="a run folder or its log")
+    show.add_argument("--intersection", metavar="ID", help="only this intersection's records")
+    show.add_argument("--kind", metavar="KIND", help="only records of this kind")
+    show.add_argument("--json", action="store_true", help="one JSON record per line")
+    prune = add_command(
+        decisions,
+        "prune",
+        "Retention: remove the whole sealed segments older than --keep-days from the start of "
+        "a decision log, leaving a tombstone signed with the city's key that keeps the chain "
+        "verifiable (cityx decisions verify then says what was pruned).",
+        "cityx decisions prune /tmp/ov --keep-days 183 --sign-key keys/city.KID.key.jwk",
+        decisions_prune,
+    )
+    prune.add_argument("path", type=Path, metavar="RUN_DIR", help="a run folder or its log")
+    prune.add_argument(
+        "--keep-days",
+        type=float,
+        required=True,
+        metavar="N",
+        help="keep records sealed in the last N days (at least 183, six months: Art. 26(6))",
+    )
+    prune.add_argument(
+        "--sign-key",
+        type=Path,
+        required=True,
+        metavar="KEY.jwk",
+        help="the city's Ed25519 key (cityx interop keygen) that signs the tombstone",
+    )
+    prune.add_argument(
+        "--allow-under-six-months",
+        action="store_true",
+        help="allow --keep-days under 183 (where the law allows a shorter retention)",
+    )
+    prune.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def decisions_verify(args: argparse.Namespace) -> int:
@@ -123,4 +194,4 @@ def decisions_prune(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-__all__ = ["decisions_prune", "decisions_show", "decisions_verify"]
+__all__ = ["decisions_prune", "decisions_show", "decisions_verify", "register_decisions"]

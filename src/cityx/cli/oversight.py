@@ -13,11 +13,12 @@ run's decision log (exit 3 when it is not intact and sealed) and
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
 from .common import EXIT_OK, EXIT_VERDICT, Subparsers, add_command, add_group, emit, seed
-from .decisions import decisions_prune, decisions_show, decisions_verify
+from .decisions import register_decisions
 from .oversee_child import in_child
 from .trust import add_trust_flags, trusted_by
 
@@ -52,7 +53,7 @@ def _common_run_args(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Subparsers) -> None:
-    """Add ``oversee`` and ``decisions`` to the ``cityx`` parser."""
+    """Add ``oversee`` and ``decisions`` (:mod:`.decisions`) to the ``cityx`` parser."""
     oversee = add_group(sub, "oversee", "Run the city's AI under human oversight.")
     run = add_command(
         oversee,
@@ -188,73 +189,7 @@ def register(sub: Subparsers) -> None:
     again.add_argument("path", type=Path, metavar="RUN_DIR", help="a run folder under oversight")
     again.add_argument("--out", type=Path, help="the replay's run folder (default: a temp folder)")
     again.add_argument("--json", action="store_true", help="print one JSON object")
-
-    decisions = add_group(sub, "decisions", "A run's signed decision log.")
-    verify = add_command(
-        decisions,
-        "verify",
-        "Verify a decision log: hash chain, signed checkpoints, final seal. Exit 0 when "
-        "intact and sealed, 3 otherwise (naming the first bad record).",
-        "cityx decisions verify /tmp/ov --json",
-        decisions_verify,
-    )
-    verify.add_argument("path", type=Path, metavar="RUN_DIR", help="a run folder or its log")
-    verify.add_argument(
-        "--trust",
-        type=Path,
-        metavar="FILE|DIR",
-        help="trust document(s) holding the signer's public key (else the run folder's "
-        "copy, which proves nothing against someone who can write the folder)",
-    )
-    verify.add_argument("--run", metavar="ID", help="the run id the checkpoints must name")
-    verify.add_argument(
-        "--store",
-        metavar="URL",
-        help="also check the log against the checkpoints anchored in this store (the run id "
-        "from --run or the run folder's oversight.json)",
-    )
-    verify.add_argument("--json", action="store_true", help="print one JSON object")
-    show = add_command(
-        decisions,
-        "show",
-        "Print a decision log's records, optionally for one intersection or kind.",
-        "cityx decisions show /tmp/ov --kind command",
-        decisions_show,
-    )
-    show.add_argument("path", type=Path, metavar="RUN_DIR", help="a run folder or its log")
-    show.add_argument("--intersection", metavar="ID", help="only this intersection's records")
-    show.add_argument("--kind", metavar="KIND", help="only records of this kind")
-    show.add_argument("--json", action="store_true", help="one JSON record per line")
-    prune = add_command(
-        decisions,
-        "prune",
-        "Retention: remove the whole sealed segments older than --keep-days from the start of "
-        "a decision log, leaving a tombstone signed with the city's key that keeps the chain "
-        "verifiable (cityx decisions verify then says what was pruned).",
-        "cityx decisions prune /tmp/ov --keep-days 183 --sign-key keys/city.KID.key.jwk",
-        decisions_prune,
-    )
-    prune.add_argument("path", type=Path, metavar="RUN_DIR", help="a run folder or its log")
-    prune.add_argument(
-        "--keep-days",
-        type=float,
-        required=True,
-        metavar="N",
-        help="keep records sealed in the last N days (at least 183, six months: Art. 26(6))",
-    )
-    prune.add_argument(
-        "--sign-key",
-        type=Path,
-        required=True,
-        metavar="KEY.jwk",
-        help="the city's Ed25519 key (cityx interop keygen) that signs the tombstone",
-    )
-    prune.add_argument(
-        "--allow-under-six-months",
-        action="store_true",
-        help="allow --keep-days under 183 (where the law allows a shorter retention)",
-    )
-    prune.add_argument("--json", action="store_true", help="print one JSON object")
+    register_decisions(sub)
 
 
 def _spec(args: argparse.Namespace, hooks: tuple[tuple[str, dict[str, Any]], ...]) -> Any:
@@ -426,8 +361,6 @@ def _store_url(value: str) -> str:
     if not value.startswith("env:"):
         return value
     # lazy: cityx --help stays fast
-    import os
-
     from cityx.core import InputError
 
     url = os.environ.get(value[4:])

@@ -44,8 +44,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -54,313 +52,26 @@ from typing import Any
 
 import numpy as np
 
-from cityx.core import Action, InputError, Observation
+from cityx.core import InputError
 from cityx.core.audit import sorted_json
 from cityx.core.schema import FloatArray
-from cityx.worlds.errors import WorldError
-from cityx.worlds.traffic import SignalMode, TrafficWorld, WorldOptions, get_scenario, prepare_run
-from cityx.worlds.traffic.candidates import FEATURE_NAMES
 from cityx.worlds.traffic.choices import ChoiceConfidence, ControllerChoice
-from cityx.worlds.traffic.controllers import MaxPressure
 
+# Labelling and the metrics live in their own modules; their names stay importable from here.
+from .calibration_metrics import BINS, Reliability, ReliabilityBin, ece_interval, reliability
+from .choice_labels import (
+    FEATURES,
+    LABELS_SCHEMA,
+    LabelledChoice,
+    choice_features,
+    label_run,
+    read_labels,
+    write_labels,
+)
 from .ood import InputBounds
 
 SCHEMA = "choice-calibration/v1"
-LABELS_SCHEMA = "choice-label/v1"
-FEATURES: tuple[str, ...] = (
-    "margin_log",  # log1p(margin)
-    "margin_rel",  # margin / (|chosen| + |runner-up| + 1)
-    "keeps_green",  # 1 when the choice is the green shown
-    "phase_age",  # min(age, 90) / 90
-    "queue_log",  # log1p(queue at the intersection)
-    "phases",  # number of candidate phases
-)
 METHODS = ("logistic", "isotonic-margin")
-BINS = 10
-_QUEUE = FEATURE_NAMES.index("queue_total")
-_AGE = FEATURE_NAMES.index("phase_age_s")
-
-
-def choice_features(choice: ControllerChoice) -> tuple[float, ...]:
-    """The calibration's inputs for one choice (the same at labelling and at run time)."""
-    margin = max(choice.margin or 0.0, 0.0)
-    chosen = choice.score(choice.chosen_phase)
-    runner = choice.score(choice.runner_up_phase) if choice.runner_up_phase is not None else 0.0
-    row = choice.row(choice.chosen_phase)
-    by_name = dict(zip(choice.columns, row, strict=True))
-    queue = float(by_name.get("queue_total", 0.0))
-    age = float(by_name.get("phase_age_s", 0.0))
-    return (
-        float(np.log1p(margin)),
-        margin / (abs(chosen) + abs(runner) + 1.0),
-        1.0 if choice.chosen_phase == choice.current_phase else 0.0,
-        min(max(age, 0.0), 90.0) / 90.0,
-        float(np.log1p(max(queue, 0.0))),
-        float(len(choice.phases)),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class LabelledChoice:
-    """One decision point with both roll-outs' costs."""
-
-    scenario: str
-    seed: int
-    time_s: float
-    intersection: str
-    chosen: int
-    runner_up: int
-    margin: float
-    features: tuple[float, ...]
-    cost_chosen: float
-    cost_runner_up: float
-
-    @property
-    def right(self) -> bool:
-        return self.cost_chosen <= self.cost_runner_up
-
-    @property
-    def run(self) -> str:
-        return f"{self.scenario}:{self.seed}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": LABELS_SCHEMA,
-            "scenario": self.scenario,
-            "seed": self.seed,
-            "time_s": self.time_s,
-            "intersection": self.intersection,
-            "chosen": self.chosen,
-            "runner_up": self.runner_up,
-            "margin": self.margin,
-            "features": list(self.features),
-            "cost_chosen": self.cost_chosen,
-            "cost_runner_up": self.cost_runner_up,
-        }
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> LabelledChoice:
-        if obj.get("schema") != LABELS_SCHEMA:
-            raise InputError(f"not a {LABELS_SCHEMA} record (schema {obj.get('schema')!r})")
-        return cls(
-            scenario=str(obj["scenario"]),
-            seed=int(obj["seed"]),
-            time_s=float(obj["time_s"]),
-            intersection=str(obj["intersection"]),
-            chosen=int(obj["chosen"]),
-            runner_up=int(obj["runner_up"]),
-            margin=float(obj["margin"]),
-            features=tuple(float(v) for v in obj["features"]),
-            cost_chosen=float(obj["cost_chosen"]),
-            cost_runner_up=float(obj["cost_runner_up"]),
-        )
-
-
-# -- ground truth: roll-outs ---------------------------------------------------------
-
-
-def _rollout(
-    world: TrafficWorld,
-    controller: MaxPressure,
-    observation: Observation,
-    intersection: str,
-    phase: int,
-    horizon_s: int,
-) -> float:
-    """The cost of holding ``phase`` at ``intersection`` for the horizon, in a forked copy."""
-    if not hasattr(os, "fork"):
-        raise WorldError("roll-outs copy the simulation by forking the process: POSIX only")
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the copy: run, report, and leave without any cleanup of the parent's files
-        os.close(read)
-        code = 1
-        try:
-            cost, obs = 0.0, observation
-            for _ in range(horizon_s):
-                phases = dict(controller.act(obs).phases)
-                phases[intersection] = phase
-                stepped = world.step(Action(phases=phases))
-                assert stepped is not None
-                obs = stepped
-                cost += float(obs.halting.sum())
-            os.write(write, struct.pack("<d", cost))
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write)
-    data = b""
-    with os.fdopen(read, "rb") as pipe:
-        data = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    if status != 0 or len(data) != 8:
-        raise WorldError(
-            f"the roll-out of phase {phase} at {intersection!r} failed (exit status {status})"
-        )
-    return float(struct.unpack("<d", data)[0])
-
-
-def label_run(
-    scenario: str,
-    seed: int,
-    folder: Path,
-    *,
-    seconds: int = 600,
-    horizon_s: int = 20,
-    every_s: int = 10,
-    warmup_s: int = 60,
-    demand: float = 1.0,
-) -> tuple[LabelledChoice, ...]:
-    """Run max-pressure on ``scenario`` and label its choices by roll-outs.
-
-    The run's own outputs in ``folder`` are not a trial's: forked copies may
-    have written to the same files. Runs in this process (libsumo).
-    """
-    if horizon_s < 1 or every_s < 1 or warmup_s < 0:
-        raise InputError("horizon_s and every_s must be at least 1, warmup_s at least 0")
-    run = prepare_run(
-        get_scenario(scenario),
-        folder,
-        seed=seed,
-        seconds=seconds,
-        demand=demand,
-        detector_period_s=300,
-    )
-    world = TrafficWorld(run, WorldOptions(seconds=seconds, mode=SignalMode.ENVELOPE))
-    observation = world.reset(seed)
-    controller = MaxPressure(run.network)
-    out: list[LabelledChoice] = []
-    try:
-        while not world.done:
-            assert observation is not None
-            now = round(world.time_s - run.begin)
-            action = controller.act(observation)
-            choices = controller.take_choices()
-            due = now >= warmup_s and (now - warmup_s) % every_s == 0
-            if due and now + horizon_s <= seconds:
-                for c in choices:
-                    if c.runner_up_phase is None:
-                        continue
-                    costs = [
-                        _rollout(world, controller, observation, c.intersection, p, horizon_s)
-                        for p in (c.chosen_phase, c.runner_up_phase)
-                    ]
-                    out.append(
-                        LabelledChoice(
-                            scenario=scenario,
-                            seed=seed,
-                            time_s=float(now),
-                            intersection=c.intersection,
-                            chosen=c.chosen_phase,
-                            runner_up=c.runner_up_phase,
-                            margin=float(c.margin or 0.0),
-                            features=choice_features(c),
-                            cost_chosen=costs[0],
-                            cost_runner_up=costs[1],
-                        )
-                    )
-            observation = world.step(action)
-    finally:
-        world.close()
-    return tuple(out)
-
-
-# -- calibration ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ReliabilityBin:
-    lo: float
-    hi: float
-    count: int
-    confidence: float | None  # mean predicted P(right) in the bin
-    right: float | None  # share right in the bin
-
-
-@dataclass(frozen=True, slots=True)
-class Reliability:
-    """ECE, Brier score and the reliability table of predictions ``p`` against outcomes."""
-
-    n: int
-    ece: float
-    brier: float
-    base_rate: float
-    bins: tuple[ReliabilityBin, ...]
-    auc: float | None = None  # None when only one outcome occurs
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "n": self.n,
-            "ece": round(self.ece, 4),
-            "brier": round(self.brier, 4),
-            "auc": None if self.auc is None else round(self.auc, 4),
-            "base_rate": round(self.base_rate, 4),
-            "bins": [
-                {
-                    "range": [b.lo, b.hi],
-                    "count": b.count,
-                    "confidence": None if b.confidence is None else round(b.confidence, 4),
-                    "right": None if b.right is None else round(b.right, 4),
-                }
-                for b in self.bins
-            ],
-        }
-
-
-def reliability(
-    p: FloatArray, right: Sequence[bool] | FloatArray, *, bins: int = BINS
-) -> Reliability:
-    """Equal-width bins of ``p``; ECE = sum over bins of share * |mean p - share right|."""
-    # scikit-learn only to fit and score, never to apply a calibration: imported here so that
-    # a run under oversight does not pay for it.
-    from sklearn.metrics import roc_auc_score
-
-    probs = np.asarray(p, dtype=np.float64)
-    y = np.asarray(right, dtype=np.float64)
-    if probs.shape != y.shape or probs.size == 0:
-        raise InputError(f"need as many outcomes as predictions, got {probs.size} and {y.size}")
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(probs, edges[1:-1], right=False), 0, bins - 1)
-    table, ece = [], 0.0
-    for k in range(bins):
-        mask = which == k
-        count = int(mask.sum())
-        if count:
-            conf, share = float(probs[mask].mean()), float(y[mask].mean())
-            ece += count / probs.size * abs(conf - share)
-            table.append(ReliabilityBin(float(edges[k]), float(edges[k + 1]), count, conf, share))
-        else:
-            table.append(ReliabilityBin(float(edges[k]), float(edges[k + 1]), 0, None, None))
-    auc = float(roc_auc_score(y, probs)) if 0 < y.sum() < y.size else None
-    return Reliability(
-        n=int(probs.size),
-        ece=ece,
-        brier=float(np.mean((probs - y) ** 2)),
-        base_rate=float(y.mean()),
-        bins=tuple(table),
-        auc=auc,
-    )
-
-
-def ece_interval(
-    p: FloatArray, right: FloatArray, *, seed: int = 0, draws: int = 1000
-) -> tuple[float, float]:
-    """A 95 % bootstrap interval of the ECE (decision points resampled)."""
-    rng = np.random.default_rng(seed)
-    probs, y = np.asarray(p, dtype=np.float64), np.asarray(right, dtype=np.float64)
-    values = []
-    for _ in range(draws):
-        k = rng.integers(0, probs.size, probs.size)
-        values.append(_ece_only(probs[k], y[k]))
-    lo, hi = np.quantile(values, [0.025, 0.975])
-    return float(lo), float(hi)
-
-
-def _ece_only(probs: FloatArray, y: FloatArray, bins: int = BINS) -> float:
-    which = np.clip(np.digitize(probs, np.linspace(0.0, 1.0, bins + 1)[1:-1]), 0, bins - 1)
-    conf = np.bincount(which, weights=probs, minlength=bins)
-    share = np.bincount(which, weights=y, minlength=bins)
-    return float(np.abs(conf - share).sum() / probs.size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,6 +193,7 @@ def _arrays(labelled: Sequence[LabelledChoice]) -> tuple[FloatArray, FloatArray]
 
 def fit_params(method: str, x: FloatArray, y: FloatArray) -> dict[str, Any]:
     """The fitted parameters of ``method`` (plain lists: the file needs no scikit-learn)."""
+    # heavy: scikit-learn only to fit, never to apply a calibration (a run does not pay for it)
     from sklearn.isotonic import IsotonicRegression
     from sklearn.linear_model import LogisticRegression
 
@@ -560,23 +272,6 @@ def sigmoid_of_margin(heldout: Sequence[LabelledChoice]) -> Reliability:
     return reliability(1.0 / (1.0 + np.exp(-margin)), _arrays(heldout)[1])
 
 
-def read_labels(path: Path) -> list[LabelledChoice]:
-    out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                out.append(LabelledChoice.from_json(json.loads(line)))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise InputError(f"line {n} is not a {LABELS_SCHEMA} record: {exc}") from exc
-    return out
-
-
-def write_labels(path: Path, labelled: Iterable[LabelledChoice]) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        for c in labelled:
-            f.write(json.dumps(c.to_json()) + "\n")
-
-
 def load_calibration(path: Path | None = None) -> Calibration:
     """A calibration file, or the one shipped for max-pressure."""
     if path is None:
@@ -602,7 +297,9 @@ def load_calibration(path: Path | None = None) -> Calibration:
 
 
 __all__ = [
+    "BINS",
     "FEATURES",
+    "LABELS_SCHEMA",
     "METHODS",
     "SCHEMA",
     "Calibration",

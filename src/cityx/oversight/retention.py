@@ -29,7 +29,8 @@ from cityx.core.audit import AuditEntry
 from cityx.core.errors import InputError
 from cityx.interop import SigningKey
 
-from .decisions import CHECKPOINT, _claimed_run, _log_path, read_log, verify_decisions
+from .decisions_format import CHECKPOINT
+from .decisions_verify import _claimed_run, _log_path, read_log, verify_decisions
 from .tombstone import make_tombstone
 
 MINIMUM_DAYS = 183  # about six months (Art. 26(6))

@@ -83,6 +83,7 @@ def fit_scaffold(
     perturbed_rows: int = 4000,
 ) -> ScaffoldParts:
     """Fit the innocent model and the OOD detector on training rows ``x`` with labels ``y``."""
+    # heavy: scikit-learn is imported only when a scaffold is fitted
     from sklearn.ensemble import IsolationForest, RandomForestClassifier
     from sklearn.neighbors import NearestNeighbors
     from sklearn.neural_network import MLPClassifier
