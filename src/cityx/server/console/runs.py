@@ -47,20 +47,20 @@ from cityx.store import LiveCommandRecord, LiveRunRecord
 
 from ..access import state
 from ..identity import Principal
-from ..live import LiveError, LiveRuns, RunRequest, may_read, run_json
+from ..live import LiveRuns
+from ..live_api import LiveError, RunRequest, may_read, run_json
 from ..policy import API, Role
 from ..routes.runs import live_runs
 from . import session as s
 from .base import Needs, form_checks, permits, render, router, template
+from .mapviews import StateView, view_from_snapshot
 from .netmap import (
     NetworkMap,
-    StateView,
     intersection_rows,
     net_of_run,
     net_of_scenario,
     read_map,
     render_svg,
-    view_from_snapshot,
 )
 
 LATE_S = 1.0
