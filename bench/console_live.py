@@ -45,7 +45,7 @@ from playwright.sync_api import sync_playwright
 
 from cityx.server.console.session import CONSOLE_COOKIE
 from cityx.server.identity import SESSION, issue_token
-from cityx.server.live import read_sse
+from cityx.server.live_api import read_sse
 
 CHROMIUM = "/usr/bin/chromium"
 GOAL_S = 1.0

@@ -36,7 +36,7 @@ import httpx2 as httpx
 from _live_server import start_server, summary  # bench/, the script's own folder
 
 from cityx.interop.mqtt import MqttTransport
-from cityx.server.live import read_sse, state_claims
+from cityx.server.live_api import read_sse, state_claims
 
 
 def main() -> None:

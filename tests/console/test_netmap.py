@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from cityx.server.console.mapviews import view_from_snapshot
 from cityx.server.console.netmap import (
     LEVEL_STYLE,
     MODE_SHAPE,
@@ -16,7 +17,6 @@ from cityx.server.console.netmap import (
     queue_level,
     read_map,
     render_svg,
-    view_from_snapshot,
 )
 
 from ..worlds.traffic.conftest import needs_resco, needs_sumo

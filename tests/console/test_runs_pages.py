@@ -18,7 +18,7 @@ from cityx.server import Role, add_user
 from cityx.server.app import create_app
 from cityx.server.console import runs as console_runs
 from cityx.server.console.base import template
-from cityx.server.live import LiveError
+from cityx.server.live_api import LiveError
 from cityx.server.rulings import city_key
 from cityx.store import Store
 

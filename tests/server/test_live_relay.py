@@ -3,13 +3,15 @@ made of, states that only move forward, and a spoofed or foreign message dropped
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
 from cityx.interop import InMemoryTransport, SigningKey, generate_key
 from cityx.oversight.channel import StateFeed, StateReader
-from cityx.server.live import LiveRuns, _aggregate, _Live
+from cityx.server.live import LiveRuns
+from cityx.server.live_relay import LiveItem, StateRelay, aggregate
 from cityx.store import LiveCommandRecord, Store
 
 from ..worlds.traffic.conftest import needs_resco
@@ -38,13 +40,13 @@ def rec(state: str, code: str | None = None) -> dict[str, object]:
 def test_a_commands_state_is_made_of_its_intersections(
     records: dict[str, dict[str, object]], expected: tuple[str, str | None]
 ) -> None:
-    assert _aggregate(records) == expected
+    assert aggregate(records) == expected
 
 
 def test_states_only_move_forward_and_foreign_messages_are_dropped(tmp_path: Path) -> None:
     store = Store.open(make_config(tmp_path).store)
     city = generate_key("urn:cityx:city:city")
-    live = LiveRuns(store, make_config(tmp_path), city_key=lambda: city)
+    relay = StateRelay(store, threading.RLock())
     command = LiveCommandRecord(
         id="j1",
         run_id=RUN,
@@ -61,13 +63,13 @@ def test_states_only_move_forward_and_foreign_messages_are_dropped(tmp_path: Pat
         sent_at="t",
         updated_at="t",
     )
-    item = _Live(run=None, reader=StateReader(city.public_jwk(), run=RUN))  # type: ignore[arg-type]
+    item = LiveItem(run=None, reader=StateReader(city.public_jwk(), run=RUN))  # type: ignore[arg-type]
     item.commands["j1"] = command
     seen: list[tuple[str, object]] = []
-    live._emit = lambda _item, event: seen.append((event.kind, event.data.get("state")))  # type: ignore[method-assign]
-    live._store_later = lambda _command: None  # type: ignore[method-assign]
+    relay.emit = lambda _item, event: seen.append((event.kind, event.data.get("state")))  # type: ignore[method-assign]
+    relay.store_later = lambda _command: None  # type: ignore[method-assign]
     bus = InMemoryTransport()
-    bus.subscribe("cityx/v1/+/OversightState/+", lambda _t, data: live._relay(item, data))
+    bus.subscribe("cityx/v1/+/OversightState/+", lambda _t, data: relay.relay(item, data))
 
     sequence = iter(range(1, 100))
 
@@ -125,7 +127,7 @@ def test_a_starting_server_ends_the_runs_it_finds_running_incomplete(tmp_path: P
 def test_a_bus_that_cannot_be_reached_is_a_503_and_the_run_failed(tmp_path: Path) -> None:
     needs_resco()
     from cityx.server import Role, add_user
-    from cityx.server.live import LiveError, RunRequest
+    from cityx.server.live_api import LiveError, RunRequest
 
     config = make_config(tmp_path, bus="mqtt://127.0.0.1:1")  # nothing listens there
     store = Store.open(config.store)

@@ -31,7 +31,8 @@ from cityx.oversight.decisions import ANCHOR_ACTION, verify_decisions
 from cityx.oversight.signed import sign_command
 from cityx.server import Role, add_user
 from cityx.server.app import create_app
-from cityx.server.live import LiveRuns, read_sse
+from cityx.server.live import LiveRuns
+from cityx.server.live_api import read_sse
 from cityx.store import Store
 
 from ..support.paths import SUBMISSIONS

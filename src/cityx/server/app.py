@@ -22,7 +22,8 @@ from cityx.targets import Limits
 from .access import Hardening, LoginLimiter, ServerState
 from .config import ServerConfig
 from .console import router as console_router
-from .live import LiveError, LiveRuns
+from .live import LiveRuns
+from .live_api import LiveError
 from .monitor import ExtractionMonitor
 from .policy import API as PREFIX
 from .queue import JobRunner

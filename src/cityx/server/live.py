@@ -56,6 +56,11 @@ reads its stream (the console is open), the server sends a signed
 :data:`HEARTBEAT_MAX_S`); when no assigned overseer reads it any more, the
 heartbeats stop and the run falls back.
 
+The parts: :mod:`~cityx.server.live_api` (requests, events, the JSON the API shows,
+client readers), :mod:`~cityx.server.live_relay` (the relay of the signed state feed),
+:mod:`~cityx.server.live_process` (the run's child process: its command line, its
+ending), :mod:`~cityx.server.live_keys` (operator keys); this module is the facade.
+
 Not built: a queue of live runs waiting for a free slot (a start beyond the
 cap is refused, 429).
 """
@@ -63,28 +68,25 @@ cap is refused, 429).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
 import os
-import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cityx.core import InputError, Manifest
-from cityx.interop import SigningKey, generate_key, load_signing_key, write_key_files
+from cityx.core import InputError
+from cityx.interop import SigningKey
 from cityx.interop.bus import TOPIC_ROOT, Transport
 from cityx.interop.errors import InteropError
+from cityx.interop.mqtt import MqttTransport
 from cityx.interop.trust import trust_document
 from cityx.oversight.channel import STATE_TYPE, StateReader, publish_command
 from cityx.oversight.commands import ALL, Action, OperatorCommand
@@ -92,120 +94,29 @@ from cityx.oversight.signed import COMMAND_TYPE, sign_command, sign_heartbeat, s
 from cityx.store import LiveCommandRecord, LiveRunRecord, Store, now_text
 
 from .config import ServerConfig
-from .identity import check_name
-from .policy import Role
+from .live_api import (
+    HEARTBEAT_MAX_S,
+    PING_S,
+    LiveError,
+    LiveEvent,
+    RunRequest,
+    network_of,
+    run_json,
+)
+from .live_keys import operator_key, safe
+from .live_process import (
+    STORE_ENV,
+    check_request,
+    child_argv,
+    controller_path,
+    ending,
+    ours,
+    sealed,
+)
+from .live_relay import QUEUE_SIZE, LiveItem, StateRelay
 
 _LOG = logging.getLogger("cityx.server.live")
 ACTOR = "server:live"
-BASELINES = ("max-pressure", "fixed")
-STORE_ENV = "CITYX_LIVE_STORE"  # how a run's process learns the store's URL
-MAX_SECONDS = 86_400
-_SCENARIO = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-_RANK = {"sent": 0, "accepted": 1, "refused": 1, "effective": 2}
-_QUEUE_SIZE = 2000  # events a slow subscriber may fall behind by before states are dropped
-HEARTBEAT_MAX_S = 2.0  # the longest gap between heartbeats of an open console
-PING_S = 15.0  # a quiet stream (a long pause) says it is alive this often
-
-
-class LiveError(InputError):
-    """A live-run request the server refuses; ``status`` is the HTTP status it maps to."""
-
-    def __init__(self, message: str, *, status: int, where: str = "run") -> None:
-        super().__init__(message, where=where)
-        self.status = status
-
-
-@dataclass(frozen=True, slots=True)
-class RunRequest:
-    """What to run live. ``controller``: a baseline name or a submission id (int)."""
-
-    scenario: str
-    seconds: int = 60
-    seed: int = 0
-    controller: str | int = "max-pressure"
-    pace: float | None = None
-    overseers: tuple[str, ...] = ()
-    channel_timeout_s: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LiveEvent:
-    """One event of a run's stream: ``kind`` is ``hello`` (the run and its commands when
-    the subscription begins), ``state`` (a verified state message: ``token``, ``seq``,
-    ``iat``, ``state``), ``command`` (a command's state changed), ``note`` (a command's
-    reason reached the run), ``ping`` (nothing for :data:`PING_S`) or ``end`` (the
-    run ended; ``data`` is the run);
-    ``received_at`` is the server's wall clock (unix seconds) when it had it."""
-
-    kind: str
-    data: Mapping[str, Any]
-    received_at: float
-
-
-@dataclass
-class _Live:
-    """A running run's moving parts, in this process."""
-
-    run: LiveRunRecord
-    reader: StateReader
-    process: subprocess.Popen[bytes] | None = None
-    unsubscribe: Callable[[], None] | None = None
-    # (the subscriber's event loop, its queue, the user who reads)
-    subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[LiveEvent], str]] = field(
-        default_factory=list
-    )
-    last_state: LiveEvent | None = None
-    refused: int = 0  # state messages that failed verification
-    killed: bool = False
-    channel_timeout_s: float | None = None
-    heartbeats: int = 0  # sent for an assigned overseer whose console is open
-    commands: dict[str, LiveCommandRecord] = field(default_factory=dict)  # by id (jti)
-    ended: threading.Event = field(default_factory=threading.Event)
-
-
-def run_json(run: LiveRunRecord) -> dict[str, Any]:
-    """A live run as the API shows it."""
-    return {
-        "id": run.id,
-        "status": run.status,
-        "scenario": run.scenario,
-        "controller": run.controller,
-        "seconds": run.seconds,
-        "seed": run.seed,
-        "pace": run.pace,
-        "overseers": list(run.overseers),
-        "requested_by": run.requested_by,
-        "created_at": run.created_at,
-        "finished_at": run.finished_at,
-        "result": dict(run.result) if run.result else None,
-        "error": run.error,
-        "decisions": str(Path(run.out_dir) / "decisions.jsonl"),
-        "bus_namespace": f"{TOPIC_ROOT}/{run.id}",
-    }
-
-
-def network_of(run: LiveRunRecord) -> dict[str, Any] | None:
-    """The run's intersections and their signal programs (what a ``phase`` command may ask
-    for: the indexes whose ``green`` is true); None until the run has written its network."""
-    path = Path(run.out_dir) / "network.json"
-    try:
-        # lazy: the traffic world's network reader (no SUMO) only when asked
-        from cityx.worlds.traffic.network import NetworkInfo
-
-        network = NetworkInfo.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return {
-        i.id: [
-            {"index": k, "state": p.state, "green": p.is_green, "duration_s": p.duration}
-            for k, p in enumerate(i.phases)
-        ]
-        for i in network.intersections
-    }
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._~-]", "-", name)[:100] or "-"
 
 
 class LiveRuns:
@@ -225,9 +136,9 @@ class LiveRuns:
         self._make_transport = transport
         self._transport: Transport | None = None
         self._close_transport: Callable[[], None] | None = None
-        self._live: dict[str, _Live] = {}
+        self._live: dict[str, LiveItem] = {}
         self._lock = threading.RLock()
-        self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-store")
+        self.relay = StateRelay(store, self._lock)
         self._closed = False
 
     # -- life cycle -------------------------------------------------------------------
@@ -237,10 +148,10 @@ class LiveRuns:
         (killing a child still alive). Called when the app starts; the ids ended."""
         ended = []
         for run in self.store.live_runs(running=True, limit=10_000):
-            if run.pid is not None and _ours(run.pid, run.id):
+            if run.pid is not None and ours(run.pid, run.id):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(run.pid, signal.SIGKILL)
-            result = _sealed(Path(run.out_dir))
+            result = sealed(Path(run.out_dir))
             if self.store.finish_live_run(
                 run.id,
                 status="incomplete",
@@ -265,7 +176,7 @@ class LiveRuns:
         deadline = time.monotonic() + 10
         while self._live and time.monotonic() < deadline:
             time.sleep(0.05)  # the watchers record each ending
-        self._writes.shutdown(wait=True)
+        self.relay.writes.shutdown(wait=True)
         if self._close_transport is not None:
             self._close_transport()
         self._transport = None
@@ -276,9 +187,6 @@ class LiveRuns:
                 if self._make_transport is not None:
                     self._transport = self._make_transport()
                 else:
-                    # lazy: paho only when a live run starts
-                    from cityx.interop.mqtt import MqttTransport
-
                     mqtt = MqttTransport(url=self.config.bus).connect()
                     self._transport, self._close_transport = mqtt, mqtt.close
             return self._transport
@@ -287,18 +195,8 @@ class LiveRuns:
 
     def operator_key(self, user: str) -> SigningKey:
         """The overseer's signing key the server holds for them (made on first use)."""
-        check_name(user, "user name")  # user names are file- and URN-safe: one folder each
-        folder = self.config.keys / "operators" / _safe(user)
         with self._lock:
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(folder.parent, 0o700)
-            os.chmod(folder, 0o700)
-            found = sorted(folder.glob("*.key.jwk"))
-            if found:
-                return load_signing_key(found[0])
-            key = generate_key(f"urn:cityx:operator:{_safe(user)}")
-            write_key_files(key, folder)
-            return key
+            return operator_key(self.config.keys, user)
 
     def _city_key_file(self) -> Path:
         self._city_key()  # made on first use
@@ -309,8 +207,8 @@ class LiveRuns:
 
     def start(self, request: RunRequest, *, actor: str, organisation: str = "") -> LiveRunRecord:
         """Start a live run (``run.started`` audited); its record, status ``running``."""
-        overseers = self._check(request)
-        controller = self._controller(request.controller, organisation)
+        overseers = check_request(self.store, request)
+        controller = controller_path(self.store, self.config, request.controller, organisation)
         with self._lock:
             if self._closed:
                 raise LiveError("the server is stopping", status=503)
@@ -327,7 +225,7 @@ class LiveRuns:
             for user in overseers:
                 key = self.operator_key(user)
                 document = trust_document(key, types=(COMMAND_TYPE,), topics=("oversight/*",))
-                (trust / f"{_safe(user)}.json").write_text(json.dumps(document, indent=1))
+                (trust / f"{safe(user)}.json").write_text(json.dumps(document, indent=1))
             self.store.add_live_run(
                 run_id=run_id,
                 scenario=request.scenario,
@@ -342,7 +240,7 @@ class LiveRuns:
             run = self.store.live_run(run_id)
             assert run is not None
             key = self._city_key()
-            item = _Live(
+            item = LiveItem(
                 run=run,
                 reader=StateReader(key.public_jwk(), run=run_id),
                 channel_timeout_s=request.channel_timeout_s,
@@ -352,12 +250,20 @@ class LiveRuns:
             bus = self._bus()
             item.unsubscribe = bus.subscribe(
                 f"{TOPIC_ROOT}/{run_id}/{STATE_TYPE}/+",
-                lambda _topic, data: self._relay(item, data),
+                lambda _topic, data: self.relay.relay(item, data),
             )
             wait = getattr(bus, "wait_subscribed", None)
             if callable(wait):
                 wait(5.0)  # the child's first state must not be published before we listen
-            argv = self._argv(request, run_id, controller, out, trust)
+            argv = child_argv(
+                self.config,
+                request,
+                run_id=run_id,
+                controller=controller,
+                out=out,
+                trust=trust,
+                sign_key=self._city_key_file(),
+            )
             log = (folder / "child.log").open("wb")
             result = (folder / "result.json").open("wb")
             # The run dies with the server (cityx.cli.oversight reads it): a paused run
@@ -385,7 +291,7 @@ class LiveRuns:
             ).start()
         return run
 
-    def _heartbeats(self, item: _Live) -> None:
+    def _heartbeats(self, item: LiveItem) -> None:
         """While an assigned overseer's console reads the stream, tell the run so (signed as
         that overseer): its operator channel stays alive; closed, the channel times out."""
         assert item.channel_timeout_s is not None
@@ -404,97 +310,16 @@ class LiveRuns:
                 continue
             item.heartbeats += 1
 
-    def _check(self, request: RunRequest) -> tuple[str, ...]:
-        if not _SCENARIO.fullmatch(request.scenario):
-            raise InputError("a scenario is named by its registry name", where="scenario")
-        # lazy: the traffic world only when a run starts
-        from cityx.worlds.traffic import get_scenario
-
-        get_scenario(request.scenario)  # an unknown name is a clear InputError here
-        if not 1 <= request.seconds <= MAX_SECONDS:
-            raise InputError(f"seconds must be 1..{MAX_SECONDS}", where="seconds")
-        if not 0 <= request.seed < 2**32:
-            raise InputError("seed must be 0..2**32-1", where="seed")
-        if request.pace is not None and not 0 < request.pace <= 1000:
-            raise InputError("pace must be > 0 and <= 1000 (1 is real time)", where="pace")
-        if request.channel_timeout_s is not None and not request.channel_timeout_s > 0:
-            raise InputError("channel_timeout_s must be > 0", where="channel_timeout_s")
-        if not request.overseers:
-            raise InputError("a live run needs at least one overseer", where="overseers")
-        for name in request.overseers:
-            user = self.store.user(name)
-            if user is None or user.role != Role.OVERSEER.value:
-                raise InputError(f"{name!r} is not an overseer", where="overseers")
-        return tuple(dict.fromkeys(request.overseers))
-
-    def _controller(self, controller: str | int, organisation: str) -> str:
-        """The ``--controller`` value: a baseline, or a visible controller submission's folder
-        whose artifact runs no vendor code (the server gives no opt-in)."""
-        if isinstance(controller, str) and not controller.isdigit():
-            if controller not in BASELINES:
-                raise InputError(
-                    f"unknown controller {controller!r}",
-                    where="controller",
-                    hint=f"a baseline ({', '.join(BASELINES)}) or a submission id",
-                )
-            return controller
-        sub = self.store.submission(int(controller))
-        owner = self.store.owners().get(sub.system_id, self.config.city) if sub else ""
-        if sub is None or (organisation and organisation not in (owner, self.config.city)):
-            raise LiveError("no such submission", status=404, where="controller")
-        if sub.kind != "controller":
-            raise InputError(f"submission {sub.id} is a {sub.kind}, not a controller")
-        # lazy: the runs layer only for a submitted controller
-        from cityx.runs.submitted import check_trust
-
-        check_trust(Path(sub.path), Manifest.model_validate(sub.manifest), {})
-        return sub.path
-
-    def _argv(
-        self, request: RunRequest, run_id: str, controller: str, out: Path, trust: Path
-    ) -> list[str]:
-        argv = [sys.executable, "-m", "cityx.cli.main", "oversee", "run", "--in-process"]
-        argv += ["--scenario", request.scenario, "--controller", controller]
-        argv += ["--seconds", str(request.seconds), "--seed", str(request.seed)]
-        argv += ["--out", str(out), "--run-id", run_id, "--sign-key", str(self._city_key_file())]
-        argv += ["--bus", self.config.bus, "--city", run_id, "--operator-trust", str(trust)]
-        argv += ["--checkpoint-every", str(self.config.live_checkpoint_every)]
-        if self.config.store is not None:
-            # Checkpoints anchored in the audit log; the URL (a password, maybe) by environment.
-            argv += ["--store", f"env:{STORE_ENV}"]
-        if request.pace is not None:
-            argv += ["--pace", repr(request.pace)]
-        if request.channel_timeout_s is not None:
-            argv += ["--channel-timeout", repr(request.channel_timeout_s)]
-        return [*argv, "--json"]
-
     # -- the run's process ------------------------------------------------------------
 
-    def _watch(self, item: _Live) -> None:
+    def _watch(self, item: LiveItem) -> None:
         process = item.process
         assert process is not None
         code = process.wait()
-        folder = Path(item.run.out_dir).parent
-        out = Path(item.run.out_dir)
-        try:
-            if code in (0, 3) and not item.killed:
-                obj = json.loads((folder / "result.json").read_text(encoding="utf-8"))
-                self._end(item, status="done", result=_summary(obj), error=None)
-                return
-        except (OSError, ValueError) as exc:
-            _LOG.warning("live run %s: unreadable result: %s", item.run.id, exc)
-        tail = _last_line(folder / "child.log")
-        if (out / "decisions.jsonl").is_file():
-            how = (
-                "killed"
-                if item.killed or code < 0
-                else f"the run's process ended with exit code {code}"
-            )
-            self._end(item, status="incomplete", result=_sealed(out), error=f"{how}: {tail}")
-        else:
-            self._end(item, status="failed", result=None, error=tail or f"exit code {code}")
+        status, result, error = ending(Path(item.run.out_dir), code, killed=item.killed)
+        self._end(item, status=status, result=result, error=error)
 
-    def _end(self, item: _Live, *, status: str, result: Any, error: str | None) -> None:
+    def _end(self, item: LiveItem, *, status: str, result: Any, error: str | None) -> None:
         if item.unsubscribe is not None:
             item.unsubscribe()
         self.store.finish_live_run(
@@ -511,16 +336,16 @@ class LiveRuns:
                     updated_at=now_text(),
                 )
                 item.commands[command.id] = updated
-                self._store_later(updated)
-                self._emit(item, LiveEvent("command", updated.to_json(), time.time()))
+                self.relay.store_later(updated)
+                self.relay.emit(item, LiveEvent("command", updated.to_json(), time.time()))
         with contextlib.suppress(RuntimeError):  # (a writer shut down has drained already)
-            self._writes.submit(lambda: None).result()  # every state stored before the end
+            self.relay.writes.submit(lambda: None).result()  # every state stored before the end
         ended = self.store.live_run(item.run.id)
         with self._lock:
             self._live.pop(item.run.id, None)
         item.ended.set()
         data = run_json(ended) if ended is not None else {"id": item.run.id}
-        self._emit(item, LiveEvent("end", data, time.time()))
+        self.relay.emit(item, LiveEvent("end", data, time.time()))
 
     def kill(self, run_id: str) -> bool:
         """Kill a running run's process (it ends ``incomplete``); False if none runs."""
@@ -533,103 +358,6 @@ class LiveRuns:
             os.killpg(item.process.pid, signal.SIGKILL)
         return True
 
-    # -- the state feed ---------------------------------------------------------------
-
-    def _relay(self, item: _Live, data: bytes) -> None:
-        """On the bus's thread: verify a state message, relay it and its command changes."""
-        received = time.time()
-        token = data.decode("ascii", "replace").strip()
-        claims = item.reader.read(token)
-        # The reader keeps what it read (for tests); a run of hours must not grow with it.
-        item.reader.accepted.clear()
-        item.reader.refused.clear()
-        if claims is None:
-            item.refused += 1
-            return
-        state = claims.get("state") or {}
-        self._emit(
-            item,
-            LiveEvent(
-                "state",
-                {
-                    "seq": claims.get("seq"),
-                    "iat": claims.get("iat"),
-                    "token": token,
-                    "state": state,
-                    "refused_so_far": item.refused,
-                },
-                received,
-            ),
-        )
-        for change in state.get("commands") or ():
-            self._command_changed(item, change, received)
-        for note in state.get("notes") or ():
-            ref = note.get("ref")
-            if isinstance(ref, str):
-                self._emit(item, LiveEvent("note", dict(note), received))
-
-    def _command_changed(self, item: _Live, change: Mapping[str, Any], received: float) -> None:
-        ref = change.get("ref")
-        if not isinstance(ref, str):
-            return
-        found = item.commands.get(ref)
-        if found is None:
-            return  # not one the server sent to this run (a scripted or foreign command)
-        records = dict(found.records)
-        tls = str(change.get("intersection", ALL))
-        new = str(change.get("state", "sent"))
-        before = str(records.get(tls, {}).get("state", "sent"))
-        # States only move forward; a copy refused as replayed or forged after the command
-        # was accepted does not undo the acceptance.
-        if _RANK.get(new, 0) < _RANK.get(before, 0) or (
-            new == "refused" and before in ("accepted", "effective")
-        ):
-            return
-        records[tls] = {
-            "state": new,
-            "reason_code": change.get("reason_code"),
-            "accepted_at_s": change.get("accepted_at_s"),
-            "effective_at_s": change.get("effective_at_s"),
-            "detail": change.get("detail"),
-        }
-        state, code = _aggregate(records)
-        updated = replace(
-            found, state=state, reason_code=code, records=records, updated_at=now_text()
-        )
-        item.commands[ref] = updated
-        # Told at once; stored behind, in order, off the bus's thread (a write can wait).
-        self._emit(
-            item,
-            LiveEvent("command", {**updated.to_json(), "changed": {tls: records[tls]}}, received),
-        )
-        self._store_later(updated)
-
-    def _store_later(self, command: LiveCommandRecord) -> None:
-        def write() -> None:
-            try:
-                self.store.update_live_command(
-                    command.id,
-                    state=command.state,
-                    reason_code=command.reason_code,
-                    records=command.records,
-                )
-            except Exception:  # the store's hiccup must not stop the relay
-                _LOG.exception("live command %s: state not stored", command.id)
-
-        try:
-            self._writes.submit(write)
-        except RuntimeError:  # the writer has shut down (the server stops): write here
-            write()
-
-    def _emit(self, item: _Live, event: LiveEvent) -> None:
-        if event.kind == "state":
-            item.last_state = event
-        with self._lock:
-            subscribers = list(item.subscribers)
-        for loop, queue, _user in subscribers:
-            with contextlib.suppress(RuntimeError):  # a closed loop: its subscriber is gone
-                loop.call_soon_threadsafe(_offer, queue, event)
-
     async def subscribe(self, run_id: str, user: str = "") -> AsyncIterator[LiveEvent]:
         """The run's events as they come: ``hello`` first, then verified ``state``
         messages, ``command`` changes and ``note``s, and ``end`` last (see :class:`LiveEvent`).
@@ -640,7 +368,7 @@ class LiveRuns:
         if run is None:
             raise LiveError("no such run", status=404)
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[LiveEvent] = asyncio.Queue(maxsize=_QUEUE_SIZE)
+        queue: asyncio.Queue[LiveEvent] = asyncio.Queue(maxsize=QUEUE_SIZE)
         with self._lock:
             item = self._live.get(run_id)
             if item is not None:
@@ -675,7 +403,7 @@ class LiveRuns:
 
     # -- commands ---------------------------------------------------------------------
 
-    def _running(self, run_id: str, user: str) -> _Live:
+    def _running(self, run_id: str, user: str) -> LiveItem:
         run = self.store.live_run(run_id)
         if run is None:
             raise LiveError("no such run", status=404)
@@ -726,7 +454,7 @@ class LiveRuns:
             actor=f"user:{user}",
         )
         item.commands[jti] = record
-        self._emit(item, LiveEvent("command", record.to_json(), time.time()))
+        self.relay.emit(item, LiveEvent("command", record.to_json(), time.time()))
         publish_command(self._bus(), token, city=run_id, operator=key.issuer)
         return record
 
@@ -747,7 +475,7 @@ class LiveRuns:
         publish_command(self._bus(), token, city=run_id, operator=key.issuer)
         known = item.commands.get(command_id, found)
         updated = item.commands[command_id] = replace(known, note=reason)
-        self._emit(item, LiveEvent("command", updated.to_json(), time.time()))
+        self.relay.emit(item, LiveEvent("command", updated.to_json(), time.time()))
         return updated
 
     def commands(self, run_id: str) -> list[LiveCommandRecord]:
@@ -760,120 +488,4 @@ class LiveRuns:
         return self.store.live_runs(limit=limit)
 
 
-def may_read(run: LiveRunRecord, role: Role, user: str) -> bool:
-    """An overseer reads the runs assigned to them or that they started; readers of every
-    run (regulator, auditor) read all."""
-    if role is not Role.OVERSEER:
-        return True
-    return user in run.overseers or run.requested_by == f"user:{user}"
-
-
-def _offer(queue: asyncio.Queue[LiveEvent], event: LiveEvent) -> None:
-    if queue.full() and event.kind == "state":
-        return  # a subscriber this far behind misses states, never commands or the end
-    with contextlib.suppress(asyncio.QueueFull):
-        queue.put_nowait(event)
-
-
-def _aggregate(records: Mapping[str, Mapping[str, Any]]) -> tuple[str, str | None]:
-    states = [str(r.get("state")) for r in records.values()]
-    codes = sorted({str(r["reason_code"]) for r in records.values() if r.get("reason_code")})
-    code = ",".join(codes) or None
-    if not states:
-        return "sent", None
-    if all(s == "refused" for s in states):
-        return "refused", code
-    accepted = [s for s in states if s in ("accepted", "effective")]
-    if accepted and all(s == "effective" for s in accepted):
-        return "effective", code
-    if accepted:
-        return "accepted", code
-    return "sent", code
-
-
-def _summary(obj: Mapping[str, Any]) -> dict[str, Any]:
-    o = obj.get("oversight", {})
-    commands = o.get("commands", [])
-    return {
-        "complete": obj.get("complete"),
-        "steps": obj.get("steps"),
-        "failure": obj.get("failure"),
-        "violations": o.get("violations"),
-        "alerts": o.get("alerts"),
-        "commands": len(commands),
-        "effective": sum(1 for c in commands if c.get("state") == "effective"),
-        "refused": sum(1 for c in commands if c.get("state") == "refused"),
-        "unverified_commands": len(o.get("unverified_commands", [])),
-        "decisions": o.get("decisions"),
-        "signer": o.get("signer"),
-        "kpis": obj.get("kpis"),
-        "wall_s": obj.get("wall_s"),
-    }
-
-
-def _sealed(out: Path) -> dict[str, Any]:
-    """How far a dead run's decision log verifies (``cityx decisions verify``)."""
-    # lazy: the decision log's verifier only for a run that died
-    from cityx.oversight.decisions import verify_decisions
-
-    if not (out / "decisions.jsonl").is_file():
-        return {"complete": False, "decisions": None}
-    check = verify_decisions(out)
-    return {
-        "complete": False,
-        "decisions": str(out / "decisions.jsonl"),
-        "decisions_check": check.to_json(),
-    }
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return lines[-1][:500] if lines else ""
-
-
-def _ours(pid: int, run_id: str) -> bool:
-    """Whether process ``pid`` is still this run's child (its command line names the run)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return run_id.encode() in cmdline
-
-
-def read_sse(lines: Iterable[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(event, data) pairs from the lines of a server-sent event stream (a client's side:
-    tests, benchmarks, scripts); comments and unnamed events are skipped."""
-    kind, data = "", []
-    for line in lines:
-        if line.startswith("event:"):
-            kind = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
-        elif not line.strip():
-            if kind and data:
-                yield kind, json.loads("\n".join(data))
-            kind, data = "", []
-
-
-def state_claims(token: str) -> dict[str, Any]:
-    """A state message's claims, unverified (for a client that has checked it already)."""
-    body = token.split(".")[1]
-    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    return claims
-
-
-__all__ = [
-    "BASELINES",
-    "LiveError",
-    "LiveEvent",
-    "LiveRuns",
-    "RunRequest",
-    "may_read",
-    "network_of",
-    "read_sse",
-    "run_json",
-    "state_claims",
-]
+__all__ = ["ACTOR", "LiveRuns"]

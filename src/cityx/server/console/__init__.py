@@ -7,16 +7,16 @@ from a CDN (see static/PROVENANCE.md). Authorization is the server's one
 policy: each page names the API route whose rule it needs
 (:class:`.base.Needs`). Modules: :mod:`.base` (templates, the page guard),
 :mod:`.session` (cookie, CSRF, once-only forms), :mod:`.pages` (login, home),
-:mod:`.vendor`, :mod:`.trials`, :mod:`.records`, :mod:`.runs` and :mod:`.evidence`
-(each area's pages).
+:mod:`.vendor`, :mod:`.trials`, :mod:`.records`, :mod:`.runs` (with :mod:`.commands`
+and :mod:`.replay`) and :mod:`.evidence` (each area's pages).
 See docs/console.md.
 """
 
 from __future__ import annotations
 
-from . import evidence, jobs, pages, records, runs, trials, vendor
+from . import commands, evidence, jobs, pages, records, replay, runs, trials, vendor
 from .base import router
 
-PAGE_MODULES = (pages, vendor, trials, records, jobs, runs, evidence)
+PAGE_MODULES = (pages, vendor, trials, records, jobs, runs, commands, replay, evidence)
 
 __all__ = ["PAGE_MODULES", "router"]

@@ -12,15 +12,14 @@ Words as in :mod:`cityx.server.live` (live runs, commands, notes) and
   (map, table, the AI's decision, alerts), the command list when a command
   changes state, and a *tick* every second saying how old the view is;
 - ``/console/runs/{id}/replay?t=S``: a finished run read back from its
-  decision log (:mod:`cityx.oversight.timeline`), step by step, with the
-  log's verification.
+  decision log, step by step (:mod:`.replay`).
 
 *Lag*: a state is *late* when more than :data:`LATE_S` passed between the
 run signing it and the server sending it on; the feed is *silent* when the
 browser has heard no tick for :data:`SILENT_S` (static/live.js). Either
 shows a banner saying how old the view is.
 
-Commands are forms (CSRF and once tokens, like every console form) that call
+Commands (:mod:`.commands`) are forms (CSRF and once tokens, like every console form) that call
 :meth:`cityx.server.live.LiveRuns.command`, which signs them as the overseer
 under the policy that authorises the page. Each asks for a reason, except
 stop, which acts at once; its reason is asked for afterwards and sent as a
@@ -32,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,26 +40,24 @@ from fastapi.responses import StreamingResponse
 
 from cityx.core.errors import CityxError, InputError
 from cityx.oversight.commands import Action
-from cityx.oversight.decisions import verify_decisions
-from cityx.oversight.timeline import read_timeline, state_at
-from cityx.store import LiveCommandRecord, LiveRunRecord
+from cityx.store import LiveRunRecord
 
 from ..access import state
 from ..identity import Principal
-from ..live import LiveError, LiveRuns, RunRequest, may_read, run_json
+from ..live import LiveRuns
+from ..live_api import LiveError, RunRequest, may_read, run_json
 from ..policy import API, Role
 from ..routes.runs import live_runs
 from . import session as s
 from .base import Needs, form_checks, permits, render, router, template
+from .mapviews import StateView, view_from_snapshot
 from .netmap import (
     NetworkMap,
-    StateView,
     intersection_rows,
     net_of_run,
     net_of_scenario,
     read_map,
     render_svg,
-    view_from_snapshot,
 )
 
 LATE_S = 1.0
@@ -448,184 +445,4 @@ async def feed(run_id: str, request: Request, who: Annotated[Principal, Depends(
     )
 
 
-# -- commands -------------------------------------------------------------------------
-
-
-def _on_live_run(
-    request: Request, once: str, act: Callable[[LiveRuns], LiveCommandRecord]
-) -> tuple[LiveCommandRecord | None, str | None]:
-    """Do one command form's act on the live run: its record, or the message that refused it.
-
-    A 403 or 404 is the page's own answer, not a form error: it is raised (the once token
-    freed, as nothing was done); any other refusal is said beside the form.
-    """
-    try:
-        return act(_live(request)), None
-    except LiveError as exc:
-        if exc.status in (403, 404):
-            s.ONCE.release(once)
-            raise HTTPException(exc.status, exc.message) from exc
-        return None, exc.message
-    except InputError as exc:
-        return None, exc.message
-
-
-async def _live_form_again(
-    request: Request,
-    who: Principal,
-    run: LiveRunRecord,
-    once: str,
-    *,
-    errors: Mapping[str, str],
-    typed: Mapping[str, str] | None = None,
-    asked_reason: str | None = None,
-) -> Response:
-    """The live view again (422) with a command form's errors; its once token is freed, since
-    nothing was done, so the corrected form may be sent."""
-    s.ONCE.release(once)
-    hello = await _hello(_live(request), run.id)
-    context = _live_context(
-        request, who, run, hello, errors=errors, typed=typed, asked_reason=asked_reason
-    )
-    return render(request, "run_live.html.j2", context, status=422, who=who)
-
-
-@router.post("/console/runs/{run_id}/commands")
-async def send_command(
-    run_id: str,
-    request: Request,
-    who: Annotated[Principal, Depends(COMMAND)],
-    action: Annotated[str, Form()] = "",
-    intersection: Annotated[str, Form()] = "*",
-    phase: Annotated[str, Form()] = "",
-    reason: Annotated[str, Form()] = "",
-    csrf: Annotated[str, Form()] = "",
-    once: Annotated[str, Form()] = "",
-) -> Response:
-    first = form_checks(request, csrf, once)
-    if first is not None:
-        return s.see_other(first)
-    run = _run(request, who, run_id)
-    errors: dict[str, str] = {}
-    chosen = ACTIONS.get(action)
-    if chosen is None:
-        errors["action"] = f"Choose one of {', '.join(ACTIONS)}."
-    if chosen in NEEDS_REASON and not reason.strip():
-        errors["reason"] = f"Say why you {action} (only a stop acts first and asks afterwards)."
-    number: int | None = None
-    if chosen is Action.PHASE:
-        if intersection == "*":
-            errors["intersection"] = "A phase is asked of one intersection, not all."
-        try:
-            number = int(phase)
-        except ValueError:
-            errors["phase"] = "Choose the green phase to ask for."
-    record = None
-    if not errors:
-        record, refused = _on_live_run(
-            request,
-            once,
-            lambda live: live.command(
-                run_id,
-                who.user,
-                action,
-                intersection=intersection or "*",
-                phase=number,
-                reason=reason.strip(),
-            ),
-        )
-        if refused is not None:
-            errors["form"] = refused
-    if record is None:
-        typed = {"action": action, "intersection": intersection, "phase": phase, "reason": reason}
-        return await _live_form_again(request, who, run, once, errors=errors, typed=typed)
-    location = f"/console/runs/{run_id}"
-    if chosen is Action.STOP and not reason.strip():
-        location += f"?reason_for={record.id}"
-    location += "#commands"
-    s.ONCE.finish(once, location)
-    return s.see_other(location)
-
-
-@router.post("/console/runs/{run_id}/commands/{command_id}/reason")
-async def give_reason(
-    run_id: str,
-    command_id: str,
-    request: Request,
-    who: Annotated[Principal, Depends(COMMAND)],
-    reason: Annotated[str, Form()] = "",
-    csrf: Annotated[str, Form()] = "",
-    once: Annotated[str, Form()] = "",
-) -> Response:
-    first = form_checks(request, csrf, once)
-    if first is not None:
-        return s.see_other(first)
-    run = _run(request, who, run_id)
-    errors: dict[str, str] = {}
-    if not reason.strip():
-        errors["note"] = "Say why you stopped (the decision log keeps it)."
-    else:
-        _, refused = _on_live_run(
-            request,
-            once,
-            lambda live: live.annotate(run_id, command_id, reason.strip(), who.user),
-        )
-        if refused is not None:
-            errors["note"] = refused
-    if errors:
-        return await _live_form_again(
-            request, who, run, once, errors=errors, asked_reason=command_id
-        )
-    location = f"/console/runs/{run_id}#commands"
-    s.ONCE.finish(once, location)
-    return s.see_other(location)
-
-
-# -- replay ---------------------------------------------------------------------------
-
-
-@router.get("/console/runs/{run_id}/replay")
-def replay_page(
-    run_id: str,
-    request: Request,
-    who: Annotated[Principal, Depends(READ)],
-    t: float | None = None,
-) -> Response:
-    run = _run(request, who, run_id)
-    folder = Path(run.out_dir)
-    try:
-        timeline = read_timeline(folder)
-    except InputError as exc:
-        raise HTTPException(
-            404, f"This run has no decision log to replay ({exc.message})."
-        ) from exc
-    except ValueError as exc:  # a line still being written: the log of a run going on
-        raise HTTPException(
-            409,
-            "This run's decision log is still being written: replay it once the run has "
-            f"ended ({exc}).",
-        ) from exc
-    times = timeline.times()
-    at = max(0.0, min(t if t is not None else 0.0, timeline.end_s))
-    earlier = [x for x in times if x < at - 1e-9]
-    later = [x for x in times if x > at + 1e-9]
-    view = view_from_snapshot(state_at(timeline, at))
-    trusted = state(request).city_key().public_jwk()
-    checked = verify_decisions(folder, trusted=trusted, run=None)
-    m = _map(run)
-    context = {
-        "run": run_json(run),
-        "at": at,
-        "end": timeline.end_s,
-        "previous": earlier[-1] if earlier else None,
-        "next": later[0] if later else None,
-        "events": timeline.events,
-        "choices": timeline.choices,
-        "verified": checked.to_json(),
-        "commands": state_at(timeline, at)["commands"],
-        **_state_context(m, view, title=f"Replay of run {run.id} at {at:g} s"),
-    }
-    return render(request, "run_replay.html.j2", context, who=who)
-
-
-__all__ = ["feed", "live_page", "replay_page", "runs_page", "send_command", "start_run"]
+__all__ = ["feed", "live_page", "runs_page", "start_run"]

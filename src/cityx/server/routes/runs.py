@@ -23,7 +23,8 @@ from cityx.store import LiveRunRecord
 
 from ..access import Caller, ServerState, _deny, state
 from ..identity import Principal
-from ..live import LiveRuns, RunRequest, may_read, network_of, run_json
+from ..live import LiveRuns
+from ..live_api import RunRequest, may_read, network_of, run_json
 from ..policy import Role
 from ._router import router
 
