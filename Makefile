@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUNTIME := $(VENV)/.installed
 STAMP  := $(VENV)/.installed-dev
 OUT    ?= cityx-demo
-FUZZ_S ?= 30
+FUZZ_S ?= 20
 
 .PHONY: demo test lint typecheck unit fuzz services bench clean
 

@@ -242,10 +242,8 @@ class Walls:
         # The scratch and the kernel's views first: a later bind may sit inside /tmp.
         prefix += ["--perms", "1777", "--size", str(SCRATCH_MB * 2**20), "--tmpfs", _SCRATCH]
         prefix += ["--proc", "/proc", "--dev", "/dev"]
-        # POSIX semaphores (multiprocessing, joblib) live in /dev/shm: a small one of its own,
-        # a fresh tmpfs mounted inside the jail (not the host's /dev/shm, so not B108's case).
-        shm = "/dev/shm"  # nosec B108
-        prefix += ["--perms", "1777", "--size", str(SHM_MB * 2**20), "--tmpfs", shm]
+        # POSIX semaphores (multiprocessing, joblib) live in /dev/shm: a fresh tmpfs of the jail's.
+        prefix += ["--perms", "1777", "--size", str(SHM_MB * 2**20), "--tmpfs", "/dev/shm"]  # nosec B108
         prefix += ["--ro-bind", "/usr", "/usr"]
         for link in ("bin", "lib", "lib64", "sbin"):
             if (Path("/") / link).is_symlink():
